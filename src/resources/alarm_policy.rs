@@ -1,0 +1,461 @@
+//! `AlarmPolicy`: what to watch. One SNS topic, CloudWatch metric alarms and EventBridge rules.
+
+use std::collections::BTreeMap;
+
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::{Conditions, DeletionPolicy, Severity};
+
+/// What to watch: a topic, the CloudWatch alarms and the EventBridge rules that publish to it.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "alertops.dev",
+    version = "v1alpha1",
+    kind = "AlarmPolicy",
+    namespaced,
+    status = "AlarmPolicyStatus",
+    shortname = "ap",
+    category = "alertops",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason","priority":1}"#,
+    printcolumn = r#"{"name":"Alarms","type":"integer","jsonPath":".status.alarmCount"}"#,
+    printcolumn = r#"{"name":"Rules","type":"integer","jsonPath":".status.ruleCount"}"#,
+    printcolumn = r#"{"name":"Lint","type":"string","jsonPath":".status.conditions[?(@.type==\"Lint\")].reason"}"#,
+    printcolumn = r#"{"name":"Topic","type":"string","jsonPath":".status.topicArn","priority":1}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    cel
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.alarms) || self.alarms.all(a, self.alarms.exists_one(b, b.name == a.name))")
+    .message("alarm names must be unique within a policy"))]
+#[x_kube(validation = Rule::new("!has(self.eventRules) || self.eventRules.all(a, self.eventRules.exists_one(b, b.name == a.name))")
+    .message("event rule names must be unique within a policy"))]
+pub struct AlarmPolicySpec {
+    /// The SNS topic alarms and rules publish to. By default a topic is created for the policy.
+    #[serde(default)]
+    pub topic: TopicSpec,
+    /// What happens to the AWS resources this policy created when it is deleted.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+    /// Tags put on every AWS resource the policy creates, for example `Team` and `Feature`.
+    /// Alert routes match on them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+    /// CloudWatch metric alarms.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 500))]
+    pub alarms: Vec<AlarmSpec>,
+    /// EventBridge rules whose events are published to the topic.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
+    pub event_rules: Vec<EventRuleSpec>,
+}
+
+/// The policy's SNS topic: created and owned (default), or an existing topic by ARN, which is
+/// published to but never modified or deleted.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!(has(self.existingArn) && has(self.displayName))")
+    .message("displayName applies only to a topic alertops creates; remove it or existingArn"))]
+pub struct TopicSpec {
+    /// ARN of an existing topic to use instead of creating one. Its access policy must already
+    /// allow CloudWatch and EventBridge to publish.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^arn:aws[a-zA-Z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$"))]
+    pub existing_arn: Option<String>,
+    /// Display name of the created topic (used as the sender name of SMS and email).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 100))]
+    pub display_name: Option<String>,
+}
+
+/// A CloudWatch metric alarm: one metric with a statistic or percentile, or a metric-math expression.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.period * self.evaluationPeriods <= 86400")
+    .message("period × evaluationPeriods must be at most 86400 seconds (one day)"))]
+#[x_kube(validation = Rule::new("!has(self.datapointsToAlarm) || self.datapointsToAlarm <= self.evaluationPeriods")
+    .message("datapointsToAlarm must not exceed evaluationPeriods"))]
+#[x_kube(validation = Rule::new("has(self.metric) != has(self.metrics)")
+    .message("set exactly one of metric (a single metric) or metrics (metric math)"))]
+#[x_kube(validation = Rule::new("self.period in [10, 20, 30] || self.period % 60 == 0")
+    .message("period must be 10, 20, 30 or a multiple of 60 seconds"))]
+#[x_kube(validation = Rule::new("!has(self.additionalActions) || size(self.additionalActions) <= 4")
+    .message("CloudWatch allows at most 5 alarm actions; the policy topic is one of them, so at most 4 additionalActions"))]
+pub struct AlarmSpec {
+    /// Name of the alarm within the policy; the AWS alarm name is derived from it.
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"))]
+    pub name: String,
+    /// What the alarm means, shown in notifications.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 700))]
+    pub description: Option<String>,
+    /// Severity, written as the `Severity` tag and used by routes.
+    #[serde(default)]
+    pub severity: Severity,
+    /// Link to the runbook, shown in notifications.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256), regex(pattern = r"^https?://"))]
+    pub runbook_url: Option<String>,
+    /// The metric to alarm on, with a statistic or a percentile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<MetricSpec>,
+    /// Metric-math queries; exactly one of them returns the data the alarm evaluates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 10))]
+    pub metrics: Option<Vec<MetricQuery>>,
+    /// Length of one datapoint in seconds: 10, 20, 30 or a multiple of 60.
+    #[schemars(range(min = 10, max = 86400))]
+    pub period: i32,
+    /// Number of most recent periods evaluated.
+    #[schemars(range(min = 1, max = 1440))]
+    pub evaluation_periods: i32,
+    /// Number of breaching datapoints within the evaluation periods that trigger the alarm
+    /// ("M out of N"); defaults to evaluationPeriods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1440))]
+    pub datapoints_to_alarm: Option<i32>,
+    /// Value the statistic is compared with.
+    pub threshold: f64,
+    /// How the statistic is compared with the threshold.
+    pub comparison: ComparisonOperator,
+    /// How missing datapoints are treated.
+    #[serde(default)]
+    pub treat_missing_data: TreatMissingData,
+    /// Also notify when the alarm returns to OK, so messages can be resolved.
+    #[serde(default = "default_true")]
+    pub ok_notifications: bool,
+    /// Also notify on INSUFFICIENT_DATA.
+    #[serde(default)]
+    pub insufficient_data_notifications: bool,
+    /// Whether actions run at all; false keeps the alarm but silences it.
+    #[serde(default = "default_true")]
+    pub actions_enabled: bool,
+    /// Further alarm actions (ARNs of topics, Auto Scaling policies, ...), besides the policy topic.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub additional_actions: Vec<String>,
+    /// Tags of this alarm, added to the policy's tags.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// A single metric and how its datapoints are aggregated.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.statistic) != has(self.percentile)")
+    .message("set exactly one of statistic or percentile"))]
+pub struct MetricSpec {
+    /// Metric namespace, for example `AWS/ELB`.
+    #[schemars(length(min = 1, max = 255))]
+    pub namespace: String,
+    /// Metric name, for example `BackendConnectionErrors`.
+    #[schemars(length(min = 1, max = 255))]
+    pub name: String,
+    /// Metric dimensions, for example `LoadBalancerName`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub dimensions: BTreeMap<String, String>,
+    /// Statistic. Count metrics (errors, HTTP codes) need `Sum`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statistic: Option<Statistic>,
+    /// Percentile or extended statistic, for example `p99`, `p99.9` or `tm90`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^(p|tm|tc|ts|wm|pr)\d{1,2}(\.\d{1,10})?$"))]
+    pub percentile: Option<String>,
+    /// Unit of the metric, when it is published with one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+}
+
+/// One query of a metric-math alarm: a metric or an expression over other queries.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.metric) != has(self.expression)")
+    .message("a query sets exactly one of metric or expression"))]
+pub struct MetricQuery {
+    /// Query id, referenced by expressions (starts with a lowercase letter).
+    #[schemars(length(min = 1, max = 255), regex(pattern = r"^[a-z][A-Za-z0-9_]*$"))]
+    pub id: String,
+    /// A metric-math expression, for example `errors / requests * 100`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 2048))]
+    pub expression: Option<String>,
+    /// A metric with a statistic (any CloudWatch statistic, including percentiles).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<QueryMetric>,
+    /// Human-readable label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Whether this query is the one the alarm evaluates; exactly one query returns data.
+    #[serde(default)]
+    pub return_data: bool,
+}
+
+/// A metric inside a metric-math query.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryMetric {
+    /// Metric namespace.
+    #[schemars(length(min = 1, max = 255))]
+    pub namespace: String,
+    /// Metric name.
+    #[schemars(length(min = 1, max = 255))]
+    pub name: String,
+    /// Metric dimensions.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub dimensions: BTreeMap<String, String>,
+    /// Statistic, for example `Sum` or `p99`.
+    #[schemars(length(min = 1, max = 20))]
+    pub stat: String,
+    /// Unit, when the metric is published with one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+}
+
+/// CloudWatch statistics.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Statistic {
+    /// Sum of the values: right for counts (errors, requests, HTTP codes).
+    Sum,
+    /// Mean of the values.
+    Average,
+    /// Highest value.
+    Maximum,
+    /// Lowest value.
+    Minimum,
+    /// Number of datapoints.
+    SampleCount,
+}
+
+impl Statistic {
+    /// The name CloudWatch uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Statistic::Sum => "Sum",
+            Statistic::Average => "Average",
+            Statistic::Maximum => "Maximum",
+            Statistic::Minimum => "Minimum",
+            Statistic::SampleCount => "SampleCount",
+        }
+    }
+}
+
+/// How the statistic is compared with the threshold.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ComparisonOperator {
+    /// statistic > threshold
+    GreaterThanThreshold,
+    /// statistic >= threshold
+    GreaterThanOrEqualToThreshold,
+    /// statistic < threshold
+    LessThanThreshold,
+    /// statistic <= threshold
+    LessThanOrEqualToThreshold,
+}
+
+impl ComparisonOperator {
+    /// The name CloudWatch uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ComparisonOperator::GreaterThanThreshold => "GreaterThanThreshold",
+            ComparisonOperator::GreaterThanOrEqualToThreshold => "GreaterThanOrEqualToThreshold",
+            ComparisonOperator::LessThanThreshold => "LessThanThreshold",
+            ComparisonOperator::LessThanOrEqualToThreshold => "LessThanOrEqualToThreshold",
+        }
+    }
+}
+
+/// How CloudWatch treats periods without datapoints.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum TreatMissingData {
+    /// Missing datapoints are ignored when evaluating (the AWS default).
+    #[default]
+    Missing,
+    /// Missing datapoints count as within the threshold. Right for sparse error counts.
+    NotBreaching,
+    /// Missing datapoints count as breaching. Right for heartbeats.
+    Breaching,
+    /// The alarm keeps its current state.
+    Ignore,
+}
+
+impl TreatMissingData {
+    /// The name CloudWatch uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TreatMissingData::Missing => "missing",
+            TreatMissingData::NotBreaching => "notBreaching",
+            TreatMissingData::Breaching => "breaching",
+            TreatMissingData::Ignore => "ignore",
+        }
+    }
+}
+
+/// An EventBridge rule on the default event bus, targeting the policy's topic.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.preset) != has(self.eventPattern)")
+    .message("set exactly one of preset or eventPattern"))]
+#[x_kube(validation = Rule::new("!has(self.ecs) || (has(self.preset) && self.preset in ['EcsServiceAction', 'EcsTaskStopped'])")
+    .message("ecs options apply only to the EcsServiceAction and EcsTaskStopped presets"))]
+#[x_kube(validation = Rule::new("!has(self.emr) || (has(self.preset) && self.preset == 'EmrClusterFailed')")
+    .message("emr options apply only to the EmrClusterFailed preset"))]
+pub struct EventRuleSpec {
+    /// Name of the rule within the policy; the AWS rule name is derived from it.
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"))]
+    pub name: String,
+    /// What the rule catches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 400))]
+    pub description: Option<String>,
+    /// Whether the rule is enabled.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// A ready-made pattern for a common event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<EventPreset>,
+    /// Options of the EMR presets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emr: Option<EmrPresetOptions>,
+    /// Options of the ECS presets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecs: Option<EcsPresetOptions>,
+    /// A raw EventBridge event pattern.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::resources::crd::any_object")]
+    pub event_pattern: Option<serde_json::Value>,
+}
+
+/// Ready-made event patterns.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventPreset {
+    /// EMR "Cluster State Change" to TERMINATED_WITH_ERRORS.
+    EmrClusterFailed,
+    /// ECS "Service Action" events (WARN and ERROR by default: impaired task starts, failed
+    /// deployments, and the scale events named in `ecs.eventNames`).
+    EcsServiceAction,
+    /// ECS "Task State Change" to STOPPED (tasks that keep terminating).
+    EcsTaskStopped,
+}
+
+/// Options of the EMR presets.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct EmrPresetOptions {
+    /// Only clusters with these names (exact match).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cluster_names: Vec<String>,
+}
+
+/// Options of the ECS presets.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct EcsPresetOptions {
+    /// Only these ECS cluster ARNs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cluster_arns: Vec<String>,
+    /// Service action event types (INFO, WARN, ERROR); defaults to WARN and ERROR.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub event_types: Vec<String>,
+    /// Service action event names, for example SERVICE_DESIRED_COUNT_UPDATED; empty means all of
+    /// the selected event types.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub event_names: Vec<String>,
+}
+
+/// Observed state of an AlarmPolicy.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AlarmPolicyStatus {
+    /// The generation of the spec this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready` (AWS matches the spec) and `Lint` (findings of the alarm lint rules).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Conditions,
+    /// ARN of the policy's SNS topic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic_arn: Option<String>,
+    /// Whether alertops created (and owns) the topic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic_owned: Option<bool>,
+    /// The alarms as they exist in CloudWatch.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alarms: Vec<AlarmStatus>,
+    /// The EventBridge rules as they exist in AWS.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub event_rules: Vec<EventRuleStatus>,
+    /// Number of alarms in CloudWatch that match the spec.
+    #[serde(default)]
+    pub alarm_count: i32,
+    /// Number of EventBridge rules in AWS that match the spec.
+    #[serde(default)]
+    pub rule_count: i32,
+    /// Findings of the alarm lint rules.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lint: Vec<LintFinding>,
+}
+
+/// One alarm of the policy, as it exists in CloudWatch.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AlarmStatus {
+    /// Name in the spec.
+    pub name: String,
+    /// Name of the CloudWatch alarm.
+    pub alarm_name: String,
+    /// ARN of the CloudWatch alarm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+    /// Digest of the tags last written to and verified on the alarm; tags are read back from
+    /// CloudWatch only when it changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags_digest: Option<String>,
+}
+
+/// One EventBridge rule of the policy, as it exists in AWS.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct EventRuleStatus {
+    /// Name in the spec.
+    pub name: String,
+    /// Name of the EventBridge rule.
+    pub rule_name: String,
+    /// ARN of the EventBridge rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+    /// Digest of the tags last written to and verified on the rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags_digest: Option<String>,
+}
+
+/// A finding of the alarm lint rules.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct LintFinding {
+    /// Identifier of the rule, for example `count-metric-needs-sum`.
+    pub rule: String,
+    /// `Error` findings fail `alertops lint`; `Warning` findings are advice.
+    pub level: LintLevel,
+    /// The alarm the finding is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarm: Option<String>,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+/// How serious a lint finding is.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LintLevel {
+    /// Advice.
+    Warning,
+    /// A mistake that keeps the alarm from working; `alertops lint` exits 1.
+    Error,
+}

@@ -1,0 +1,237 @@
+//! `AlertRoute`: who hears about an alert, and how.
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::{
+    AlertMatch, Conditions, DeletionPolicy, EmailDestination, SlackDestination, SourceRef,
+    SubscriptionStatus,
+};
+
+/// Routes alerts from AlarmPolicies or existing topics to Slack and email, through an SQS queue
+/// with a dead-letter queue and a consumer Deployment that alertops owns.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "alertops.dev",
+    version = "v1alpha1",
+    kind = "AlertRoute",
+    namespaced,
+    status = "AlertRouteStatus",
+    shortname = "ar",
+    category = "alertops",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason","priority":1}"#,
+    printcolumn = r#"{"name":"Sources","type":"integer","jsonPath":".status.subscribedSources"}"#,
+    printcolumn = r#"{"name":"Consumer","type":"integer","jsonPath":".status.consumerReadyReplicas"}"#,
+    printcolumn = r#"{"name":"Queue","type":"string","jsonPath":".status.queueUrl","priority":1}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    cel
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.slack) || has(self.email)")
+    .message("a route needs at least one destination: slack or email"))]
+#[x_kube(validation = Rule::new("!has(self.actions) || !has(self.actions.retry) || !self.actions.retry.enabled || has(self.slack)")
+    .message("retry is a Slack button: enable it only on routes with a slack destination"))]
+pub struct AlertRouteSpec {
+    /// Where alerts come from: AlarmPolicies in this namespace, or existing SNS topic ARNs.
+    #[schemars(length(min = 1, max = 20))]
+    pub sources: Vec<SourceRef>,
+    /// Which alerts this route takes; empty takes all.
+    #[serde(default, rename = "match")]
+    pub match_: AlertMatch,
+    /// Slack delivery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slack: Option<SlackDestination>,
+    /// Immediate email delivery through SES.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<EmailDestination>,
+    /// Buttons on Slack messages and what they may do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actions: Option<RouteActions>,
+    /// Storm control: how bursts are grouped.
+    #[serde(default)]
+    pub grouping: Grouping,
+    /// The route's SQS queue and dead-letter queue.
+    #[serde(default)]
+    pub queue: QueueSettings,
+    /// The consumer Deployment alertops runs for this route.
+    #[serde(default)]
+    pub consumer: ConsumerSettings,
+    /// What happens to the queues and subscriptions when the route is deleted.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+}
+
+/// Buttons on Slack messages.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteActions {
+    /// Show an Acknowledge button on every alert.
+    #[serde(default = "default_true")]
+    pub acknowledge: bool,
+    /// Show a Retry button on failed EMR clusters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryPolicy>,
+}
+
+impl Default for RouteActions {
+    fn default() -> Self {
+        RouteActions {
+            acknowledge: true,
+            retry: None,
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Who may retry a failed EMR cluster, and how often.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!self.enabled || (has(self.allowedUsers) && size(self.allowedUsers) > 0) || (has(self.allowedUserGroups) && size(self.allowedUserGroups) > 0)")
+    .message("an enabled retry needs allowedUsers or allowedUserGroups: say who may start clusters"))]
+pub struct RetryPolicy {
+    /// Whether the Retry button is shown and honoured.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Most retries of one original cluster, counted across restarts by a tag on the new clusters.
+    #[serde(default = "default_max_attempts")]
+    #[schemars(range(min = 1, max = 10))]
+    pub max_attempts: i32,
+    /// Slack user IDs (for example `U0123ABCD`) allowed to press Retry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_users: Vec<String>,
+    /// Slack user-group IDs (for example `S0123ABCD`) whose members may press Retry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_user_groups: Vec<String>,
+}
+
+fn default_max_attempts() -> i32 {
+    3
+}
+
+/// Storm control. A channel never gets more than one post per second; alerts arriving within
+/// `groupWaitSeconds` of each other are posted as one message that lists them.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Grouping {
+    /// How long to wait for more alerts before posting a group.
+    #[serde(default = "default_group_wait")]
+    #[schemars(range(min = 0, max = 60))]
+    pub group_wait_seconds: i32,
+    /// Most alerts listed in one grouped message; the rest follow in the next message.
+    #[serde(default = "default_max_group_size")]
+    #[schemars(range(min = 1, max = 40))]
+    pub max_alerts_per_message: i32,
+}
+
+impl Default for Grouping {
+    fn default() -> Self {
+        Grouping {
+            group_wait_seconds: default_group_wait(),
+            max_alerts_per_message: default_max_group_size(),
+        }
+    }
+}
+
+fn default_group_wait() -> i32 {
+    1
+}
+
+fn default_max_group_size() -> i32 {
+    20
+}
+
+/// The route's SQS queue.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueSettings {
+    /// Receives of one message before it moves to the dead-letter queue.
+    #[serde(default = "default_max_receive_count")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_receive_count: i32,
+    /// Seconds a received message stays invisible while the consumer delivers it.
+    #[serde(default = "default_visibility_timeout")]
+    #[schemars(range(min = 10, max = 43200))]
+    pub visibility_timeout_seconds: i32,
+    /// Seconds an undelivered message is kept.
+    #[serde(default = "default_retention")]
+    #[schemars(range(min = 60, max = 1209600))]
+    pub retention_seconds: i32,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        QueueSettings {
+            max_receive_count: default_max_receive_count(),
+            visibility_timeout_seconds: default_visibility_timeout(),
+            retention_seconds: default_retention(),
+        }
+    }
+}
+
+fn default_max_receive_count() -> i32 {
+    5
+}
+
+fn default_visibility_timeout() -> i32 {
+    60
+}
+
+fn default_retention() -> i32 {
+    345_600
+}
+
+/// The consumer Deployment.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsumerSettings {
+    /// Replicas of the consumer; more than one shares the queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 10))]
+    pub replicas: Option<i32>,
+    /// Compute resources of the consumer container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+}
+
+/// Observed state of an AlertRoute.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertRouteStatus {
+    /// The generation of the spec this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready` and, while sources are missing, `SourcesReady`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Conditions,
+    /// URL of the route's SQS queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_url: Option<String>,
+    /// ARN of the route's SQS queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_arn: Option<String>,
+    /// URL of the dead-letter queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_letter_queue_url: Option<String>,
+    /// ARN of the dead-letter queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_letter_queue_arn: Option<String>,
+    /// Subscriptions of the queue to its source topics.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subscriptions: Vec<SubscriptionStatus>,
+    /// Number of sources subscribed.
+    #[serde(default)]
+    pub subscribed_sources: i32,
+    /// Name of the consumer Deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consumer_deployment: Option<String>,
+    /// Ready replicas of the consumer Deployment.
+    #[serde(default)]
+    pub consumer_ready_replicas: i32,
+}
