@@ -1,5 +1,8 @@
-fn main() {
-    for crd in alertops::resources::crd::all() {
-        print!("{}", alertops::resources::crd::to_yaml(&crd));
-    }
+use std::process::ExitCode;
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    alertops::cli::run(alertops::cli::Cli::parse()).await
 }

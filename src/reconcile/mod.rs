@@ -1,1 +1,145 @@
-//! (to be written)
+//! Reconcilers: for each resource, dereference → validate → build the desired state → apply to
+//! AWS and to owned workloads → write status. Validation and building are pure; AWS is reached
+//! through [`crate::aws`], Kubernetes through [`crate::k8s::ClusterApi`].
+
+pub mod alarm_policy;
+pub mod conditions;
+pub mod names;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use kube::runtime::controller::Action;
+
+use crate::aws::{AwsClients, AwsError};
+use crate::k8s::ClusterError;
+
+/// Finalizer every alertops resource carries while it owns something in AWS.
+pub const FINALIZER: &str = "alertops.dev/cleanup";
+
+/// Settings of the controller that every reconciler shares.
+#[derive(Clone, Debug)]
+pub struct OperatorSettings {
+    /// Identifies this Kubernetes cluster in AWS names and ownership tags, so two clusters sharing
+    /// an account never touch each other's resources. Lowercase letters, digits and dashes.
+    pub cluster_id: String,
+    /// How often a Ready resource is compared with AWS again, to repair drift.
+    pub resync_interval: Duration,
+}
+
+impl OperatorSettings {
+    /// Checks the cluster id, which ends up in AWS names.
+    pub fn validate(&self) -> Result<(), String> {
+        let id = &self.cluster_id;
+        let ok = !id.is_empty()
+            && id.len() <= 32
+            && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !id.starts_with('-');
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "cluster id {id:?} must be 1-32 lowercase letters, digits or dashes (it is part of AWS resource names)"
+            ))
+        }
+    }
+}
+
+/// What every reconcile gets: the cluster, AWS, settings, and per-object failure counts for backoff.
+pub struct Context<C> {
+    /// The narrow interface to Kubernetes.
+    pub cluster: C,
+    /// AWS clients with rate limits and call accounting.
+    pub aws: AwsClients,
+    /// Controller settings.
+    pub settings: OperatorSettings,
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl<C> Context<C> {
+    /// A context.
+    pub fn new(cluster: C, aws: AwsClients, settings: OperatorSettings) -> Self {
+        Context {
+            cluster,
+            aws,
+            settings,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Forgets the failures of an object after a successful reconcile.
+    pub fn succeeded(&self, key: &str) {
+        self.failures.lock().expect("failure counts").remove(key);
+    }
+
+    /// Backoff after a failure: exponential from 5 s to 5 min, per object. Terminal errors wait
+    /// the longest (the spec or IAM must change; a spec change triggers a reconcile anyway).
+    pub fn failed(&self, key: &str, error: &ReconcileError) -> Action {
+        if error.is_terminal() {
+            return Action::requeue(Duration::from_secs(300));
+        }
+        let mut failures = self.failures.lock().expect("failure counts");
+        let n = failures.entry(key.to_string()).or_insert(0);
+        *n = n.saturating_add(1);
+        let secs = 5u64.saturating_mul(1 << (*n - 1).min(6)).min(300);
+        Action::requeue(Duration::from_secs(secs))
+    }
+}
+
+/// Why a reconcile failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// AWS failed or refused.
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    /// The Kubernetes API failed.
+    #[error("Kubernetes API: {0}")]
+    Cluster(#[from] ClusterError),
+    /// The object has no namespace (all alertops resources are namespaced).
+    #[error("{kind} {name} has no namespace")]
+    MissingNamespace {
+        /// Kind.
+        kind: &'static str,
+        /// Name.
+        name: String,
+    },
+}
+
+impl ReconcileError {
+    /// Whether retrying soon cannot help.
+    pub fn is_terminal(&self) -> bool {
+        match self {
+            ReconcileError::Aws(e) => e.is_terminal(),
+            ReconcileError::Cluster(_) => false,
+            ReconcileError::MissingNamespace { .. } => true,
+        }
+    }
+
+    /// A short label for metrics and events.
+    pub fn category(&self) -> &'static str {
+        match self {
+            ReconcileError::Aws(e) => e.kind().as_str(),
+            ReconcileError::Cluster(e) => e.category(),
+            ReconcileError::MissingNamespace { .. } => "invalid_object",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_ids_must_fit_aws_names() {
+        let mut s = OperatorSettings {
+            cluster_id: "prod-eks-1".into(),
+            resync_interval: Duration::from_secs(600),
+        };
+        assert!(s.validate().is_ok());
+        for bad in ["", "Prod", "a_b", "-x", &"a".repeat(33)] {
+            s.cluster_id = bad.to_string();
+            assert!(s.validate().is_err(), "{bad:?} accepted");
+        }
+    }
+}

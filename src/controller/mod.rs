@@ -1,0 +1,80 @@
+//! The kube-runtime wiring of `alertops controller`, kept thin: watch the resources, call the
+//! reconcilers with the real Kubernetes client behind [`crate::k8s::ClusterApi`], back off on
+//! errors, stop on SIGTERM, and run only while holding the leader Lease.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use kube::runtime::controller::Controller;
+use kube::runtime::watcher;
+use kube::{Api, Client, ResourceExt};
+use tracing::{info, warn};
+
+use crate::aws::{AwsClients, AwsSettings};
+use crate::cli::ControllerArgs;
+use crate::k8s::KubeCluster;
+use crate::reconcile::{Context, ReconcileError, alarm_policy};
+use crate::resources::AlarmPolicy;
+
+/// Why the controller stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    /// Bad flags.
+    #[error("invalid settings: {0}")]
+    Settings(String),
+    /// No Kubernetes client could be configured.
+    #[error("Kubernetes client: {0}")]
+    Client(#[from] kube::Error),
+    /// The CRDs are not installed.
+    #[error("the alertops CRDs are not installed ({0}); apply crds/ or install the Helm chart")]
+    CrdsMissing(kube::Error),
+    /// Leadership was lost or could not be held.
+    #[error("leader election: {0}")]
+    Leadership(String),
+}
+
+/// Runs the controller until SIGTERM or loss of leadership.
+pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
+    let settings = args.operator.settings().map_err(ControllerError::Settings)?;
+    let client = Client::try_default().await?;
+    // Fail fast with a clear message when the CRDs are missing, instead of a silent watch loop.
+    Api::<AlarmPolicy>::all(client.clone())
+        .list(&kube::api::ListParams::default().limit(1))
+        .await
+        .map_err(ControllerError::CrdsMissing)?;
+
+    let aws = AwsClients::from_env(AwsSettings::default()).await;
+    let identity = args
+        .identity
+        .clone()
+        .unwrap_or_else(|| format!("alertops-{}", std::process::id()));
+    let cluster = KubeCluster::with_reporter(client.clone(), Some(identity.clone()));
+    let ctx = Arc::new(Context::new(cluster, aws, settings));
+
+    let controllers = run_controllers(client.clone(), ctx);
+    crate::k8s::leader::run_while_leader(client, &args.lease_namespace, &args.lease_name, &identity, controllers)
+        .await
+        .map_err(|e| ControllerError::Leadership(e.to_string()))
+}
+
+async fn run_controllers(client: Client, ctx: Arc<Context<KubeCluster>>) {
+    info!("controllers started");
+    Controller::new(Api::<AlarmPolicy>::all(client), watcher::Config::default().any_semantic())
+        .shutdown_on_signal()
+        .run(
+            |policy, ctx: Arc<Context<KubeCluster>>| async move { alarm_policy::reconcile(policy, &ctx).await },
+            |policy, error: &ReconcileError, ctx| {
+                let key = format!("AlarmPolicy/{}/{}", policy.namespace().unwrap_or_default(), policy.name_any());
+                warn!(resource = %key, category = error.category(), error = %error, "reconcile failed");
+                ctx.failed(&key, error)
+            },
+            ctx,
+        )
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                warn!(error = %e, "controller event");
+            }
+        })
+        .await;
+    info!("controllers stopped");
+}

@@ -1,0 +1,537 @@
+//! The desired AWS state of an AlarmPolicy, built from the spec alone (no I/O), and the
+//! normalised comparison with what AWS reports.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use crate::reconcile::names::OwnerIdentity;
+use crate::resources::alarm_policy::{AlarmPolicySpec, AlarmSpec, EventRuleSpec};
+use crate::resources::Tags;
+
+use super::presets;
+
+/// Id of the EventBridge target alertops puts on its rules.
+pub const RULE_TARGET_ID: &str = "alertops-topic";
+
+/// Everything an AlarmPolicy should have in AWS.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DesiredPolicy {
+    /// The topic: created with this name, or an existing ARN.
+    pub topic: DesiredTopic,
+    /// Tags of the topic (policy tags and ownership tags).
+    pub topic_tags: Tags,
+    /// Alarms by spec name, in spec order.
+    pub alarms: Vec<DesiredAlarm>,
+    /// Rules by spec name, in spec order.
+    pub rules: Vec<DesiredRule>,
+}
+
+/// The policy's topic.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DesiredTopic {
+    /// A topic alertops creates and owns.
+    Owned {
+        /// Topic name.
+        name: String,
+        /// Display name attribute.
+        display_name: Option<String>,
+    },
+    /// An existing topic, published to and never modified.
+    Existing {
+        /// Its ARN.
+        arn: String,
+    },
+}
+
+/// One alarm, with the topic ARN still to be filled in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DesiredAlarm {
+    /// Name in the spec.
+    pub spec_name: String,
+    /// The definition, in the shape CloudWatch reports it.
+    pub definition: AlarmDefinition,
+    /// Tags (policy, alarm, severity, ownership).
+    pub tags: Tags,
+}
+
+/// One EventBridge rule.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DesiredRule {
+    /// Name in the spec.
+    pub spec_name: String,
+    /// The definition, in the shape EventBridge reports it.
+    pub definition: RuleDefinition,
+    /// Tags (policy and ownership).
+    pub tags: Tags,
+}
+
+/// A CloudWatch metric alarm, normalised so that what we send and what AWS reports compare equal
+/// exactly when they mean the same (defaults filled, lists sorted).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlarmDefinition {
+    /// CloudWatch alarm name.
+    pub alarm_name: String,
+    /// Description (the spec's description and runbook).
+    pub description: Option<String>,
+    /// Whether actions run.
+    pub actions_enabled: bool,
+    /// ALARM actions, sorted.
+    pub alarm_actions: Vec<String>,
+    /// OK actions, sorted.
+    pub ok_actions: Vec<String>,
+    /// INSUFFICIENT_DATA actions, sorted.
+    pub insufficient_data_actions: Vec<String>,
+    /// What is measured.
+    pub metric: AlarmMetric,
+    /// Evaluation periods.
+    pub evaluation_periods: i32,
+    /// Datapoints to alarm (defaults to evaluation periods).
+    pub datapoints_to_alarm: i32,
+    /// Threshold.
+    pub threshold: f64,
+    /// Comparison operator name.
+    pub comparison: String,
+    /// Missing-data treatment name.
+    pub treat_missing_data: String,
+}
+
+/// The metric side of an alarm.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AlarmMetric {
+    /// One metric with a statistic or extended statistic.
+    Single {
+        /// Namespace.
+        namespace: String,
+        /// Metric name.
+        name: String,
+        /// Dimensions, sorted by name.
+        dimensions: Vec<(String, String)>,
+        /// Standard statistic.
+        statistic: Option<String>,
+        /// Extended statistic (percentile).
+        extended_statistic: Option<String>,
+        /// Period in seconds.
+        period: i32,
+        /// Unit.
+        unit: Option<String>,
+    },
+    /// Metric math.
+    Math(Vec<MathQuery>),
+}
+
+/// One metric-math query.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MathQuery {
+    /// Query id.
+    pub id: String,
+    /// Expression, for expression queries.
+    pub expression: Option<String>,
+    /// Metric, for metric queries.
+    pub metric: Option<MathMetric>,
+    /// Label.
+    pub label: Option<String>,
+    /// Whether this query's result is evaluated.
+    pub return_data: bool,
+    /// Period, for metric queries.
+    pub period: Option<i32>,
+}
+
+/// The metric of a metric-math query.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MathMetric {
+    /// Namespace.
+    pub namespace: String,
+    /// Metric name.
+    pub name: String,
+    /// Dimensions, sorted by name.
+    pub dimensions: Vec<(String, String)>,
+    /// Statistic.
+    pub stat: String,
+    /// Unit.
+    pub unit: Option<String>,
+}
+
+/// An EventBridge rule targeting the policy's topic.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RuleDefinition {
+    /// Rule name.
+    pub rule_name: String,
+    /// Description.
+    pub description: Option<String>,
+    /// Whether the rule is enabled.
+    pub enabled: bool,
+    /// Event pattern, compared as JSON values (key order never matters).
+    pub event_pattern: Value,
+}
+
+/// Builds the desired state. `topic_arn` is used for the alarm actions; pass the ARN known so far
+/// (for a topic still to be created, the actions are filled in once it exists).
+pub fn build(spec: &AlarmPolicySpec, owner: &OwnerIdentity, topic_arn: &str) -> DesiredPolicy {
+    let mut policy_tags = spec.tags.clone();
+    policy_tags.extend(owner.ownership_tags());
+
+    let topic = match &spec.topic.existing_arn {
+        Some(arn) => DesiredTopic::Existing { arn: arn.clone() },
+        None => DesiredTopic::Owned {
+            name: owner.topic_name(),
+            display_name: spec.topic.display_name.clone(),
+        },
+    };
+
+    DesiredPolicy {
+        topic,
+        topic_tags: policy_tags.clone(),
+        alarms: spec
+            .alarms
+            .iter()
+            .map(|alarm| build_alarm(alarm, owner, topic_arn, &policy_tags))
+            .collect(),
+        rules: spec
+            .event_rules
+            .iter()
+            .map(|rule| build_rule(rule, owner, &policy_tags))
+            .collect(),
+    }
+}
+
+fn build_alarm(alarm: &AlarmSpec, owner: &OwnerIdentity, topic_arn: &str, policy_tags: &Tags) -> DesiredAlarm {
+    let mut alarm_actions = vec![topic_arn.to_string()];
+    alarm_actions.extend(alarm.additional_actions.iter().cloned());
+    alarm_actions.sort();
+    alarm_actions.dedup();
+    let topic_only = vec![topic_arn.to_string()];
+
+    let metric = match (&alarm.metric, &alarm.metrics) {
+        (Some(m), _) => AlarmMetric::Single {
+            namespace: m.namespace.clone(),
+            name: m.name.clone(),
+            dimensions: sorted_dimensions(&m.dimensions),
+            statistic: m.statistic.map(|s| s.as_str().to_string()),
+            extended_statistic: m.percentile.clone(),
+            period: alarm.period,
+            unit: m.unit.clone(),
+        },
+        (None, Some(queries)) => AlarmMetric::Math(
+            queries
+                .iter()
+                .map(|q| MathQuery {
+                    id: q.id.clone(),
+                    expression: q.expression.clone(),
+                    metric: q.metric.as_ref().map(|m| MathMetric {
+                        namespace: m.namespace.clone(),
+                        name: m.name.clone(),
+                        dimensions: sorted_dimensions(&m.dimensions),
+                        stat: m.stat.clone(),
+                        unit: m.unit.clone(),
+                    }),
+                    label: q.label.clone(),
+                    return_data: q.return_data,
+                    period: q.metric.as_ref().map(|_| alarm.period),
+                })
+                .collect(),
+        ),
+        // Rejected by the schema and by validation; an empty query list keeps this total.
+        (None, None) => AlarmMetric::Math(Vec::new()),
+    };
+
+    let mut tags = policy_tags.clone();
+    tags.extend(alarm.tags.clone());
+    tags.insert("Severity".to_string(), alarm.severity.as_str().to_string());
+    tags.extend(owner.ownership_tags());
+
+    DesiredAlarm {
+        spec_name: alarm.name.clone(),
+        definition: AlarmDefinition {
+            alarm_name: owner.alarm_name(&alarm.name),
+            description: alarm_description(alarm),
+            actions_enabled: alarm.actions_enabled,
+            alarm_actions,
+            ok_actions: if alarm.ok_notifications { topic_only.clone() } else { Vec::new() },
+            insufficient_data_actions: if alarm.insufficient_data_notifications {
+                topic_only
+            } else {
+                Vec::new()
+            },
+            metric,
+            evaluation_periods: alarm.evaluation_periods,
+            datapoints_to_alarm: alarm.datapoints_to_alarm.unwrap_or(alarm.evaluation_periods),
+            threshold: alarm.threshold,
+            comparison: alarm.comparison.as_str().to_string(),
+            treat_missing_data: alarm.treat_missing_data.as_str().to_string(),
+        },
+        tags,
+    }
+}
+
+/// The alarm description carries the runbook so that notifications (which include the
+/// description) link to it without another API call.
+fn alarm_description(alarm: &AlarmSpec) -> Option<String> {
+    let mut lines = Vec::new();
+    if let Some(d) = &alarm.description {
+        lines.push(d.trim().to_string());
+    }
+    if let Some(url) = &alarm.runbook_url {
+        lines.push(format!("Runbook: {url}"));
+    }
+    (!lines.is_empty()).then(|| lines.join("\n"))
+}
+
+fn sorted_dimensions(dims: &BTreeMap<String, String>) -> Vec<(String, String)> {
+    dims.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+fn build_rule(rule: &EventRuleSpec, owner: &OwnerIdentity, policy_tags: &Tags) -> DesiredRule {
+    let event_pattern = match (&rule.preset, &rule.event_pattern) {
+        (Some(preset), _) => presets::pattern(*preset, rule.emr.as_ref(), rule.ecs.as_ref()),
+        (None, Some(pattern)) => pattern.clone(),
+        (None, None) => json!({}),
+    };
+    let description = Some(match &rule.description {
+        Some(d) => format!("{d} (alertops: {})", owner.owner_tag()),
+        None => format!("Managed by alertops for {}", owner.owner_tag()),
+    });
+    let mut tags = policy_tags.clone();
+    tags.extend(owner.ownership_tags());
+    DesiredRule {
+        spec_name: rule.name.clone(),
+        definition: RuleDefinition {
+            rule_name: owner.rule_name(&rule.name),
+            description,
+            enabled: rule.enabled,
+            event_pattern,
+        },
+        tags,
+    }
+}
+
+/// Names of the fields in which `observed` differs from `desired`; empty when they match.
+/// Thresholds compare with a relative tolerance because they travel as decimal text.
+pub fn alarm_differences(desired: &AlarmDefinition, observed: &AlarmDefinition) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    let mut check = |same: bool, field: &'static str| {
+        if !same {
+            out.push(field);
+        }
+    };
+    check(desired.description == observed.description, "description");
+    check(desired.actions_enabled == observed.actions_enabled, "actionsEnabled");
+    check(desired.alarm_actions == observed.alarm_actions, "alarmActions");
+    check(desired.ok_actions == observed.ok_actions, "okActions");
+    check(
+        desired.insufficient_data_actions == observed.insufficient_data_actions,
+        "insufficientDataActions",
+    );
+    check(desired.metric == observed.metric, "metric");
+    check(desired.evaluation_periods == observed.evaluation_periods, "evaluationPeriods");
+    check(desired.datapoints_to_alarm == observed.datapoints_to_alarm, "datapointsToAlarm");
+    let scale = desired.threshold.abs().max(observed.threshold.abs()).max(1.0);
+    check((desired.threshold - observed.threshold).abs() <= 1e-9 * scale, "threshold");
+    check(desired.comparison == observed.comparison, "comparison");
+    check(desired.treat_missing_data == observed.treat_missing_data, "treatMissingData");
+    out
+}
+
+/// Names of the fields in which an observed rule differs from the desired one.
+pub fn rule_differences(desired: &RuleDefinition, observed: &RuleDefinition) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if desired.description != observed.description {
+        out.push("description");
+    }
+    if desired.enabled != observed.enabled {
+        out.push("state");
+    }
+    if desired.event_pattern != observed.event_pattern {
+        out.push("eventPattern");
+    }
+    out
+}
+
+/// The topic's access policy: the account keeps managing the topic (the policy SNS writes by
+/// default), and CloudWatch alarms and EventBridge rules of the same account may publish.
+pub fn topic_access_policy(topic_arn: &str) -> Value {
+    let account = topic_arn.split(':').nth(4).unwrap_or_default();
+    json!({
+        "Version": "2012-10-17",
+        "Id": "alertops",
+        "Statement": [
+            {
+                "Sid": "AccountManagesTopic",
+                "Effect": "Allow",
+                "Principal": {"AWS": "*"},
+                "Action": [
+                    "SNS:GetTopicAttributes", "SNS:SetTopicAttributes", "SNS:AddPermission",
+                    "SNS:RemovePermission", "SNS:DeleteTopic", "SNS:Subscribe",
+                    "SNS:ListSubscriptionsByTopic", "SNS:Publish"
+                ],
+                "Resource": topic_arn,
+                "Condition": {"StringEquals": {"AWS:SourceOwner": account}}
+            },
+            {
+                "Sid": "CloudWatchAlarmsPublish",
+                "Effect": "Allow",
+                "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                "Action": "sns:Publish",
+                "Resource": topic_arn,
+                "Condition": {"StringEquals": {"aws:SourceAccount": account}}
+            },
+            {
+                "Sid": "EventBridgeRulesPublish",
+                "Effect": "Allow",
+                "Principal": {"Service": "events.amazonaws.com"},
+                "Action": "sns:Publish",
+                "Resource": topic_arn,
+                "Condition": {"StringEquals": {"aws:SourceAccount": account}}
+            }
+        ]
+    })
+}
+
+/// Normalises an IAM-style policy so that equivalent documents compare equal: AWS may return a
+/// one-element list as a scalar and reorder lists of strings.
+pub fn canonical_policy(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter().map(|(k, v)| (k.clone(), canonical_policy(v))).collect(),
+        ),
+        Value::Array(items) => {
+            let mut items: Vec<Value> = items.iter().map(canonical_policy).collect();
+            if items.len() == 1 {
+                return items.remove(0);
+            }
+            if items.iter().all(Value::is_string) {
+                items.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+            }
+            Value::Array(items)
+        }
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::alarm_policy::*;
+    use crate::resources::Severity;
+
+    fn owner() -> OwnerIdentity {
+        OwnerIdentity::new("test", "AlarmPolicy", "team-a", "elb")
+    }
+
+    fn alarm() -> AlarmSpec {
+        serde_json::from_value(json!({
+            "name": "backend-errors",
+            "description": "ELB cannot reach its backends",
+            "severity": "Critical",
+            "runbookUrl": "https://runbooks.example.com/elb",
+            "metric": {
+                "namespace": "AWS/ELB",
+                "name": "BackendConnectionErrors",
+                "dimensions": {"LoadBalancerName": "broker"},
+                "statistic": "Sum"
+            },
+            "period": 60,
+            "evaluationPeriods": 5,
+            "threshold": 100,
+            "comparison": "GreaterThanThreshold",
+            "treatMissingData": "notBreaching",
+            "additionalActions": ["arn:aws:sns:us-east-1:123456789012:pager"]
+        }))
+        .unwrap()
+    }
+
+    fn spec() -> AlarmPolicySpec {
+        AlarmPolicySpec {
+            topic: TopicSpec::default(),
+            deletion_policy: Default::default(),
+            tags: Tags::from([("Team".into(), "platform".into())]),
+            alarms: vec![alarm()],
+            event_rules: vec![serde_json::from_value(json!({"name": "emr", "preset": "EmrClusterFailed"})).unwrap()],
+        }
+    }
+
+    const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:alertops_test";
+
+    #[test]
+    fn alarm_definition_follows_the_spec() {
+        let desired = build(&spec(), &owner(), TOPIC);
+        let a = &desired.alarms[0];
+        assert_eq!(a.definition.alarm_name, "alertops/test/team-a/elb/backend-errors");
+        assert_eq!(
+            a.definition.alarm_actions,
+            vec!["arn:aws:sns:us-east-1:123456789012:alertops_test", "arn:aws:sns:us-east-1:123456789012:pager"]
+        );
+        assert_eq!(a.definition.ok_actions, vec![TOPIC]);
+        assert!(a.definition.insufficient_data_actions.is_empty());
+        assert_eq!(a.definition.datapoints_to_alarm, 5, "defaults to evaluationPeriods");
+        assert_eq!(a.definition.treat_missing_data, "notBreaching");
+        assert_eq!(
+            a.definition.description.as_deref(),
+            Some("ELB cannot reach its backends\nRunbook: https://runbooks.example.com/elb")
+        );
+        assert_eq!(a.tags["Team"], "platform");
+        assert_eq!(a.tags["Severity"], Severity::Critical.as_str());
+        assert!(owner().owns(&a.tags));
+        match &a.definition.metric {
+            AlarmMetric::Single { statistic, period, dimensions, .. } => {
+                assert_eq!(statistic.as_deref(), Some("Sum"));
+                assert_eq!(*period, 60);
+                assert_eq!(dimensions, &vec![("LoadBalancerName".to_string(), "broker".to_string())]);
+            }
+            other => panic!("expected a single metric, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn ownership_tags_cannot_be_overridden_by_the_spec() {
+        let mut s = spec();
+        s.tags.insert(crate::reconcile::names::TAG_OWNER.into(), "someone-else".into());
+        let desired = build(&s, &owner(), TOPIC);
+        assert!(owner().owns(&desired.topic_tags));
+        assert!(owner().owns(&desired.alarms[0].tags));
+        assert!(owner().owns(&desired.rules[0].tags));
+    }
+
+    #[test]
+    fn differences_name_the_changed_fields_only() {
+        let desired = build(&spec(), &owner(), TOPIC).alarms[0].definition.clone();
+        assert!(alarm_differences(&desired, &desired.clone()).is_empty());
+        let mut observed = desired.clone();
+        observed.threshold = 100.000_000_000_01;
+        assert!(alarm_differences(&desired, &observed).is_empty(), "decimal round trip is not a change");
+        observed.threshold = 50.0;
+        assert_eq!(alarm_differences(&desired, &observed), vec!["threshold"]);
+    }
+
+    #[test]
+    fn existing_topics_are_referenced_not_created() {
+        let mut s = spec();
+        s.topic.existing_arn = Some("arn:aws:sns:us-east-1:123456789012:prod-alarms".into());
+        assert_eq!(
+            build(&s, &owner(), TOPIC).topic,
+            DesiredTopic::Existing { arn: "arn:aws:sns:us-east-1:123456789012:prod-alarms".into() }
+        );
+    }
+
+    #[test]
+    fn topic_policy_lets_cloudwatch_and_eventbridge_publish_from_the_account() {
+        let policy = topic_access_policy(TOPIC);
+        let services: Vec<&str> = policy["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s["Principal"]["Service"].as_str())
+            .collect();
+        assert_eq!(services, vec!["cloudwatch.amazonaws.com", "events.amazonaws.com"]);
+        assert_eq!(policy["Statement"][1]["Condition"]["StringEquals"]["aws:SourceAccount"], "123456789012");
+    }
+
+    #[test]
+    fn canonical_policy_ignores_scalar_lists_and_order() {
+        let a = json!({"Statement": [{"Action": ["b", "a"], "Principal": {"Service": ["x"]}}]});
+        let b = json!({"Statement": {"Action": ["a", "b"], "Principal": {"Service": "x"}}});
+        assert_eq!(canonical_policy(&a), canonical_policy(&b));
+        let c = json!({"Statement": {"Action": ["a", "c"], "Principal": {"Service": "x"}}});
+        assert_ne!(canonical_policy(&a), canonical_policy(&c));
+    }
+}

@@ -1,0 +1,400 @@
+//! The AlarmPolicy reconciler against the AWS emulator, driven through the in-memory cluster.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use alertops::aws::AwsClients;
+use alertops::k8s::{ClusterApi, MemoryCluster};
+use alertops::reconcile::{Context, OperatorSettings, alarm_policy};
+use alertops::resources::AlarmPolicy;
+use aws_sdk_cloudwatch::types::MetricAlarm;
+use serde_json::{Value, json};
+
+use crate::harness;
+
+struct Fixture {
+    cluster: MemoryCluster,
+    ctx: Context<MemoryCluster>,
+    namespace: String,
+}
+
+impl Fixture {
+    async fn new() -> Fixture {
+        let cluster = MemoryCluster::new();
+        let settings = OperatorSettings {
+            cluster_id: harness::unique("c").to_lowercase(),
+            resync_interval: Duration::from_secs(600),
+        };
+        let ctx = Context::new(cluster.clone(), harness::aws_clients().await, settings);
+        Fixture {
+            cluster,
+            ctx,
+            namespace: harness::unique("ns").to_lowercase(),
+        }
+    }
+
+    fn aws(&self) -> &AwsClients {
+        &self.ctx.aws
+    }
+
+    fn apply(&self, name: &str, spec: Value) {
+        self.cluster
+            .apply_manifest(json!({
+                "apiVersion": "alertops.dev/v1alpha1",
+                "kind": "AlarmPolicy",
+                "metadata": {"name": name, "namespace": self.namespace},
+                "spec": spec,
+            }))
+            .expect("manifest applies");
+    }
+
+    async fn get(&self, name: &str) -> Option<AlarmPolicy> {
+        self.cluster.get::<AlarmPolicy>(&self.namespace, name).await.expect("get")
+    }
+
+    async fn reconcile(&self, name: &str) -> AlarmPolicy {
+        let policy = self.get(name).await.expect("policy exists");
+        alarm_policy::reconcile(Arc::new(policy), &self.ctx).await.expect("reconcile succeeds");
+        self.get(name).await.expect("policy still exists")
+    }
+
+    fn alarm_name(&self, policy: &str, alarm: &str) -> String {
+        format!("alertops/{}/{}/{}/{}", self.ctx.settings.cluster_id, self.namespace, policy, alarm)
+    }
+
+    async fn alarm(&self, name: &str) -> Option<MetricAlarm> {
+        self.aws()
+            .cloudwatch
+            .describe_alarms()
+            .alarm_names(name)
+            .send()
+            .await
+            .expect("DescribeAlarms")
+            .metric_alarms()
+            .first()
+            .cloned()
+    }
+}
+
+fn ready(policy: &AlarmPolicy) -> (String, String, String) {
+    let status = policy.status.as_ref().expect("status written");
+    let c = status.conditions.iter().find(|c| c.type_ == "Ready").expect("Ready condition");
+    (c.status.clone(), c.reason.clone(), c.message.clone())
+}
+
+fn elb_alarm(name: &str, threshold: f64) -> Value {
+    json!({
+        "name": name,
+        "description": "The load balancer cannot reach its backends",
+        "severity": "Critical",
+        "runbookUrl": "https://runbooks.example.com/elb",
+        "metric": {
+            "namespace": "AWS/ELB",
+            "name": "BackendConnectionErrors",
+            "dimensions": {"LoadBalancerName": "broker"},
+            "statistic": "Sum"
+        },
+        "period": 60,
+        "evaluationPeriods": 5,
+        "datapointsToAlarm": 3,
+        "threshold": threshold,
+        "comparison": "GreaterThanThreshold",
+        "treatMissingData": "notBreaching",
+        "tags": {"Component": "broker"}
+    })
+}
+
+fn full_spec(threshold: f64) -> Value {
+    json!({
+        "tags": {"Team": "data-eng", "Feature": "ingest"},
+        "alarms": [
+            elb_alarm("backend-errors", threshold),
+            {
+                "name": "latency-p99",
+                "metric": {"namespace": "AWS/ApplicationELB", "name": "TargetResponseTime",
+                           "dimensions": {"LoadBalancer": "app/web/123"}, "percentile": "p99"},
+                "period": 300, "evaluationPeriods": 3, "threshold": 1.5,
+                "comparison": "GreaterThanThreshold"
+            },
+            {
+                "name": "error-rate",
+                "metrics": [
+                    {"id": "errors", "metric": {"namespace": "AWS/ApplicationELB", "name": "HTTPCode_Target_5XX_Count", "stat": "Sum"}},
+                    {"id": "requests", "metric": {"namespace": "AWS/ApplicationELB", "name": "RequestCount", "stat": "Sum"}},
+                    {"id": "rate", "expression": "100 * errors / requests", "label": "5xx %", "returnData": true}
+                ],
+                "period": 60, "evaluationPeriods": 5, "threshold": 5,
+                "comparison": "GreaterThanThreshold", "treatMissingData": "notBreaching"
+            }
+        ],
+        "eventRules": [
+            {"name": "emr-failed", "preset": "EmrClusterFailed"},
+            {"name": "ecs-actions", "preset": "EcsServiceAction"},
+            {"name": "custom", "eventPattern": {"source": ["aws.health"], "detail-type": ["AWS Health Event"]}}
+        ]
+    })
+}
+
+async fn cloudwatch_tags(aws: &AwsClients, arn: &str) -> Vec<(String, String)> {
+    let mut tags: Vec<(String, String)> = aws
+        .cloudwatch
+        .list_tags_for_resource()
+        .resource_arn(arn)
+        .send()
+        .await
+        .expect("ListTagsForResource")
+        .tags()
+        .iter()
+        .map(|t| (t.key().unwrap_or_default().to_string(), t.value().unwrap_or_default().to_string()))
+        .collect();
+    tags.sort();
+    tags
+}
+
+#[tokio::test]
+async fn creates_topic_alarms_and_rules_with_tags() {
+    let f = Fixture::new().await;
+    f.apply("elb", full_spec(100.0));
+    let policy = f.reconcile("elb").await;
+    assert_eq!(ready(&policy).0, "True", "{:?}", ready(&policy));
+    let status = policy.status.as_ref().unwrap();
+    assert_eq!(status.alarm_count, 3);
+    assert_eq!(status.rule_count, 3);
+    assert!(policy.metadata.finalizers.as_ref().unwrap().contains(&"alertops.dev/cleanup".to_string()));
+
+    // Topic: owned, tagged, publishable by CloudWatch and EventBridge.
+    let topic = status.topic_arn.clone().expect("topic ARN in status");
+    let tags = f.aws().sns.list_tags_for_resource().resource_arn(&topic).send().await.unwrap();
+    let tags: Vec<(&str, &str)> = tags.tags().iter().map(|t| (t.key(), t.value())).collect();
+    assert!(tags.contains(&("Team", "data-eng")), "{tags:?}");
+    assert!(tags.contains(&("alertops.dev/owner", &*format!("AlarmPolicy/{}/elb", f.namespace))));
+    let attributes = f.aws().sns.get_topic_attributes().topic_arn(&topic).send().await.unwrap();
+    let policy_doc: Value = serde_json::from_str(&attributes.attributes().unwrap()["Policy"]).unwrap();
+    let principals: Vec<&str> = policy_doc["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["Principal"]["Service"].as_str())
+        .collect();
+    assert_eq!(principals, vec!["cloudwatch.amazonaws.com", "events.amazonaws.com"]);
+
+    // Alarms: as specified.
+    let alarm = f.alarm(&f.alarm_name("elb", "backend-errors")).await.expect("alarm created");
+    assert_eq!(alarm.statistic().unwrap().as_str(), "Sum");
+    assert_eq!(alarm.threshold(), Some(100.0));
+    assert_eq!(alarm.datapoints_to_alarm(), Some(3));
+    assert_eq!(alarm.treat_missing_data(), Some("notBreaching"));
+    assert_eq!(alarm.alarm_actions(), &[topic.clone()]);
+    assert_eq!(alarm.ok_actions(), &[topic.clone()]);
+    assert!(alarm.alarm_description().unwrap().contains("Runbook: https://runbooks.example.com/elb"));
+    let alarm_tags = cloudwatch_tags(f.aws(), alarm.alarm_arn().unwrap()).await;
+    for expected in [("Component", "broker"), ("Feature", "ingest"), ("Severity", "Critical"), ("Team", "data-eng")] {
+        assert!(
+            alarm_tags.contains(&(expected.0.to_string(), expected.1.to_string())),
+            "{expected:?} missing from {alarm_tags:?}"
+        );
+    }
+    let p99 = f.alarm(&f.alarm_name("elb", "latency-p99")).await.expect("percentile alarm");
+    assert_eq!(p99.extended_statistic(), Some("p99"));
+    let math = f.alarm(&f.alarm_name("elb", "error-rate")).await.expect("metric-math alarm");
+    assert_eq!(math.metrics().len(), 3);
+    assert_eq!(
+        math.metrics().iter().find(|q| q.return_data() == Some(true)).and_then(|q| q.expression()),
+        Some("100 * errors / requests")
+    );
+
+    // Rules: pattern and target.
+    for rule in &status.event_rules {
+        let described = f.aws().eventbridge.describe_rule().name(&rule.rule_name).send().await.unwrap();
+        let pattern: Value = serde_json::from_str(described.event_pattern().unwrap()).unwrap();
+        if rule.name == "emr-failed" {
+            assert_eq!(pattern["detail"]["state"], json!(["TERMINATED_WITH_ERRORS"]));
+        }
+        let targets = f.aws().eventbridge.list_targets_by_rule().rule(&rule.rule_name).send().await.unwrap();
+        assert_eq!(targets.targets().len(), 1);
+        assert_eq!(targets.targets()[0].arn(), topic);
+    }
+}
+
+#[tokio::test]
+async fn a_second_reconcile_without_change_writes_nothing() {
+    let f = Fixture::new().await;
+    f.apply("quiet", full_spec(100.0));
+    f.reconcile("quiet").await;
+    let calls = f.aws().call_log();
+    calls.reset();
+    let policy = f.reconcile("quiet").await;
+    assert_eq!(ready(&policy).0, "True");
+    let writes: Vec<String> = calls.writes().iter().map(|c| c.operation.clone()).collect();
+    assert!(writes.is_empty(), "a no-op resync wrote to AWS: {writes:?}");
+    assert!(calls.count("DescribeAlarms") >= 1, "the resync must still read the alarms");
+}
+
+#[tokio::test]
+async fn threshold_change_updates_the_alarm_and_dropped_alarms_are_deleted() {
+    let f = Fixture::new().await;
+    f.apply("svc", full_spec(100.0));
+    f.reconcile("svc").await;
+
+    f.apply("svc", full_spec(250.0));
+    let policy = f.reconcile("svc").await;
+    assert_eq!(ready(&policy).0, "True");
+    let alarm = f.alarm(&f.alarm_name("svc", "backend-errors")).await.unwrap();
+    assert_eq!(alarm.threshold(), Some(250.0));
+    assert!(
+        f.cluster.events().iter().any(|e| e.reason == "AlarmUpdated" && e.note.as_deref().unwrap_or("").contains("threshold")),
+        "an event names the change"
+    );
+
+    let custom_rule = policy
+        .status
+        .as_ref()
+        .unwrap()
+        .event_rules
+        .iter()
+        .find(|r| r.name == "custom")
+        .unwrap()
+        .rule_name
+        .clone();
+    let mut spec = full_spec(250.0);
+    spec["alarms"].as_array_mut().unwrap().retain(|a| a["name"] != "latency-p99");
+    spec["eventRules"].as_array_mut().unwrap().retain(|r| r["name"] != "custom");
+    f.apply("svc", spec);
+    let policy = f.reconcile("svc").await;
+    assert!(f.alarm(&f.alarm_name("svc", "latency-p99")).await.is_none(), "dropped alarm deleted");
+    assert!(f.alarm(&f.alarm_name("svc", "backend-errors")).await.is_some(), "kept alarm kept");
+    assert!(
+        f.aws().eventbridge.describe_rule().name(&custom_rule).send().await.is_err(),
+        "dropped rule deleted"
+    );
+    let status = policy.status.unwrap();
+    assert_eq!(status.alarm_count, 2);
+    assert_eq!(status.rule_count, 2);
+}
+
+#[tokio::test]
+async fn deletion_with_delete_policy_removes_everything_it_owns() {
+    let f = Fixture::new().await;
+    f.apply("gone", full_spec(100.0));
+    let policy = f.reconcile("gone").await;
+    let status = policy.status.clone().unwrap();
+    let topic = status.topic_arn.clone().unwrap();
+
+    f.cluster.request_delete("alertops.dev/v1alpha1", "AlarmPolicy", &f.namespace, "gone").unwrap();
+    let deleting = f.get("gone").await.expect("kept while the finalizer is there");
+    alarm_policy::reconcile(Arc::new(deleting), &f.ctx).await.unwrap();
+    assert!(f.get("gone").await.is_none(), "finalizer removed, object gone");
+
+    for alarm in &status.alarms {
+        assert!(f.alarm(&alarm.alarm_name).await.is_none(), "{} still exists", alarm.alarm_name);
+    }
+    for rule in &status.event_rules {
+        assert!(f.aws().eventbridge.describe_rule().name(&rule.rule_name).send().await.is_err());
+    }
+    assert!(f.aws().sns.get_topic_attributes().topic_arn(&topic).send().await.is_err(), "topic deleted");
+}
+
+#[tokio::test]
+async fn deletion_with_retain_policy_leaves_aws_alone() {
+    let f = Fixture::new().await;
+    let mut spec = full_spec(100.0);
+    spec["deletionPolicy"] = json!("Retain");
+    f.apply("kept", spec);
+    let policy = f.reconcile("kept").await;
+    let status = policy.status.clone().unwrap();
+
+    f.cluster.request_delete("alertops.dev/v1alpha1", "AlarmPolicy", &f.namespace, "kept").unwrap();
+    let deleting = f.get("kept").await.unwrap();
+    f.aws().call_log().reset();
+    alarm_policy::reconcile(Arc::new(deleting), &f.ctx).await.unwrap();
+    assert!(f.get("kept").await.is_none());
+    assert!(f.aws().call_log().writes().is_empty(), "Retain writes nothing to AWS");
+    for alarm in &status.alarms {
+        assert!(f.alarm(&alarm.alarm_name).await.is_some());
+    }
+    let topic = status.topic_arn.unwrap();
+    assert!(f.aws().sns.get_topic_attributes().topic_arn(&topic).send().await.is_ok());
+}
+
+#[tokio::test]
+async fn an_unowned_alarm_with_the_same_name_is_left_untouched_and_reported() {
+    let f = Fixture::new().await;
+    let name = f.alarm_name("clash", "backend-errors");
+    // Someone created an alarm with exactly the name alertops would use, without its tags.
+    f.aws()
+        .cloudwatch
+        .put_metric_alarm()
+        .alarm_name(&name)
+        .namespace("Custom")
+        .metric_name("Handmade")
+        .statistic(aws_sdk_cloudwatch::types::Statistic::Average)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(7.0)
+        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold)
+        .send()
+        .await
+        .unwrap();
+
+    f.apply("clash", json!({"alarms": [elb_alarm("backend-errors", 100.0)]}));
+    let policy = f.reconcile("clash").await;
+    let (status, reason, message) = ready(&policy);
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "AlarmNotOwned"));
+    assert!(message.contains(&name), "{message}");
+
+    let alarm = f.alarm(&name).await.unwrap();
+    assert_eq!(alarm.threshold(), Some(7.0), "left untouched");
+    assert_eq!(alarm.metric_name(), Some("Handmade"));
+    assert!(f.cluster.events().iter().any(|e| e.reason == "AlarmNotOwned"));
+
+    // Deleting the policy must not delete someone else's alarm either.
+    f.cluster.request_delete("alertops.dev/v1alpha1", "AlarmPolicy", &f.namespace, "clash").unwrap();
+    alarm_policy::reconcile(Arc::new(f.get("clash").await.unwrap()), &f.ctx).await.unwrap();
+    assert!(f.alarm(&name).await.is_some(), "unowned alarm survives the policy's deletion");
+}
+
+#[tokio::test]
+async fn two_hundred_fifty_alarms_resync_with_at_most_three_describe_calls() {
+    let f = Fixture::new().await;
+    let alarms: Vec<Value> = (0..250).map(|i| elb_alarm(&format!("a{i:03}"), 10.0 + f64::from(i))).collect();
+    f.apply("big", json!({"tags": {"Team": "platform"}, "alarms": alarms}));
+    let policy = f.reconcile("big").await;
+    assert_eq!(ready(&policy).0, "True", "{:?}", ready(&policy));
+    assert_eq!(policy.status.as_ref().unwrap().alarm_count, 250);
+
+    f.aws().call_log().reset();
+    f.reconcile("big").await;
+    let describes = f.aws().call_log().count("DescribeAlarms");
+    assert!((1..=3).contains(&describes), "{describes} DescribeAlarms calls for 250 alarms");
+    assert!(f.aws().call_log().writes().is_empty());
+    assert_eq!(f.aws().call_log().count("ListTagsForResource"), 0, "verified tags are not read again");
+}
+
+#[tokio::test]
+async fn an_invalid_spec_becomes_a_condition_and_touches_nothing() {
+    let f = Fixture::new().await;
+    let mut alarm = elb_alarm("too-long", 1.0);
+    alarm["period"] = json!(3600);
+    alarm["evaluationPeriods"] = json!(48);
+    f.apply("bad", json!({"alarms": [alarm]}));
+    f.aws().call_log().reset();
+    let policy = f.reconcile("bad").await;
+    let (status, reason, message) = ready(&policy);
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "InvalidSpec"));
+    assert!(message.contains("86400"), "{message}");
+    assert!(f.aws().call_log().snapshot().is_empty(), "nothing sent to AWS");
+}
+
+#[tokio::test]
+async fn lint_findings_reach_status_and_events() {
+    let f = Fixture::new().await;
+    let mut alarm = elb_alarm("maximum", 100.0);
+    alarm["metric"]["statistic"] = json!("Maximum");
+    f.apply("linted", json!({"alarms": [alarm]}));
+    let policy = f.reconcile("linted").await;
+    let status = policy.status.unwrap();
+    assert!(status.lint.iter().any(|l| l.rule == "count-metric-needs-sum"), "{:?}", status.lint);
+    let lint = status.conditions.iter().find(|c| c.type_ == "Lint").unwrap();
+    assert_eq!((lint.status.as_str(), lint.reason.as_str()), ("False", "Errors"));
+    assert!(f.cluster.events().iter().any(|e| e.reason == "LintFinding" && e.note.as_deref().unwrap_or("").contains("Sum")));
+}
