@@ -1,0 +1,5 @@
+//! In-memory cluster.
+
+/// Placeholder.
+#[derive(Clone)]
+pub struct MemoryCluster;
