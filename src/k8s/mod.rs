@@ -241,7 +241,8 @@ pub trait ClusterApi: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<()>> + Send;
 
     /// Server-side apply of an owned object (field manager [`FIELD_MANAGER`], forced): created when
-    /// missing, updated to `obj` otherwise. `obj` must name its namespace. Returns the server's copy.
+    /// missing, updated to `obj` otherwise (its status is ignored: status is a subresource). `obj` must
+    /// name its namespace. Returns the server's copy.
     fn apply<T: NamespacedResource>(&self, obj: &T) -> impl Future<Output = Result<T>> + Send;
 
     /// Creates `obj`; an existing object of that name is a normal outcome, read back as
@@ -344,6 +345,25 @@ fn pointer(tokens: &[&str]) -> json_patch::jsonptr::PointerBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A reconciler generic over the cluster, as the lead writes them: its future must be `Send`
+    /// to be spawned (the kube-runtime controller spawns reconcilers the same way).
+    async fn generic_reconcile<C: ClusterApi>(cluster: C) -> Result<bool> {
+        use k8s_openapi::api::batch::v1::Job;
+        let job: Job = serde_json::from_value(serde_json::json!({
+            "apiVersion": "batch/v1", "kind": "Job",
+            "metadata": { "name": "retry", "namespace": "team-a" },
+        }))?;
+        let created = cluster.create(&job).await?;
+        let found = cluster.get::<Job>("team-a", "retry").await?;
+        Ok(created.is_new() && found.is_some())
+    }
+
+    #[tokio::test]
+    async fn cluster_futures_are_send() {
+        let spawned = tokio::spawn(generic_reconcile(MemoryCluster::new()));
+        assert!(spawned.await.unwrap().unwrap());
+    }
 
     #[test]
     fn status_codes_are_classified() {
