@@ -55,13 +55,17 @@ impl AwsClients {
         AwsClients::from_sdk_config(&config, settings)
     }
 
-    /// Clients for the given SDK configuration; the retry configuration is replaced by the
-    /// standard strategy with `settings.max_attempts`, and every client records its calls into
-    /// one shared [`CallLog`].
+    /// Clients for the given SDK configuration. Its retry configuration (standard if it has
+    /// none) is kept with `settings.max_attempts` applied, and every client records its calls
+    /// into one shared [`CallLog`].
     pub fn from_sdk_config(config: &SdkConfig, settings: AwsSettings) -> Self {
         let call_log = CallLog::new();
         let recorder = CallRecorder::new(call_log.clone());
-        let retry = retry_config(&settings);
+        let retry = config
+            .retry_config()
+            .cloned()
+            .unwrap_or_else(RetryConfig::standard)
+            .with_max_attempts(settings.max_attempts.get());
         // One builder call per service: the builders are distinct types with no common trait.
         let cloudwatch = aws_sdk_cloudwatch::config::Builder::from(config)
             .retry_config(retry.clone())
