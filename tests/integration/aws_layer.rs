@@ -14,7 +14,7 @@ use aws_sdk_sqs::config::{Credentials, Region};
 use aws_smithy_types::retry::RetryConfig;
 use prometheus_client::registry::Registry;
 
-use crate::harness::{aws_clients, test_settings, unique};
+use crate::harness::{aws_clients, sent_emails, test_settings, unique};
 
 #[tokio::test]
 async fn call_log_records_each_operation_and_tells_writes_from_reads() {
@@ -176,6 +176,98 @@ async fn missing_resources_are_classified_as_not_found_and_logged_as_failed() {
             &CallOutcome::Failed(error.code().expect("AWS answered").to_owned()),
         );
     }
+}
+
+#[tokio::test]
+async fn rejected_requests_are_terminal_invalid_requests() {
+    let aws = aws_clients().await;
+
+    // An event pattern's values must be arrays.
+    let pattern = aws
+        .eventbridge
+        .put_rule()
+        .name(unique("badpattern"))
+        .event_pattern(r#"{"source": "aws.emr"}"#)
+        .send()
+        .await
+        .aws("PutRule")
+        .expect_err("the pattern is invalid");
+    assert_eq!(pattern.kind(), AwsErrorKind::InvalidRequest, "{pattern}");
+    assert!(pattern.is_terminal());
+    assert_eq!(pattern.code(), Some("InvalidEventPatternException"));
+    assert!(pattern.to_string().contains("fix the resource's spec"));
+
+    let queue = aws
+        .sqs
+        .create_queue()
+        .queue_name("not a valid queue name!")
+        .send()
+        .await
+        .aws("CreateQueue")
+        .expect_err("the name is invalid");
+    assert!(queue.is_terminal(), "{queue}");
+}
+
+#[tokio::test]
+async fn sent_email_is_readable_from_the_emulator() {
+    use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
+    let aws = aws_clients().await;
+    let sender = format!("{}@example.com", unique("alerts"));
+    let subject = unique("subject");
+    aws.ses
+        .create_email_identity()
+        .email_identity(&sender)
+        .send()
+        .await
+        .aws("CreateEmailIdentity")
+        .expect("identity created");
+    let text = Content::builder()
+        .data("alarm fired")
+        .build()
+        .expect("content");
+    let title = Content::builder().data(&subject).build().expect("content");
+    aws.ses
+        .send_email()
+        .from_email_address(&sender)
+        .destination(
+            Destination::builder()
+                .to_addresses("oncall@example.com")
+                .build(),
+        )
+        .content(
+            EmailContent::builder()
+                .simple(
+                    Message::builder()
+                        .subject(title)
+                        .body(Body::builder().text(text).build())
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .aws("SendEmail")
+        .expect("email sent");
+
+    let mine: Vec<serde_json::Value> = sent_emails()
+        .await
+        .into_iter()
+        .filter(|message| message["subject"] == subject.as_str())
+        .collect();
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    assert_eq!(mine[0]["source"], sender.as_str());
+    assert_eq!(mine[0]["body"], "alarm fired");
+    assert_eq!(
+        mine[0]["destinations"]["ToAddresses"],
+        serde_json::json!(["oncall@example.com"])
+    );
+    let writes: Vec<String> = aws
+        .call_log()
+        .writes()
+        .into_iter()
+        .map(|r| r.operation)
+        .collect();
+    assert_eq!(writes, ["CreateEmailIdentity", "SendEmail"]);
 }
 
 #[tokio::test]

@@ -105,8 +105,7 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
-/// The emulator's state dump (`/moto-api/data.json`), e.g. SES sent mail under
-/// `["ses"]["sent_emails"]`-like keys.
+/// The emulator's state dump (`/moto-api/data.json`), keyed by service then model.
 pub async fn moto_data() -> serde_json::Value {
     let url = format!("{}/moto-api/data.json", moto().await.endpoint());
     let response = reqwest::get(&url)
@@ -121,6 +120,16 @@ pub async fn moto_data() -> serde_json::Value {
         .json()
         .await
         .unwrap_or_else(|error| panic!("GET {url}: not JSON: {error}"))
+}
+
+/// Every email the emulator's SES has sent, from every test of this process (filter by a
+/// unique subject or recipient). Each is
+/// `{"id", "source", "subject", "body", "destinations": {"ToAddresses": [..], ..}}`.
+pub async fn sent_emails() -> Vec<serde_json::Value> {
+    match moto_data().await["ses"]["Message"].take() {
+        serde_json::Value::Array(messages) => messages,
+        _ => Vec::new(),
+    }
 }
 
 /// Where the emulator is: `MOTO_SERVER`, else the project's `.venv`, else `PATH`.
