@@ -1,7 +1,22 @@
 //! The AWS layer: SDK clients built from the standard AWS environment, a per-API client-side rate
 //! limit, call accounting (for metrics and for tests that count writes), and error classification.
+//!
+//! Every call goes: `clients.acquire(AwsApi::X).await`, then the SDK call, then
+//! `.aws("Operation")?` (from [`AwsResultExt`]) to classify a failure.
 
-use aws_config::SdkConfig;
+mod call_log;
+mod error;
+mod rate_limit;
+
+pub use call_log::{
+    AwsMetrics, CallLog, CallOutcome, CallRecord, CallRecorder, DEFAULT_CALL_LOG_CAPACITY,
+    is_write_operation,
+};
+pub use error::{AwsError, AwsErrorKind, AwsResultExt, is_throttling_code};
+pub use rate_limit::{ApiRate, AwsApi, AwsSettings, RateClock, RateLimits};
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_smithy_types::retry::RetryConfig;
 
 /// One client per AWS service alertops talks to, sharing configuration, rate limits and call log.
 #[derive(Clone, Debug)]
@@ -18,18 +33,110 @@ pub struct AwsClients {
     pub emr: aws_sdk_emr::Client,
     /// SES v2 (email).
     pub ses: aws_sdk_sesv2::Client,
+    rate_limits: RateLimits,
+    call_log: CallLog,
+    settings: AwsSettings,
 }
 
 impl AwsClients {
-    /// Clients for the given SDK configuration.
+    /// Clients for the given SDK configuration with default [`AwsSettings`].
     pub fn new(config: &SdkConfig) -> Self {
+        AwsClients::from_sdk_config(config, AwsSettings::default())
+    }
+
+    /// Clients from the SDK's standard environment (`AWS_REGION`, `AWS_ENDPOINT_URL`, the
+    /// credentials chain, profiles), with the standard retry strategy: throttling and transient
+    /// errors retried with exponential backoff up to `settings.max_attempts` attempts.
+    pub async fn from_env(settings: AwsSettings) -> Self {
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(retry_config(&settings))
+            .load()
+            .await;
+        AwsClients::from_sdk_config(&config, settings)
+    }
+
+    /// Clients for the given SDK configuration. Its retry configuration (standard if it has
+    /// none) is kept with `settings.max_attempts` applied, and every client records its calls
+    /// into one shared [`CallLog`].
+    pub fn from_sdk_config(config: &SdkConfig, settings: AwsSettings) -> Self {
+        let call_log = CallLog::new();
+        let recorder = CallRecorder::new(call_log.clone());
+        let retry = config
+            .retry_config()
+            .cloned()
+            .unwrap_or_else(RetryConfig::standard)
+            .with_max_attempts(settings.max_attempts.get());
+        // One builder call per service: the builders are distinct types with no common trait.
+        let cloudwatch = aws_sdk_cloudwatch::config::Builder::from(config)
+            .retry_config(retry.clone())
+            .interceptor(recorder.clone())
+            .build();
+        let sns = aws_sdk_sns::config::Builder::from(config)
+            .retry_config(retry.clone())
+            .interceptor(recorder.clone())
+            .build();
+        let sqs = aws_sdk_sqs::config::Builder::from(config)
+            .retry_config(retry.clone())
+            .interceptor(recorder.clone())
+            .build();
+        let eventbridge = aws_sdk_eventbridge::config::Builder::from(config)
+            .retry_config(retry.clone())
+            .interceptor(recorder.clone())
+            .build();
+        let emr = aws_sdk_emr::config::Builder::from(config)
+            .retry_config(retry.clone())
+            .interceptor(recorder.clone())
+            .build();
+        let ses = aws_sdk_sesv2::config::Builder::from(config)
+            .retry_config(retry)
+            .interceptor(recorder)
+            .build();
         AwsClients {
-            cloudwatch: aws_sdk_cloudwatch::Client::new(config),
-            sns: aws_sdk_sns::Client::new(config),
-            sqs: aws_sdk_sqs::Client::new(config),
-            eventbridge: aws_sdk_eventbridge::Client::new(config),
-            emr: aws_sdk_emr::Client::new(config),
-            ses: aws_sdk_sesv2::Client::new(config),
+            cloudwatch: aws_sdk_cloudwatch::Client::from_conf(cloudwatch),
+            sns: aws_sdk_sns::Client::from_conf(sns),
+            sqs: aws_sdk_sqs::Client::from_conf(sqs),
+            eventbridge: aws_sdk_eventbridge::Client::from_conf(eventbridge),
+            emr: aws_sdk_emr::Client::from_conf(emr),
+            ses: aws_sdk_sesv2::Client::from_conf(ses),
+            rate_limits: RateLimits::new(&settings),
+            call_log,
+            settings,
         }
     }
+
+    /// The same clients with other rate limiters (e.g. on a [`RateClock::fake`] in tests).
+    pub fn with_rate_limits(mut self, rate_limits: RateLimits) -> Self {
+        self.rate_limits = rate_limits;
+        self
+    }
+
+    /// Waits until the client-side rate limit of `api` allows one more call. Await it before
+    /// each SDK call (interceptors are synchronous and cannot wait).
+    pub async fn acquire(&self, api: AwsApi) {
+        self.rate_limits.acquire(api).await;
+    }
+
+    /// The rate limiters, shared by every clone of these clients.
+    pub fn rate_limits(&self) -> &RateLimits {
+        &self.rate_limits
+    }
+
+    /// Every attempt of every operation made through these clients (and their clones).
+    pub fn call_log(&self) -> &CallLog {
+        &self.call_log
+    }
+
+    /// The Prometheus counters of these clients' calls; register them once at startup.
+    pub fn metrics(&self) -> &AwsMetrics {
+        self.call_log.metrics()
+    }
+
+    /// The settings these clients were built with.
+    pub fn settings(&self) -> &AwsSettings {
+        &self.settings
+    }
+}
+
+fn retry_config(settings: &AwsSettings) -> RetryConfig {
+    RetryConfig::standard().with_max_attempts(settings.max_attempts.get())
 }
