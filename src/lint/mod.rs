@@ -576,4 +576,35 @@ stringData: {bot-token: xoxb-not-a-real-token}
                 .starts_with("m.yaml#0: error [parse] invalid YAML")
         );
     }
+
+    #[test]
+    fn odd_documents_give_findings_not_panics() {
+        let report = lint(
+            "just a string\n---\n[1, 2]\n---\n\
+             apiVersion: alertops.dev/v1alpha1\nkind: AlarmPolicy\nmetadata: {name: a}\n---\n\
+             apiVersion: alertops.dev/v1alpha1\nkind: AlertRoute\nmetadata: {name: b}\nspec: 5\n---\n\
+             apiVersion: alertops.dev/v1alpha1\nkind: DigestSchedule\nmetadata: [x]\nspec: {}\n",
+        );
+        assert_eq!(report.skipped, 2);
+        assert_eq!(report.resources, 3);
+        let found: Vec<(usize, &str, Option<&str>)> = report
+            .findings
+            .iter()
+            .map(|f| (f.origin.index, f.rule.as_str(), f.path.as_deref()))
+            .collect();
+        assert!(found.contains(&(2, "schema", Some("spec"))), "{found:?}");
+        assert!(found.contains(&(3, "schema", Some("spec"))), "{found:?}");
+        assert!(
+            found.contains(&(4, "metadata", Some("metadata"))),
+            "{found:?}"
+        );
+        assert!(
+            found.contains(&(4, "schema", Some("spec.email"))),
+            "{found:?}"
+        );
+        assert!(
+            !found.iter().any(|(_, rule, _)| *rule == checks::DECODE),
+            "{found:?}"
+        );
+    }
 }
