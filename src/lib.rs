@@ -13,6 +13,7 @@
 pub mod alert;
 pub mod aws;
 pub mod cli;
+pub mod controller;
 pub mod k8s;
 pub mod lint;
 pub mod reconcile;

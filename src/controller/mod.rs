@@ -35,7 +35,10 @@ pub enum ControllerError {
 
 /// Runs the controller until SIGTERM or loss of leadership.
 pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
-    let settings = args.operator.settings().map_err(ControllerError::Settings)?;
+    let settings = args
+        .operator
+        .settings()
+        .map_err(ControllerError::Settings)?;
     let client = Client::try_default().await?;
     // Fail fast with a clear message when the CRDs are missing, instead of a silent watch loop.
     Api::<AlarmPolicy>::all(client.clone())
@@ -52,29 +55,40 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
     let ctx = Arc::new(Context::new(cluster, aws, settings));
 
     let controllers = run_controllers(client.clone(), ctx);
-    crate::k8s::leader::run_while_leader(client, &args.lease_namespace, &args.lease_name, &identity, controllers)
+    let lease =
+        crate::k8s::leader::LeaseConfig::new(&args.lease_name, &args.lease_namespace, &identity);
+    crate::k8s::leader::run_while_leader(client, &lease, controllers)
         .await
         .map_err(|e| ControllerError::Leadership(e.to_string()))
 }
 
 async fn run_controllers(client: Client, ctx: Arc<Context<KubeCluster>>) {
     info!("controllers started");
-    Controller::new(Api::<AlarmPolicy>::all(client), watcher::Config::default().any_semantic())
-        .shutdown_on_signal()
-        .run(
-            |policy, ctx: Arc<Context<KubeCluster>>| async move { alarm_policy::reconcile(policy, &ctx).await },
-            |policy, error: &ReconcileError, ctx| {
-                let key = format!("AlarmPolicy/{}/{}", policy.namespace().unwrap_or_default(), policy.name_any());
-                warn!(resource = %key, category = error.category(), error = %error, "reconcile failed");
-                ctx.failed(&key, error)
-            },
-            ctx,
-        )
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                warn!(error = %e, "controller event");
-            }
-        })
-        .await;
+    Controller::new(
+        Api::<AlarmPolicy>::all(client),
+        watcher::Config::default().any_semantic(),
+    )
+    .shutdown_on_signal()
+    .run(
+        |policy, ctx: Arc<Context<KubeCluster>>| async move {
+            alarm_policy::reconcile(policy, &ctx).await
+        },
+        |policy, error: &ReconcileError, ctx| {
+            let key = format!(
+                "AlarmPolicy/{}/{}",
+                policy.namespace().unwrap_or_default(),
+                policy.name_any()
+            );
+            warn!(resource = %key, category = error.category(), error = %error, "reconcile failed");
+            ctx.failed(&key, error)
+        },
+        ctx,
+    )
+    .for_each(|result| async move {
+        if let Err(e) = result {
+            warn!(error = %e, "controller event");
+        }
+    })
+    .await;
     info!("controllers stopped");
 }

@@ -19,7 +19,11 @@ pub struct ConditionUpdate {
 
 impl ConditionUpdate {
     /// A condition that holds.
-    pub fn truthy(type_: &'static str, reason: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn truthy(
+        type_: &'static str,
+        reason: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         ConditionUpdate {
             type_,
             status: true,
@@ -29,7 +33,11 @@ impl ConditionUpdate {
     }
 
     /// A condition that does not hold.
-    pub fn falsy(type_: &'static str, reason: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn falsy(
+        type_: &'static str,
+        reason: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         ConditionUpdate {
             type_,
             status: false,
@@ -41,7 +49,12 @@ impl ConditionUpdate {
 
 /// Merges `updates` into `previous`: conditions of other types are kept, the transition time of a
 /// condition changes only when its status changes.
-pub fn merge(previous: &[Condition], updates: &[ConditionUpdate], generation: Option<i64>, now: Timestamp) -> Vec<Condition> {
+pub fn merge(
+    previous: &[Condition],
+    updates: &[ConditionUpdate],
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Vec<Condition> {
     let mut out: Vec<Condition> = previous
         .iter()
         .filter(|c| !updates.iter().any(|u| u.type_ == c.type_))
@@ -90,11 +103,26 @@ mod tests {
     fn transition_time_is_kept_while_status_holds() {
         let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
         let t1: Timestamp = "2026-01-02T00:00:00Z".parse().unwrap();
-        let first = merge(&[], &[ConditionUpdate::truthy("Ready", "Reconciled", "ok")], Some(1), t0);
-        let again = merge(&first, &[ConditionUpdate::truthy("Ready", "Reconciled", "still ok")], Some(2), t1);
+        let first = merge(
+            &[],
+            &[ConditionUpdate::truthy("Ready", "Reconciled", "ok")],
+            Some(1),
+            t0,
+        );
+        let again = merge(
+            &first,
+            &[ConditionUpdate::truthy("Ready", "Reconciled", "still ok")],
+            Some(2),
+            t1,
+        );
         assert_eq!(again[0].last_transition_time, Time(t0));
         assert_eq!(again[0].observed_generation, Some(2));
-        let flipped = merge(&again, &[ConditionUpdate::falsy("Ready", "AwsError", "boom")], Some(2), t1);
+        let flipped = merge(
+            &again,
+            &[ConditionUpdate::falsy("Ready", "AwsError", "boom")],
+            Some(2),
+            t1,
+        );
         assert_eq!(flipped[0].last_transition_time, Time(t1));
         assert_eq!(flipped[0].status, "False");
     }
@@ -104,11 +132,19 @@ mod tests {
         let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
         let both = merge(
             &[],
-            &[ConditionUpdate::truthy("Ready", "R", "m"), ConditionUpdate::falsy("Lint", "Errors", "x")],
+            &[
+                ConditionUpdate::truthy("Ready", "R", "m"),
+                ConditionUpdate::falsy("Lint", "Errors", "x"),
+            ],
             Some(1),
             t0,
         );
-        let only_ready = merge(&both, &[ConditionUpdate::falsy("Ready", "R2", "m")], Some(1), t0);
+        let only_ready = merge(
+            &both,
+            &[ConditionUpdate::falsy("Ready", "R2", "m")],
+            Some(1),
+            t0,
+        );
         assert_eq!(only_ready.len(), 2);
         assert_eq!(find(&only_ready, "Lint").unwrap().reason, "Errors");
     }

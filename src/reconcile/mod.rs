@@ -34,7 +34,9 @@ impl OperatorSettings {
         let id = &self.cluster_id;
         let ok = !id.is_empty()
             && id.len() <= 32
-            && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
             && !id.starts_with('-');
         if ok {
             Ok(())

@@ -140,10 +140,20 @@ fn readable_name(parts: &[&str], hash: &str, max: usize) -> String {
     let joined: String = parts
         .join("_")
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     let room = max - hash.len() - 1;
-    let readable = if joined.len() > room { &joined[..room] } else { &joined };
+    let readable = if joined.len() > room {
+        &joined[..room]
+    } else {
+        &joined
+    };
     format!("{readable}_{hash}")
 }
 
@@ -171,9 +181,18 @@ mod tests {
     #[test]
     fn alarm_names_are_readable_and_scoped_by_cluster_and_namespace() {
         let a = id("prod-eks", "data", "emr");
-        assert_eq!(a.alarm_name("failures"), "alertops/prod-eks/data/emr/failures");
-        assert_ne!(a.alarm_name("x"), id("stage-eks", "data", "emr").alarm_name("x"));
-        assert_ne!(a.alarm_name("x"), id("prod-eks", "data2", "emr").alarm_name("x"));
+        assert_eq!(
+            a.alarm_name("failures"),
+            "alertops/prod-eks/data/emr/failures"
+        );
+        assert_ne!(
+            a.alarm_name("x"),
+            id("stage-eks", "data", "emr").alarm_name("x")
+        );
+        assert_ne!(
+            a.alarm_name("x"),
+            id("prod-eks", "data2", "emr").alarm_name("x")
+        );
         assert!(a.alarm_name("x").starts_with(&a.alarm_prefix()));
     }
 
@@ -188,7 +207,11 @@ mod tests {
     #[test]
     fn long_names_fit_aws_limits_and_stay_unique() {
         let long_ns = "n".repeat(63);
-        let p1 = id("cluster-id-of-32-characters-long", &long_ns, &"p".repeat(253));
+        let p1 = id(
+            "cluster-id-of-32-characters-long",
+            &long_ns,
+            &"p".repeat(253),
+        );
         let mut p2 = p1.clone();
         p2.name = format!("{}q", "p".repeat(252));
         let alarm = "a".repeat(64);
@@ -204,7 +227,11 @@ mod tests {
     #[test]
     fn rule_names_only_use_allowed_characters() {
         let n = id("c", "ns", "my.policy").rule_name("emr.failed");
-        assert!(n.chars().all(|c| c.is_ascii_alphanumeric() || ".-_".contains(c)), "{n}");
+        assert!(
+            n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-_".contains(c)),
+            "{n}"
+        );
         assert_ne!(
             id("c", "ns", "a").rule_name(&"r".repeat(60)),
             id("c", "ns", "a").rule_name(&format!("{}s", "r".repeat(59)))
@@ -215,7 +242,11 @@ mod tests {
     fn topic_names_replace_dots_but_stay_distinct() {
         let a = id("c", "ns", "a.b").topic_name();
         let b = id("c", "ns", "a-b").topic_name();
-        assert!(a.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c)), "{a}");
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c)),
+            "{a}"
+        );
         assert_ne!(a, b);
     }
 

@@ -63,7 +63,9 @@ pub struct TopicSpec {
     /// ARN of an existing topic to use instead of creating one. Its access policy must already
     /// allow CloudWatch and EventBridge to publish.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^arn:aws[a-zA-Z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$"))]
+    #[schemars(regex(
+        pattern = r"^arn:aws[a-zA-Z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$"
+    ))]
     pub existing_arn: Option<String>,
     /// Display name of the created topic (used as the sender name of SMS and email).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -86,7 +88,10 @@ pub struct TopicSpec {
     .message("CloudWatch allows at most 5 alarm actions; the policy topic is one of them, so at most 4 additionalActions"))]
 pub struct AlarmSpec {
     /// Name of the alarm within the policy; the AWS alarm name is derived from it.
-    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"))]
+    #[schemars(
+        length(min = 1, max = 64),
+        regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    )]
     pub name: String,
     /// What the alarm means, shown in notifications.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -308,7 +313,10 @@ impl TreatMissingData {
     .message("emr options apply only to the EmrClusterFailed preset"))]
 pub struct EventRuleSpec {
     /// Name of the rule within the policy; the AWS rule name is derived from it.
-    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"))]
+    #[schemars(
+        length(min = 1, max = 64),
+        regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    )]
     pub name: String,
     /// What the rule catches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -452,7 +460,9 @@ pub struct LintFinding {
 }
 
 /// How serious a lint finding is.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord,
+)]
 pub enum LintLevel {
     /// Advice.
     Warning,

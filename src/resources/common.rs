@@ -19,7 +19,18 @@ pub enum DeletionPolicy {
 
 /// Severity of an alert or alarm, used for routing and for how loudly Slack renders it.
 #[derive(
-    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema,
+    Serialize,
+    Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    JsonSchema,
 )]
 pub enum Severity {
     /// Informational; nobody needs to act.
@@ -99,7 +110,9 @@ pub struct SourceRef {
     /// ARN of an existing SNS topic (for example a per-environment "alarms" or "notifications"
     /// topic). It is subscribed to, never modified or deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^arn:aws[a-zA-Z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$"))]
+    #[schemars(regex(
+        pattern = r"^arn:aws[a-zA-Z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$"
+    ))]
     pub topic_arn: Option<String>,
 }
 

@@ -49,17 +49,25 @@ impl Fixture {
     }
 
     async fn get(&self, name: &str) -> Option<AlarmPolicy> {
-        self.cluster.get::<AlarmPolicy>(&self.namespace, name).await.expect("get")
+        self.cluster
+            .get::<AlarmPolicy>(&self.namespace, name)
+            .await
+            .expect("get")
     }
 
     async fn reconcile(&self, name: &str) -> AlarmPolicy {
         let policy = self.get(name).await.expect("policy exists");
-        alarm_policy::reconcile(Arc::new(policy), &self.ctx).await.expect("reconcile succeeds");
+        alarm_policy::reconcile(Arc::new(policy), &self.ctx)
+            .await
+            .expect("reconcile succeeds");
         self.get(name).await.expect("policy still exists")
     }
 
     fn alarm_name(&self, policy: &str, alarm: &str) -> String {
-        format!("alertops/{}/{}/{}/{}", self.ctx.settings.cluster_id, self.namespace, policy, alarm)
+        format!(
+            "alertops/{}/{}/{}/{}",
+            self.ctx.settings.cluster_id, self.namespace, policy, alarm
+        )
     }
 
     async fn alarm(&self, name: &str) -> Option<MetricAlarm> {
@@ -78,7 +86,11 @@ impl Fixture {
 
 fn ready(policy: &AlarmPolicy) -> (String, String, String) {
     let status = policy.status.as_ref().expect("status written");
-    let c = status.conditions.iter().find(|c| c.type_ == "Ready").expect("Ready condition");
+    let c = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .expect("Ready condition");
     (c.status.clone(), c.reason.clone(), c.message.clone())
 }
 
@@ -145,7 +157,12 @@ async fn cloudwatch_tags(aws: &AwsClients, arn: &str) -> Vec<(String, String)> {
         .expect("ListTagsForResource")
         .tags()
         .iter()
-        .map(|t| (t.key().unwrap_or_default().to_string(), t.value().unwrap_or_default().to_string()))
+        .map(|t| {
+            (
+                t.key().unwrap_or_default().to_string(),
+                t.value().unwrap_or_default().to_string(),
+            )
+        })
         .collect();
     tags.sort();
     tags
@@ -160,57 +177,124 @@ async fn creates_topic_alarms_and_rules_with_tags() {
     let status = policy.status.as_ref().unwrap();
     assert_eq!(status.alarm_count, 3);
     assert_eq!(status.rule_count, 3);
-    assert!(policy.metadata.finalizers.as_ref().unwrap().contains(&"alertops.dev/cleanup".to_string()));
+    assert!(
+        policy
+            .metadata
+            .finalizers
+            .as_ref()
+            .unwrap()
+            .contains(&"alertops.dev/cleanup".to_string())
+    );
 
     // Topic: owned, tagged, publishable by CloudWatch and EventBridge.
     let topic = status.topic_arn.clone().expect("topic ARN in status");
-    let tags = f.aws().sns.list_tags_for_resource().resource_arn(&topic).send().await.unwrap();
+    let tags = f
+        .aws()
+        .sns
+        .list_tags_for_resource()
+        .resource_arn(&topic)
+        .send()
+        .await
+        .unwrap();
     let tags: Vec<(&str, &str)> = tags.tags().iter().map(|t| (t.key(), t.value())).collect();
     assert!(tags.contains(&("Team", "data-eng")), "{tags:?}");
-    assert!(tags.contains(&("alertops.dev/owner", &*format!("AlarmPolicy/{}/elb", f.namespace))));
-    let attributes = f.aws().sns.get_topic_attributes().topic_arn(&topic).send().await.unwrap();
-    let policy_doc: Value = serde_json::from_str(&attributes.attributes().unwrap()["Policy"]).unwrap();
+    assert!(tags.contains(&(
+        "alertops.dev/owner",
+        &*format!("AlarmPolicy/{}/elb", f.namespace)
+    )));
+    let attributes = f
+        .aws()
+        .sns
+        .get_topic_attributes()
+        .topic_arn(&topic)
+        .send()
+        .await
+        .unwrap();
+    let policy_doc: Value =
+        serde_json::from_str(&attributes.attributes().unwrap()["Policy"]).unwrap();
     let principals: Vec<&str> = policy_doc["Statement"]
         .as_array()
         .unwrap()
         .iter()
         .filter_map(|s| s["Principal"]["Service"].as_str())
         .collect();
-    assert_eq!(principals, vec!["cloudwatch.amazonaws.com", "events.amazonaws.com"]);
+    assert_eq!(
+        principals,
+        vec!["cloudwatch.amazonaws.com", "events.amazonaws.com"]
+    );
 
     // Alarms: as specified.
-    let alarm = f.alarm(&f.alarm_name("elb", "backend-errors")).await.expect("alarm created");
+    let alarm = f
+        .alarm(&f.alarm_name("elb", "backend-errors"))
+        .await
+        .expect("alarm created");
     assert_eq!(alarm.statistic().unwrap().as_str(), "Sum");
     assert_eq!(alarm.threshold(), Some(100.0));
     assert_eq!(alarm.datapoints_to_alarm(), Some(3));
     assert_eq!(alarm.treat_missing_data(), Some("notBreaching"));
     assert_eq!(alarm.alarm_actions(), &[topic.clone()]);
     assert_eq!(alarm.ok_actions(), &[topic.clone()]);
-    assert!(alarm.alarm_description().unwrap().contains("Runbook: https://runbooks.example.com/elb"));
+    assert!(
+        alarm
+            .alarm_description()
+            .unwrap()
+            .contains("Runbook: https://runbooks.example.com/elb")
+    );
     let alarm_tags = cloudwatch_tags(f.aws(), alarm.alarm_arn().unwrap()).await;
-    for expected in [("Component", "broker"), ("Feature", "ingest"), ("Severity", "Critical"), ("Team", "data-eng")] {
+    for expected in [
+        ("Component", "broker"),
+        ("Feature", "ingest"),
+        ("Severity", "Critical"),
+        ("Team", "data-eng"),
+    ] {
         assert!(
             alarm_tags.contains(&(expected.0.to_string(), expected.1.to_string())),
             "{expected:?} missing from {alarm_tags:?}"
         );
     }
-    let p99 = f.alarm(&f.alarm_name("elb", "latency-p99")).await.expect("percentile alarm");
+    let p99 = f
+        .alarm(&f.alarm_name("elb", "latency-p99"))
+        .await
+        .expect("percentile alarm");
     assert_eq!(p99.extended_statistic(), Some("p99"));
-    let math = f.alarm(&f.alarm_name("elb", "error-rate")).await.expect("metric-math alarm");
+    let math = f
+        .alarm(&f.alarm_name("elb", "error-rate"))
+        .await
+        .expect("metric-math alarm");
     assert_eq!(math.metrics().len(), 3);
     assert_eq!(
-        math.metrics().iter().find(|q| q.return_data() == Some(true)).and_then(|q| q.expression()),
+        math.metrics()
+            .iter()
+            .find(|q| q.return_data() == Some(true))
+            .and_then(|q| q.expression()),
         Some("100 * errors / requests")
     );
 
     // Rules: pattern and target.
     for rule in &status.event_rules {
-        let described = f.aws().eventbridge.describe_rule().name(&rule.rule_name).send().await.unwrap();
+        let described = f
+            .aws()
+            .eventbridge
+            .describe_rule()
+            .name(&rule.rule_name)
+            .send()
+            .await
+            .unwrap();
         let pattern: Value = serde_json::from_str(described.event_pattern().unwrap()).unwrap();
         if rule.name == "emr-failed" {
-            assert_eq!(pattern["detail"]["state"], json!(["TERMINATED_WITH_ERRORS"]));
+            assert_eq!(
+                pattern["detail"]["state"],
+                json!(["TERMINATED_WITH_ERRORS"])
+            );
         }
-        let targets = f.aws().eventbridge.list_targets_by_rule().rule(&rule.rule_name).send().await.unwrap();
+        let targets = f
+            .aws()
+            .eventbridge
+            .list_targets_by_rule()
+            .rule(&rule.rule_name)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(targets.targets().len(), 1);
         assert_eq!(targets.targets()[0].arn(), topic);
     }
@@ -227,7 +311,10 @@ async fn a_second_reconcile_without_change_writes_nothing() {
     assert_eq!(ready(&policy).0, "True");
     let writes: Vec<String> = calls.writes().iter().map(|c| c.operation.clone()).collect();
     assert!(writes.is_empty(), "a no-op resync wrote to AWS: {writes:?}");
-    assert!(calls.count("DescribeAlarms") >= 1, "the resync must still read the alarms");
+    assert!(
+        calls.count("DescribeAlarms") >= 1,
+        "the resync must still read the alarms"
+    );
 }
 
 #[tokio::test]
@@ -239,10 +326,17 @@ async fn threshold_change_updates_the_alarm_and_dropped_alarms_are_deleted() {
     f.apply("svc", full_spec(250.0));
     let policy = f.reconcile("svc").await;
     assert_eq!(ready(&policy).0, "True");
-    let alarm = f.alarm(&f.alarm_name("svc", "backend-errors")).await.unwrap();
+    let alarm = f
+        .alarm(&f.alarm_name("svc", "backend-errors"))
+        .await
+        .unwrap();
     assert_eq!(alarm.threshold(), Some(250.0));
     assert!(
-        f.cluster.events().iter().any(|e| e.reason == "AlarmUpdated" && e.note.as_deref().unwrap_or("").contains("threshold")),
+        f.cluster
+            .events()
+            .iter()
+            .any(|e| e.reason == "AlarmUpdated"
+                && e.note.as_deref().unwrap_or("").contains("threshold")),
         "an event names the change"
     );
 
@@ -257,14 +351,34 @@ async fn threshold_change_updates_the_alarm_and_dropped_alarms_are_deleted() {
         .rule_name
         .clone();
     let mut spec = full_spec(250.0);
-    spec["alarms"].as_array_mut().unwrap().retain(|a| a["name"] != "latency-p99");
-    spec["eventRules"].as_array_mut().unwrap().retain(|r| r["name"] != "custom");
+    spec["alarms"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|a| a["name"] != "latency-p99");
+    spec["eventRules"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|r| r["name"] != "custom");
     f.apply("svc", spec);
     let policy = f.reconcile("svc").await;
-    assert!(f.alarm(&f.alarm_name("svc", "latency-p99")).await.is_none(), "dropped alarm deleted");
-    assert!(f.alarm(&f.alarm_name("svc", "backend-errors")).await.is_some(), "kept alarm kept");
     assert!(
-        f.aws().eventbridge.describe_rule().name(&custom_rule).send().await.is_err(),
+        f.alarm(&f.alarm_name("svc", "latency-p99")).await.is_none(),
+        "dropped alarm deleted"
+    );
+    assert!(
+        f.alarm(&f.alarm_name("svc", "backend-errors"))
+            .await
+            .is_some(),
+        "kept alarm kept"
+    );
+    assert!(
+        f.aws()
+            .eventbridge
+            .describe_rule()
+            .name(&custom_rule)
+            .send()
+            .await
+            .is_err(),
         "dropped rule deleted"
     );
     let status = policy.status.unwrap();
@@ -280,18 +394,49 @@ async fn deletion_with_delete_policy_removes_everything_it_owns() {
     let status = policy.status.clone().unwrap();
     let topic = status.topic_arn.clone().unwrap();
 
-    f.cluster.request_delete("alertops.dev/v1alpha1", "AlarmPolicy", &f.namespace, "gone").unwrap();
-    let deleting = f.get("gone").await.expect("kept while the finalizer is there");
-    alarm_policy::reconcile(Arc::new(deleting), &f.ctx).await.unwrap();
-    assert!(f.get("gone").await.is_none(), "finalizer removed, object gone");
+    f.cluster
+        .request_delete("alertops.dev/v1alpha1", "AlarmPolicy", &f.namespace, "gone")
+        .unwrap();
+    let deleting = f
+        .get("gone")
+        .await
+        .expect("kept while the finalizer is there");
+    alarm_policy::reconcile(Arc::new(deleting), &f.ctx)
+        .await
+        .unwrap();
+    assert!(
+        f.get("gone").await.is_none(),
+        "finalizer removed, object gone"
+    );
 
     for alarm in &status.alarms {
-        assert!(f.alarm(&alarm.alarm_name).await.is_none(), "{} still exists", alarm.alarm_name);
+        assert!(
+            f.alarm(&alarm.alarm_name).await.is_none(),
+            "{} still exists",
+            alarm.alarm_name
+        );
     }
     for rule in &status.event_rules {
-        assert!(f.aws().eventbridge.describe_rule().name(&rule.rule_name).send().await.is_err());
+        assert!(
+            f.aws()
+                .eventbridge
+                .describe_rule()
+                .name(&rule.rule_name)
+                .send()
+                .await
+                .is_err()
+        );
     }
-    assert!(f.aws().sns.get_topic_attributes().topic_arn(&topic).send().await.is_err(), "topic deleted");
+    assert!(
+        f.aws()
+            .sns
+            .get_topic_attributes()
+            .topic_arn(&topic)
+            .send()
+            .await
+            .is_err(),
+        "topic deleted"
+    );
 }
 
 #[tokio::test]
@@ -303,17 +448,32 @@ async fn deletion_with_retain_policy_leaves_aws_alone() {
     let policy = f.reconcile("kept").await;
     let status = policy.status.clone().unwrap();
 
-    f.cluster.request_delete("alertops.dev/v1alpha1", "AlarmPolicy", &f.namespace, "kept").unwrap();
+    f.cluster
+        .request_delete("alertops.dev/v1alpha1", "AlarmPolicy", &f.namespace, "kept")
+        .unwrap();
     let deleting = f.get("kept").await.unwrap();
     f.aws().call_log().reset();
-    alarm_policy::reconcile(Arc::new(deleting), &f.ctx).await.unwrap();
+    alarm_policy::reconcile(Arc::new(deleting), &f.ctx)
+        .await
+        .unwrap();
     assert!(f.get("kept").await.is_none());
-    assert!(f.aws().call_log().writes().is_empty(), "Retain writes nothing to AWS");
+    assert!(
+        f.aws().call_log().writes().is_empty(),
+        "Retain writes nothing to AWS"
+    );
     for alarm in &status.alarms {
         assert!(f.alarm(&alarm.alarm_name).await.is_some());
     }
     let topic = status.topic_arn.unwrap();
-    assert!(f.aws().sns.get_topic_attributes().topic_arn(&topic).send().await.is_ok());
+    assert!(
+        f.aws()
+            .sns
+            .get_topic_attributes()
+            .topic_arn(&topic)
+            .send()
+            .await
+            .is_ok()
+    );
 }
 
 #[tokio::test]
@@ -336,28 +496,56 @@ async fn an_unowned_alarm_with_the_same_name_is_left_untouched_and_reported() {
         .await
         .unwrap();
 
-    f.apply("clash", json!({"alarms": [elb_alarm("backend-errors", 100.0)]}));
+    f.apply(
+        "clash",
+        json!({"alarms": [elb_alarm("backend-errors", 100.0)]}),
+    );
     let policy = f.reconcile("clash").await;
     let (status, reason, message) = ready(&policy);
-    assert_eq!((status.as_str(), reason.as_str()), ("False", "AlarmNotOwned"));
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "AlarmNotOwned")
+    );
     assert!(message.contains(&name), "{message}");
 
     let alarm = f.alarm(&name).await.unwrap();
     assert_eq!(alarm.threshold(), Some(7.0), "left untouched");
     assert_eq!(alarm.metric_name(), Some("Handmade"));
-    assert!(f.cluster.events().iter().any(|e| e.reason == "AlarmNotOwned"));
+    assert!(
+        f.cluster
+            .events()
+            .iter()
+            .any(|e| e.reason == "AlarmNotOwned")
+    );
 
     // Deleting the policy must not delete someone else's alarm either.
-    f.cluster.request_delete("alertops.dev/v1alpha1", "AlarmPolicy", &f.namespace, "clash").unwrap();
-    alarm_policy::reconcile(Arc::new(f.get("clash").await.unwrap()), &f.ctx).await.unwrap();
-    assert!(f.alarm(&name).await.is_some(), "unowned alarm survives the policy's deletion");
+    f.cluster
+        .request_delete(
+            "alertops.dev/v1alpha1",
+            "AlarmPolicy",
+            &f.namespace,
+            "clash",
+        )
+        .unwrap();
+    alarm_policy::reconcile(Arc::new(f.get("clash").await.unwrap()), &f.ctx)
+        .await
+        .unwrap();
+    assert!(
+        f.alarm(&name).await.is_some(),
+        "unowned alarm survives the policy's deletion"
+    );
 }
 
 #[tokio::test]
 async fn two_hundred_fifty_alarms_resync_with_at_most_three_describe_calls() {
     let f = Fixture::new().await;
-    let alarms: Vec<Value> = (0..250).map(|i| elb_alarm(&format!("a{i:03}"), 10.0 + f64::from(i))).collect();
-    f.apply("big", json!({"tags": {"Team": "platform"}, "alarms": alarms}));
+    let alarms: Vec<Value> = (0..250)
+        .map(|i| elb_alarm(&format!("a{i:03}"), 10.0 + f64::from(i)))
+        .collect();
+    f.apply(
+        "big",
+        json!({"tags": {"Team": "platform"}, "alarms": alarms}),
+    );
     let policy = f.reconcile("big").await;
     assert_eq!(ready(&policy).0, "True", "{:?}", ready(&policy));
     assert_eq!(policy.status.as_ref().unwrap().alarm_count, 250);
@@ -365,9 +553,16 @@ async fn two_hundred_fifty_alarms_resync_with_at_most_three_describe_calls() {
     f.aws().call_log().reset();
     f.reconcile("big").await;
     let describes = f.aws().call_log().count("DescribeAlarms");
-    assert!((1..=3).contains(&describes), "{describes} DescribeAlarms calls for 250 alarms");
+    assert!(
+        (1..=3).contains(&describes),
+        "{describes} DescribeAlarms calls for 250 alarms"
+    );
     assert!(f.aws().call_log().writes().is_empty());
-    assert_eq!(f.aws().call_log().count("ListTagsForResource"), 0, "verified tags are not read again");
+    assert_eq!(
+        f.aws().call_log().count("ListTagsForResource"),
+        0,
+        "verified tags are not read again"
+    );
 }
 
 #[tokio::test]
@@ -382,7 +577,10 @@ async fn an_invalid_spec_becomes_a_condition_and_touches_nothing() {
     let (status, reason, message) = ready(&policy);
     assert_eq!((status.as_str(), reason.as_str()), ("False", "InvalidSpec"));
     assert!(message.contains("86400"), "{message}");
-    assert!(f.aws().call_log().snapshot().is_empty(), "nothing sent to AWS");
+    assert!(
+        f.aws().call_log().snapshot().is_empty(),
+        "nothing sent to AWS"
+    );
 }
 
 #[tokio::test]
@@ -393,8 +591,27 @@ async fn lint_findings_reach_status_and_events() {
     f.apply("linted", json!({"alarms": [alarm]}));
     let policy = f.reconcile("linted").await;
     let status = policy.status.unwrap();
-    assert!(status.lint.iter().any(|l| l.rule == "count-metric-needs-sum"), "{:?}", status.lint);
-    let lint = status.conditions.iter().find(|c| c.type_ == "Lint").unwrap();
-    assert_eq!((lint.status.as_str(), lint.reason.as_str()), ("False", "Errors"));
-    assert!(f.cluster.events().iter().any(|e| e.reason == "LintFinding" && e.note.as_deref().unwrap_or("").contains("Sum")));
+    assert!(
+        status
+            .lint
+            .iter()
+            .any(|l| l.rule == "count-metric-needs-sum"),
+        "{:?}",
+        status.lint
+    );
+    let lint = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Lint")
+        .unwrap();
+    assert_eq!(
+        (lint.status.as_str(), lint.reason.as_str()),
+        ("False", "Errors")
+    );
+    assert!(
+        f.cluster
+            .events()
+            .iter()
+            .any(|e| e.reason == "LintFinding" && e.note.as_deref().unwrap_or("").contains("Sum"))
+    );
 }

@@ -9,7 +9,8 @@ fn alertops(args: &[&str]) -> (i32, String) {
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("alertops runs");
-    let text = String::from_utf8_lossy(&output.stdout).to_string() + &String::from_utf8_lossy(&output.stderr);
+    let text = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
     (output.status.code().unwrap_or(-1), text)
 }
 
@@ -21,7 +22,11 @@ fn lint_passes_on_the_examples() {
 
 #[test]
 fn lint_names_the_metric_and_says_sum_for_maximum_of_backend_connection_errors() {
-    let (code, out) = alertops(&["lint", "-f", "tests/fixtures/lint/maximum-backend-connection-errors.yaml"]);
+    let (code, out) = alertops(&[
+        "lint",
+        "-f",
+        "tests/fixtures/lint/maximum-backend-connection-errors.yaml",
+    ]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("BackendConnectionErrors"), "{out}");
     assert!(out.contains("Sum"), "{out}");
@@ -38,7 +43,11 @@ fn lint_reports_schema_errors_with_the_field_path() {
 fn crds_subcommand_prints_all_three() {
     let (code, out) = alertops(&["crds"]);
     assert_eq!(code, 0);
-    for name in ["alarmpolicies.alertops.dev", "alertroutes.alertops.dev", "digestschedules.alertops.dev"] {
+    for name in [
+        "alarmpolicies.alertops.dev",
+        "alertroutes.alertops.dev",
+        "digestschedules.alertops.dev",
+    ] {
         assert!(out.contains(name), "{name} missing");
     }
     assert!(Path::new(env!("CARGO_MANIFEST_DIR")).join("crds").is_dir());

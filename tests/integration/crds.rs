@@ -20,7 +20,11 @@ fn crds_folder_matches_the_rust_types() {
         "out of date: {stale:?}; run `cargo run -- crds --output-dir crds` and commit the result"
     );
     let files = std::fs::read_dir(&dir).unwrap().count();
-    assert_eq!(files, crd::all().len(), "crds/ holds a file that no type generates");
+    assert_eq!(
+        files,
+        crd::all().len(),
+        "crds/ holds a file that no type generates"
+    );
 }
 
 #[test]
@@ -31,9 +35,27 @@ fn crds_carry_status_printer_columns_and_validation() {
         assert_eq!(c.spec.group, "alertops.dev");
         assert_eq!(version.name, "v1alpha1");
         assert_eq!(c.spec.scope, "Namespaced");
-        assert!(c.spec.names.categories.as_ref().unwrap().contains(&"alertops".to_string()), "{kind}");
-        assert!(c.spec.names.short_names.as_ref().is_some_and(|s| !s.is_empty()), "{kind}");
-        assert!(version.subresources.as_ref().unwrap().status.is_some(), "{kind} has a status subresource");
+        assert!(
+            c.spec
+                .names
+                .categories
+                .as_ref()
+                .unwrap()
+                .contains(&"alertops".to_string()),
+            "{kind}"
+        );
+        assert!(
+            c.spec
+                .names
+                .short_names
+                .as_ref()
+                .is_some_and(|s| !s.is_empty()),
+            "{kind}"
+        );
+        assert!(
+            version.subresources.as_ref().unwrap().status.is_some(),
+            "{kind} has a status subresource"
+        );
         let columns: Vec<&str> = version
             .additional_printer_columns
             .as_ref()
@@ -41,11 +63,27 @@ fn crds_carry_status_printer_columns_and_validation() {
             .iter()
             .map(|c| c.name.as_str())
             .collect();
-        assert!(columns.contains(&"Ready") && columns.contains(&"Age"), "{kind}: {columns:?}");
-        let schema = serde_json::to_value(version.schema.as_ref().unwrap().open_api_v3_schema.as_ref().unwrap()).unwrap();
+        assert!(
+            columns.contains(&"Ready") && columns.contains(&"Age"),
+            "{kind}: {columns:?}"
+        );
+        let schema = serde_json::to_value(
+            version
+                .schema
+                .as_ref()
+                .unwrap()
+                .open_api_v3_schema
+                .as_ref()
+                .unwrap(),
+        )
+        .unwrap();
         let conditions = &schema["properties"]["status"]["properties"]["conditions"];
         assert_eq!(conditions["x-kubernetes-list-type"], "map", "{kind}");
-        assert_eq!(conditions["x-kubernetes-list-map-keys"], serde_json::json!(["type"]), "{kind}");
+        assert_eq!(
+            conditions["x-kubernetes-list-map-keys"],
+            serde_json::json!(["type"]),
+            "{kind}"
+        );
         assert_undocumented_fields_absent(&schema, kind);
     }
 }
@@ -55,7 +93,10 @@ fn assert_undocumented_fields_absent(schema: &serde_json::Value, path: &str) {
     if let Some(props) = schema.get("properties").and_then(|p| p.as_object()) {
         for (name, prop) in props {
             let here = format!("{path}.{name}");
-            let standard = matches!(name.as_str(), "apiVersion" | "kind" | "metadata" | "spec" | "status");
+            let standard = matches!(
+                name.as_str(),
+                "apiVersion" | "kind" | "metadata" | "spec" | "status"
+            );
             // Kubernetes' own types (Condition, ResourceRequirements) are documented upstream.
             assert!(
                 standard || prop.get("description").is_some(),
@@ -74,7 +115,16 @@ fn cel_rules_reject_what_the_issue_lists() {
     use alertops::resources::AlarmPolicy;
     use kube::CustomResourceExt;
     let crd = AlarmPolicy::crd();
-    let schema = serde_json::to_value(crd.spec.versions[0].schema.as_ref().unwrap().open_api_v3_schema.as_ref().unwrap()).unwrap();
+    let schema = serde_json::to_value(
+        crd.spec.versions[0]
+            .schema
+            .as_ref()
+            .unwrap()
+            .open_api_v3_schema
+            .as_ref()
+            .unwrap(),
+    )
+    .unwrap();
     let validator = kube::core::cel::Validator::new();
     let policy = |alarm: serde_json::Value| {
         serde_json::json!({
@@ -88,22 +138,42 @@ fn cel_rules_reject_what_the_issue_lists() {
         "comparison": "GreaterThanThreshold",
         "metric": {"namespace": "AWS/ELB", "name": "BackendConnectionErrors", "statistic": "Sum"}
     });
-    assert!(validator.validate(&schema, &policy(good.clone()), None).is_ok());
+    assert!(
+        validator
+            .validate(&schema, &policy(good.clone()), None)
+            .is_ok()
+    );
     let cases = [
-        ("period", serde_json::json!({"period": 3600, "evaluationPeriods": 25}), "86400"),
-        ("datapoints", serde_json::json!({"datapointsToAlarm": 6}), "datapointsToAlarm"),
-        ("actions", serde_json::json!({"additionalActions": ["a", "b", "c", "d", "e"]}), "at most 5"),
+        (
+            "period",
+            serde_json::json!({"period": 3600, "evaluationPeriods": 25}),
+            "86400",
+        ),
+        (
+            "datapoints",
+            serde_json::json!({"datapointsToAlarm": 6}),
+            "datapointsToAlarm",
+        ),
+        (
+            "actions",
+            serde_json::json!({"additionalActions": ["a", "b", "c", "d", "e"]}),
+            "at most 5",
+        ),
     ];
     for (label, patch, expected) in cases {
         let mut alarm = good.clone();
         for (k, v) in patch.as_object().unwrap() {
             alarm[k] = v.clone();
         }
-        let err = validator.validate(&schema, &policy(alarm), None).expect_err(label);
+        let err = validator
+            .validate(&schema, &policy(alarm), None)
+            .expect_err(label);
         assert!(err.to_string().contains(expected), "{label}: {err}");
     }
     let mut dup = policy(good.clone());
     dup["spec"]["alarms"] = serde_json::json!([good.clone(), good]);
-    let err = validator.validate(&schema, &dup, None).expect_err("duplicate names");
+    let err = validator
+        .validate(&schema, &dup, None)
+        .expect_err("duplicate names");
     assert!(err.to_string().contains("unique"), "{err}");
 }

@@ -12,8 +12,8 @@ use futures::{StreamExt, TryStreamExt, stream};
 
 use crate::aws::{AwsApi, AwsClients, AwsError, AwsErrorKind};
 use crate::reconcile::names::{OwnerIdentity, tags_digest};
-use crate::resources::alarm_policy::{AlarmStatus, EventRuleStatus};
 use crate::resources::Tags;
+use crate::resources::alarm_policy::{AlarmStatus, EventRuleStatus};
 
 use super::desired::{
     AlarmDefinition, AlarmMetric, DesiredAlarm, DesiredRule, DesiredTopic, RULE_TARGET_ID,
@@ -96,7 +96,14 @@ impl Applier<'_> {
             DesiredTopic::Existing { arn } => {
                 // Referenced, never modified: only check that it exists.
                 self.aws.acquire(AwsApi::Sns).await;
-                match self.aws.sns.get_topic_attributes().topic_arn(arn).send().await {
+                match self
+                    .aws
+                    .sns
+                    .get_topic_attributes()
+                    .topic_arn(arn)
+                    .send()
+                    .await
+                {
                     Ok(_) => {
                         out.topic_arn = Some(arn.clone());
                         out.topic_owned = false;
@@ -124,7 +131,14 @@ impl Applier<'_> {
         let mut arn = None;
         if let Some(recorded) = recorded_arn {
             self.aws.acquire(AwsApi::Sns).await;
-            match self.aws.sns.get_topic_attributes().topic_arn(recorded).send().await {
+            match self
+                .aws
+                .sns
+                .get_topic_attributes()
+                .topic_arn(recorded)
+                .send()
+                .await
+            {
                 Ok(_) => arn = Some(recorded.to_string()),
                 Err(e) => {
                     let e = AwsError::from_sdk("GetTopicAttributes", e);
@@ -189,12 +203,17 @@ impl Applier<'_> {
             .and_then(|p| serde_json::from_str(p).ok())
             .unwrap_or(serde_json::Value::Null);
         if canonical_policy(&current_policy) != canonical_policy(&desired_policy) {
-            self.set_topic_attribute(&arn, "Policy", &desired_policy.to_string()).await?;
+            self.set_topic_attribute(&arn, "Policy", &desired_policy.to_string())
+                .await?;
         }
-        let current_display = attributes.get("DisplayName").map(String::as_str).unwrap_or("");
+        let current_display = attributes
+            .get("DisplayName")
+            .map(String::as_str)
+            .unwrap_or("");
         let desired_display = display_name.as_deref().unwrap_or("");
         if current_display != desired_display {
-            self.set_topic_attribute(&arn, "DisplayName", desired_display).await?;
+            self.set_topic_attribute(&arn, "DisplayName", desired_display)
+                .await?;
         }
         self.sync_sns_tags(&arn, tags, &current_tags).await?;
 
@@ -203,7 +222,12 @@ impl Applier<'_> {
         Ok(Some(arn))
     }
 
-    async fn set_topic_attribute(&self, arn: &str, name: &str, value: &str) -> Result<(), AwsError> {
+    async fn set_topic_attribute(
+        &self,
+        arn: &str,
+        name: &str,
+        value: &str,
+    ) -> Result<(), AwsError> {
         self.aws.acquire(AwsApi::Sns).await;
         self.aws
             .sns
@@ -234,7 +258,12 @@ impl Applier<'_> {
             .collect())
     }
 
-    async fn sync_sns_tags(&self, arn: &str, desired: &Tags, current: &Tags) -> Result<(), AwsError> {
+    async fn sync_sns_tags(
+        &self,
+        arn: &str,
+        desired: &Tags,
+        current: &Tags,
+    ) -> Result<(), AwsError> {
         let (add, remove) = tag_changes(desired, current);
         if !add.is_empty() {
             self.aws.acquire(AwsApi::Sns).await;
@@ -242,7 +271,10 @@ impl Applier<'_> {
             for (k, v) in &add {
                 request = request.tags(sns_tag(k, v));
             }
-            request.send().await.map_err(|e| AwsError::from_sdk("TagResource", e))?;
+            request
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("TagResource", e))?;
         }
         if !remove.is_empty() {
             self.aws.acquire(AwsApi::Sns).await;
@@ -337,8 +369,10 @@ impl Applier<'_> {
         out.alarms.extend(statuses);
 
         // Alarms under our prefix that the spec no longer has.
-        let wanted: std::collections::HashSet<&str> =
-            desired.iter().map(|a| a.definition.alarm_name.as_str()).collect();
+        let wanted: std::collections::HashSet<&str> = desired
+            .iter()
+            .map(|a| a.definition.alarm_name.as_str())
+            .collect();
         let mut stale = Vec::new();
         for (name, alarm) in &observed {
             if wanted.contains(name.as_str()) {
@@ -395,7 +429,8 @@ impl Applier<'_> {
         let arn = observed.alarm_arn().map(str::to_string);
 
         // Ownership and tags are read only when not verified before with the same tags.
-        let verified = recorded.is_some_and(|r| r.tags_digest.as_deref() == Some(desired_digest.as_str()));
+        let verified =
+            recorded.is_some_and(|r| r.tags_digest.as_deref() == Some(desired_digest.as_str()));
         if !verified {
             let current = match &arn {
                 Some(arn) => self.cloudwatch_tags(arn).await?,
@@ -406,11 +441,13 @@ impl Applier<'_> {
                 return Ok(AlarmResult::NotOwned(name.clone()));
             }
             if let Some(arn) = &arn {
-                self.sync_cloudwatch_tags(arn, &alarm.tags, &current).await?;
+                self.sync_cloudwatch_tags(arn, &alarm.tags, &current)
+                    .await?;
             }
         }
 
-        let differences = alarm_differences(&alarm.definition, &observed::alarm_definition(observed));
+        let differences =
+            alarm_differences(&alarm.definition, &observed::alarm_definition(observed));
         let notice = if differences.is_empty() {
             None
         } else {
@@ -420,7 +457,10 @@ impl Applier<'_> {
             Some(Notice {
                 warning: false,
                 reason: "AlarmUpdated",
-                note: format!("updated CloudWatch alarm {name}: {}", differences.join(", ")),
+                note: format!(
+                    "updated CloudWatch alarm {name}: {}",
+                    differences.join(", ")
+                ),
             })
         };
         Ok(AlarmResult::InSync(
@@ -533,7 +573,12 @@ impl Applier<'_> {
             .collect())
     }
 
-    async fn sync_cloudwatch_tags(&self, arn: &str, desired: &Tags, current: &Tags) -> Result<(), AwsError> {
+    async fn sync_cloudwatch_tags(
+        &self,
+        arn: &str,
+        desired: &Tags,
+        current: &Tags,
+    ) -> Result<(), AwsError> {
         let (add, remove) = tag_changes(desired, current);
         if !add.is_empty() {
             self.aws.acquire(AwsApi::CloudWatch).await;
@@ -541,7 +586,10 @@ impl Applier<'_> {
             for (k, v) in &add {
                 request = request.tags(cw_tag(k, v));
             }
-            request.send().await.map_err(|e| AwsError::from_sdk("TagResource", e))?;
+            request
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("TagResource", e))?;
         }
         if !remove.is_empty() {
             self.aws.acquire(AwsApi::CloudWatch).await;
@@ -626,7 +674,8 @@ impl Applier<'_> {
                 Some(current) => {
                     let arn = current.arn().unwrap_or_default().to_string();
                     let recorded_rule = recorded.rules.get(name);
-                    let verified = recorded_rule.is_some_and(|r| r.tags_digest.as_deref() == Some(digest.as_str()));
+                    let verified = recorded_rule
+                        .is_some_and(|r| r.tags_digest.as_deref() == Some(digest.as_str()));
                     if !verified {
                         let tags = self.eventbridge_tags(&arn).await?;
                         if recorded_rule.is_none() && !self.owner.owns(&tags) {
@@ -640,13 +689,17 @@ impl Applier<'_> {
                         }
                         self.sync_eventbridge_tags(&arn, &rule.tags, &tags).await?;
                     }
-                    let differences = rule_differences(&rule.definition, &observed::rule_definition(current));
+                    let differences =
+                        rule_differences(&rule.definition, &observed::rule_definition(current));
                     if !differences.is_empty() {
                         self.put_rule(rule, false).await?;
                         notice = Some(Notice {
                             warning: false,
                             reason: "RuleUpdated",
-                            note: format!("updated EventBridge rule {name}: {}", differences.join(", ")),
+                            note: format!(
+                                "updated EventBridge rule {name}: {}",
+                                differences.join(", ")
+                            ),
                         });
                     }
                     arn
@@ -662,14 +715,22 @@ impl Applier<'_> {
             });
         }
 
-        let wanted: std::collections::HashSet<&str> =
-            desired.iter().map(|r| r.definition.rule_name.as_str()).collect();
-        let mut stale: Vec<(&String, &aws_sdk_eventbridge::types::Rule)> =
-            observed.iter().filter(|(n, _)| !wanted.contains(n.as_str())).collect();
+        let wanted: std::collections::HashSet<&str> = desired
+            .iter()
+            .map(|r| r.definition.rule_name.as_str())
+            .collect();
+        let mut stale: Vec<(&String, &aws_sdk_eventbridge::types::Rule)> = observed
+            .iter()
+            .filter(|(n, _)| !wanted.contains(n.as_str()))
+            .collect();
         stale.sort_by_key(|(n, _)| n.as_str());
         for (name, rule) in stale {
             let owned = recorded.rules.contains_key(name)
-                || self.owner.owns(&self.eventbridge_tags(rule.arn().unwrap_or_default()).await?);
+                || self.owner.owns(
+                    &self
+                        .eventbridge_tags(rule.arn().unwrap_or_default())
+                        .await?,
+                );
             if owned {
                 self.delete_rule(name).await?;
                 out.notices.push(Notice {
@@ -702,7 +763,10 @@ impl Applier<'_> {
                 request = request.tags(eb_tag(k, v));
             }
         }
-        let output = request.send().await.map_err(|e| AwsError::from_sdk("PutRule", e))?;
+        let output = request
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("PutRule", e))?;
         Ok(output.rule_arn().unwrap_or_default().to_string())
     }
 
@@ -745,7 +809,12 @@ impl Applier<'_> {
                 .and_then(|f| f.error_message())
                 .unwrap_or("unknown reason")
                 .to_string();
-            return Err(AwsError::new(AwsErrorKind::InvalidRequest, "PutTargets", "FailedEntry", reason));
+            return Err(AwsError::new(
+                AwsErrorKind::InvalidRequest,
+                "PutTargets",
+                "FailedEntry",
+                reason,
+            ));
         }
         Ok(())
     }
@@ -782,7 +851,14 @@ impl Applier<'_> {
                 .map_err(|e| AwsError::from_sdk("RemoveTargets", e))?;
         }
         self.aws.acquire(AwsApi::EventBridge).await;
-        match self.aws.eventbridge.delete_rule().name(rule_name).send().await {
+        match self
+            .aws
+            .eventbridge
+            .delete_rule()
+            .name(rule_name)
+            .send()
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) => {
                 let e = AwsError::from_sdk("DeleteRule", e);
@@ -808,7 +884,12 @@ impl Applier<'_> {
             .collect())
     }
 
-    async fn sync_eventbridge_tags(&self, arn: &str, desired: &Tags, current: &Tags) -> Result<(), AwsError> {
+    async fn sync_eventbridge_tags(
+        &self,
+        arn: &str,
+        desired: &Tags,
+        current: &Tags,
+    ) -> Result<(), AwsError> {
         let (add, remove) = tag_changes(desired, current);
         if !add.is_empty() {
             self.aws.acquire(AwsApi::EventBridge).await;
@@ -816,7 +897,10 @@ impl Applier<'_> {
             for (k, v) in &add {
                 request = request.tags(eb_tag(k, v));
             }
-            request.send().await.map_err(|e| AwsError::from_sdk("TagResource", e))?;
+            request
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("TagResource", e))?;
         }
         if !remove.is_empty() {
             self.aws.acquire(AwsApi::EventBridge).await;
@@ -854,7 +938,11 @@ impl Applier<'_> {
         for rule in self.observed_rules().await? {
             let name = rule.name().unwrap_or_default().to_string();
             let owned = recorded.rules.contains_key(&name)
-                || self.owner.owns(&self.eventbridge_tags(rule.arn().unwrap_or_default()).await?);
+                || self.owner.owns(
+                    &self
+                        .eventbridge_tags(rule.arn().unwrap_or_default())
+                        .await?,
+                );
             if owned {
                 self.delete_rule(&name).await?;
                 notices.push(Notice {
@@ -928,7 +1016,10 @@ fn cw_dimensions(dims: &[(String, String)]) -> Vec<Dimension> {
 }
 
 fn cw_tag(k: &str, v: &str) -> aws_sdk_cloudwatch::types::Tag {
-    aws_sdk_cloudwatch::types::Tag::builder().key(k).value(v).build()
+    aws_sdk_cloudwatch::types::Tag::builder()
+        .key(k)
+        .value(v)
+        .build()
 }
 
 fn sns_tag(k: &str, v: &str) -> aws_sdk_sns::types::Tag {
@@ -960,7 +1051,10 @@ mod tests {
             ("aws:cloudformation:stack-name".into(), "s".into()),
         ]);
         let (add, remove) = tag_changes(&desired, &current);
-        assert_eq!(add, BTreeMap::from([("Feature".into(), "x".into()), ("Team".into(), "a".into())]));
+        assert_eq!(
+            add,
+            BTreeMap::from([("Feature".into(), "x".into()), ("Team".into(), "a".into())])
+        );
         assert_eq!(remove, vec!["Old".to_string()]);
         let (add, remove) = tag_changes(&desired, &desired);
         assert!(add.is_empty() && remove.is_empty());

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use crate::reconcile::names::OwnerIdentity;
-use crate::resources::alarm_policy::{AlarmPolicySpec, AlarmSpec, EventRuleSpec};
 use crate::resources::Tags;
+use crate::resources::alarm_policy::{AlarmPolicySpec, AlarmSpec, EventRuleSpec};
 
 use super::presets;
 
@@ -195,7 +195,12 @@ pub fn build(spec: &AlarmPolicySpec, owner: &OwnerIdentity, topic_arn: &str) -> 
     }
 }
 
-fn build_alarm(alarm: &AlarmSpec, owner: &OwnerIdentity, topic_arn: &str, policy_tags: &Tags) -> DesiredAlarm {
+fn build_alarm(
+    alarm: &AlarmSpec,
+    owner: &OwnerIdentity,
+    topic_arn: &str,
+    policy_tags: &Tags,
+) -> DesiredAlarm {
     let mut alarm_actions = vec![topic_arn.to_string()];
     alarm_actions.extend(alarm.additional_actions.iter().cloned());
     alarm_actions.sort();
@@ -247,7 +252,11 @@ fn build_alarm(alarm: &AlarmSpec, owner: &OwnerIdentity, topic_arn: &str, policy
             description: alarm_description(alarm),
             actions_enabled: alarm.actions_enabled,
             alarm_actions,
-            ok_actions: if alarm.ok_notifications { topic_only.clone() } else { Vec::new() },
+            ok_actions: if alarm.ok_notifications {
+                topic_only.clone()
+            } else {
+                Vec::new()
+            },
             insufficient_data_actions: if alarm.insufficient_data_notifications {
                 topic_only
             } else {
@@ -255,7 +264,9 @@ fn build_alarm(alarm: &AlarmSpec, owner: &OwnerIdentity, topic_arn: &str, policy
             },
             metric,
             evaluation_periods: alarm.evaluation_periods,
-            datapoints_to_alarm: alarm.datapoints_to_alarm.unwrap_or(alarm.evaluation_periods),
+            datapoints_to_alarm: alarm
+                .datapoints_to_alarm
+                .unwrap_or(alarm.evaluation_periods),
             threshold: alarm.threshold,
             comparison: alarm.comparison.as_str().to_string(),
             treat_missing_data: alarm.treat_missing_data.as_str().to_string(),
@@ -307,7 +318,10 @@ fn build_rule(rule: &EventRuleSpec, owner: &OwnerIdentity, policy_tags: &Tags) -
 
 /// Names of the fields in which `observed` differs from `desired`; empty when they match.
 /// Thresholds compare with a relative tolerance because they travel as decimal text.
-pub fn alarm_differences(desired: &AlarmDefinition, observed: &AlarmDefinition) -> Vec<&'static str> {
+pub fn alarm_differences(
+    desired: &AlarmDefinition,
+    observed: &AlarmDefinition,
+) -> Vec<&'static str> {
     let mut out = Vec::new();
     let mut check = |same: bool, field: &'static str| {
         if !same {
@@ -315,20 +329,42 @@ pub fn alarm_differences(desired: &AlarmDefinition, observed: &AlarmDefinition) 
         }
     };
     check(desired.description == observed.description, "description");
-    check(desired.actions_enabled == observed.actions_enabled, "actionsEnabled");
-    check(desired.alarm_actions == observed.alarm_actions, "alarmActions");
+    check(
+        desired.actions_enabled == observed.actions_enabled,
+        "actionsEnabled",
+    );
+    check(
+        desired.alarm_actions == observed.alarm_actions,
+        "alarmActions",
+    );
     check(desired.ok_actions == observed.ok_actions, "okActions");
     check(
         desired.insufficient_data_actions == observed.insufficient_data_actions,
         "insufficientDataActions",
     );
     check(desired.metric == observed.metric, "metric");
-    check(desired.evaluation_periods == observed.evaluation_periods, "evaluationPeriods");
-    check(desired.datapoints_to_alarm == observed.datapoints_to_alarm, "datapointsToAlarm");
-    let scale = desired.threshold.abs().max(observed.threshold.abs()).max(1.0);
-    check((desired.threshold - observed.threshold).abs() <= 1e-9 * scale, "threshold");
+    check(
+        desired.evaluation_periods == observed.evaluation_periods,
+        "evaluationPeriods",
+    );
+    check(
+        desired.datapoints_to_alarm == observed.datapoints_to_alarm,
+        "datapointsToAlarm",
+    );
+    let scale = desired
+        .threshold
+        .abs()
+        .max(observed.threshold.abs())
+        .max(1.0);
+    check(
+        (desired.threshold - observed.threshold).abs() <= 1e-9 * scale,
+        "threshold",
+    );
     check(desired.comparison == observed.comparison, "comparison");
-    check(desired.treat_missing_data == observed.treat_missing_data, "treatMissingData");
+    check(
+        desired.treat_missing_data == observed.treat_missing_data,
+        "treatMissingData",
+    );
     out
 }
 
@@ -392,7 +428,9 @@ pub fn topic_access_policy(topic_arn: &str) -> Value {
 pub fn canonical_policy(value: &Value) -> Value {
     match value {
         Value::Object(map) => Value::Object(
-            map.iter().map(|(k, v)| (k.clone(), canonical_policy(v))).collect(),
+            map.iter()
+                .map(|(k, v)| (k.clone(), canonical_policy(v)))
+                .collect(),
         ),
         Value::Array(items) => {
             let mut items: Vec<Value> = items.iter().map(canonical_policy).collect();
@@ -411,8 +449,8 @@ pub fn canonical_policy(value: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resources::alarm_policy::*;
     use crate::resources::Severity;
+    use crate::resources::alarm_policy::*;
 
     fn owner() -> OwnerIdentity {
         OwnerIdentity::new("test", "AlarmPolicy", "team-a", "elb")
@@ -446,7 +484,10 @@ mod tests {
             deletion_policy: Default::default(),
             tags: Tags::from([("Team".into(), "platform".into())]),
             alarms: vec![alarm()],
-            event_rules: vec![serde_json::from_value(json!({"name": "emr", "preset": "EmrClusterFailed"})).unwrap()],
+            event_rules: vec![
+                serde_json::from_value(json!({"name": "emr", "preset": "EmrClusterFailed"}))
+                    .unwrap(),
+            ],
         }
     }
 
@@ -456,14 +497,23 @@ mod tests {
     fn alarm_definition_follows_the_spec() {
         let desired = build(&spec(), &owner(), TOPIC);
         let a = &desired.alarms[0];
-        assert_eq!(a.definition.alarm_name, "alertops/test/team-a/elb/backend-errors");
+        assert_eq!(
+            a.definition.alarm_name,
+            "alertops/test/team-a/elb/backend-errors"
+        );
         assert_eq!(
             a.definition.alarm_actions,
-            vec!["arn:aws:sns:us-east-1:123456789012:alertops_test", "arn:aws:sns:us-east-1:123456789012:pager"]
+            vec![
+                "arn:aws:sns:us-east-1:123456789012:alertops_test",
+                "arn:aws:sns:us-east-1:123456789012:pager"
+            ]
         );
         assert_eq!(a.definition.ok_actions, vec![TOPIC]);
         assert!(a.definition.insufficient_data_actions.is_empty());
-        assert_eq!(a.definition.datapoints_to_alarm, 5, "defaults to evaluationPeriods");
+        assert_eq!(
+            a.definition.datapoints_to_alarm, 5,
+            "defaults to evaluationPeriods"
+        );
         assert_eq!(a.definition.treat_missing_data, "notBreaching");
         assert_eq!(
             a.definition.description.as_deref(),
@@ -473,10 +523,18 @@ mod tests {
         assert_eq!(a.tags["Severity"], Severity::Critical.as_str());
         assert!(owner().owns(&a.tags));
         match &a.definition.metric {
-            AlarmMetric::Single { statistic, period, dimensions, .. } => {
+            AlarmMetric::Single {
+                statistic,
+                period,
+                dimensions,
+                ..
+            } => {
                 assert_eq!(statistic.as_deref(), Some("Sum"));
                 assert_eq!(*period, 60);
-                assert_eq!(dimensions, &vec![("LoadBalancerName".to_string(), "broker".to_string())]);
+                assert_eq!(
+                    dimensions,
+                    &vec![("LoadBalancerName".to_string(), "broker".to_string())]
+                );
             }
             other => panic!("expected a single metric, got {other:?}"),
         }
@@ -485,7 +543,10 @@ mod tests {
     #[test]
     fn ownership_tags_cannot_be_overridden_by_the_spec() {
         let mut s = spec();
-        s.tags.insert(crate::reconcile::names::TAG_OWNER.into(), "someone-else".into());
+        s.tags.insert(
+            crate::reconcile::names::TAG_OWNER.into(),
+            "someone-else".into(),
+        );
         let desired = build(&s, &owner(), TOPIC);
         assert!(owner().owns(&desired.topic_tags));
         assert!(owner().owns(&desired.alarms[0].tags));
@@ -498,7 +559,10 @@ mod tests {
         assert!(alarm_differences(&desired, &desired.clone()).is_empty());
         let mut observed = desired.clone();
         observed.threshold = 100.000_000_000_01;
-        assert!(alarm_differences(&desired, &observed).is_empty(), "decimal round trip is not a change");
+        assert!(
+            alarm_differences(&desired, &observed).is_empty(),
+            "decimal round trip is not a change"
+        );
         observed.threshold = 50.0;
         assert_eq!(alarm_differences(&desired, &observed), vec!["threshold"]);
     }
@@ -509,7 +573,9 @@ mod tests {
         s.topic.existing_arn = Some("arn:aws:sns:us-east-1:123456789012:prod-alarms".into());
         assert_eq!(
             build(&s, &owner(), TOPIC).topic,
-            DesiredTopic::Existing { arn: "arn:aws:sns:us-east-1:123456789012:prod-alarms".into() }
+            DesiredTopic::Existing {
+                arn: "arn:aws:sns:us-east-1:123456789012:prod-alarms".into()
+            }
         );
     }
 
@@ -522,8 +588,14 @@ mod tests {
             .iter()
             .filter_map(|s| s["Principal"]["Service"].as_str())
             .collect();
-        assert_eq!(services, vec!["cloudwatch.amazonaws.com", "events.amazonaws.com"]);
-        assert_eq!(policy["Statement"][1]["Condition"]["StringEquals"]["aws:SourceAccount"], "123456789012");
+        assert_eq!(
+            services,
+            vec!["cloudwatch.amazonaws.com", "events.amazonaws.com"]
+        );
+        assert_eq!(
+            policy["Statement"][1]["Condition"]["StringEquals"]["aws:SourceAccount"],
+            "123456789012"
+        );
     }
 
     #[test]

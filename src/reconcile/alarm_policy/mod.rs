@@ -21,7 +21,7 @@ use crate::reconcile::{Context, FINALIZER, ReconcileError};
 use crate::resources::alarm_policy::{AlarmPolicy, AlarmPolicyStatus, LintFinding, LintLevel};
 use crate::resources::{CONDITION_LINT, CONDITION_READY, DeletionPolicy};
 
-use apply::{ApplyOutcome, Applier, Notice, Recorded};
+use apply::{Applier, ApplyOutcome, Notice, Recorded};
 
 /// Kind name used in ownership tags and events.
 pub const KIND: &str = "AlarmPolicy";
@@ -29,16 +29,24 @@ pub const KIND: &str = "AlarmPolicy";
 /// Reconciles one AlarmPolicy: cleanup when it is being deleted, otherwise validate, lint, apply
 /// to AWS and write status. Errors from AWS or Kubernetes are returned for backoff; problems a
 /// person must fix (invalid spec, names taken) become conditions and are not retried quickly.
-pub async fn reconcile<C: ClusterApi>(policy: Arc<AlarmPolicy>, ctx: &Context<C>) -> Result<Action, ReconcileError> {
+pub async fn reconcile<C: ClusterApi>(
+    policy: Arc<AlarmPolicy>,
+    ctx: &Context<C>,
+) -> Result<Action, ReconcileError> {
     let name = policy.name_any();
-    let namespace = policy.namespace().ok_or_else(|| ReconcileError::MissingNamespace {
-        kind: KIND,
-        name: name.clone(),
-    })?;
+    let namespace = policy
+        .namespace()
+        .ok_or_else(|| ReconcileError::MissingNamespace {
+            kind: KIND,
+            name: name.clone(),
+        })?;
     let owner = OwnerIdentity::new(&ctx.settings.cluster_id, KIND, &namespace, &name);
     let previous = policy.status.clone().unwrap_or_default();
     let recorded = recorded(&previous);
-    let applier = Applier { aws: &ctx.aws, owner: &owner };
+    let applier = Applier {
+        aws: &ctx.aws,
+        owner: &owner,
+    };
 
     if policy.metadata.deletion_timestamp.is_some() {
         if policy.finalizers().iter().any(|f| f == FINALIZER) {
@@ -63,10 +71,15 @@ pub async fn reconcile<C: ClusterApi>(policy: Arc<AlarmPolicy>, ctx: &Context<C>
     // Lint first: findings are reported whatever happens next.
     let lint = lint_alarm_policy(&policy.spec);
     let lint_condition = lint_condition(&lint);
-    let new_findings: Vec<&LintFinding> = lint.iter().filter(|f| !previous.lint.contains(f)).collect();
+    let new_findings: Vec<&LintFinding> =
+        lint.iter().filter(|f| !previous.lint.contains(f)).collect();
     for finding in new_findings {
         let event = EventInfo {
-            type_: if finding.level == LintLevel::Error { EventType::Warning } else { EventType::Normal },
+            type_: if finding.level == LintLevel::Error {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
             reason: "LintFinding".into(),
             note: Some(format!("[{}] {}", finding.rule, finding.message)),
             action: "Lint".into(),
@@ -78,13 +91,21 @@ pub async fn reconcile<C: ClusterApi>(policy: Arc<AlarmPolicy>, ctx: &Context<C>
 
     let violations = validate::validate(&policy.spec);
     if !violations.is_empty() {
-        let message = violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+        let message = violations
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
         let status = AlarmPolicyStatus {
             lint,
             conditions: conditions::merge(
                 &previous.conditions,
                 &[
-                    ConditionUpdate::falsy(CONDITION_READY, "InvalidSpec", format!("the spec cannot be applied: {message}")),
+                    ConditionUpdate::falsy(
+                        CONDITION_READY,
+                        "InvalidSpec",
+                        format!("the spec cannot be applied: {message}"),
+                    ),
                     lint_condition,
                 ],
                 generation,
@@ -105,7 +126,12 @@ pub async fn reconcile<C: ClusterApi>(policy: Arc<AlarmPolicy>, ctx: &Context<C>
         Err(e) => ConditionUpdate::falsy(CONDITION_READY, aws_reason(e), e.to_string()),
         Ok(()) if !outcome.blockers.is_empty() => {
             let first = &outcome.blockers[0];
-            let message = outcome.blockers.iter().map(|b| b.message.as_str()).collect::<Vec<_>>().join("; ");
+            let message = outcome
+                .blockers
+                .iter()
+                .map(|b| b.message.as_str())
+                .collect::<Vec<_>>()
+                .join("; ");
             for blocker in &outcome.blockers {
                 let event = EventInfo {
                     type_: EventType::Warning,
@@ -134,7 +160,12 @@ pub async fn reconcile<C: ClusterApi>(policy: Arc<AlarmPolicy>, ctx: &Context<C>
     let status = if result.is_ok() {
         AlarmPolicyStatus {
             observed_generation: generation,
-            conditions: conditions::merge(&previous.conditions, &[ready, lint_condition], generation, Timestamp::now()),
+            conditions: conditions::merge(
+                &previous.conditions,
+                &[ready, lint_condition],
+                generation,
+                Timestamp::now(),
+            ),
             topic_arn: outcome.topic_arn.clone(),
             topic_owned: outcome.topic_arn.as_ref().map(|_| outcome.topic_owned),
             alarm_count: outcome.alarms.len() as i32,
@@ -146,7 +177,12 @@ pub async fn reconcile<C: ClusterApi>(policy: Arc<AlarmPolicy>, ctx: &Context<C>
     } else {
         AlarmPolicyStatus {
             observed_generation: generation,
-            conditions: conditions::merge(&previous.conditions, &[ready, lint_condition], generation, Timestamp::now()),
+            conditions: conditions::merge(
+                &previous.conditions,
+                &[ready, lint_condition],
+                generation,
+                Timestamp::now(),
+            ),
             lint,
             ..previous.clone()
         }
@@ -170,28 +206,49 @@ async fn apply_all(
 ) -> Result<(), crate::aws::AwsError> {
     let preliminary = desired::build(&policy.spec, applier.owner, "");
     let Some(topic_arn) = applier
-        .ensure_topic(&preliminary.topic, &preliminary.topic_tags, recorded.topic_arn.as_deref(), out)
+        .ensure_topic(
+            &preliminary.topic,
+            &preliminary.topic_tags,
+            recorded.topic_arn.as_deref(),
+            out,
+        )
         .await?
     else {
         return Ok(());
     };
     let desired = desired::build(&policy.spec, applier.owner, &topic_arn);
     applier.sync_alarms(&desired.alarms, recorded, out).await?;
-    applier.sync_rules(&desired.rules, &topic_arn, recorded, out).await?;
+    applier
+        .sync_rules(&desired.rules, &topic_arn, recorded, out)
+        .await?;
     Ok(())
 }
 
 fn recorded(status: &AlarmPolicyStatus) -> Recorded {
     Recorded {
-        alarms: status.alarms.iter().map(|a| (a.alarm_name.clone(), a.clone())).collect(),
-        rules: status.event_rules.iter().map(|r| (r.rule_name.clone(), r.clone())).collect(),
+        alarms: status
+            .alarms
+            .iter()
+            .map(|a| (a.alarm_name.clone(), a.clone()))
+            .collect(),
+        rules: status
+            .event_rules
+            .iter()
+            .map(|r| (r.rule_name.clone(), r.clone()))
+            .collect(),
         // Only a topic we created is ours to look up again by ARN (and to delete).
-        topic_arn: status.topic_arn.clone().filter(|_| status.topic_owned == Some(true)),
+        topic_arn: status
+            .topic_arn
+            .clone()
+            .filter(|_| status.topic_owned == Some(true)),
     }
 }
 
 fn lint_condition(findings: &[LintFinding]) -> ConditionUpdate {
-    let errors = findings.iter().filter(|f| f.level == LintLevel::Error).count();
+    let errors = findings
+        .iter()
+        .filter(|f| f.level == LintLevel::Error)
+        .count();
     let warnings = findings.len() - errors;
     let summary = findings
         .iter()
@@ -199,9 +256,17 @@ fn lint_condition(findings: &[LintFinding]) -> ConditionUpdate {
         .collect::<Vec<_>>()
         .join("; ");
     if errors > 0 {
-        ConditionUpdate::falsy(CONDITION_LINT, "Errors", format!("{errors} errors, {warnings} warnings: {summary}"))
+        ConditionUpdate::falsy(
+            CONDITION_LINT,
+            "Errors",
+            format!("{errors} errors, {warnings} warnings: {summary}"),
+        )
     } else if warnings > 0 {
-        ConditionUpdate::truthy(CONDITION_LINT, "Warnings", format!("{warnings} warnings: {summary}"))
+        ConditionUpdate::truthy(
+            CONDITION_LINT,
+            "Warnings",
+            format!("{warnings} warnings: {summary}"),
+        )
     } else {
         ConditionUpdate::truthy(CONDITION_LINT, "Clean", "no lint findings")
     }
@@ -226,7 +291,11 @@ async fn publish<C: ClusterApi>(ctx: &Context<C>, policy: &AlarmPolicy, notices:
             notice.note
         );
         let event = EventInfo {
-            type_: if notice.warning { EventType::Warning } else { EventType::Normal },
+            type_: if notice.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
             reason: notice.reason.into(),
             note: Some(notice.note.clone()),
             action: "Reconcile".into(),

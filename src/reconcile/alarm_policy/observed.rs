@@ -17,7 +17,10 @@ pub fn alarm_definition(alarm: &MetricAlarm) -> AlarmDefinition {
             statistic: alarm.statistic().map(|s| s.as_str().to_string()),
             extended_statistic: non_empty(alarm.extended_statistic()),
             period: alarm.period().unwrap_or_default(),
-            unit: alarm.unit().map(|u| u.as_str().to_string()).filter(|u| u != "None"),
+            unit: alarm
+                .unit()
+                .map(|u| u.as_str().to_string())
+                .filter(|u| u != "None"),
         }
     } else {
         AlarmMetric::Math(
@@ -32,11 +35,22 @@ pub fn alarm_definition(alarm: &MetricAlarm) -> AlarmDefinition {
                         metric: stat.map(|s| {
                             let m = s.metric();
                             MathMetric {
-                                namespace: m.and_then(|m| m.namespace()).unwrap_or_default().to_string(),
-                                name: m.and_then(|m| m.metric_name()).unwrap_or_default().to_string(),
-                                dimensions: dimensions(m.map(|m| m.dimensions()).unwrap_or_default()),
+                                namespace: m
+                                    .and_then(|m| m.namespace())
+                                    .unwrap_or_default()
+                                    .to_string(),
+                                name: m
+                                    .and_then(|m| m.metric_name())
+                                    .unwrap_or_default()
+                                    .to_string(),
+                                dimensions: dimensions(
+                                    m.map(|m| m.dimensions()).unwrap_or_default(),
+                                ),
                                 stat: s.stat().unwrap_or_default().to_string(),
-                                unit: s.unit().map(|u| u.as_str().to_string()).filter(|u| u != "None"),
+                                unit: s
+                                    .unit()
+                                    .map(|u| u.as_str().to_string())
+                                    .filter(|u| u != "None"),
                             }
                         }),
                         label: non_empty(q.label()),
@@ -62,7 +76,8 @@ pub fn alarm_definition(alarm: &MetricAlarm) -> AlarmDefinition {
             .comparison_operator()
             .map(|c| c.as_str().to_string())
             .unwrap_or_default(),
-        treat_missing_data: non_empty(alarm.treat_missing_data()).unwrap_or_else(|| "missing".to_string()),
+        treat_missing_data: non_empty(alarm.treat_missing_data())
+            .unwrap_or_else(|| "missing".to_string()),
     }
 }
 

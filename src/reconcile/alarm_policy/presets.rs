@@ -5,7 +5,11 @@ use serde_json::{Map, Value, json};
 use crate::resources::alarm_policy::{EcsPresetOptions, EmrPresetOptions, EventPreset};
 
 /// The event pattern of a preset with its options.
-pub fn pattern(preset: EventPreset, emr: Option<&EmrPresetOptions>, ecs: Option<&EcsPresetOptions>) -> Value {
+pub fn pattern(
+    preset: EventPreset,
+    emr: Option<&EmrPresetOptions>,
+    ecs: Option<&EcsPresetOptions>,
+) -> Value {
     match preset {
         EventPreset::EmrClusterFailed => {
             let mut detail = Map::new();
@@ -67,7 +71,9 @@ mod tests {
         assert!(p["detail"].get("name").is_none());
         let named = pattern(
             EventPreset::EmrClusterFailed,
-            Some(&EmrPresetOptions { cluster_names: vec!["nightly-etl".into()] }),
+            Some(&EmrPresetOptions {
+                cluster_names: vec!["nightly-etl".into()],
+            }),
             None,
         );
         assert_eq!(named["detail"]["name"], json!(["nightly-etl"]));
@@ -84,8 +90,14 @@ mod tests {
         };
         let p = pattern(EventPreset::EcsServiceAction, None, Some(&opts));
         assert_eq!(p["detail"]["eventType"], json!(["INFO"]));
-        assert_eq!(p["detail"]["eventName"], json!(["SERVICE_DESIRED_COUNT_UPDATED"]));
-        assert_eq!(p["detail"]["clusterArn"], json!(["arn:aws:ecs:us-east-1:123456789012:cluster/prod"]));
+        assert_eq!(
+            p["detail"]["eventName"],
+            json!(["SERVICE_DESIRED_COUNT_UPDATED"])
+        );
+        assert_eq!(
+            p["detail"]["clusterArn"],
+            json!(["arn:aws:ecs:us-east-1:123456789012:cluster/prod"])
+        );
     }
 
     #[test]

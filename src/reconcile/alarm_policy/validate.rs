@@ -30,7 +30,10 @@ pub fn validate(spec: &AlarmPolicySpec) -> Vec<SpecViolation> {
     for (i, alarm) in spec.alarms.iter().enumerate() {
         let path = format!("spec.alarms[{i}]");
         if !names.insert(alarm.name.as_str()) {
-            out.push(violation(&path, format!("duplicate alarm name {:?}", alarm.name)));
+            out.push(violation(
+                &path,
+                format!("duplicate alarm name {:?}", alarm.name),
+            ));
         }
         validate_alarm(alarm, &path, &mut out);
     }
@@ -38,13 +41,19 @@ pub fn validate(spec: &AlarmPolicySpec) -> Vec<SpecViolation> {
     for (i, rule) in spec.event_rules.iter().enumerate() {
         let path = format!("spec.eventRules[{i}]");
         if !rule_names.insert(rule.name.as_str()) {
-            out.push(violation(&path, format!("duplicate event rule name {:?}", rule.name)));
+            out.push(violation(
+                &path,
+                format!("duplicate event rule name {:?}", rule.name),
+            ));
         }
         match (&rule.preset, &rule.event_pattern) {
-            (Some(_), Some(_)) | (None, None) => {
-                out.push(violation(&path, "set exactly one of preset or eventPattern".into()))
-            }
-            (None, Some(pattern)) if !pattern.is_object() || pattern.as_object().is_some_and(|o| o.is_empty()) => {
+            (Some(_), Some(_)) | (None, None) => out.push(violation(
+                &path,
+                "set exactly one of preset or eventPattern".into(),
+            )),
+            (None, Some(pattern))
+                if !pattern.is_object() || pattern.as_object().is_some_and(|o| o.is_empty()) =>
+            {
                 out.push(violation(
                     &format!("{path}.eventPattern"),
                     "an event pattern is a non-empty JSON object".into(),
@@ -54,19 +63,34 @@ pub fn validate(spec: &AlarmPolicySpec) -> Vec<SpecViolation> {
         }
     }
     if let Some(arn) = &spec.topic.existing_arn
-        && !(arn.starts_with("arn:") && arn.split(':').count() == 6 && arn.split(':').nth(2) == Some("sns"))
+        && !(arn.starts_with("arn:")
+            && arn.split(':').count() == 6
+            && arn.split(':').nth(2) == Some("sns"))
     {
-        out.push(violation("spec.topic.existingArn", format!("{arn:?} is not an SNS topic ARN")));
+        out.push(violation(
+            "spec.topic.existingArn",
+            format!("{arn:?} is not an SNS topic ARN"),
+        ));
     }
     out
 }
 
 fn validate_alarm(alarm: &AlarmSpec, path: &str, out: &mut Vec<SpecViolation>) {
-    if !(alarm.period == 10 || alarm.period == 20 || alarm.period == 30 || (alarm.period > 0 && alarm.period % 60 == 0)) {
-        out.push(violation(&format!("{path}.period"), "must be 10, 20, 30 or a multiple of 60 seconds".into()));
+    if !(alarm.period == 10
+        || alarm.period == 20
+        || alarm.period == 30
+        || (alarm.period > 0 && alarm.period % 60 == 0))
+    {
+        out.push(violation(
+            &format!("{path}.period"),
+            "must be 10, 20, 30 or a multiple of 60 seconds".into(),
+        ));
     }
     if alarm.evaluation_periods < 1 {
-        out.push(violation(&format!("{path}.evaluationPeriods"), "must be at least 1".into()));
+        out.push(violation(
+            &format!("{path}.evaluationPeriods"),
+            "must be at least 1".into(),
+        ));
     }
     if i64::from(alarm.period) * i64::from(alarm.evaluation_periods) > 86_400 {
         out.push(violation(
@@ -89,7 +113,10 @@ fn validate_alarm(alarm: &AlarmSpec, path: &str, out: &mut Vec<SpecViolation>) {
         ));
     }
     if !alarm.threshold.is_finite() {
-        out.push(violation(&format!("{path}.threshold"), "must be a finite number".into()));
+        out.push(violation(
+            &format!("{path}.threshold"),
+            "must be a finite number".into(),
+        ));
     }
     match (&alarm.metric, &alarm.metrics) {
         (Some(_), Some(_)) | (None, None) => out.push(violation(
@@ -115,7 +142,10 @@ fn validate_alarm(alarm: &AlarmSpec, path: &str, out: &mut Vec<SpecViolation>) {
             let mut ids = HashSet::new();
             for (j, q) in queries.iter().enumerate() {
                 if !ids.insert(q.id.as_str()) {
-                    out.push(violation(&format!("{path}.metrics[{j}].id"), format!("duplicate id {:?}", q.id)));
+                    out.push(violation(
+                        &format!("{path}.metrics[{j}].id"),
+                        format!("duplicate id {:?}", q.id),
+                    ));
                 }
                 if q.metric.is_some() == q.expression.is_some() {
                     out.push(violation(
@@ -171,7 +201,10 @@ mod tests {
     fn datapoints_beyond_evaluation_periods_are_rejected() {
         let mut a = alarm();
         a["datapointsToAlarm"] = json!(6);
-        assert_eq!(validate(&spec(json!([a])))[0].path, "spec.alarms[0].datapointsToAlarm");
+        assert_eq!(
+            validate(&spec(json!([a])))[0].path,
+            "spec.alarms[0].datapointsToAlarm"
+        );
     }
 
     #[test]
