@@ -1,1 +1,15 @@
-//! (to be written)
+//! The alert model and the decoders of SNS, CloudWatch and EventBridge messages.
+//!
+//! Every SQS message becomes one [`Alert`] ([`decode_sqs_body`] never fails); routes select
+//! alerts with [`matches`]; `crate::slack` renders them.
+
+pub mod decode;
+pub mod matching;
+pub mod model;
+
+pub use decode::{SnsEnvelope, decode_message, decode_sqs_body, unwrap_sns_envelope};
+pub use matching::matches;
+pub use model::{
+    Alert, Detail, EMR_FAILED_STATE, Fingerprint, Link, ORIGINAL_CLUSTER_TAG, RETRY_ATTEMPT_TAG,
+    RUNBOOK_TAG, SEVERITY_TAG,
+};

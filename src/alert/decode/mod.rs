@@ -1,0 +1,82 @@
+//! Decoders from SQS message bodies to [`Alert`]s.
+//!
+//! Decoding never fails: a body that is not JSON, JSON of an unknown shape or a truncated event
+//! still becomes a generic `Message` alert carrying the text, because a dropped alert is worse
+//! than a plain one. Fields are read leniently from `serde_json::Value` rather than through strict
+//! structs, so one odd field (a number where a string was expected) does not lose the rest.
+
+mod cloudwatch;
+mod ecs;
+mod emr;
+mod eventbridge;
+mod message;
+mod util;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::model::Alert;
+use util::{parse_time, str_field};
+
+/// The SNS fields that matter once the envelope is unwrapped.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SnsEnvelope {
+    /// `MessageId`.
+    pub message_id: Option<String>,
+    /// `TopicArn`.
+    pub topic_arn: Option<String>,
+    /// `Subject`, when the publisher set one.
+    pub subject: Option<String>,
+    /// `Timestamp`: when SNS accepted the message.
+    pub timestamp: Option<DateTime<Utc>>,
+}
+
+/// Decodes one SQS message body into an alert. Never fails (see the module documentation).
+///
+/// The body is either an SNS envelope (`{"Type":"Notification","Message":...}`) or, with raw
+/// message delivery, the published message itself. With raw delivery the topic is unknown here;
+/// a consumer that knows it may set `source_topic_arn` afterwards.
+pub fn decode_sqs_body(body: &str) -> Alert {
+    let (envelope, message) = match unwrap_sns_envelope(body) {
+        Some((envelope, message)) => (envelope, message),
+        None => (SnsEnvelope::default(), body.to_string()),
+    };
+    decode_message(&message, &envelope)
+}
+
+/// Splits an SNS envelope into its metadata and its `Message`; `None` when `body` is not one.
+pub fn unwrap_sns_envelope(body: &str) -> Option<(SnsEnvelope, String)> {
+    let value: Value = serde_json::from_str(body.trim_start_matches('\u{feff}')).ok()?;
+    let object = value.as_object()?;
+    if object.get("Type").and_then(Value::as_str) != Some("Notification") {
+        return None;
+    }
+    let message = object.get("Message")?.as_str()?.to_string();
+    let envelope = SnsEnvelope {
+        message_id: str_field(&value, "MessageId").map(str::to_string),
+        topic_arn: str_field(&value, "TopicArn").map(str::to_string),
+        subject: str_field(&value, "Subject").map(str::to_string),
+        timestamp: str_field(&value, "Timestamp").and_then(parse_time),
+    };
+    Some((envelope, message))
+}
+
+/// Decodes a published message (already out of its envelope) into an alert.
+pub fn decode_message(message: &str, envelope: &SnsEnvelope) -> Alert {
+    let parsed = serde_json::from_str::<Value>(message.trim_start_matches('\u{feff}')).ok();
+    let mut alert = match parsed.as_ref() {
+        Some(value) if cloudwatch::is_alarm_notification(value) => cloudwatch::decode(value),
+        Some(value) if eventbridge::is_event(value) => eventbridge::decode(value),
+        _ => message::decode(message, envelope),
+    };
+    alert.raw = message.to_string();
+    alert.source_topic_arn = envelope.topic_arn.clone();
+    alert.sns_message_id = envelope.message_id.clone();
+    if alert.time.is_none() {
+        alert.time = envelope.timestamp;
+    }
+    alert
+}
+
+#[cfg(test)]
+mod tests;
