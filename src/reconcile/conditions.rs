@@ -75,7 +75,7 @@ pub fn merge(
                 cut -= 1;
             }
             message.truncate(cut);
-            message.push_str("…");
+            message.push('…');
         }
         out.push(Condition {
             type_: update.type_.to_string(),

@@ -329,14 +329,19 @@ impl Applier<'_> {
             .filter_map(|a| a.alarm_name().map(str::to_string).map(|n| (n, a)))
             .collect();
 
-        let results: Vec<AlarmResult> = stream::iter(desired.iter().map(|alarm| {
+        // Boxed so the stream's item type names no closure lifetime (kube-runtime needs Send
+        // futures, and a borrowing closure in a stream trips the compiler's lifetime inference).
+        let mut pending: Vec<futures::future::BoxFuture<'_, Result<AlarmResult, AwsError>>> =
+            Vec::new();
+        for alarm in desired {
             let observed = observed.get(&alarm.definition.alarm_name);
             let recorded = recorded.alarms.get(&alarm.definition.alarm_name);
-            self.sync_alarm(alarm, observed, recorded)
-        }))
-        .buffered(CONCURRENCY)
-        .try_collect()
-        .await?;
+            pending.push(Box::pin(self.sync_alarm(alarm, observed, recorded)));
+        }
+        let results: Vec<AlarmResult> = stream::iter(pending)
+            .buffered(CONCURRENCY)
+            .try_collect()
+            .await?;
         let mut statuses = Vec::new();
         for result in results {
             match result {

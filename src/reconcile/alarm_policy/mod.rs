@@ -52,7 +52,7 @@ pub async fn reconcile<C: ClusterApi>(
         if policy.finalizers().iter().any(|f| f == FINALIZER) {
             if policy.spec.deletion_policy == DeletionPolicy::Delete {
                 let notices = applier.delete_everything(&recorded).await?;
-                publish(ctx, &*policy, &notices).await;
+                publish(ctx, &policy, &notices).await;
             } else {
                 info!(policy = %format!("{namespace}/{name}"), "deletion policy Retain: AWS resources left in place");
             }
@@ -120,7 +120,7 @@ pub async fn reconcile<C: ClusterApi>(
 
     let mut outcome = ApplyOutcome::default();
     let result = apply_all(&applier, &policy, &recorded, &mut outcome).await;
-    publish(ctx, &*policy, &outcome.notices).await;
+    publish(ctx, &policy, &outcome.notices).await;
 
     let ready = match &result {
         Err(e) => ConditionUpdate::falsy(CONDITION_READY, aws_reason(e), e.to_string()),
