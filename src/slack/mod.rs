@@ -1,17 +1,19 @@
 //! Slack: Block Kit rendering of alerts and tamper-evident button payloads.
 //!
-//! Pure: nothing here talks to Slack. The consumer posts what [`render_alert`] and
+//! Rendering is pure; [`client`] is the only part that talks to Slack. The consumer posts what [`render_alert`] and
 //! [`render_group`] return; the interaction endpoint verifies button values with
 //! [`ActionSigner::verify`] and updates messages with [`mark_acknowledged`] and
 //! [`mark_retry_progress`].
 
 pub mod action_token;
+pub mod client;
 pub mod render;
 pub mod text;
 
 pub use action_token::{
     ActionPayload, ActionSigner, ActionTokenError, ButtonAction, DEFAULT_MAX_AGE, RouteRef,
 };
+pub use client::{PostedMessage, SlackClient, SlackError, SlackSettings, SlackTarget};
 pub use render::{
     ACKNOWLEDGE_ACTION_PREFIX, ACTIONS_BLOCK_ID, ALERT_BLOCK_PREFIX, ButtonSigning,
     RETRY_ACTION_PREFIX, RenderOptions, RetryProgress, RetryStatus, STATUS_BLOCK_ID, SlackMessage,

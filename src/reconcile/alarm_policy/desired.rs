@@ -242,7 +242,14 @@ fn build_alarm(
 
     let mut tags = policy_tags.clone();
     tags.extend(alarm.tags.clone());
-    tags.insert("Severity".to_string(), alarm.severity.as_str().to_string());
+    tags.insert(
+        crate::alert::SEVERITY_TAG.to_string(),
+        alarm.severity.as_str().to_string(),
+    );
+    if let Some(url) = &alarm.runbook_url {
+        // Read back by the consumer's enrichment to link the runbook from Slack.
+        tags.insert(crate::alert::RUNBOOK_TAG.to_string(), url.clone());
+    }
     tags.extend(owner.ownership_tags());
 
     DesiredAlarm {
