@@ -229,3 +229,4 @@ fn log_tail(log: &Path) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(20)..].join("\n")
 }
+pub mod slack;
