@@ -19,3 +19,4 @@ pub mod lint;
 pub mod reconcile;
 pub mod resources;
 pub mod slack;
+pub mod telemetry;

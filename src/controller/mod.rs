@@ -3,6 +3,9 @@
 //! errors, stop on SIGTERM, and run only while holding the leader Lease.
 
 use std::sync::Arc;
+use std::time::Instant;
+
+use prometheus_client::registry::Registry;
 
 use futures::StreamExt;
 use kube::runtime::controller::Controller;
@@ -15,6 +18,7 @@ use crate::cli::ControllerArgs;
 use crate::k8s::KubeCluster;
 use crate::reconcile::{Context, ReconcileError, alarm_policy};
 use crate::resources::AlarmPolicy;
+use crate::telemetry::{self, Readiness, ReconcileMetrics};
 
 /// Why the controller stopped.
 #[derive(Debug, thiserror::Error)]
@@ -47,19 +51,36 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
         .map_err(ControllerError::CrdsMissing)?;
 
     let aws = AwsClients::from_env(AwsSettings::default()).await;
+    let reconcile_metrics = ReconcileMetrics::default();
+    let mut registry = Registry::default();
+    reconcile_metrics.register(&mut registry);
+    aws.metrics().register(&mut registry);
+    let readiness = Readiness::default();
+    let server = tokio::spawn(telemetry::serve(
+        args.metrics_addr,
+        Arc::new(registry),
+        readiness.clone(),
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        },
+    ));
     let identity = args
         .identity
         .clone()
         .unwrap_or_else(|| format!("alertops-{}", std::process::id()));
     let cluster = KubeCluster::with_reporter(client.clone(), Some(identity.clone()));
-    let ctx = Arc::new(Context::new(cluster, aws, settings));
+    let ctx = Arc::new(Context::new(cluster, aws, settings).with_metrics(reconcile_metrics));
+    // Ready once the CRDs answered: a standby replica is ready to take over the Lease.
+    readiness.set(true);
 
     let controllers = run_controllers(client.clone(), ctx);
     let lease =
         crate::k8s::leader::LeaseConfig::new(&args.lease_name, &args.lease_namespace, &identity);
-    crate::k8s::leader::run_while_leader(client, &lease, controllers)
+    let result = crate::k8s::leader::run_while_leader(client, &lease, controllers)
         .await
-        .map_err(|e| ControllerError::Leadership(e.to_string()))
+        .map_err(|e| ControllerError::Leadership(e.to_string()));
+    server.abort();
+    result
 }
 
 async fn run_controllers(client: Client, ctx: Arc<Context<KubeCluster>>) {
@@ -71,7 +92,12 @@ async fn run_controllers(client: Client, ctx: Arc<Context<KubeCluster>>) {
     .shutdown_on_signal()
     .run(
         |policy, ctx: Arc<Context<KubeCluster>>| async move {
-            alarm_policy::reconcile(policy, &ctx).await
+            let started = Instant::now();
+            let result = alarm_policy::reconcile(policy, &ctx).await;
+            let failure = result.as_ref().err().map(ReconcileError::category);
+            ctx.metrics
+                .observe(alarm_policy::KIND, started.elapsed().as_secs_f64(), failure);
+            result
         },
         |policy, error: &ReconcileError, ctx| {
             let key = format!(

@@ -56,6 +56,8 @@ pub struct Context<C> {
     pub aws: AwsClients,
     /// Controller settings.
     pub settings: OperatorSettings,
+    /// Reconcile counters and durations.
+    pub metrics: crate::telemetry::ReconcileMetrics,
     failures: Mutex<HashMap<String, u32>>,
 }
 
@@ -66,8 +68,15 @@ impl<C> Context<C> {
             cluster,
             aws,
             settings,
+            metrics: crate::telemetry::ReconcileMetrics::default(),
             failures: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The same context, recording into the given metrics.
+    pub fn with_metrics(mut self, metrics: crate::telemetry::ReconcileMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Forgets the failures of an object after a successful reconcile.
