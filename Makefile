@@ -8,7 +8,7 @@ VENV_STAMP  := $(VENV)/.moto-installed
 # Helm's own library (helm-python-sdk embeds Helm v4: no helm binary) and the chart test runner.
 CHART_STAMP := $(VENV)/.chart-tools-installed
 
-.PHONY: venv test lint build chart-test
+.PHONY: venv test lint build chart-test crds
 
 venv: $(VENV_STAMP)
 
@@ -31,6 +31,11 @@ test: venv chart-test
 # charts/alertops/ci/all-values.yaml): kinds, every RBAC rule, probes, security contexts, CRDs.
 chart-test: $(CHART_STAMP)
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider charts/alertops/tests
+
+# Regenerates crds/ from the Rust types and copies them into the chart (kept byte-identical).
+crds:
+	cargo run --quiet -- crds --output-dir crds
+	cp crds/*.yaml charts/alertops/crds/
 
 lint:
 	cargo fmt --check

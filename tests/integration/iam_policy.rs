@@ -348,6 +348,11 @@ fn iam_actions(call: &SdkCall) -> Option<Vec<String>> {
 /// the out-of-line test modules it declares.
 fn calls_in_source(src: &str) -> (BTreeSet<SdkCall>, Vec<String>) {
     let code = strip_comments_and_literals(src);
+    // A file that is test-only as a whole (`#![cfg(test)]`) calls nothing in production.
+    let compact: String = code.chars().filter(|c| !c.is_whitespace()).collect();
+    if compact.contains("#![cfg(test)]") {
+        return (BTreeSet::new(), Vec::new());
+    }
     let (code, test_modules) = strip_test_items(&code);
     (candidate_calls(&code), test_modules)
 }
@@ -648,6 +653,12 @@ mod scanner {
         let found: Vec<_> = found.into_iter().map(|c| (c.field, c.method)).collect();
         assert_eq!(found, vec![pair("sns", "publish")]);
         assert_eq!(test_modules, vec!["more_tests".to_string()]);
+    }
+
+    #[test]
+    fn skips_files_that_are_test_only() {
+        let src = "//! Fixtures.\n#![cfg(test)]\nfn f() { aws.sqs.create_queue(); }\n";
+        assert_eq!(calls(src), Vec::<(String, String)>::new());
     }
 
     #[test]

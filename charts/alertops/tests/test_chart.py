@@ -500,10 +500,10 @@ def test_crds_are_those_of_the_repository_byte_for_byte():
     repo_crds = sorted(p.name for p in (REPO / "crds").glob("*.yaml"))
     chart_crds = sorted(p.name for p in (CHART / "crds").iterdir())
     assert repo_crds, "crds/ is empty"
-    assert chart_crds == repo_crds, "run: cp crds/*.yaml charts/alertops/crds/"
+    assert chart_crds == repo_crds, "run make crds"
     for name in repo_crds:
         assert (CHART / "crds" / name).read_bytes() == (REPO / "crds" / name).read_bytes(), (
-            f"charts/alertops/crds/{name} differs from crds/{name}: cp crds/*.yaml charts/alertops/crds/"
+            f"charts/alertops/crds/{name} differs from crds/{name}: run make crds"
         )
 
 
