@@ -1,22 +1,41 @@
 # Development entry points. `make test` installs the AWS emulator (moto_server) into .venv once,
-# then runs every test against it.
+# then runs every test against it, and checks the Helm chart (`make chart-test`).
 
 VENV        := .venv
 MOTO_SERVER := $(CURDIR)/$(VENV)/bin/moto_server
 # Created only after a successful install, so a failed install is retried next time.
 VENV_STAMP  := $(VENV)/.moto-installed
+# Helm's own library (helm-python-sdk embeds Helm v4: no helm binary) and the chart test runner.
+CHART_STAMP := $(VENV)/.chart-tools-installed
 
-.PHONY: venv test lint build
+.PHONY: venv test lint build chart-test crds
 
 venv: $(VENV_STAMP)
 
-$(VENV_STAMP): Makefile
+$(VENV)/bin/python:
 	python3 -m venv $(VENV)
+
+$(VENV_STAMP): Makefile | $(VENV)/bin/python
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'moto[server]>=5.2,<5.3'
 	touch $@
 
-test: venv
+$(CHART_STAMP): Makefile | $(VENV)/bin/python
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check \
+		'helm-python-sdk>=0.2.2,<0.3' 'PyYAML>=6,<7' 'pytest>=8,<10'
+	touch $@
+
+test: venv chart-test
 	MOTO_SERVER=$(MOTO_SERVER) cargo test --all-targets
+
+# Lints charts/alertops strictly and checks what it renders (default values and
+# charts/alertops/ci/all-values.yaml): kinds, every RBAC rule, probes, security contexts, CRDs.
+chart-test: $(CHART_STAMP)
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider charts/alertops/tests
+
+# Regenerates crds/ from the Rust types and copies them into the chart (kept byte-identical).
+crds:
+	cargo run --quiet -- crds --output-dir crds
+	cp crds/*.yaml charts/alertops/crds/
 
 lint:
 	cargo fmt --check
