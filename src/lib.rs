@@ -16,6 +16,7 @@ pub mod cli;
 pub mod controller;
 pub mod k8s;
 pub mod lint;
+pub mod local;
 pub mod reconcile;
 pub mod resources;
 pub mod slack;

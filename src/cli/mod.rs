@@ -80,8 +80,11 @@ pub struct ControllerArgs {
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
     /// Address of `/metrics`, `/healthz` and `/readyz`.
-    #[arg(long, env = "ALERTOPS_METRICS_ADDR", default_value = "0.0.0.0:8080")]
-    pub metrics_addr: std::net::SocketAddr,
+    #[arg(long, env = "ALERTOPS_HTTP_LISTEN", default_value = "0.0.0.0:8080")]
+    pub http_listen: std::net::SocketAddr,
+    /// Watch only this namespace (the chart then grants a namespaced Role); all when unset.
+    #[arg(long, env = "ALERTOPS_WATCH_NAMESPACE")]
+    pub watch_namespace: Option<String>,
 }
 
 /// `alertops crds`.

@@ -45,7 +45,7 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
         .map_err(ControllerError::Settings)?;
     let client = Client::try_default().await?;
     // Fail fast with a clear message when the CRDs are missing, instead of a silent watch loop.
-    Api::<AlarmPolicy>::all(client.clone())
+    api::<AlarmPolicy>(&client, args.watch_namespace.as_deref())
         .list(&kube::api::ListParams::default().limit(1))
         .await
         .map_err(ControllerError::CrdsMissing)?;
@@ -57,7 +57,7 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
     aws.metrics().register(&mut registry);
     let readiness = Readiness::default();
     let server = tokio::spawn(telemetry::serve(
-        args.metrics_addr,
+        args.http_listen,
         Arc::new(registry),
         readiness.clone(),
         async {
@@ -73,7 +73,7 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
     // Ready once the CRDs answered: a standby replica is ready to take over the Lease.
     readiness.set(true);
 
-    let controllers = run_controllers(client.clone(), ctx);
+    let controllers = run_controllers(client.clone(), args.watch_namespace.clone(), ctx);
     let lease =
         crate::k8s::leader::LeaseConfig::new(&args.lease_name, &args.lease_namespace, &identity);
     let result = crate::k8s::leader::run_while_leader(client, &lease, controllers)
@@ -83,10 +83,25 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
     result
 }
 
-async fn run_controllers(client: Client, ctx: Arc<Context<KubeCluster>>) {
+/// The API of a resource, in one namespace or all.
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+async fn run_controllers(
+    client: Client,
+    namespace: Option<String>,
+    ctx: Arc<Context<KubeCluster>>,
+) {
     info!("controllers started");
     Controller::new(
-        Api::<AlarmPolicy>::all(client),
+        api::<AlarmPolicy>(&client, namespace.as_deref()),
         watcher::Config::default().any_semantic(),
     )
     .shutdown_on_signal()

@@ -88,18 +88,37 @@ impl LocalDriver {
         let mut summary = ReconcileSummary::default();
         let policies = self.cluster.list_all::<AlarmPolicy>().unwrap_or_default();
         for policy in policies {
-            let key = format!("AlarmPolicy/{}/{}", policy.namespace().unwrap_or_default(), policy.name_any());
+            let key = format!(
+                "AlarmPolicy/{}/{}",
+                policy.namespace().unwrap_or_default(),
+                policy.name_any()
+            );
             let started = Instant::now();
             let result = alarm_policy::reconcile(Arc::new(policy), &self.ctx).await;
-            self.record(&key, alarm_policy::KIND, started, result.err(), &mut summary);
+            self.record(
+                &key,
+                alarm_policy::KIND,
+                started,
+                result.err(),
+                &mut summary,
+            );
         }
         summary
     }
 
-    fn record(&self, key: &str, kind: &str, started: Instant, error: Option<ReconcileError>, summary: &mut ReconcileSummary) {
+    fn record(
+        &self,
+        key: &str,
+        kind: &str,
+        started: Instant,
+        error: Option<ReconcileError>,
+        summary: &mut ReconcileSummary,
+    ) {
         summary.reconciled += 1;
         let failure = error.as_ref().map(ReconcileError::category);
-        self.ctx.metrics.observe(kind, started.elapsed().as_secs_f64(), failure);
+        self.ctx
+            .metrics
+            .observe(kind, started.elapsed().as_secs_f64(), failure);
         if let Some(error) = error {
             warn!(resource = key, error = %error, "reconcile failed");
             summary.failed.push((key.to_string(), error.to_string()));
@@ -138,6 +157,10 @@ impl LocalDriver {
 }
 
 /// Whether an object still exists (helper for callers that wait for deletions).
-pub async fn exists<K: crate::k8s::NamespacedResource>(cluster: &MemoryCluster, namespace: &str, name: &str) -> bool {
+pub async fn exists<K: crate::k8s::NamespacedResource>(
+    cluster: &MemoryCluster,
+    namespace: &str,
+    name: &str,
+) -> bool {
     matches!(cluster.get::<K>(namespace, name).await, Ok(Some(_)))
 }

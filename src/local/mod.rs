@@ -6,4 +6,4 @@
 
 pub mod driver;
 
-pub use driver::{LocalDriver, LoadError, ReconcileSummary};
+pub use driver::{LoadError, LocalDriver, ReconcileSummary};

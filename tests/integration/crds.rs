@@ -17,7 +17,7 @@ fn crds_folder_matches_the_rust_types() {
     }
     assert!(
         stale.is_empty(),
-        "out of date: {stale:?}; run `cargo run -- crds --output-dir crds` and commit the result"
+        "out of date: {stale:?}; run `make crds` and commit the result"
     );
     let files = std::fs::read_dir(&dir).unwrap().count();
     assert_eq!(
