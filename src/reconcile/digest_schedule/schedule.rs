@@ -128,9 +128,9 @@ impl Schedule {
             if let Some(previous) = previous_last {
                 longest = longest.max((first - previous).num_seconds());
             }
-            let offset_changes = (end.clone() - begin.clone()) != TimeDelta::days(1);
+            let offset_changes = (end - begin) != TimeDelta::days(1);
             if offset_changes || !ordinary_day_measured {
-                longest = longest.max(self.longest_within(&first, &last));
+                longest = longest.max(self.longest_within(first, last));
                 ordinary_day_measured |= !offset_changes;
             }
             runs_seen += 1;
@@ -194,14 +194,14 @@ impl Schedule {
     }
 
     /// The longest gap between consecutive runs from `first` to `last` (one day's runs).
-    fn longest_within(&self, first: &DateTime<Tz>, last: &DateTime<Tz>) -> i64 {
+    fn longest_within(&self, first: DateTime<Tz>, last: DateTime<Tz>) -> i64 {
         let mut longest = 0;
-        let mut previous = first.clone();
-        for run in self.cron.iter_after(first.clone()) {
-            if run > *last {
+        let mut previous = first;
+        for run in self.cron.iter_after(first) {
+            if run > last {
                 break;
             }
-            longest = longest.max((run.clone() - previous).num_seconds());
+            longest = longest.max((run - previous).num_seconds());
             previous = run;
         }
         longest
