@@ -356,6 +356,22 @@ mod tests {
     }
 
     #[test]
+    fn an_every_minute_schedule_is_measured_without_walking_every_run() {
+        let s = Schedule::parse("* * * * *", "America/Los_Angeles").unwrap();
+        let started = std::time::Instant::now();
+        assert_eq!(
+            s.longest_gap_seconds(utc("2026-01-15T00:00:00Z")).unwrap(),
+            60
+        );
+        // A year of minutes is 525,600 runs; the day walk needs a few thousand look-ups.
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
     fn a_monthly_schedule_is_too_sparse() {
         let s = Schedule::parse("0 8 1 * *", "America/Los_Angeles").unwrap();
         let err = s
