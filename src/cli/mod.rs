@@ -50,15 +50,32 @@ pub struct OperatorArgs {
     /// Seconds between two comparisons of a Ready resource with AWS.
     #[arg(long, env = "ALERTOPS_RESYNC_SECONDS", default_value_t = 600)]
     pub resync_seconds: u64,
+    /// Image of the workloads alertops runs per resource (consumers, digest jobs); defaults to
+    /// this release's image.
+    #[arg(long, env = "ALERTOPS_WORKLOAD_IMAGE")]
+    pub workload_image: Option<String>,
+    /// `KEY=VALUE` annotation for the workloads' service accounts (repeatable), e.g.
+    /// `eks.amazonaws.com/role-arn=arn:aws:iam::123456789012:role/alertops-consumer` for IRSA.
+    #[arg(long = "workload-service-account-annotation", value_name = "KEY=VALUE")]
+    pub workload_service_account_annotations: Vec<String>,
 }
 
 impl OperatorArgs {
     /// The reconcilers' settings.
     pub fn settings(&self) -> Result<OperatorSettings, String> {
-        let settings = OperatorSettings {
-            cluster_id: self.cluster_id.clone(),
-            resync_interval: Duration::from_secs(self.resync_seconds.max(10)),
-        };
+        let mut settings = OperatorSettings::new(self.cluster_id.clone());
+        settings.resync_interval = Duration::from_secs(self.resync_seconds.max(10));
+        if let Some(image) = self.workload_image.clone().filter(|i| !i.is_empty()) {
+            settings.workload_image = image;
+        }
+        for annotation in &self.workload_service_account_annotations {
+            let (key, value) = annotation.split_once('=').ok_or_else(|| {
+                format!("service-account annotation {annotation:?} must be KEY=VALUE")
+            })?;
+            settings
+                .service_account_annotations
+                .insert(key.to_string(), value.to_string());
+        }
         settings.validate()?;
         Ok(settings)
     }

@@ -8,16 +8,20 @@ use std::time::Instant;
 use prometheus_client::registry::Registry;
 
 use futures::StreamExt;
-use kube::runtime::controller::Controller;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::CronJob;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, Client, Resource, ResourceExt};
 use tracing::{info, warn};
 
 use crate::aws::{AwsClients, AwsSettings};
 use crate::cli::ControllerArgs;
 use crate::k8s::KubeCluster;
-use crate::reconcile::{Context, ReconcileError, alarm_policy};
-use crate::resources::AlarmPolicy;
+use crate::reconcile::workloads::MANAGED_BY;
+use crate::reconcile::{Context, ReconcileError, alarm_policy, alert_route, digest_schedule};
+use crate::resources::{AlarmPolicy, AlertRoute, DigestSchedule, SourceRef};
 use crate::telemetry::{self, Readiness, ReconcileMetrics};
 
 /// Why the controller stopped.
@@ -100,36 +104,141 @@ async fn run_controllers(
     ctx: Arc<Context<KubeCluster>>,
 ) {
     info!("controllers started");
-    Controller::new(
-        api::<AlarmPolicy>(&client, namespace.as_deref()),
+    let ns = namespace.as_deref();
+    let policies = Controller::new(
+        api::<AlarmPolicy>(&client, ns),
         watcher::Config::default().any_semantic(),
     )
     .shutdown_on_signal()
     .run(
         |policy, ctx: Arc<Context<KubeCluster>>| async move {
-            let started = Instant::now();
-            let result = alarm_policy::reconcile(policy, &ctx).await;
-            let failure = result.as_ref().err().map(ReconcileError::category);
-            ctx.metrics
-                .observe(alarm_policy::KIND, started.elapsed().as_secs_f64(), failure);
-            result
+            timed(
+                &ctx,
+                alarm_policy::KIND,
+                alarm_policy::reconcile(policy, &ctx),
+            )
+            .await
         },
-        |policy, error: &ReconcileError, ctx| {
-            let key = format!(
-                "AlarmPolicy/{}/{}",
-                policy.namespace().unwrap_or_default(),
-                policy.name_any()
-            );
-            warn!(resource = %key, category = error.category(), error = %error, "reconcile failed");
-            ctx.failed(&key, error)
-        },
-        ctx,
+        |policy, error: &ReconcileError, ctx| on_error(&*policy, error, &ctx),
+        ctx.clone(),
     )
-    .for_each(|result| async move {
-        if let Err(e) = result {
-            warn!(error = %e, "controller event");
-        }
-    })
-    .await;
+    .for_each(log_result);
+
+    // Only the workloads alertops made: the owner references route their changes (a consumer
+    // becoming ready) to the owning resource.
+    let owned = watcher::Config::default()
+        .labels(&format!("app.kubernetes.io/managed-by={MANAGED_BY}"))
+        .any_semantic();
+
+    let routes = Controller::new(
+        api::<AlertRoute>(&client, ns),
+        watcher::Config::default().any_semantic(),
+    );
+    let route_store = routes.store();
+    let routes = routes
+        .owns(api::<Deployment>(&client, ns), owned.clone())
+        // A route waiting for an AlarmPolicy's topic hears of it at once instead of at backoff.
+        .watches(
+            api::<AlarmPolicy>(&client, ns),
+            watcher::Config::default().any_semantic(),
+            move |policy| referring(&route_store, &policy, |r: &AlertRoute| &r.spec.sources),
+        )
+        .shutdown_on_signal()
+        .run(
+            |route, ctx: Arc<Context<KubeCluster>>| async move {
+                timed(&ctx, alert_route::KIND, alert_route::reconcile(route, &ctx)).await
+            },
+            |route, error: &ReconcileError, ctx| on_error(&*route, error, &ctx),
+            ctx.clone(),
+        )
+        .for_each(log_result);
+
+    let digests = Controller::new(
+        api::<DigestSchedule>(&client, ns),
+        watcher::Config::default().any_semantic(),
+    );
+    let digest_store = digests.store();
+    let digests = digests
+        .owns(api::<CronJob>(&client, ns), owned)
+        .watches(
+            api::<AlarmPolicy>(&client, ns),
+            watcher::Config::default().any_semantic(),
+            move |policy| referring(&digest_store, &policy, |d: &DigestSchedule| &d.spec.sources),
+        )
+        .shutdown_on_signal()
+        .run(
+            |digest, ctx: Arc<Context<KubeCluster>>| async move {
+                timed(
+                    &ctx,
+                    digest_schedule::KIND,
+                    digest_schedule::reconcile(digest, &ctx),
+                )
+                .await
+            },
+            |digest, error: &ReconcileError, ctx| on_error(&*digest, error, &ctx),
+            ctx,
+        )
+        .for_each(log_result);
+
+    futures::join!(policies, routes, digests);
     info!("controllers stopped");
+}
+
+/// The resources in `store` that list `policy` as a source (same namespace, by name).
+fn referring<K>(
+    store: &Store<K>,
+    policy: &AlarmPolicy,
+    sources: impl Fn(&K) -> &Vec<SourceRef>,
+) -> Vec<ObjectRef<K>>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    let name = policy.name_any();
+    let namespace = policy.namespace();
+    store
+        .state()
+        .iter()
+        .filter(|r| r.meta().namespace == namespace)
+        .filter(|r| {
+            sources(r)
+                .iter()
+                .any(|s| s.alarm_policy.as_deref() == Some(name.as_str()))
+        })
+        .map(|r| ObjectRef::from_obj(&**r))
+        .collect()
+}
+
+fn on_error<K: Resource<DynamicType = ()>>(
+    obj: &K,
+    error: &ReconcileError,
+    ctx: &Context<KubeCluster>,
+) -> Action {
+    let key = format!(
+        "{}/{}/{}",
+        K::kind(&()),
+        obj.meta().namespace.as_deref().unwrap_or_default(),
+        obj.meta().name.as_deref().unwrap_or_default()
+    );
+    warn!(resource = %key, category = error.category(), error = %error, "reconcile failed");
+    ctx.failed(&key, error)
+}
+
+/// Runs one reconcile and records its duration and outcome.
+async fn timed(
+    ctx: &Context<KubeCluster>,
+    kind: &str,
+    reconcile: impl Future<Output = Result<Action, ReconcileError>>,
+) -> Result<Action, ReconcileError> {
+    let started = Instant::now();
+    let result = reconcile.await;
+    let failure = result.as_ref().err().map(ReconcileError::category);
+    ctx.metrics
+        .observe(kind, started.elapsed().as_secs_f64(), failure);
+    result
+}
+
+async fn log_result<T, E: std::fmt::Display>(result: Result<T, E>) {
+    if let Err(e) = result {
+        warn!(error = %e, "controller event");
+    }
 }

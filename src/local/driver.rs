@@ -10,8 +10,8 @@ use tracing::{info, warn};
 use crate::k8s::{ClusterApi, MemoryCluster};
 use crate::lint::manifests::{DocumentClass, load_path};
 use crate::lint::schema::SchemaValidator;
-use crate::reconcile::{Context, ReconcileError, alarm_policy};
-use crate::resources::AlarmPolicy;
+use crate::reconcile::{Context, ReconcileError, alarm_policy, alert_route, digest_schedule};
+use crate::resources::{AlarmPolicy, AlertRoute, DigestSchedule};
 
 /// Why manifests could not be loaded.
 #[derive(Debug, thiserror::Error)]

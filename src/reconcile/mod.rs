@@ -3,17 +3,21 @@
 //! through [`crate::aws`], Kubernetes through [`crate::k8s::ClusterApi`].
 
 pub mod alarm_policy;
+pub mod alert_route;
 pub mod conditions;
+pub mod digest_schedule;
 pub mod names;
+pub mod queues;
+pub mod workloads;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use kube::runtime::controller::Action;
 
 use crate::aws::{AwsClients, AwsError};
-use crate::k8s::ClusterError;
+use crate::k8s::{ClusterApi, ClusterError, EventInfo, EventType, NamespacedResource};
 
 /// Finalizer every alertops resource carries while it owns something in AWS.
 pub const FINALIZER: &str = "alertops.dev/cleanup";
@@ -26,9 +30,31 @@ pub struct OperatorSettings {
     pub cluster_id: String,
     /// How often a Ready resource is compared with AWS again, to repair drift.
     pub resync_interval: Duration,
+    /// Container image of the workloads alertops runs for resources (consumers, digest jobs):
+    /// the same `alertops` binary as the controller.
+    pub workload_image: String,
+    /// Annotations put on the service accounts of those workloads, e.g.
+    /// `eks.amazonaws.com/role-arn` for IAM roles for service accounts.
+    pub service_account_annotations: BTreeMap<String, String>,
+}
+
+/// The image of the workloads when none is configured: this build's own release image.
+pub fn default_workload_image() -> String {
+    format!("ghcr.io/alertops/alertops:{}", env!("CARGO_PKG_VERSION"))
 }
 
 impl OperatorSettings {
+    /// Settings with defaults: resync every 10 minutes, [`default_workload_image`], no
+    /// service-account annotations.
+    pub fn new(cluster_id: impl Into<String>) -> Self {
+        OperatorSettings {
+            cluster_id: cluster_id.into(),
+            resync_interval: Duration::from_secs(600),
+            workload_image: default_workload_image(),
+            service_account_annotations: BTreeMap::new(),
+        }
+    }
+
     /// Checks the cluster id, which ends up in AWS names.
     pub fn validate(&self) -> Result<(), String> {
         let id = &self.cluster_id;
@@ -90,6 +116,12 @@ impl<C> Context<C> {
         if error.is_terminal() {
             return Action::requeue(Duration::from_secs(300));
         }
+        self.backoff(key)
+    }
+
+    /// The same exponential backoff for a reconcile that succeeded but must look again soon,
+    /// e.g. while a source it depends on is not ready yet.
+    pub fn backoff(&self, key: &str) -> Action {
         let mut failures = self.failures.lock().expect("failure counts");
         let n = failures.entry(key.to_string()).or_insert(0);
         *n = n.saturating_add(1);
@@ -107,6 +139,9 @@ pub enum ReconcileError {
     /// The Kubernetes API failed.
     #[error("Kubernetes API: {0}")]
     Cluster(#[from] ClusterError),
+    /// An owned Kubernetes object could not be built.
+    #[error(transparent)]
+    Workload(#[from] workloads::WorkloadError),
     /// The object has no namespace (all alertops resources are namespaced).
     #[error("{kind} {name} has no namespace")]
     MissingNamespace {
@@ -123,7 +158,7 @@ impl ReconcileError {
         match self {
             ReconcileError::Aws(e) => e.is_terminal(),
             ReconcileError::Cluster(_) => false,
-            ReconcileError::MissingNamespace { .. } => true,
+            ReconcileError::Workload(_) | ReconcileError::MissingNamespace { .. } => true,
         }
     }
 
@@ -132,9 +167,71 @@ impl ReconcileError {
         match self {
             ReconcileError::Aws(e) => e.kind().as_str(),
             ReconcileError::Cluster(e) => e.category(),
-            ReconcileError::MissingNamespace { .. } => "invalid_object",
+            ReconcileError::Workload(_) | ReconcileError::MissingNamespace { .. } => {
+                "invalid_object"
+            }
         }
     }
+}
+
+/// The Ready reason for an AWS error: what kind of trouble, for `kubectl get -o wide`.
+pub(crate) fn aws_reason(error: &AwsError) -> &'static str {
+    use crate::aws::AwsErrorKind::*;
+    match error.kind() {
+        Throttled => "AwsThrottled",
+        NotFound | Service | Dispatch => "AwsUnavailable",
+        AccessDenied => "AwsAccessDenied",
+        InvalidRequest => "AwsRejected",
+    }
+}
+
+/// Logs the notices of an apply and publishes them as events about `obj` (best effort: an event
+/// that cannot be published never fails a reconcile).
+pub(crate) async fn publish_notices<C: ClusterApi, K: NamespacedResource>(
+    cluster: &C,
+    obj: &K,
+    notices: &[alarm_policy::apply::Notice],
+) {
+    let key = format!(
+        "{}/{}/{}",
+        K::kind(&()),
+        obj.meta().namespace.as_deref().unwrap_or_default(),
+        obj.meta().name.as_deref().unwrap_or_default()
+    );
+    for notice in notices {
+        tracing::info!(resource = %key, reason = notice.reason, "{}", notice.note);
+        let event = EventInfo {
+            type_: if notice.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: notice.reason.into(),
+            note: Some(notice.note.clone()),
+            action: "Reconcile".into(),
+        };
+        if let Err(e) = cluster.publish_event(obj, event).await {
+            tracing::warn!(error = %e, "could not publish an event");
+        }
+    }
+}
+
+/// Writes `status` unless the object already has exactly that status (a resync writes nothing).
+pub(crate) async fn write_status<C: ClusterApi, K: NamespacedResource, S>(
+    cluster: &C,
+    obj: &K,
+    previous: Option<&S>,
+    status: &S,
+) -> Result<(), ReconcileError>
+where
+    S: serde::Serialize + PartialEq,
+{
+    if previous == Some(status) {
+        return Ok(());
+    }
+    let value = serde_json::to_value(status).map_err(ClusterError::from)?;
+    cluster.patch_status(obj, value).await?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -143,10 +240,7 @@ mod tests {
 
     #[test]
     fn cluster_ids_must_fit_aws_names() {
-        let mut s = OperatorSettings {
-            cluster_id: "prod-eks-1".into(),
-            resync_interval: Duration::from_secs(600),
-        };
+        let mut s = OperatorSettings::new("prod-eks-1");
         assert!(s.validate().is_ok());
         for bad in ["", "Prod", "a_b", "-x", &"a".repeat(33)] {
             s.cluster_id = bad.to_string();

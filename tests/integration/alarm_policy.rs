@@ -22,8 +22,8 @@ impl Fixture {
     async fn new() -> Fixture {
         let cluster = MemoryCluster::new();
         let settings = OperatorSettings {
-            cluster_id: harness::unique("c").to_lowercase(),
             resync_interval: Duration::from_secs(600),
+            ..OperatorSettings::new(harness::unique("c").to_lowercase())
         };
         let ctx = Context::new(cluster.clone(), harness::aws_clients().await, settings);
         Fixture {

@@ -1,9 +1,11 @@
 //! The integration tests: one test binary, one module per area.
 
 mod alarm_policy;
+mod alert_route;
 mod aws_layer;
 mod cli;
 mod crds;
+mod digest_schedule;
 mod harness;
 mod iam_policy;
 mod lint;
