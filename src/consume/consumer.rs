@@ -95,6 +95,21 @@ pub struct BatchReport {
     pub deleted: usize,
 }
 
+impl std::ops::AddAssign for BatchReport {
+    fn add_assign(&mut self, other: BatchReport) {
+        self.received += other.received;
+        self.delivered += other.delivered;
+        self.grouped += other.grouped;
+        self.filtered += other.filtered;
+        self.failed += other.failed;
+        self.rejected += other.rejected;
+        self.dead_letter_risk += other.dead_letter_risk;
+        self.posts += other.posts;
+        self.updates += other.updates;
+        self.deleted += other.deleted;
+    }
+}
+
 /// Everything read about the route, reused for `route_refresh`.
 struct RouteState {
     route: AlertRoute,

@@ -3,6 +3,7 @@
 mod alarm_policy;
 mod aws_layer;
 mod cli;
+mod consume;
 mod crds;
 mod harness;
 mod lint;
