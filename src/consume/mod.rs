@@ -263,6 +263,50 @@ mod tests {
         }
     }
 
+    #[test]
+    fn consume_subcommand_flags() {
+        use crate::cli::{Cli, Command};
+        use clap::Parser;
+        let cli = Cli::try_parse_from(["alertops", "consume", "--route", "team/data-eng"])
+            .expect("parses");
+        let Command::Consume(args) = cli.command else {
+            panic!("not the consume subcommand");
+        };
+        assert_eq!(args.route, "team/data-eng");
+        assert_eq!(args.slack_api_base, "https://slack.com/api/");
+        assert_eq!(args.wait_seconds, 20);
+        let cli = Cli::try_parse_from([
+            "alertops",
+            "consume",
+            "--route",
+            "t/r",
+            "--slack-api-base",
+            "http://127.0.0.1:3000/api/",
+            "--wait-seconds",
+            "2",
+        ])
+        .expect("parses");
+        let Command::Consume(args) = cli.command else {
+            panic!("not the consume subcommand");
+        };
+        assert_eq!(
+            (args.slack_api_base.as_str(), args.wait_seconds),
+            ("http://127.0.0.1:3000/api/", 2)
+        );
+        assert!(
+            Cli::try_parse_from([
+                "alertops",
+                "consume",
+                "--route",
+                "t/r",
+                "--wait-seconds",
+                "21"
+            ])
+            .is_err(),
+            "SQS long polls last at most 20 s"
+        );
+    }
+
     fn secret_ref(name: &str, key: &str) -> Option<SecretKeyRef> {
         Some(SecretKeyRef {
             name: name.into(),

@@ -1003,3 +1003,39 @@ async fn a_failed_enrichment_keeps_the_message_for_later() {
     let (visible, in_flight) = queue_counts(&aws, &plumbing.queue_url).await;
     assert_eq!(visible + in_flight, 1, "the message is still queued");
 }
+
+#[tokio::test]
+async fn a_slack_refusal_keeps_the_message_and_is_counted() {
+    let aws = harness::aws_clients().await;
+    let recorder = SlackRecorder::start().await;
+    let topic_arn = topic(&aws).await;
+    let plumbing = subscribed_queue(&aws, &topic_arn, 30, 5).await;
+    let (spec, secret) = webhook_spec(&recorder, &topic_arn, "revoked");
+    let route = Route::new(spec, secret, &plumbing).await;
+    // A revoked webhook answers 404 no_service: retrying cannot fix it.
+    recorder.script([Scripted::status(404)]);
+
+    publish(&aws, &topic_arn, None, "certificate expires in 3 days").await;
+    let mut consumer = route.consumer(&aws, slack_client(&recorder));
+    let report = run_until(&mut consumer, Duration::from_secs(30), |r| r.received >= 1).await;
+    assert_eq!(
+        (
+            report.failed,
+            report.rejected,
+            report.delivered,
+            report.deleted
+        ),
+        (1, 1, 0, 0)
+    );
+    assert_eq!(
+        recorder.requests().len(),
+        1,
+        "a refusal is not retried within the batch"
+    );
+    let (visible, in_flight) = queue_counts(&aws, &plumbing.queue_url).await;
+    assert_eq!(
+        visible + in_flight,
+        1,
+        "the message stays queued (for the dead-letter queue eventually)"
+    );
+}
