@@ -8,11 +8,13 @@
 //! - `lint`: offline and in-cluster checks of manifests and alarms;
 //! - `alert`: the alert model and the decoders of SNS, CloudWatch and EventBridge messages;
 //! - `slack`: Block Kit rendering and delivery;
+//! - `consume`: the per-route consumer (queue → Slack);
 //! - `cli`: the `alertops` subcommands.
 
 pub mod alert;
 pub mod aws;
 pub mod cli;
+pub mod consume;
 pub mod controller;
 pub mod k8s;
 pub mod lint;

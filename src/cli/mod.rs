@@ -38,6 +38,8 @@ pub enum Command {
     Crds(CrdsArgs),
     /// Validate manifests offline against the CRD schemas and the alarm lint rules.
     Lint(LintArgs),
+    /// Consume one AlertRoute's queue and deliver its alerts to Slack (the route's Deployment).
+    Consume(ConsumeArgs),
 }
 
 /// Flags shared by every workload that reconciles or names AWS resources.
@@ -120,6 +122,24 @@ pub struct LintArgs {
     pub path: PathBuf,
 }
 
+/// `alertops consume`.
+#[derive(Args, Debug)]
+pub struct ConsumeArgs {
+    /// The AlertRoute to serve, as `NAMESPACE/NAME`.
+    #[arg(long, env = "ALERTOPS_ROUTE")]
+    pub route: String,
+    /// Base URL of Slack's Web API.
+    #[arg(
+        long,
+        env = "ALERTOPS_SLACK_API_BASE",
+        default_value = "https://slack.com/api/"
+    )]
+    pub slack_api_base: String,
+    /// Long-poll wait of each ReceiveMessage, in seconds (0 to 20).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(0..=20))]
+    pub wait_seconds: u64,
+}
+
 /// Sets up logging.
 pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
@@ -143,6 +163,21 @@ pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Crds(args) => crds(args),
         Command::Lint(args) => lint(args),
+        Command::Consume(args) => {
+            init_logging(cli.log_format);
+            let command = crate::consume::ConsumeCommand {
+                route: args.route,
+                slack_api_base: args.slack_api_base,
+                wait_seconds: args.wait_seconds,
+            };
+            match crate::consume::run_command(command).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = %e, "consumer stopped");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Controller(args) => {
             init_logging(cli.log_format);
             match crate::controller::run(args).await {

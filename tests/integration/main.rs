@@ -4,6 +4,7 @@ mod alarm_policy;
 mod alert_route;
 mod aws_layer;
 mod cli;
+mod consume;
 mod crds;
 mod digest_schedule;
 mod harness;

@@ -1,0 +1,662 @@
+//! The consumer loop of one route: receive → decode → enrich → match → group → deliver → delete.
+//!
+//! An SQS message is deleted only after Slack accepted the post (or update) that contains its
+//! alert, or when the route's match deliberately filtered it out. Every other outcome leaves it
+//! in the queue: a transient failure (enrichment, Slack 5xx/429 through all retries) or a
+//! permanent Slack refusal makes it visible again after a backoff that grows with its receive
+//! count, and after `maxReceiveCount` receives SQS moves it to the dead-letter queue. Dropping
+//! the batch future at any point (abort, shutdown) therefore loses nothing: undeleted messages
+//! come back after their visibility timeout.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::time::Instant;
+
+use crate::alert::{Enricher, decode_sqs_body, matches};
+use crate::aws::AwsClients;
+use crate::k8s::ClusterApi;
+use crate::resources::AlertRoute;
+use crate::slack::{
+    ActionSigner, ButtonSigning, PostedMessage, RenderOptions, RouteRef, SlackClient, SlackError,
+    SlackTarget, render_alert, render_group,
+};
+
+use super::ConsumeError;
+use super::metrics::ConsumerMetrics;
+use super::plan::{Delivery, PendingAlert, collapse, plan};
+use super::queue::{self, QueueFacts, ReceivedMessage, SQS_BATCH};
+use super::store::{self, MessageIndex, StoredMessage};
+
+/// Tuning of a consumer. The defaults are the production values.
+#[derive(Clone, Debug)]
+pub struct ConsumerOptions {
+    /// Long-poll wait of `ReceiveMessage` (whole seconds, at most 20).
+    pub wait_time: Duration,
+    /// Delay before a failed message is offered again after its first receive; doubles with
+    /// each further receive.
+    pub retry_initial: Duration,
+    /// Longest such delay.
+    pub retry_max: Duration,
+    /// How long the AlertRoute, its Secret and the queue attributes read are reused.
+    pub route_refresh: Duration,
+    /// How long enrichment facts (EMR cluster, alarm tags) are cached.
+    pub enrichment_ttl: Duration,
+    /// Most SQS messages collected into one batch while grouping.
+    pub max_batch_messages: usize,
+    /// On shutdown, how long a batch already received may take to finish before it is
+    /// abandoned (its undeleted messages come back after their visibility timeout).
+    pub shutdown_grace: Duration,
+    /// Longest pause after a batch that failed to run (route not ready, AWS unreachable).
+    pub error_backoff_max: Duration,
+}
+
+impl Default for ConsumerOptions {
+    fn default() -> Self {
+        ConsumerOptions {
+            wait_time: Duration::from_secs(20),
+            retry_initial: Duration::from_secs(10),
+            retry_max: Duration::from_secs(900),
+            route_refresh: Duration::from_secs(30),
+            enrichment_ttl: Duration::from_secs(300),
+            max_batch_messages: 100,
+            shutdown_grace: Duration::from_secs(20),
+            error_backoff_max: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What one batch did. Counts are of SQS messages unless they say otherwise.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BatchReport {
+    /// Messages received.
+    pub received: usize,
+    /// Messages whose alert Slack accepted (then deleted).
+    pub delivered: usize,
+    /// Messages delivered inside a message listing several alerts.
+    pub grouped: usize,
+    /// Messages the route's match filtered out (deleted on purpose).
+    pub filtered: usize,
+    /// Messages kept for a later attempt (enrichment or Slack failure, Slack refusal).
+    pub failed: usize,
+    /// Of `failed`: messages whose Slack call was refused for good (bad token, unknown channel).
+    pub rejected: usize,
+    /// Of `failed`: messages that failed on their last receive before the dead-letter queue.
+    pub dead_letter_risk: usize,
+    /// Slack messages posted (thread replies included).
+    pub posts: usize,
+    /// Slack messages rewritten with `chat.update`.
+    pub updates: usize,
+    /// Messages SQS confirmed deleted.
+    pub deleted: usize,
+}
+
+impl std::ops::AddAssign for BatchReport {
+    fn add_assign(&mut self, other: BatchReport) {
+        self.received += other.received;
+        self.delivered += other.delivered;
+        self.grouped += other.grouped;
+        self.filtered += other.filtered;
+        self.failed += other.failed;
+        self.rejected += other.rejected;
+        self.dead_letter_risk += other.dead_letter_risk;
+        self.posts += other.posts;
+        self.updates += other.updates;
+        self.deleted += other.deleted;
+    }
+}
+
+/// Everything read about the route, reused for `route_refresh`.
+struct RouteState {
+    route: AlertRoute,
+    /// `namespace/name`, the metrics label.
+    key: String,
+    queue_url: String,
+    queue: QueueFacts,
+    target: SlackTarget,
+    render: RenderOptions,
+    loaded_at: Instant,
+}
+
+/// Why a message goes back to the queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Failure {
+    Enrichment,
+    SlackTransient,
+    SlackRejected,
+}
+
+impl Failure {
+    fn label(self) -> &'static str {
+        match self {
+            Failure::Enrichment => "enrichment",
+            Failure::SlackTransient => "slack_transient",
+            Failure::SlackRejected => "slack_rejected",
+        }
+    }
+}
+
+/// The messages of one batch and what became of them (indices into `messages`).
+struct Batch {
+    messages: Vec<ReceivedMessage>,
+    pending: Vec<PendingAlert<usize>>,
+    filtered: Vec<usize>,
+    failed: Vec<(usize, Failure)>,
+    first_pending_at: Option<Instant>,
+    visibility_renewed_at: Instant,
+}
+
+/// What a successful Slack call produced.
+struct Sent {
+    /// The message now showing the alerts (bot token only).
+    posted: Option<PostedMessage>,
+    /// Whether that message lists several alerts.
+    grouped: bool,
+    post: bool,
+}
+
+/// The consumer of one AlertRoute's queue. Usable in-process (the local mode runs one per
+/// route as a task) and as the `alertops consume` workload.
+pub struct Consumer<C> {
+    cluster: C,
+    aws: AwsClients,
+    slack: Arc<SlackClient>,
+    enricher: Arc<Enricher>,
+    signer: Option<ActionSigner>,
+    metrics: ConsumerMetrics,
+    route: RouteRef,
+    options: ConsumerOptions,
+    state: Option<Arc<RouteState>>,
+    in_flight: Arc<AtomicBool>,
+}
+
+impl<C: ClusterApi> Consumer<C> {
+    /// A consumer of the route `route`, reading it (and its Secret) through `cluster`. Share one
+    /// `slack` client between the consumers of a process so that posts to one channel are paced
+    /// together.
+    pub fn new(
+        cluster: C,
+        aws: AwsClients,
+        slack: Arc<SlackClient>,
+        route: RouteRef,
+        options: ConsumerOptions,
+    ) -> Self {
+        let enricher = Arc::new(Enricher::new(aws.clone(), options.enrichment_ttl));
+        Consumer {
+            cluster,
+            aws,
+            slack,
+            enricher,
+            signer: None,
+            metrics: ConsumerMetrics::new(),
+            route,
+            options,
+            state: None,
+            in_flight: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Signs Acknowledge and Retry buttons with `signer`; without one, messages have no buttons.
+    pub fn with_signer(mut self, signer: ActionSigner) -> Self {
+        self.signer = Some(signer);
+        self
+    }
+
+    /// Uses `enricher` (for example one shared by every consumer of a process).
+    pub fn with_enricher(mut self, enricher: Arc<Enricher>) -> Self {
+        self.enricher = enricher;
+        self
+    }
+
+    /// Counts into `metrics` (for example one set registered once for the whole process).
+    pub fn with_metrics(mut self, metrics: ConsumerMetrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The metrics this consumer counts into.
+    pub fn metrics(&self) -> &ConsumerMetrics {
+        &self.metrics
+    }
+
+    /// The route this consumer serves.
+    pub fn route(&self) -> &RouteRef {
+        &self.route
+    }
+
+    /// Runs batches until `shutdown` completes. A batch that already holds messages when it
+    /// does gets `shutdown_grace` to finish and is then abandoned; an idle long poll is dropped
+    /// at once. Batch errors are logged, counted and retried with a growing pause.
+    pub async fn run(&mut self, shutdown: impl Future<Output = ()>) {
+        let mut shutdown = pin!(shutdown);
+        let mut failures: u32 = 0;
+        let route_key = format!("{}/{}", self.route.namespace, self.route.name);
+        let in_flight = self.in_flight.clone();
+        let grace = self.options.shutdown_grace;
+        let error_backoff_max = self.options.error_backoff_max;
+        let metrics = self.metrics.clone();
+        loop {
+            let result = {
+                let mut batch = pin!(self.run_once());
+                tokio::select! {
+                    biased;
+                    () = &mut shutdown => {
+                        if in_flight.load(Ordering::SeqCst) {
+                            tracing::info!(route = %route_key, "shutting down: finishing the batch in flight");
+                            if tokio::time::timeout(grace, &mut batch).await.is_err() {
+                                tracing::warn!(route = %route_key, "shutting down: abandoned the batch in flight; its undelivered messages return to the queue");
+                            }
+                        }
+                        tracing::info!(route = %route_key, "consumer stopped");
+                        return;
+                    }
+                    result = &mut batch => result,
+                }
+            };
+            match result {
+                Ok(report) => {
+                    failures = 0;
+                    if report.received > 0 {
+                        tracing::debug!(route = %route_key, ?report, "batch done");
+                    }
+                }
+                Err(error) => {
+                    failures = failures.saturating_add(1);
+                    metrics.batch_error(&route_key, error.category());
+                    let pause = Duration::from_secs(1)
+                        .saturating_mul(1u32 << failures.min(10))
+                        .min(error_backoff_max);
+                    tracing::warn!(route = %route_key, %error, ?pause, "consumer batch failed");
+                    tokio::select! {
+                        biased;
+                        () = &mut shutdown => {
+                            tracing::info!(route = %route_key, "consumer stopped");
+                            return;
+                        }
+                        () = tokio::time::sleep(pause) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// One batch: a long poll, the grouping window, delivery, deletes and delays.
+    pub async fn run_once(&mut self) -> Result<BatchReport, ConsumeError> {
+        self.in_flight.store(false, Ordering::SeqCst);
+        let state = self.route_state().await?;
+        let mut report = BatchReport::default();
+        let first = queue::receive(
+            &self.aws,
+            &state.queue_url,
+            SQS_BATCH,
+            self.options.wait_time,
+        )
+        .await?;
+        if first.is_empty() {
+            return Ok(report);
+        }
+        self.in_flight.store(true, Ordering::SeqCst);
+        let mut batch = Batch {
+            messages: Vec::new(),
+            pending: Vec::new(),
+            filtered: Vec::new(),
+            failed: Vec::new(),
+            first_pending_at: None,
+            visibility_renewed_at: Instant::now(),
+        };
+        self.absorb(&state, first, &mut batch).await;
+        self.collect_group(&state, &mut batch).await;
+        report.received = batch.messages.len();
+        self.metrics.received(&state.key, report.received);
+
+        // Filtered on purpose: gone at once.
+        report.filtered = batch.filtered.len();
+        self.metrics.filtered(&state.key, report.filtered);
+        if !batch.filtered.is_empty() {
+            let filtered: Vec<&ReceivedMessage> =
+                batch.filtered.iter().map(|&i| &batch.messages[i]).collect();
+            report.deleted += self.delete(&state, &filtered).await;
+        }
+
+        let pending = collapse(std::mem::take(&mut batch.pending));
+        let bot_token = match &state.target {
+            SlackTarget::Bot { token, .. } => Some(token.clone()),
+            SlackTarget::Webhook { .. } => None,
+        };
+        let index = match bot_token {
+            Some(_) if !pending.is_empty() => Some(self.load_index(&state).await),
+            _ => None,
+        };
+        let max_per_message = state
+            .route
+            .spec
+            .grouping
+            .max_alerts_per_message
+            .clamp(1, 40) as usize;
+        let deliveries = plan(pending, index.as_ref(), max_per_message);
+        let now = Utc::now();
+        let signing = self
+            .signer
+            .as_ref()
+            .map(|signer| ButtonSigning { signer, now });
+
+        for delivery in deliveries {
+            self.renew_visibility(&state, &mut batch).await;
+            let started = Instant::now();
+            let outcome = self
+                .send(&state, bot_token.as_deref(), &delivery, signing)
+                .await;
+            let ids = delivery.messages();
+            match outcome {
+                Ok(sent) => {
+                    let call = match (&delivery, sent.post) {
+                        (Delivery::ThreadReply { .. }, _) => "thread_reply",
+                        (_, true) => "post",
+                        (_, false) => "update",
+                    };
+                    self.metrics
+                        .slack_latency(&state.key, call, started.elapsed());
+                    if sent.post {
+                        report.posts += 1;
+                    } else {
+                        report.updates += 1;
+                    }
+                    if let Some(posted) = &sent.posted {
+                        self.remember(&state, &delivery, posted, sent.grouped).await;
+                    }
+                    report.delivered += ids.len();
+                    self.metrics.delivered(&state.key, ids.len());
+                    if sent.grouped {
+                        report.grouped += ids.len();
+                        self.metrics.grouped(&state.key, ids.len());
+                    }
+                    let delivered: Vec<&ReceivedMessage> =
+                        ids.iter().map(|&i| &batch.messages[i]).collect();
+                    report.deleted += self.delete(&state, &delivered).await;
+                }
+                Err(error) => {
+                    let failure = if error.is_transient() {
+                        tracing::warn!(route = %state.key, %error, alerts = delivery.alert_count(), "Slack did not take the alerts; they stay queued and return after a backoff");
+                        Failure::SlackTransient
+                    } else {
+                        tracing::error!(route = %state.key, %error, alerts = delivery.alert_count(), "SLACK REFUSED the alerts of this route; fix the route's Slack destination — the messages stay queued and go to the dead-letter queue after maxReceiveCount receives");
+                        Failure::SlackRejected
+                    };
+                    batch.failed.extend(ids.iter().map(|&i| (i, failure)));
+                }
+            }
+        }
+
+        self.delay_failed(&state, &batch, &mut report).await;
+        Ok(report)
+    }
+
+    /// The route, its Slack target and its queue's attributes, read again after `route_refresh`.
+    async fn route_state(&mut self) -> Result<Arc<RouteState>, ConsumeError> {
+        if let Some(state) = &self.state
+            && state.loaded_at.elapsed() < self.options.route_refresh
+        {
+            return Ok(state.clone());
+        }
+        let RouteRef { namespace, name } = &self.route;
+        let key = format!("{namespace}/{name}");
+        let route: AlertRoute = self
+            .cluster
+            .get(namespace, name)
+            .await?
+            .ok_or_else(|| ConsumeError::RouteNotFound(key.clone()))?;
+        let queue_url = route
+            .status
+            .as_ref()
+            .and_then(|s| s.queue_url.clone())
+            .filter(|u| !u.is_empty())
+            .ok_or_else(|| ConsumeError::QueueNotReady(key.clone()))?;
+        let slack = route
+            .spec
+            .slack
+            .as_ref()
+            .ok_or_else(|| ConsumeError::NoSlackDestination(key.clone()))?;
+        let target = super::resolve_target(&self.cluster, namespace, &key, slack).await?;
+        let queue = queue::queue_facts(&self.aws, &queue_url).await?;
+        let state = Arc::new(RouteState {
+            render: RenderOptions::for_route(&route),
+            route,
+            key,
+            queue_url,
+            queue,
+            target,
+            loaded_at: Instant::now(),
+        });
+        self.state = Some(state.clone());
+        Ok(state)
+    }
+
+    /// Keeps receiving until the route's group wait has passed since the first matching alert
+    /// (capped at a third of the visibility timeout, so grouping never lets messages reappear).
+    async fn collect_group(&self, state: &RouteState, batch: &mut Batch) {
+        let wait_seconds = state.route.spec.grouping.group_wait_seconds.max(0) as u64;
+        let group_wait = Duration::from_secs(wait_seconds).min(state.queue.visibility_timeout / 3);
+        let Some(first) = batch.first_pending_at else {
+            return;
+        };
+        let deadline = first + group_wait;
+        while batch.messages.len() < self.options.max_batch_messages {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            let room = (self.options.max_batch_messages - batch.messages.len()).min(SQS_BATCH);
+            match queue::receive(&self.aws, &state.queue_url, room, deadline - now).await {
+                Ok(more) => self.absorb(state, more, batch).await,
+                Err(error) => {
+                    // Deliver what is held; the next batch polls again.
+                    tracing::warn!(route = %state.key, %error, "receive failed while grouping");
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Decodes, enriches and matches received messages into the batch.
+    async fn absorb(&self, state: &RouteState, messages: Vec<ReceivedMessage>, batch: &mut Batch) {
+        let single_topic = state
+            .route
+            .status
+            .as_ref()
+            .filter(|s| s.subscriptions.len() == 1)
+            .map(|s| s.subscriptions[0].topic_arn.clone());
+        for message in messages {
+            let index = batch.messages.len();
+            let mut alert = decode_sqs_body(&message.body);
+            if alert.source_topic_arn.is_none() {
+                // Raw delivery carries no topic; a route with one source knows it.
+                alert.source_topic_arn = single_topic.clone();
+            }
+            if let Err(error) = self.enricher.enrich(&mut alert).await {
+                tracing::warn!(route = %state.key, fingerprint = %alert.fingerprint, %error, "enrichment failed; the message returns after a backoff");
+                batch.messages.push(message);
+                batch.failed.push((index, Failure::Enrichment));
+                continue;
+            }
+            batch.messages.push(message);
+            if matches(&state.route.spec.match_, &alert) {
+                batch.first_pending_at.get_or_insert_with(Instant::now);
+                batch.pending.push(PendingAlert {
+                    alert,
+                    messages: vec![index],
+                });
+            } else {
+                tracing::debug!(route = %state.key, fingerprint = %alert.fingerprint, "filtered out by the route's match");
+                batch.filtered.push(index);
+            }
+        }
+    }
+
+    /// Extends the visibility of every held message once half the visibility timeout has passed
+    /// since the last renewal, so that slow deliveries (Slack waits, pacing of a large group) do
+    /// not let SQS hand the messages to another consumer.
+    async fn renew_visibility(&self, state: &RouteState, batch: &mut Batch) {
+        let timeout = state.queue.visibility_timeout;
+        if batch.visibility_renewed_at.elapsed() < timeout / 2 {
+            return;
+        }
+        let held: Vec<(&ReceivedMessage, Duration)> =
+            batch.messages.iter().map(|m| (m, timeout)).collect();
+        if let Err(error) = queue::delay(&self.aws, &state.queue_url, &held).await {
+            tracing::warn!(route = %state.key, %error, "could not extend the visibility of held messages");
+        }
+        batch.visibility_renewed_at = Instant::now();
+    }
+
+    /// Makes one Slack call for `delivery`.
+    async fn send(
+        &self,
+        state: &RouteState,
+        bot_token: Option<&str>,
+        delivery: &Delivery<usize>,
+        signing: Option<ButtonSigning<'_>>,
+    ) -> Result<Sent, SlackError> {
+        match delivery {
+            Delivery::Post { alerts, .. } => {
+                let message = if alerts.len() == 1 {
+                    render_alert(&alerts[0], &state.render, signing)
+                } else {
+                    render_group(alerts, &state.render, signing)
+                };
+                let posted = self.slack.post(&state.target, &message).await?;
+                Ok(Sent {
+                    posted,
+                    grouped: alerts.len() > 1,
+                    post: true,
+                })
+            }
+            Delivery::Update { stored, alert, .. } => {
+                let token = bot_token.expect("updates are planned for bot targets only");
+                let message = render_alert(alert, &state.render, signing);
+                match self.slack.update(token, &stored.posted(), &message).await {
+                    Ok(()) => Ok(Sent {
+                        posted: Some(stored.posted()),
+                        grouped: false,
+                        post: false,
+                    }),
+                    Err(SlackError::Rejected { error, .. }) => {
+                        // The message is gone or can no longer be edited: a new one is better
+                        // than none.
+                        tracing::warn!(route = %state.key, %error, ts = %stored.ts, "could not update the alert's message; posting a new one");
+                        let posted = self.slack.post(&state.target, &message).await?;
+                        Ok(Sent {
+                            posted,
+                            grouped: false,
+                            post: true,
+                        })
+                    }
+                    Err(error) => Err(error),
+                }
+            }
+            Delivery::ThreadReply { stored, alert, .. } => {
+                let token = bot_token.expect("thread replies are planned for bot targets only");
+                let text = render_alert(alert, &state.render, None).text;
+                self.slack
+                    .reply_in_thread(token, &stored.posted(), &text)
+                    .await?;
+                Ok(Sent {
+                    posted: Some(stored.posted()),
+                    grouped: true,
+                    post: true,
+                })
+            }
+        }
+    }
+
+    /// The route's message index; empty (so alerts are posted, not lost) when it cannot be read.
+    async fn load_index(&self, state: &RouteState) -> MessageIndex {
+        match store::load(&self.cluster, &self.route.namespace, &self.route.name).await {
+            Ok(index) => index,
+            Err(error) => {
+                tracing::warn!(route = %state.key, %error, "cannot read the message index; known alerts are posted anew");
+                MessageIndex::new()
+            }
+        }
+    }
+
+    /// Records which message now shows the delivery's alerts. A failure only costs later
+    /// updates (they become new posts), so it is logged and the messages are still deleted.
+    async fn remember(
+        &self,
+        state: &RouteState,
+        delivery: &Delivery<usize>,
+        posted: &PostedMessage,
+        grouped: bool,
+    ) {
+        let at = Utc::now();
+        let mut entries = MessageIndex::new();
+        let alerts: Vec<&crate::alert::Alert> = match delivery {
+            Delivery::Post { alerts, .. } => alerts.iter().collect(),
+            Delivery::Update { alert, .. } | Delivery::ThreadReply { alert, .. } => vec![alert],
+        };
+        for alert in alerts {
+            entries.insert(
+                alert.fingerprint.clone(),
+                StoredMessage {
+                    channel: posted.channel.clone(),
+                    ts: posted.ts.clone(),
+                    at,
+                    state: alert.state,
+                    grouped,
+                },
+            );
+        }
+        if let Err(error) = store::save(&self.cluster, &state.route, &entries).await {
+            tracing::warn!(route = %state.key, %error, "cannot record the Slack message of delivered alerts; their next state change will be posted anew");
+        }
+    }
+
+    async fn delete(&self, state: &RouteState, messages: &[&ReceivedMessage]) -> usize {
+        match queue::delete(&self.aws, &state.queue_url, messages).await {
+            Ok(deleted) => deleted,
+            Err(error) => {
+                // The alerts were delivered (or filtered); they come back and go out again.
+                tracing::warn!(route = %state.key, %error, "DeleteMessageBatch failed; delivered messages may be delivered again");
+                0
+            }
+        }
+    }
+
+    /// Hands failed messages back with their backoff, counting those at risk of dead-lettering.
+    async fn delay_failed(&self, state: &RouteState, batch: &Batch, report: &mut BatchReport) {
+        if batch.failed.is_empty() {
+            return;
+        }
+        let mut delays = Vec::with_capacity(batch.failed.len());
+        for &(i, failure) in &batch.failed {
+            let message = &batch.messages[i];
+            report.failed += 1;
+            self.metrics.failed(&state.key, failure.label(), 1);
+            if failure == Failure::SlackRejected {
+                report.rejected += 1;
+            }
+            if state
+                .queue
+                .max_receive_count
+                .is_some_and(|max| message.receive_count >= max)
+            {
+                report.dead_letter_risk += 1;
+                self.metrics.dead_letter_risk(&state.key, 1);
+                tracing::error!(route = %state.key, message_id = %message.message_id, receives = message.receive_count, reason = failure.label(), "message failed on its last receive; SQS moves it to the dead-letter queue next");
+            }
+            let delay = queue::retry_delay(
+                message.receive_count,
+                self.options.retry_initial,
+                self.options.retry_max,
+            );
+            delays.push((message, delay));
+        }
+        if let Err(error) = queue::delay(&self.aws, &state.queue_url, &delays).await {
+            tracing::warn!(route = %state.key, %error, "could not delay failed messages; they return after the visibility timeout");
+        }
+    }
+}

@@ -1,0 +1,405 @@
+//! `alertops consume`: the real-time half of the pipeline, one consumer per AlertRoute.
+//!
+//! [`Consumer`] long-polls the route's SQS queue, decodes each message into an alert, enriches
+//! it, keeps the alerts the route matches, groups bursts, delivers them to Slack (posting, or
+//! updating the message an earlier state of the same problem posted) and deletes each SQS
+//! message only once Slack accepted the alert it carries. [`run_command`] is the `alertops
+//! consume` workload around it: the route read through the Kubernetes API, AWS from the standard
+//! environment, a clean stop on SIGTERM.
+
+mod consumer;
+pub mod metrics;
+pub mod plan;
+pub mod queue;
+pub mod store;
+
+pub use consumer::{BatchReport, Consumer, ConsumerOptions};
+pub use metrics::ConsumerMetrics;
+pub use store::{MAX_STORED_MESSAGES, MessageIndex, StoredMessage, config_map_name};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::aws::{AwsClients, AwsError, AwsSettings};
+use crate::k8s::{ClusterApi, ClusterError, KubeCluster};
+use crate::resources::SlackDestination;
+use crate::slack::{
+    ActionSigner, ActionTokenError, RouteRef, SlackClient, SlackSettings, SlackTarget,
+};
+
+/// Environment variable holding the key that signs button values; the interaction server
+/// verifies with the same key. The key is the variable's bytes as given (at least 32).
+pub const ACTION_TOKEN_KEY_ENV: &str = "ALERTOPS_ACTION_TOKEN_KEY";
+
+/// Why a consumer batch, or the consumer, could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumeError {
+    /// `--route` is not `NAMESPACE/NAME`.
+    #[error("invalid route {0:?}: expected NAMESPACE/NAME")]
+    InvalidRoute(String),
+    /// The AlertRoute does not exist.
+    #[error("AlertRoute {0} not found")]
+    RouteNotFound(String),
+    /// The controller has not created the route's queue yet.
+    #[error(
+        "AlertRoute {0} has no queue yet (status.queueUrl is empty); waiting for the controller"
+    )]
+    QueueNotReady(String),
+    /// The route has no Slack destination, the only one this consumer delivers to.
+    #[error("AlertRoute {0} has no Slack destination")]
+    NoSlackDestination(String),
+    /// The route's Slack destination is incomplete (neither webhook nor bot token, no channel).
+    #[error("AlertRoute {route}: {problem}")]
+    InvalidDestination {
+        /// `namespace/name`.
+        route: String,
+        /// What is missing.
+        problem: &'static str,
+    },
+    /// A Secret the route names, or its key, is missing.
+    #[error("AlertRoute {route}: Secret {secret} has no key {key:?} (the Slack {purpose})")]
+    MissingSecret {
+        /// `namespace/name` of the route.
+        route: String,
+        /// Name of the Secret.
+        secret: String,
+        /// Key in it.
+        key: String,
+        /// `webhook URL` or `bot token`.
+        purpose: &'static str,
+    },
+    /// The button signing key is unusable.
+    #[error("{ACTION_TOKEN_KEY_ENV}: {0}")]
+    SigningKey(#[from] ActionTokenError),
+    /// No Kubernetes client could be built.
+    #[error("Kubernetes client: {0}")]
+    KubeClient(String),
+    /// A Kubernetes API call failed.
+    #[error("Kubernetes: {0}")]
+    Cluster(#[from] ClusterError),
+    /// An AWS call failed.
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+}
+
+impl ConsumeError {
+    /// Short, stable label for metrics.
+    pub fn category(&self) -> &'static str {
+        match self {
+            ConsumeError::InvalidRoute(_) => "invalid_route",
+            ConsumeError::RouteNotFound(_) => "route_not_found",
+            ConsumeError::QueueNotReady(_) => "queue_not_ready",
+            ConsumeError::NoSlackDestination(_) | ConsumeError::InvalidDestination { .. } => {
+                "destination"
+            }
+            ConsumeError::MissingSecret { .. } => "secret",
+            ConsumeError::SigningKey(_) => "signing_key",
+            ConsumeError::KubeClient(_) | ConsumeError::Cluster(_) => "kubernetes",
+            ConsumeError::Aws(_) => "aws",
+        }
+    }
+}
+
+/// Parses `NAMESPACE/NAME`.
+pub fn parse_route(value: &str) -> Result<RouteRef, ConsumeError> {
+    let invalid = || ConsumeError::InvalidRoute(value.to_string());
+    let (namespace, name) = value.split_once('/').ok_or_else(invalid)?;
+    let valid = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 253
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+    };
+    if !valid(namespace) || !valid(name) {
+        return Err(invalid());
+    }
+    Ok(RouteRef {
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+    })
+}
+
+/// The button signer from [`ACTION_TOKEN_KEY_ENV`]: `None` when the variable is unset or empty
+/// (messages then carry no buttons), an error when the key is too short to be safe.
+pub fn signer_from_env() -> Result<Option<ActionSigner>, ConsumeError> {
+    match std::env::var_os(ACTION_TOKEN_KEY_ENV) {
+        Some(key) if !key.is_empty() => Ok(Some(ActionSigner::new(key.as_encoded_bytes())?)),
+        _ => Ok(None),
+    }
+}
+
+/// The Slack target a route's destination names, with its secret read from the route's
+/// namespace.
+pub async fn resolve_target<C: ClusterApi>(
+    cluster: &C,
+    namespace: &str,
+    route: &str,
+    slack: &SlackDestination,
+) -> Result<SlackTarget, ConsumeError> {
+    let read = |secret: &crate::resources::SecretKeyRef, purpose: &'static str| {
+        let secret = secret.clone();
+        async move {
+            cluster
+                .secret_value(namespace, &secret.name, &secret.key)
+                .await?
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| v.trim().to_string())
+                .ok_or_else(|| ConsumeError::MissingSecret {
+                    route: route.to_string(),
+                    secret: secret.name.clone(),
+                    key: secret.key.clone(),
+                    purpose,
+                })
+        }
+    };
+    match (&slack.webhook_secret_ref, &slack.bot_token_secret_ref) {
+        (Some(webhook), None) => Ok(SlackTarget::Webhook {
+            url: read(webhook, "webhook URL").await?,
+        }),
+        (None, Some(bot)) => {
+            let channel = slack.channel.clone().filter(|c| !c.is_empty()).ok_or(
+                ConsumeError::InvalidDestination {
+                    route: route.to_string(),
+                    problem: "botTokenSecretRef needs a channel",
+                },
+            )?;
+            Ok(SlackTarget::Bot {
+                token: read(bot, "bot token").await?,
+                channel,
+            })
+        }
+        _ => Err(ConsumeError::InvalidDestination {
+            route: route.to_string(),
+            problem: "set exactly one of webhookSecretRef or botTokenSecretRef",
+        }),
+    }
+}
+
+/// Settings of [`run_command`] (the `alertops consume` flags).
+#[derive(Clone, Debug)]
+pub struct ConsumeCommand {
+    /// `NAMESPACE/NAME` of the AlertRoute.
+    pub route: String,
+    /// Base URL of Slack's Web API.
+    pub slack_api_base: String,
+    /// Long-poll wait in seconds (at most 20).
+    pub wait_seconds: u64,
+}
+
+/// `alertops consume`: runs the route's consumer in a cluster until SIGTERM (or Ctrl-C).
+pub async fn run_command(command: ConsumeCommand) -> Result<(), ConsumeError> {
+    let route = parse_route(&command.route)?;
+    let signer = signer_from_env()?;
+    if signer.is_none() {
+        tracing::warn!(
+            "{ACTION_TOKEN_KEY_ENV} is not set: Slack messages will have no Acknowledge or Retry buttons"
+        );
+    }
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| ConsumeError::KubeClient(e.to_string()))?;
+    let cluster = KubeCluster::new(client);
+    let aws = AwsClients::from_env(AwsSettings::default()).await;
+    let slack = Arc::new(SlackClient::new(SlackSettings {
+        api_base: command.slack_api_base.clone(),
+        ..SlackSettings::default()
+    }));
+    let options = ConsumerOptions {
+        wait_time: Duration::from_secs(command.wait_seconds.min(20)),
+        ..ConsumerOptions::default()
+    };
+    let mut consumer = Consumer::new(cluster, aws, slack, route.clone(), options);
+    if let Some(signer) = signer {
+        consumer = consumer.with_signer(signer);
+    }
+    tracing::info!(route = %format!("{}/{}", route.namespace, route.name), "consumer starting");
+    consumer.run(termination()).await;
+    Ok(())
+}
+
+/// Completes on SIGTERM (what Kubernetes sends) or Ctrl-C.
+async fn termination() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; stopping on Ctrl-C only");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::k8s::MemoryCluster;
+    use crate::resources::SecretKeyRef;
+    use serde_json::json;
+
+    #[test]
+    fn route_argument_is_namespace_slash_name() {
+        let r = parse_route("team-a/data-eng").unwrap();
+        assert_eq!(
+            (r.namespace.as_str(), r.name.as_str()),
+            ("team-a", "data-eng")
+        );
+        for bad in ["data-eng", "/x", "x/", "a/b/c", "A/b", ""] {
+            assert!(
+                matches!(parse_route(bad), Err(ConsumeError::InvalidRoute(_))),
+                "{bad:?} must be refused"
+            );
+        }
+    }
+
+    #[test]
+    fn consume_subcommand_flags() {
+        use crate::cli::{Cli, Command};
+        use clap::Parser;
+        let cli = Cli::try_parse_from(["alertops", "consume", "--route", "team/data-eng"])
+            .expect("parses");
+        let Command::Consume(args) = cli.command else {
+            panic!("not the consume subcommand");
+        };
+        assert_eq!(args.route, "team/data-eng");
+        assert_eq!(args.slack_api_base, "https://slack.com/api/");
+        assert_eq!(args.wait_seconds, 20);
+        let cli = Cli::try_parse_from([
+            "alertops",
+            "consume",
+            "--route",
+            "t/r",
+            "--slack-api-base",
+            "http://127.0.0.1:3000/api/",
+            "--wait-seconds",
+            "2",
+        ])
+        .expect("parses");
+        let Command::Consume(args) = cli.command else {
+            panic!("not the consume subcommand");
+        };
+        assert_eq!(
+            (args.slack_api_base.as_str(), args.wait_seconds),
+            ("http://127.0.0.1:3000/api/", 2)
+        );
+        assert!(
+            Cli::try_parse_from([
+                "alertops",
+                "consume",
+                "--route",
+                "t/r",
+                "--wait-seconds",
+                "21"
+            ])
+            .is_err(),
+            "SQS long polls last at most 20 s"
+        );
+    }
+
+    fn secret_ref(name: &str, key: &str) -> Option<SecretKeyRef> {
+        Some(SecretKeyRef {
+            name: name.into(),
+            key: key.into(),
+        })
+    }
+
+    #[tokio::test]
+    async fn targets_come_from_the_routes_secrets() {
+        let cluster = MemoryCluster::new();
+        cluster
+            .apply_manifest(json!({
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "slack", "namespace": "team"},
+                "stringData": {"webhook": " https://hooks.example/T/B/x\n", "token": "xoxb-1"},
+            }))
+            .unwrap();
+        let webhook = SlackDestination {
+            webhook_secret_ref: secret_ref("slack", "webhook"),
+            bot_token_secret_ref: None,
+            channel: None,
+            mentions: vec![],
+        };
+        assert_eq!(
+            resolve_target(&cluster, "team", "team/r", &webhook)
+                .await
+                .unwrap(),
+            SlackTarget::Webhook {
+                url: "https://hooks.example/T/B/x".into()
+            }
+        );
+        let bot = SlackDestination {
+            webhook_secret_ref: None,
+            bot_token_secret_ref: secret_ref("slack", "token"),
+            channel: Some("C1".into()),
+            mentions: vec![],
+        };
+        assert_eq!(
+            resolve_target(&cluster, "team", "team/r", &bot)
+                .await
+                .unwrap(),
+            SlackTarget::Bot {
+                token: "xoxb-1".into(),
+                channel: "C1".into()
+            }
+        );
+        let missing = SlackDestination {
+            bot_token_secret_ref: secret_ref("slack", "nope"),
+            ..bot.clone()
+        };
+        let error = resolve_target(&cluster, "team", "team/r", &missing)
+            .await
+            .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("Secret slack has no key \"nope\""),
+            "{error}"
+        );
+        let no_channel = SlackDestination {
+            channel: None,
+            ..bot
+        };
+        assert!(matches!(
+            resolve_target(&cluster, "team", "team/r", &no_channel).await,
+            Err(ConsumeError::InvalidDestination { .. })
+        ));
+    }
+
+    /// The consumer runs as a spawned task (the local mode runs one per route), and a
+    /// shutdown that is already signalled stops an idle consumer without touching AWS.
+    #[tokio::test]
+    async fn consumer_runs_as_a_task_and_stops_on_shutdown() {
+        let config = aws_config::SdkConfig::builder()
+            .region(aws_types::region::Region::new("us-east-1"))
+            .endpoint_url("http://127.0.0.1:9")
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        let aws = AwsClients::new(&config);
+        let slack = Arc::new(SlackClient::new(SlackSettings::default()));
+        let route = parse_route("team/r").unwrap();
+        let mut consumer = Consumer::new(
+            MemoryCluster::new(),
+            aws.clone(),
+            slack,
+            route,
+            ConsumerOptions::default(),
+        );
+        let task = tokio::spawn(async move { consumer.run(std::future::ready(())).await });
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("stops at once")
+            .expect("does not panic");
+        assert!(aws.call_log().snapshot().is_empty(), "no AWS call was made");
+    }
+}

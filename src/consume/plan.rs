@@ -1,0 +1,271 @@
+//! What to send for a batch of matching alerts: pure decisions, no I/O.
+//!
+//! - Alerts with the same fingerprint in one batch (an alarm that fired and resolved within the
+//!   group wait, a redelivered message) collapse into the latest; all their SQS messages ride
+//!   with it, so all are deleted once it is delivered.
+//! - With a message index (bot token), an alert whose problem already has a Slack message
+//!   changes that message: `chat.update` of a single-alert message, a thread reply under a
+//!   grouped one. A problem that fires again after it was resolved gets a new message, so that
+//!   people are notified (an update does not notify).
+//! - Everything else is posted, at most `max_per_message` alerts per message, in arrival order.
+
+use crate::alert::Alert;
+use crate::resources::AlertState;
+
+use super::store::{MessageIndex, StoredMessage};
+
+/// One alert ready to deliver, with the handles of the SQS messages it came from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PendingAlert<M> {
+    /// The decoded, enriched, matching alert.
+    pub alert: Alert,
+    /// The SQS messages that carried it (more than one when duplicates collapsed).
+    pub messages: Vec<M>,
+}
+
+/// One Slack call to make.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Delivery<M> {
+    /// Post a new message listing these alerts (one alert: a single-alert message).
+    Post {
+        /// The alerts, at most the route's `maxAlertsPerMessage`.
+        alerts: Vec<Alert>,
+        /// Their SQS messages.
+        messages: Vec<M>,
+    },
+    /// Rewrite the single-alert message that shows this problem.
+    Update {
+        /// The message to rewrite.
+        stored: StoredMessage,
+        /// The alert's new state.
+        alert: Alert,
+        /// Its SQS messages.
+        messages: Vec<M>,
+    },
+    /// Reply in the thread of the grouped message that lists this problem.
+    ThreadReply {
+        /// The grouped message.
+        stored: StoredMessage,
+        /// The alert's new state.
+        alert: Alert,
+        /// Its SQS messages.
+        messages: Vec<M>,
+    },
+}
+
+impl<M> Delivery<M> {
+    /// The SQS messages this delivery carries.
+    pub fn messages(&self) -> &[M] {
+        match self {
+            Delivery::Post { messages, .. }
+            | Delivery::Update { messages, .. }
+            | Delivery::ThreadReply { messages, .. } => messages,
+        }
+    }
+
+    /// Number of alerts in it.
+    pub fn alert_count(&self) -> usize {
+        match self {
+            Delivery::Post { alerts, .. } => alerts.len(),
+            _ => 1,
+        }
+    }
+}
+
+/// Collapses alerts with one fingerprint into the latest (by the source's time when both have
+/// one, else by arrival), keeping first-arrival order and every message handle.
+pub fn collapse<M>(arrivals: Vec<PendingAlert<M>>) -> Vec<PendingAlert<M>> {
+    let mut out: Vec<PendingAlert<M>> = Vec::with_capacity(arrivals.len());
+    for arrival in arrivals {
+        match out
+            .iter_mut()
+            .find(|p| p.alert.fingerprint == arrival.alert.fingerprint)
+        {
+            Some(existing) => {
+                let newer = match (existing.alert.time, arrival.alert.time) {
+                    (Some(old), Some(new)) => new >= old,
+                    _ => true,
+                };
+                existing.messages.extend(arrival.messages);
+                if newer {
+                    existing.alert = arrival.alert;
+                }
+            }
+            None => out.push(arrival),
+        }
+    }
+    out
+}
+
+/// Whether `alert` needs a new message rather than a change of `stored`: nothing was posted for
+/// it yet, or it fires again after its message stopped showing it firing.
+pub fn needs_new_message(stored: Option<&StoredMessage>, alert: &Alert) -> bool {
+    match stored {
+        None => true,
+        Some(stored) => alert.state == AlertState::Firing && stored.state != AlertState::Firing,
+    }
+}
+
+/// The Slack calls for `pending` (already collapsed). `index` is `None` for webhooks, which
+/// cannot update messages.
+pub fn plan<M>(
+    pending: Vec<PendingAlert<M>>,
+    index: Option<&MessageIndex>,
+    max_per_message: usize,
+) -> Vec<Delivery<M>> {
+    let max_per_message = max_per_message.max(1);
+    let mut deliveries = Vec::new();
+    let mut to_post: Vec<PendingAlert<M>> = Vec::new();
+    for item in pending {
+        let stored = index.and_then(|i| i.get(&item.alert.fingerprint));
+        match stored {
+            Some(stored) if !needs_new_message(Some(stored), &item.alert) => {
+                let stored = stored.clone();
+                deliveries.push(if stored.grouped {
+                    Delivery::ThreadReply {
+                        stored,
+                        alert: item.alert,
+                        messages: item.messages,
+                    }
+                } else {
+                    Delivery::Update {
+                        stored,
+                        alert: item.alert,
+                        messages: item.messages,
+                    }
+                });
+            }
+            _ => to_post.push(item),
+        }
+    }
+    let mut rest = to_post.into_iter().peekable();
+    while rest.peek().is_some() {
+        let chunk: Vec<PendingAlert<M>> = rest.by_ref().take(max_per_message).collect();
+        let mut alerts = Vec::with_capacity(chunk.len());
+        let mut messages = Vec::new();
+        for item in chunk {
+            alerts.push(item.alert);
+            messages.extend(item.messages);
+        }
+        deliveries.push(Delivery::Post { alerts, messages });
+    }
+    deliveries
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::Fingerprint;
+    use crate::resources::AlertKind;
+    use chrono::{TimeZone, Utc};
+
+    fn alert(fp: &str, state: AlertState, secs: Option<i64>) -> Alert {
+        let mut a = Alert::new(
+            AlertKind::CloudWatchAlarm,
+            state,
+            Fingerprint::from_raw(fp),
+            format!("alarm {fp}"),
+        );
+        a.time = secs.map(|s| Utc.timestamp_opt(1_700_000_000 + s, 0).unwrap());
+        a
+    }
+
+    fn pending(fp: &str, state: AlertState, secs: Option<i64>, m: u32) -> PendingAlert<u32> {
+        PendingAlert {
+            alert: alert(fp, state, secs),
+            messages: vec![m],
+        }
+    }
+
+    fn stored(state: AlertState, grouped: bool) -> StoredMessage {
+        StoredMessage {
+            channel: "C1".into(),
+            ts: "1.1".into(),
+            at: Utc.timestamp_opt(1_700_000_000, 0).unwrap(),
+            state,
+            grouped,
+        }
+    }
+
+    #[test]
+    fn duplicates_collapse_into_the_latest_with_every_message() {
+        let out = collapse(vec![
+            pending("a", AlertState::Resolved, Some(20), 1),
+            pending("b", AlertState::Firing, None, 2),
+            pending("a", AlertState::Firing, Some(10), 3),
+        ]);
+        assert_eq!(out.len(), 2);
+        assert_eq!(
+            out[0].alert.state,
+            AlertState::Resolved,
+            "time decides, not arrival"
+        );
+        assert_eq!(out[0].messages, vec![1, 3]);
+        assert_eq!(out[1].alert.fingerprint.as_str(), "b");
+    }
+
+    #[test]
+    fn without_times_the_later_arrival_wins() {
+        let out = collapse(vec![
+            pending("a", AlertState::Firing, None, 1),
+            pending("a", AlertState::Resolved, None, 2),
+        ]);
+        assert_eq!(out[0].alert.state, AlertState::Resolved);
+    }
+
+    #[test]
+    fn posts_are_chunked_by_the_route_limit() {
+        let items = (0..45)
+            .map(|i| pending(&format!("f{i}"), AlertState::Firing, None, i))
+            .collect();
+        let deliveries = plan(items, None, 20);
+        let sizes: Vec<usize> = deliveries.iter().map(Delivery::alert_count).collect();
+        assert_eq!(sizes, vec![20, 20, 5]);
+        assert_eq!(deliveries[2].messages(), &[40, 41, 42, 43, 44]);
+    }
+
+    #[test]
+    fn a_known_problem_updates_its_message() {
+        let mut index = MessageIndex::new();
+        index.insert(
+            Fingerprint::from_raw("a"),
+            stored(AlertState::Firing, false),
+        );
+        index.insert(Fingerprint::from_raw("g"), stored(AlertState::Firing, true));
+        let deliveries = plan(
+            vec![
+                pending("a", AlertState::Resolved, None, 1),
+                pending("g", AlertState::Resolved, None, 2),
+                pending("n", AlertState::Firing, None, 3),
+            ],
+            Some(&index),
+            20,
+        );
+        assert!(matches!(&deliveries[0], Delivery::Update { stored, .. } if stored.ts == "1.1"));
+        assert!(matches!(&deliveries[1], Delivery::ThreadReply { .. }));
+        assert!(matches!(&deliveries[2], Delivery::Post { alerts, .. } if alerts.len() == 1));
+    }
+
+    #[test]
+    fn webhooks_always_post() {
+        let deliveries = plan(vec![pending("a", AlertState::Resolved, None, 1)], None, 20);
+        assert!(matches!(&deliveries[0], Delivery::Post { .. }));
+    }
+
+    #[test]
+    fn firing_again_after_resolution_posts_anew() {
+        let resolved = stored(AlertState::Resolved, false);
+        let firing = stored(AlertState::Firing, false);
+        let again = alert("a", AlertState::Firing, None);
+        assert!(needs_new_message(Some(&resolved), &again));
+        assert!(
+            !needs_new_message(Some(&firing), &again),
+            "a repeat (or redelivery) of a firing alert rewrites its message"
+        );
+        assert!(!needs_new_message(
+            Some(&firing),
+            &alert("a", AlertState::Resolved, None)
+        ));
+        assert!(needs_new_message(None, &again));
+    }
+}

@@ -1,0 +1,233 @@
+//! The route's SQS queue: receive, delete, and hand messages back with a delay.
+
+use std::time::Duration;
+
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
+    MessageSystemAttributeName, QueueAttributeName,
+};
+use tokio::time::Instant;
+
+use crate::aws::{AwsApi, AwsClients, AwsError};
+
+/// Most messages one `ReceiveMessage` returns, and most entries in one batch call.
+pub const SQS_BATCH: usize = 10;
+/// Longest long-poll SQS allows.
+pub const MAX_WAIT: Duration = Duration::from_secs(20);
+/// Longest visibility timeout SQS allows.
+pub const MAX_VISIBILITY: Duration = Duration::from_secs(43_200);
+
+/// One received SQS message.
+#[derive(Clone, Debug)]
+pub struct ReceivedMessage {
+    /// SQS message id.
+    pub message_id: String,
+    /// Handle for delete and visibility changes.
+    pub receipt_handle: String,
+    /// The body (an SNS envelope, or the raw message).
+    pub body: String,
+    /// How many times SQS has handed this message out, this time included.
+    pub receive_count: u32,
+    /// When this consumer received it.
+    pub received_at: Instant,
+}
+
+/// The queue attributes the consumer acts on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueFacts {
+    /// How long a received message stays invisible.
+    pub visibility_timeout: Duration,
+    /// Receives before SQS moves a message to the dead-letter queue, when there is one.
+    pub max_receive_count: Option<u32>,
+}
+
+/// The delay before a failed message is offered again: `initial` doubled for each earlier
+/// receive, at most `max` (and at most what SQS allows).
+pub fn retry_delay(receive_count: u32, initial: Duration, max: Duration) -> Duration {
+    let doublings = receive_count.saturating_sub(1).min(20);
+    initial
+        .saturating_mul(1u32 << doublings)
+        .min(max)
+        .min(MAX_VISIBILITY)
+}
+
+/// Reads the queue's visibility timeout and redrive policy.
+pub async fn queue_facts(aws: &AwsClients, queue_url: &str) -> Result<QueueFacts, AwsError> {
+    aws.acquire(AwsApi::Sqs).await;
+    let output = aws
+        .sqs
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(QueueAttributeName::VisibilityTimeout)
+        .attribute_names(QueueAttributeName::RedrivePolicy)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("GetQueueAttributes", e))?;
+    let attributes = output.attributes();
+    let visibility_timeout = attributes
+        .and_then(|a| a.get(&QueueAttributeName::VisibilityTimeout))
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(Duration::from_secs(30));
+    let max_receive_count = attributes
+        .and_then(|a| a.get(&QueueAttributeName::RedrivePolicy))
+        .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())
+        .and_then(|p| match &p["maxReceiveCount"] {
+            serde_json::Value::Number(n) => n.as_u64(),
+            serde_json::Value::String(s) => s.parse().ok(),
+            _ => None,
+        })
+        .map(|n| n.min(u64::from(u32::MAX)) as u32);
+    Ok(QueueFacts {
+        visibility_timeout,
+        max_receive_count,
+    })
+}
+
+/// Long-polls for up to `max` (≤ 10) messages, waiting at most `wait` (whole seconds, ≤ 20).
+pub async fn receive(
+    aws: &AwsClients,
+    queue_url: &str,
+    max: usize,
+    wait: Duration,
+) -> Result<Vec<ReceivedMessage>, AwsError> {
+    let wait_seconds = wait.min(MAX_WAIT).as_secs_f64().ceil() as i32;
+    aws.acquire(AwsApi::Sqs).await;
+    let output = aws
+        .sqs
+        .receive_message()
+        .queue_url(queue_url)
+        .max_number_of_messages(max.clamp(1, SQS_BATCH) as i32)
+        .wait_time_seconds(wait_seconds)
+        .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("ReceiveMessage", e))?;
+    let received_at = Instant::now();
+    Ok(output
+        .messages()
+        .iter()
+        .filter_map(|m| {
+            // Without a receipt handle a message can be neither deleted nor delayed; SQS always
+            // sends one, and the message comes back after its visibility timeout anyway.
+            let Some(receipt_handle) = m.receipt_handle() else {
+                tracing::warn!(message_id = ?m.message_id(), "SQS message without receipt handle");
+                return None;
+            };
+            Some(ReceivedMessage {
+                message_id: m.message_id().unwrap_or_default().to_string(),
+                receipt_handle: receipt_handle.to_string(),
+                // An empty body still becomes a (generic) alert.
+                body: m.body().unwrap_or_default().to_string(),
+                receive_count: m
+                    .attributes()
+                    .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(1),
+                received_at,
+            })
+        })
+        .collect())
+}
+
+/// Deletes messages, ten per call. Returns how many SQS confirmed; a message it did not delete
+/// (its receipt handle expired because it was received again) is only delivered twice.
+pub async fn delete(
+    aws: &AwsClients,
+    queue_url: &str,
+    messages: &[&ReceivedMessage],
+) -> Result<usize, AwsError> {
+    let mut deleted = 0;
+    for chunk in messages.chunks(SQS_BATCH) {
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(&m.receipt_handle)
+                    .build()
+                    .expect("id and receipt handle are set")
+            })
+            .collect::<Vec<_>>();
+        aws.acquire(AwsApi::Sqs).await;
+        let output = aws
+            .sqs
+            .delete_message_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("DeleteMessageBatch", e))?;
+        for failure in output.failed() {
+            let message = failure
+                .id()
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| chunk.get(i));
+            tracing::warn!(
+                message_id = message.map(|m| m.message_id.as_str()),
+                code = failure.code(),
+                reason = failure.message(),
+                "SQS did not delete a delivered message; it may be delivered again"
+            );
+        }
+        deleted += output.successful().len();
+    }
+    Ok(deleted)
+}
+
+/// Makes messages visible again after their delay, ten per call.
+pub async fn delay(
+    aws: &AwsClients,
+    queue_url: &str,
+    messages: &[(&ReceivedMessage, Duration)],
+) -> Result<(), AwsError> {
+    for chunk in messages.chunks(SQS_BATCH) {
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, (m, delay))| {
+                ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(&m.receipt_handle)
+                    .visibility_timeout(delay.min(&MAX_VISIBILITY).as_secs() as i32)
+                    .build()
+                    .expect("id and receipt handle are set")
+            })
+            .collect::<Vec<_>>();
+        aws.acquire(AwsApi::Sqs).await;
+        let output = aws
+            .sqs
+            .change_message_visibility_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("ChangeMessageVisibilityBatch", e))?;
+        for failure in output.failed() {
+            tracing::warn!(
+                code = failure.code(),
+                reason = failure.message(),
+                "SQS did not change a message's visibility; it returns after its timeout"
+            );
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delay_doubles_up_to_the_cap() {
+        let s = Duration::from_secs;
+        assert_eq!(retry_delay(1, s(10), s(900)), s(10));
+        assert_eq!(retry_delay(2, s(10), s(900)), s(20));
+        assert_eq!(retry_delay(4, s(10), s(900)), s(80));
+        assert_eq!(retry_delay(30, s(10), s(900)), s(900));
+        assert_eq!(retry_delay(0, s(10), s(900)), s(10));
+        assert_eq!(retry_delay(u32::MAX, s(3600), s(100_000)), MAX_VISIBILITY);
+    }
+}

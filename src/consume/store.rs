@@ -1,0 +1,382 @@
+//! Where a bot-token route remembers which Slack message shows which alert: a ConfigMap per
+//! route, owned by the AlertRoute, so that a consumer pod that restarts (or another replica)
+//! still updates the message the first notification posted.
+//!
+//! One data key per alert fingerprint (hex, a valid ConfigMap key), whose value is the JSON of a
+//! [`StoredMessage`]. The map is bounded to the newest [`MAX_STORED_MESSAGES`] entries, which
+//! keeps it far below the 1 MiB object limit (an entry is about 150 bytes).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::Resource;
+use serde::{Deserialize, Serialize};
+
+use crate::alert::Fingerprint;
+use crate::k8s::{ClusterApi, ClusterError};
+use crate::resources::{AlertRoute, AlertState};
+use crate::slack::PostedMessage;
+
+/// Entries kept per route; the oldest go first.
+pub const MAX_STORED_MESSAGES: usize = 2_000;
+
+/// Prefix of the ConfigMap name; the route's name follows.
+const NAME_PREFIX: &str = "alertops-messages-";
+/// Longest Kubernetes object name.
+const MAX_NAME: usize = 253;
+
+/// The Slack message that shows an alert, as remembered for later updates.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredMessage {
+    /// Channel ID the message is in.
+    pub channel: String,
+    /// The message's timestamp (its id).
+    pub ts: String,
+    /// When the message was posted or last changed for this alert.
+    pub at: DateTime<Utc>,
+    /// The alert state the message shows.
+    pub state: AlertState,
+    /// Whether the message lists several alerts; such a message is not rewritten for one of
+    /// them, a later state change goes into its thread.
+    #[serde(default)]
+    pub grouped: bool,
+}
+
+impl StoredMessage {
+    /// The address `chat.update` and thread replies need.
+    pub fn posted(&self) -> PostedMessage {
+        PostedMessage {
+            channel: self.channel.clone(),
+            ts: self.ts.clone(),
+        }
+    }
+}
+
+/// Fingerprint → message, bounded.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MessageIndex {
+    entries: BTreeMap<Fingerprint, StoredMessage>,
+}
+
+impl MessageIndex {
+    /// An empty index.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The message showing `fingerprint`, if one is remembered.
+    pub fn get(&self, fingerprint: &Fingerprint) -> Option<&StoredMessage> {
+        self.entries.get(fingerprint)
+    }
+
+    /// Remembers (or replaces) the message showing `fingerprint`.
+    pub fn insert(&mut self, fingerprint: Fingerprint, message: StoredMessage) {
+        self.entries.insert(fingerprint, message);
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Takes `other`'s entries where they are newer than (or missing from) this index.
+    pub fn merge(&mut self, other: &MessageIndex) {
+        for (fingerprint, message) in &other.entries {
+            match self.entries.get(fingerprint) {
+                Some(mine) if mine.at > message.at => {}
+                _ => {
+                    self.entries.insert(fingerprint.clone(), message.clone());
+                }
+            }
+        }
+    }
+
+    /// Drops the oldest entries until at most `max` remain.
+    pub fn bound(&mut self, max: usize) {
+        if self.entries.len() <= max {
+            return;
+        }
+        let mut by_age: Vec<(DateTime<Utc>, Fingerprint)> = self
+            .entries
+            .iter()
+            .map(|(fp, m)| (m.at, fp.clone()))
+            .collect();
+        by_age.sort();
+        let excess = self.entries.len() - max;
+        for (_, fingerprint) in by_age.into_iter().take(excess) {
+            self.entries.remove(&fingerprint);
+        }
+    }
+
+    /// Reads the entries of a ConfigMap. Entries that do not parse (edited by hand, written by
+    /// another version) are skipped: losing one update is better than refusing to deliver.
+    pub fn from_config_map(config_map: &ConfigMap) -> Self {
+        let entries = config_map
+            .data
+            .iter()
+            .flatten()
+            .filter_map(|(key, value)| {
+                let message = serde_json::from_str::<StoredMessage>(value).ok()?;
+                Some((Fingerprint::from_raw(key.clone()), message))
+            })
+            .collect();
+        MessageIndex { entries }
+    }
+
+    /// The ConfigMap holding these entries for `route`, owned by it (deleted with it).
+    pub fn to_config_map(&self, route: &AlertRoute) -> Result<ConfigMap, StoreError> {
+        let namespace = route
+            .metadata
+            .namespace
+            .clone()
+            .ok_or(StoreError::RouteIdentity("namespace"))?;
+        let name = route
+            .metadata
+            .name
+            .clone()
+            .ok_or(StoreError::RouteIdentity("name"))?;
+        let uid = route
+            .metadata
+            .uid
+            .clone()
+            .ok_or(StoreError::RouteIdentity("uid"))?;
+        let data = self
+            .entries
+            .iter()
+            .map(|(fp, m)| {
+                let value = serde_json::to_string(m).expect("strings and an enum serialize");
+                (fp.as_str().to_string(), value)
+            })
+            .collect();
+        Ok(ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(config_map_name(&name)),
+                namespace: Some(namespace),
+                labels: Some(BTreeMap::from([
+                    (
+                        "app.kubernetes.io/managed-by".to_string(),
+                        "alertops".to_string(),
+                    ),
+                    (
+                        "app.kubernetes.io/component".to_string(),
+                        "slack-messages".to_string(),
+                    ),
+                    ("alertops.dev/route".to_string(), label_value(&name)),
+                ])),
+                owner_references: Some(vec![OwnerReference {
+                    api_version: AlertRoute::api_version(&()).to_string(),
+                    kind: AlertRoute::kind(&()).to_string(),
+                    name,
+                    uid,
+                    controller: Some(false),
+                    block_owner_deletion: Some(false),
+                }]),
+                ..ObjectMeta::default()
+            },
+            data: Some(data),
+            ..ConfigMap::default()
+        })
+    }
+}
+
+/// Why the message index could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The AlertRoute lacks what an owner reference needs.
+    #[error("the AlertRoute has no metadata.{0}")]
+    RouteIdentity(&'static str),
+    /// The cluster refused or failed the call.
+    #[error("message index ConfigMap: {0}")]
+    Cluster(#[from] ClusterError),
+}
+
+/// Name of the ConfigMap of the route named `route` (unique per namespace; long names end in a
+/// hash of the whole name so that two long names never share a map).
+pub fn config_map_name(route: &str) -> String {
+    let name = format!("{NAME_PREFIX}{route}");
+    if name.len() <= MAX_NAME {
+        return name;
+    }
+    let hash = crate::reconcile::names::short_hash(route);
+    let keep = MAX_NAME - NAME_PREFIX.len() - hash.len() - 1;
+    let mut cut = route[..keep.min(route.len())].to_string();
+    // Cut on a character boundary that still forms a valid name (no trailing '.' or '-').
+    while cut.ends_with(['.', '-']) {
+        cut.pop();
+    }
+    format!("{NAME_PREFIX}{cut}-{hash}")
+}
+
+/// A label value (at most 63 characters) naming the route.
+fn label_value(route: &str) -> String {
+    if route.len() <= 63 {
+        route.to_string()
+    } else {
+        crate::reconcile::names::short_hash(route)
+    }
+}
+
+/// Reads the route's message index; empty when its ConfigMap does not exist yet.
+pub async fn load<C: ClusterApi>(
+    cluster: &C,
+    namespace: &str,
+    route: &str,
+) -> Result<MessageIndex, StoreError> {
+    let config_map = cluster
+        .get::<ConfigMap>(namespace, &config_map_name(route))
+        .await?;
+    Ok(config_map
+        .as_ref()
+        .map(MessageIndex::from_config_map)
+        .unwrap_or_default())
+}
+
+/// Adds `new` to the route's index. The stored index is read again just before the write and
+/// merged (newest entry wins), so that replicas sharing the queue rarely overwrite each other.
+pub async fn save<C: ClusterApi>(
+    cluster: &C,
+    route: &AlertRoute,
+    new: &MessageIndex,
+) -> Result<MessageIndex, StoreError> {
+    let namespace = route
+        .metadata
+        .namespace
+        .as_deref()
+        .ok_or(StoreError::RouteIdentity("namespace"))?;
+    let name = route
+        .metadata
+        .name
+        .as_deref()
+        .ok_or(StoreError::RouteIdentity("name"))?;
+    let mut index = load(cluster, namespace, name).await?;
+    index.merge(new);
+    index.bound(MAX_STORED_MESSAGES);
+    cluster.apply(&index.to_config_map(route)?).await?;
+    Ok(index)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn message(ts: &str, secs: i64, state: AlertState) -> StoredMessage {
+        StoredMessage {
+            channel: "C1".into(),
+            ts: ts.into(),
+            at: Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap(),
+            state,
+            grouped: false,
+        }
+    }
+
+    fn route() -> AlertRoute {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "alertops.dev/v1alpha1", "kind": "AlertRoute",
+            "metadata": {"name": "data-eng", "namespace": "team", "uid": "u-1"},
+            "spec": {"sources": [{"topicArn": "arn:aws:sns:us-east-1:123456789012:t"}]},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn bound_keeps_the_newest() {
+        let mut index = MessageIndex::new();
+        for i in 0..10 {
+            index.insert(
+                Fingerprint::from_raw(format!("fp{i}")),
+                message(&format!("{i}"), i, AlertState::Firing),
+            );
+        }
+        index.bound(3);
+        assert_eq!(index.len(), 3);
+        for i in 7..10 {
+            assert!(
+                index
+                    .get(&Fingerprint::from_raw(format!("fp{i}")))
+                    .is_some()
+            );
+        }
+        assert!(index.get(&Fingerprint::from_raw("fp6")).is_none());
+    }
+
+    #[test]
+    fn merge_keeps_the_newer_entry() {
+        let fp = Fingerprint::from_raw("a");
+        let mut stored = MessageIndex::new();
+        stored.insert(fp.clone(), message("1.0", 10, AlertState::Firing));
+        let mut newer = MessageIndex::new();
+        newer.insert(fp.clone(), message("1.0", 20, AlertState::Resolved));
+        let mut older = MessageIndex::new();
+        older.insert(fp.clone(), message("0.5", 5, AlertState::Firing));
+
+        stored.merge(&older);
+        assert_eq!(stored.get(&fp).unwrap().ts, "1.0", "an older entry loses");
+        stored.merge(&newer);
+        assert_eq!(stored.get(&fp).unwrap().state, AlertState::Resolved);
+    }
+
+    #[test]
+    fn config_map_round_trips_and_is_owned_by_the_route() {
+        let mut index = MessageIndex::new();
+        let fp = Fingerprint::from_raw("0123abcd");
+        index.insert(
+            fp.clone(),
+            message("1700000000.000001", 0, AlertState::Firing),
+        );
+        let config_map = index.to_config_map(&route()).unwrap();
+        assert_eq!(
+            config_map.metadata.name.as_deref(),
+            Some("alertops-messages-data-eng")
+        );
+        let owner = &config_map.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.name.as_str(), owner.uid.as_str()),
+            ("AlertRoute", "data-eng", "u-1")
+        );
+        assert_eq!(MessageIndex::from_config_map(&config_map), index);
+    }
+
+    #[test]
+    fn unreadable_entries_are_skipped() {
+        let config_map = ConfigMap {
+            data: Some(BTreeMap::from([
+                ("bad".to_string(), "not json".to_string()),
+                (
+                    "good".to_string(),
+                    serde_json::to_string(&message("1.1", 0, AlertState::Firing)).unwrap(),
+                ),
+            ])),
+            ..ConfigMap::default()
+        };
+        let index = MessageIndex::from_config_map(&config_map);
+        assert_eq!(index.len(), 1);
+        assert!(index.get(&Fingerprint::from_raw("good")).is_some());
+    }
+
+    #[test]
+    fn route_without_uid_cannot_own_the_map() {
+        let mut r = route();
+        r.metadata.uid = None;
+        assert!(matches!(
+            MessageIndex::new().to_config_map(&r),
+            Err(StoreError::RouteIdentity("uid"))
+        ));
+    }
+
+    #[test]
+    fn long_route_names_stay_valid_and_distinct() {
+        let a = "a".repeat(253);
+        let b = format!("{}b", "a".repeat(252));
+        assert!(config_map_name(&a).len() <= 253);
+        assert_ne!(config_map_name(&a), config_map_name(&b));
+        assert_eq!(config_map_name("x"), "alertops-messages-x");
+    }
+}

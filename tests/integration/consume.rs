@@ -1,0 +1,1041 @@
+//! The route consumer end to end: an SNS publish to the emulator, the route's SQS queue (with a
+//! dead-letter queue), the consumer, and what the recording Slack stand-in receives.
+//!
+//! The AlertRoute reconciler is not involved: each test creates the topic, the queues and the
+//! subscription with the SDK and puts the AlertRoute into a MemoryCluster with its
+//! `status.queueUrl` set, as the controller would.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use alertops::alert::Enricher;
+use alertops::aws::{AwsClients, AwsSettings};
+use alertops::consume::{BatchReport, Consumer, ConsumerMetrics, ConsumerOptions, config_map_name};
+use alertops::k8s::{ClusterApi, MemoryCluster};
+use alertops::resources::AlertRoute;
+use alertops::slack::{
+    ActionSigner, ButtonAction, DEFAULT_MAX_AGE, RETRY_ACTION_PREFIX, RouteRef, SlackClient,
+    SlackSettings,
+};
+use aws_sdk_sqs::types::QueueAttributeName;
+use k8s_openapi::api::core::v1::ConfigMap;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use crate::harness::slack::{RecordedRequest, Scripted, SlackRecorder, spacing};
+use crate::harness::{self, REGION};
+
+const ACCOUNT: &str = "123456789012";
+const SIGNING_KEY: &[u8] = b"a test key that is long enough for hmac-sha256 signing";
+
+/// One route's AWS plumbing: topic → queue (→ dead-letter queue).
+struct Plumbing {
+    topic_arn: String,
+    queue_url: String,
+    dlq_url: String,
+}
+
+async fn topic(aws: &AwsClients) -> String {
+    aws.sns
+        .create_topic()
+        .name(harness::unique("consume-topic"))
+        .send()
+        .await
+        .expect("CreateTopic")
+        .topic_arn()
+        .expect("topic ARN")
+        .to_string()
+}
+
+async fn queue_arn(aws: &AwsClients, url: &str) -> String {
+    aws.sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("GetQueueAttributes")
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .expect("queue ARN")
+}
+
+/// A queue with a dead-letter queue, subscribed to `topic_arn` (SNS envelopes, no raw delivery).
+async fn subscribed_queue(
+    aws: &AwsClients,
+    topic_arn: &str,
+    visibility_seconds: u32,
+    max_receive_count: u32,
+) -> Plumbing {
+    let dlq_url = aws
+        .sqs
+        .create_queue()
+        .queue_name(harness::unique("consume-dlq"))
+        .send()
+        .await
+        .expect("CreateQueue (DLQ)")
+        .queue_url()
+        .expect("DLQ URL")
+        .to_string();
+    let dlq_arn = queue_arn(aws, &dlq_url).await;
+    let redrive = json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count});
+    let queue_url = aws
+        .sqs
+        .create_queue()
+        .queue_name(harness::unique("consume-queue"))
+        .attributes(
+            QueueAttributeName::VisibilityTimeout,
+            visibility_seconds.to_string(),
+        )
+        .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
+        .send()
+        .await
+        .expect("CreateQueue")
+        .queue_url()
+        .expect("queue URL")
+        .to_string();
+    let arn = queue_arn(aws, &queue_url).await;
+    aws.sns
+        .subscribe()
+        .topic_arn(topic_arn)
+        .protocol("sqs")
+        .endpoint(arn)
+        .send()
+        .await
+        .expect("Subscribe");
+    Plumbing {
+        topic_arn: topic_arn.to_string(),
+        queue_url,
+        dlq_url,
+    }
+}
+
+async fn publish(aws: &AwsClients, topic_arn: &str, subject: Option<&str>, message: &str) {
+    aws.sns
+        .publish()
+        .topic_arn(topic_arn)
+        .set_subject(subject.map(str::to_string))
+        .message(message)
+        .send()
+        .await
+        .expect("Publish");
+}
+
+/// (visible, in flight) messages of a queue.
+async fn queue_counts(aws: &AwsClients, url: &str) -> (u64, u64) {
+    let output = aws
+        .sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .expect("GetQueueAttributes");
+    let read = |name: QueueAttributeName| {
+        output
+            .attributes()
+            .and_then(|a| a.get(&name))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (
+        read(QueueAttributeName::ApproximateNumberOfMessages),
+        read(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+    )
+}
+
+/// Polls the queue's counts until `predicate` holds, or panics after `timeout`.
+async fn await_queue(
+    aws: &AwsClients,
+    url: &str,
+    timeout: Duration,
+    predicate: impl Fn((u64, u64)) -> bool,
+) -> (u64, u64) {
+    let deadline = Instant::now() + timeout;
+    let mut poll = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        poll.tick().await;
+        let counts = queue_counts(aws, url).await;
+        if predicate(counts) {
+            return counts;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "queue {url} did not reach the expected state within {timeout:?}: (visible, in flight) = {counts:?}"
+        );
+    }
+}
+
+/// The Kubernetes side of a route, in memory.
+struct Route {
+    cluster: MemoryCluster,
+    namespace: String,
+    name: String,
+}
+
+impl Route {
+    /// Applies the AlertRoute (with `spec`) and a Secret `slack` holding `secret_data`, and
+    /// records the queue in the route's status as the controller would.
+    async fn new(spec: Value, secret_data: Value, plumbing: &Plumbing) -> Route {
+        let cluster = MemoryCluster::new();
+        let namespace = harness::unique("team").to_lowercase();
+        let name = harness::unique("route").to_lowercase();
+        cluster
+            .apply_manifest(json!({
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "slack", "namespace": namespace},
+                "stringData": secret_data,
+            }))
+            .expect("Secret applies");
+        cluster
+            .apply_manifest(json!({
+                "apiVersion": "alertops.dev/v1alpha1", "kind": "AlertRoute",
+                "metadata": {"name": name, "namespace": namespace},
+                "spec": spec,
+            }))
+            .expect("AlertRoute applies");
+        let route: AlertRoute = cluster
+            .get(&namespace, &name)
+            .await
+            .expect("get")
+            .expect("route exists");
+        cluster
+            .patch_status(
+                &route,
+                json!({
+                    "queueUrl": plumbing.queue_url,
+                    "deadLetterQueueUrl": plumbing.dlq_url,
+                    "subscriptions": [{"topicArn": plumbing.topic_arn, "subscriptionArn": "arn:aws:sns:us-east-1:123456789012:x:1"}],
+                    "subscribedSources": 1,
+                }),
+            )
+            .await
+            .expect("status patch");
+        Route {
+            cluster,
+            namespace,
+            name,
+        }
+    }
+
+    fn reference(&self) -> RouteRef {
+        RouteRef {
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+        }
+    }
+
+    fn consumer(&self, aws: &AwsClients, slack: Arc<SlackClient>) -> Consumer<MemoryCluster> {
+        Consumer::new(
+            self.cluster.clone(),
+            aws.clone(),
+            slack,
+            self.reference(),
+            test_options(),
+        )
+        .with_signer(signer())
+    }
+}
+
+fn signer() -> ActionSigner {
+    ActionSigner::new(SIGNING_KEY).expect("key is long enough")
+}
+
+/// Short long-polls and backoffs, so tests take seconds.
+fn test_options() -> ConsumerOptions {
+    ConsumerOptions {
+        wait_time: Duration::from_secs(1),
+        retry_initial: Duration::from_secs(1),
+        retry_max: Duration::from_secs(4),
+        ..ConsumerOptions::default()
+    }
+}
+
+/// Slack's production pacing (one post per second per channel) with short retry backoffs.
+fn slack_client(recorder: &SlackRecorder) -> Arc<SlackClient> {
+    Arc::new(SlackClient::new(SlackSettings {
+        api_base: recorder.api_base(),
+        initial_backoff: Duration::from_millis(100),
+        request_timeout: Duration::from_secs(5),
+        ..SlackSettings::default()
+    }))
+}
+
+fn webhook_spec(recorder: &SlackRecorder, topic_arn: &str, hook: &str) -> (Value, Value) {
+    (
+        json!({
+            "sources": [{"topicArn": topic_arn}],
+            "slack": {"webhookSecretRef": {"name": "slack", "key": "webhook"}},
+        }),
+        json!({"webhook": recorder.webhook_url(hook)}),
+    )
+}
+
+/// Runs batches until `done` holds for their sum, or panics after `timeout`.
+async fn run_until(
+    consumer: &mut Consumer<MemoryCluster>,
+    timeout: Duration,
+    done: impl Fn(&BatchReport) -> bool,
+) -> BatchReport {
+    let deadline = Instant::now() + timeout;
+    let mut total = BatchReport::default();
+    loop {
+        total += consumer.run_once().await.expect("batch runs");
+        if done(&total) {
+            return total;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the consumer did not get there within {timeout:?}: {total:?}"
+        );
+    }
+}
+
+fn all_text(requests: &[RecordedRequest]) -> String {
+    requests
+        .iter()
+        .map(RecordedRequest::all_text)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Every button element of a message body.
+fn buttons(body: &Value) -> Vec<Value> {
+    let mut out = Vec::new();
+    for block in body["blocks"].as_array().into_iter().flatten() {
+        if let Some(elements) = block["elements"].as_array() {
+            out.extend(elements.iter().filter(|e| e["type"] == "button").cloned());
+        }
+        if block["accessory"]["type"] == "button" {
+            out.push(block["accessory"].clone());
+        }
+    }
+    out
+}
+
+/// The EventBridge event EMR emits for a cluster that terminated with errors, as EventBridge
+/// publishes it to an SNS target (the event JSON is the SNS message).
+fn emr_failure_event(cluster_id: &str, cluster_name: &str, reason: &str) -> String {
+    json!({
+        "version": "0",
+        "id": "9a5c2b8e-1f0d-4e6b-b3a1-5d2c0e7f8a91",
+        "detail-type": "EMR Cluster State Change",
+        "source": "aws.emr",
+        "account": ACCOUNT,
+        "time": "2024-05-01T10:00:00Z",
+        "region": REGION,
+        "resources": [],
+        "detail": {
+            "severity": "CRITICAL",
+            "stateChangeReason": json!({"code": "BOOTSTRAP_FAILURE", "message": reason}).to_string(),
+            "name": cluster_name,
+            "clusterId": cluster_id,
+            "state": "TERMINATED_WITH_ERRORS",
+            "message": format!("Amazon EMR Cluster {cluster_id} ({cluster_name}) has terminated with errors at 2024-05-01 10:00 UTC with a reason of BOOTSTRAP_FAILURE."),
+        }
+    })
+    .to_string()
+}
+
+/// The JSON CloudWatch publishes to SNS when an alarm changes state.
+fn alarm_notification(
+    alarm: &str,
+    arn: &str,
+    new_state: &str,
+    old_state: &str,
+    reason: &str,
+    at: &str,
+) -> String {
+    json!({
+        "AlarmName": alarm,
+        "AlarmDescription": "CPU of the payments API",
+        "AWSAccountId": ACCOUNT,
+        "AlarmConfigurationUpdatedTimestamp": "2024-05-01T09:00:00.000+0000",
+        "NewStateValue": new_state,
+        "NewStateReason": reason,
+        "StateChangeTime": at,
+        "Region": "US East (N. Virginia)",
+        "AlarmArn": arn,
+        "OldStateValue": old_state,
+        "OKActions": [],
+        "AlarmActions": [],
+        "InsufficientDataActions": [],
+        "Trigger": {
+            "MetricName": "CPUUtilization",
+            "Namespace": "AWS/EC2",
+            "StatisticType": "Statistic",
+            "Statistic": "AVERAGE",
+            "Unit": null,
+            "Dimensions": [{"value": "i-0payments", "name": "InstanceId"}],
+            "Period": 60,
+            "EvaluationPeriods": 1,
+            "ComparisonOperator": "GreaterThanThreshold",
+            "Threshold": 80.0,
+            "TreatMissingData": "missing",
+            "EvaluateLowSampleCountPercentile": ""
+        }
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn emr_failure_reaches_the_owning_team_with_retry_and_not_the_other_team() {
+    let aws = harness::aws_clients().await;
+    let recorder = SlackRecorder::start().await;
+    let slack = slack_client(&recorder);
+    let topic_arn = topic(&aws).await;
+
+    let cluster_name = harness::unique("nightly-etl");
+    let cluster_id = aws
+        .emr
+        .run_job_flow()
+        .name(&cluster_name)
+        .release_label("emr-6.15.0")
+        .service_role("EMR_DefaultRole")
+        .job_flow_role("EMR_EC2_DefaultRole")
+        .instances(
+            aws_sdk_emr::types::JobFlowInstancesConfig::builder()
+                .master_instance_type("m5.xlarge")
+                .slave_instance_type("m5.xlarge")
+                .instance_count(3)
+                .keep_job_flow_alive_when_no_steps(true)
+                .build(),
+        )
+        .tags(
+            aws_sdk_emr::types::Tag::builder()
+                .key("Team")
+                .value("data-eng")
+                .build(),
+        )
+        .tags(
+            aws_sdk_emr::types::Tag::builder()
+                .key("Feature")
+                .value("x")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("RunJobFlow")
+        .job_flow_id()
+        .expect("cluster id")
+        .to_string();
+
+    let data_queue = subscribed_queue(&aws, &topic_arn, 30, 5).await;
+    let web_queue = subscribed_queue(&aws, &topic_arn, 30, 5).await;
+    let route_spec = |team: &str| {
+        json!({
+            "sources": [{"topicArn": topic_arn}],
+            "match": {
+                "kinds": ["EmrClusterStateChange"],
+                "tags": [{"key": "Team", "operator": "In", "values": [team]}],
+            },
+            "slack": {"webhookSecretRef": {"name": "slack", "key": "webhook"}},
+            "actions": {"acknowledge": true, "retry": {"enabled": true, "maxAttempts": 3, "allowedUsers": ["U0DATA"]}},
+        })
+    };
+    let data_route = Route::new(
+        route_spec("data-eng"),
+        json!({"webhook": recorder.webhook_url("data-eng")}),
+        &data_queue,
+    )
+    .await;
+    let web_route = Route::new(
+        route_spec("web"),
+        json!({"webhook": recorder.webhook_url("web")}),
+        &web_queue,
+    )
+    .await;
+
+    let reason =
+        "Master instance (i-0f00) failed attempting to download bootstrap action 1 file from S3";
+    publish(
+        &aws,
+        &topic_arn,
+        None,
+        &emr_failure_event(&cluster_id, &cluster_name, reason),
+    )
+    .await;
+
+    let mut data = data_route.consumer(&aws, slack.clone());
+    let report = run_until(&mut data, Duration::from_secs(30), |r| r.delivered >= 1).await;
+    assert_eq!(
+        (report.delivered, report.filtered, report.failed),
+        (1, 0, 0)
+    );
+    let mut web = web_route.consumer(&aws, slack.clone());
+    let report = run_until(&mut web, Duration::from_secs(30), |r| r.received >= 1).await;
+    assert_eq!(
+        (report.filtered, report.delivered),
+        (1, 0),
+        "the web team's route filters the data team's cluster out"
+    );
+
+    let posts = recorder.delivered("/webhook/data-eng");
+    assert_eq!(posts.len(), 1, "one message for one failure");
+    let text = posts[0].all_text();
+    assert!(text.contains(&cluster_name), "cluster name: {text}");
+    assert!(text.contains(&cluster_id), "cluster id: {text}");
+    assert!(text.contains(reason), "failure reason: {text}");
+    let retry = buttons(&posts[0].body)
+        .into_iter()
+        .find(|b| {
+            b["action_id"]
+                .as_str()
+                .is_some_and(|id| id.starts_with(RETRY_ACTION_PREFIX))
+        })
+        .expect("a Retry button on the failed cluster");
+    let payload = signer()
+        .verify(
+            retry["value"].as_str().expect("button value"),
+            chrono::Utc::now(),
+            DEFAULT_MAX_AGE,
+        )
+        .expect("the button value is signed with the shared key");
+    assert_eq!(payload.action, ButtonAction::Retry);
+    assert_eq!(payload.cluster_id.as_deref(), Some(cluster_id.as_str()));
+    assert_eq!(payload.route, data_route.reference());
+    assert!(
+        buttons(&posts[0].body).len() >= 2,
+        "Acknowledge and Retry buttons"
+    );
+
+    assert!(
+        recorder.requests().iter().all(|r| r.path != "/webhook/web"),
+        "nothing reaches the other team's channel"
+    );
+    assert_eq!(queue_counts(&aws, &data_queue.queue_url).await, (0, 0));
+    assert_eq!(
+        queue_counts(&aws, &web_queue.queue_url).await,
+        (0, 0),
+        "a filtered message is deleted on purpose"
+    );
+}
+
+#[tokio::test]
+async fn alarm_renders_details_and_its_ok_updates_the_same_message() {
+    let aws = harness::aws_clients().await;
+    let recorder = SlackRecorder::start().await;
+    let topic_arn = topic(&aws).await;
+    let plumbing = subscribed_queue(&aws, &topic_arn, 30, 5).await;
+
+    let alarm = harness::unique("payments-api-cpu");
+    aws.cloudwatch
+        .put_metric_alarm()
+        .alarm_name(&alarm)
+        .metric_name("CPUUtilization")
+        .namespace("AWS/EC2")
+        .statistic(aws_sdk_cloudwatch::types::Statistic::Average)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(80.0)
+        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold)
+        .tags(
+            aws_sdk_cloudwatch::types::Tag::builder()
+                .key("Team")
+                .value("payments")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("PutMetricAlarm");
+    let arn = format!("arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{alarm}");
+
+    let route = Route::new(
+        json!({
+            "sources": [{"topicArn": topic_arn}],
+            // The Team tag is on the alarm only: matching proves enrichment read it.
+            "match": {
+                "kinds": ["CloudWatchAlarm"],
+                "tags": [{"key": "Team", "operator": "In", "values": ["payments"]}],
+            },
+            "slack": {"botTokenSecretRef": {"name": "slack", "key": "token"}, "channel": "C0PAYMENTS"},
+        }),
+        json!({"token": "xoxb-test-token"}),
+        &plumbing,
+    )
+    .await;
+
+    let reason = "Threshold Crossed: 1 out of the last 1 datapoints [93.5 (01/05/24 10:00:00)] was greater than the threshold (80.0) (minimum 1 datapoint for OK -> ALARM transition).";
+    publish(
+        &aws,
+        &topic_arn,
+        Some(&format!("ALARM: \"{alarm}\" in US East (N. Virginia)")),
+        &alarm_notification(
+            &alarm,
+            &arn,
+            "ALARM",
+            "OK",
+            reason,
+            "2024-05-01T10:00:00.000+0000",
+        ),
+    )
+    .await;
+    let mut consumer = route.consumer(&aws, slack_client(&recorder));
+    let report = run_until(&mut consumer, Duration::from_secs(30), |r| r.delivered >= 1).await;
+    assert_eq!((report.posts, report.updates), (1, 0));
+
+    let posts = recorder.delivered("/api/chat.postMessage");
+    assert_eq!(posts.len(), 1);
+    let post = &posts[0];
+    assert_eq!(
+        post.authorization.as_deref(),
+        Some("Bearer xoxb-test-token")
+    );
+    assert_eq!(post.body["channel"], "C0PAYMENTS");
+    let text = post.all_text();
+    for expected in ["AWS/EC2 CPUUtilization", "80", "Firing", &alarm, "93.5"] {
+        assert!(text.contains(expected), "{expected:?} missing from {text}");
+    }
+    let first_ts = "1700000000.000001";
+
+    // The (channel, ts) is in the cluster, owned by the route.
+    let stored: ConfigMap = route
+        .cluster
+        .get(&route.namespace, &config_map_name(&route.name))
+        .await
+        .expect("get")
+        .expect("the message index ConfigMap exists");
+    let route_uid = route
+        .cluster
+        .get::<AlertRoute>(&route.namespace, &route.name)
+        .await
+        .unwrap()
+        .unwrap()
+        .metadata
+        .uid;
+    assert_eq!(
+        stored.metadata.owner_references.as_ref().unwrap()[0].uid,
+        route_uid.unwrap()
+    );
+    assert!(
+        stored
+            .data
+            .unwrap_or_default()
+            .values()
+            .any(|v| v.contains(first_ts)),
+        "the posted ts is stored"
+    );
+
+    // The OK arrives at a new consumer (a restarted pod): it still finds the message.
+    publish(
+        &aws,
+        &topic_arn,
+        Some(&format!("OK: \"{alarm}\" in US East (N. Virginia)")),
+        &alarm_notification(
+            &alarm,
+            &arn,
+            "OK",
+            "ALARM",
+            "Threshold Crossed: 1 out of the last 1 datapoints [12.0 (01/05/24 10:10:00)] was not greater than the threshold (80.0).",
+            "2024-05-01T10:10:00.000+0000",
+        ),
+    )
+    .await;
+    let mut restarted = route.consumer(&aws, slack_client(&recorder));
+    let report = run_until(&mut restarted, Duration::from_secs(30), |r| {
+        r.delivered >= 1
+    })
+    .await;
+    assert_eq!((report.posts, report.updates), (0, 1));
+
+    let updates = recorder.delivered("/api/chat.update");
+    assert_eq!(updates.len(), 1);
+    assert_eq!(updates[0].body["ts"], first_ts);
+    assert_eq!(updates[0].body["channel"], "C0PAYMENTS");
+    let text = updates[0].all_text();
+    assert!(text.contains("Resolved"), "resolved: {text}");
+    assert!(
+        buttons(&updates[0].body).is_empty(),
+        "a resolved alert has no buttons"
+    );
+    assert_eq!(
+        recorder.delivered("/api/chat.postMessage").len(),
+        1,
+        "no disconnected second message"
+    );
+    assert_eq!(queue_counts(&aws, &plumbing.queue_url).await, (0, 0));
+}
+
+#[tokio::test]
+async fn a_storm_of_100_alerts_is_grouped_and_paced_to_one_post_per_second() {
+    let aws = harness::aws_clients().await;
+    let recorder = SlackRecorder::start().await;
+    let topic_arn = topic(&aws).await;
+    let plumbing = subscribed_queue(&aws, &topic_arn, 60, 5).await;
+    let (mut spec, secret) = webhook_spec(&recorder, &topic_arn, "storm");
+    spec["grouping"] = json!({"groupWaitSeconds": 2, "maxAlertsPerMessage": 20});
+    let route = Route::new(spec, secret, &plumbing).await;
+
+    let tokens: Vec<String> = (0..100).map(|i| format!("storm-alert-{i:03}")).collect();
+    futures::future::join_all(tokens.iter().map(|token| {
+        let aws = aws.clone();
+        let topic_arn = topic_arn.clone();
+        async move {
+            publish(
+                &aws,
+                &topic_arn,
+                None,
+                &format!("{token}: disk almost full"),
+            )
+            .await;
+        }
+    }))
+    .await;
+
+    let mut consumer = route.consumer(&aws, slack_client(&recorder));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        consumer
+            .run(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    let requests = recorder
+        .wait_until(Duration::from_secs(90), |requests| {
+            let text = all_text(requests);
+            tokens.iter().all(|t| text.contains(t.as_str()))
+        })
+        .await;
+    await_queue(&aws, &plumbing.queue_url, Duration::from_secs(30), |c| {
+        c == (0, 0)
+    })
+    .await;
+    stop.send(()).expect("consumer still running");
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("stops on shutdown")
+        .expect("no panic");
+
+    let posts: Vec<RecordedRequest> = requests
+        .into_iter()
+        .filter(|r| r.path == "/webhook/storm")
+        .collect();
+    assert!(
+        (5..=10).contains(&posts.len()),
+        "100 alerts grouped into a few messages of at most 20, got {} posts",
+        posts.len()
+    );
+    for gap in spacing(&posts) {
+        // Measured on arrival; 50 ms covers transport jitter between two requests.
+        assert!(
+            gap >= Duration::from_millis(950),
+            "two posts to one channel {gap:?} apart"
+        );
+    }
+    let text = all_text(&posts);
+    for token in &tokens {
+        assert!(text.contains(token.as_str()), "{token} missing");
+    }
+}
+
+#[tokio::test]
+async fn rate_limit_then_server_error_delivers_once_and_deletes_only_after() {
+    let aws = harness::aws_clients().await;
+    let recorder = SlackRecorder::start().await;
+    let topic_arn = topic(&aws).await;
+    let plumbing = subscribed_queue(&aws, &topic_arn, 30, 5).await;
+    let (spec, secret) = webhook_spec(&recorder, &topic_arn, "ops");
+    let route = Route::new(spec, secret, &plumbing).await;
+    recorder.script([Scripted::rate_limited(2), Scripted::status(500)]);
+
+    publish(
+        &aws,
+        &topic_arn,
+        None,
+        "replica lag above 30 s on orders-db",
+    )
+    .await;
+    let mut consumer = route.consumer(&aws, slack_client(&recorder));
+    let batch = tokio::spawn(async move {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut total = BatchReport::default();
+        while total.received == 0 && Instant::now() < deadline {
+            total += consumer.run_once().await.expect("batch runs");
+        }
+        total
+    });
+
+    recorder
+        .wait_until(Duration::from_secs(30), |r| {
+            r.iter().any(|r| r.status == 429)
+        })
+        .await;
+    assert_eq!(
+        queue_counts(&aws, &plumbing.queue_url).await,
+        (0, 1),
+        "while Slack rate-limits, the message is in flight, not deleted"
+    );
+    let report = batch.await.expect("no panic");
+    assert_eq!((report.delivered, report.deleted, report.failed), (1, 1, 0));
+
+    let hook: Vec<RecordedRequest> = recorder
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/webhook/ops")
+        .collect();
+    let statuses: Vec<u16> = hook.iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses,
+        vec![429, 500, 200],
+        "429, then 500, then accepted"
+    );
+    assert!(
+        hook[1].at.duration_since(hook[0].at) >= Duration::from_secs(2),
+        "Retry-After: 2 was honoured"
+    );
+    assert_eq!(
+        recorder.delivered("/webhook/ops").len(),
+        1,
+        "delivered once"
+    );
+    assert_eq!(queue_counts(&aws, &plumbing.queue_url).await, (0, 0));
+}
+
+#[tokio::test]
+async fn a_consumer_killed_mid_batch_loses_no_alert() {
+    let aws = harness::aws_clients().await;
+    let recorder = SlackRecorder::start().await;
+    let topic_arn = topic(&aws).await;
+    // A short visibility timeout: what the killed consumer held comes back in 3 s.
+    let plumbing = subscribed_queue(&aws, &topic_arn, 3, 5).await;
+    let (spec, secret) = webhook_spec(&recorder, &topic_arn, "oncall");
+    let route = Route::new(spec, secret, &plumbing).await;
+    // Slack is stuck: the first post waits 30 s on Retry-After.
+    recorder.script([Scripted::rate_limited(30)]);
+
+    let tokens = ["kill-test-a", "kill-test-b", "kill-test-c"];
+    for token in tokens {
+        publish(
+            &aws,
+            &topic_arn,
+            None,
+            &format!("{token}: queue backlog growing"),
+        )
+        .await;
+    }
+    let mut first = route.consumer(&aws, slack_client(&recorder));
+    let killed = tokio::spawn(async move { first.run(std::future::pending()).await });
+    recorder
+        .wait_until(Duration::from_secs(30), |r| {
+            r.iter().any(|r| r.status == 429)
+        })
+        .await;
+    killed.abort();
+    assert!(
+        killed.await.expect_err("aborted").is_cancelled(),
+        "the consumer was killed mid-batch"
+    );
+    assert!(recorder.delivered("/webhook/oncall").is_empty());
+
+    let mut second = route.consumer(&aws, slack_client(&recorder));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let restarted = tokio::spawn(async move {
+        second
+            .run(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    recorder
+        .wait_until(Duration::from_secs(30), |requests| {
+            let delivered: Vec<RecordedRequest> = requests
+                .iter()
+                .filter(|r| r.path == "/webhook/oncall" && r.status == 200)
+                .cloned()
+                .collect();
+            let text = all_text(&delivered);
+            tokens.iter().all(|t| text.contains(t))
+        })
+        .await;
+    await_queue(&aws, &plumbing.queue_url, Duration::from_secs(15), |c| {
+        c == (0, 0)
+    })
+    .await;
+    stop.send(()).expect("consumer still running");
+    restarted.await.expect("no panic");
+    assert_eq!(
+        queue_counts(&aws, &plumbing.dlq_url).await,
+        (0, 0),
+        "nothing dead-lettered"
+    );
+}
+
+#[tokio::test]
+async fn undecodable_and_unknown_messages_arrive_as_generic_alerts() {
+    let aws = harness::aws_clients().await;
+    let recorder = SlackRecorder::start().await;
+    let topic_arn = topic(&aws).await;
+    let plumbing = subscribed_queue(&aws, &topic_arn, 30, 5).await;
+    let (spec, secret) = webhook_spec(&recorder, &topic_arn, "generic");
+    let route = Route::new(spec, secret, &plumbing).await;
+
+    publish(
+        &aws,
+        &topic_arn,
+        None,
+        "{not json at all: backup-job-7 failed <&> halfway",
+    )
+    .await;
+    publish(
+        &aws,
+        &topic_arn,
+        None,
+        &json!({"deployment": {"id": "deploy-4711", "status": "rolled back"}}).to_string(),
+    )
+    .await;
+
+    let mut consumer = route.consumer(&aws, slack_client(&recorder));
+    let report = run_until(&mut consumer, Duration::from_secs(30), |r| r.delivered >= 2).await;
+    assert_eq!(
+        (report.delivered, report.failed, report.filtered),
+        (2, 0, 0)
+    );
+    let text = all_text(&recorder.delivered("/webhook/generic"));
+    assert!(text.contains("backup-job-7 failed"), "{text}");
+    assert!(text.contains("deploy-4711"), "{text}");
+    assert_eq!(queue_counts(&aws, &plumbing.queue_url).await, (0, 0));
+}
+
+#[tokio::test]
+async fn a_message_slack_keeps_refusing_ends_in_the_dead_letter_queue() {
+    let aws = harness::aws_clients().await;
+    let recorder = SlackRecorder::start().await;
+    let topic_arn = topic(&aws).await;
+    let plumbing = subscribed_queue(&aws, &topic_arn, 30, 2).await;
+    let (spec, secret) = webhook_spec(&recorder, &topic_arn, "down");
+    let route = Route::new(spec, secret, &plumbing).await;
+    recorder.script((0..50).map(|_| Scripted::status(500)));
+
+    publish(&aws, &topic_arn, None, "payments batch stuck").await;
+    let slack = Arc::new(SlackClient::new(SlackSettings {
+        api_base: recorder.api_base(),
+        max_attempts: 2,
+        initial_backoff: Duration::from_millis(50),
+        ..SlackSettings::default()
+    }));
+    let metrics = ConsumerMetrics::new();
+    let mut registry = prometheus_client::registry::Registry::default();
+    metrics.register(&mut registry);
+    let mut consumer = route.consumer(&aws, slack).with_metrics(metrics);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        consumer
+            .run(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+
+    await_queue(&aws, &plumbing.dlq_url, Duration::from_secs(60), |c| {
+        c.0 == 1
+    })
+    .await;
+    stop.send(()).expect("consumer still running");
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("stops on shutdown")
+        .expect("no panic");
+
+    assert!(
+        recorder.delivered("/webhook/down").is_empty(),
+        "Slack never accepted it"
+    );
+    assert_eq!(queue_counts(&aws, &plumbing.queue_url).await, (0, 0));
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    let label = format!("route=\"{}/{}\"", route.namespace, route.name);
+    assert!(
+        text.contains(&format!("consumer_dead_letter_risk_total{{{label}}} 1")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "consumer_alerts_failed_total{{{label},reason=\"slack_transient\"}} 2"
+        )),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_enrichment_keeps_the_message_for_later() {
+    let aws = harness::aws_clients().await;
+    let recorder = SlackRecorder::start().await;
+    let topic_arn = topic(&aws).await;
+    let plumbing = subscribed_queue(&aws, &topic_arn, 30, 5).await;
+    let (spec, secret) = webhook_spec(&recorder, &topic_arn, "emr");
+    let route = Route::new(spec, secret, &plumbing).await;
+
+    // EMR unreachable (nothing listens on port 9), SQS fine.
+    let unreachable = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url("http://127.0.0.1:9")
+        .region(aws_sdk_sqs::config::Region::new(REGION))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "testing", "testing", None, None, "tests",
+        ))
+        .load()
+        .await;
+    let broken = AwsClients::from_sdk_config(
+        &unreachable,
+        AwsSettings {
+            max_attempts: std::num::NonZeroU32::new(1).unwrap(),
+            ..harness::test_settings()
+        },
+    );
+    publish(
+        &aws,
+        &topic_arn,
+        None,
+        &emr_failure_event("j-UNREACHABLE", "etl", "bootstrap failed"),
+    )
+    .await;
+    let mut consumer = route
+        .consumer(&aws, slack_client(&recorder))
+        .with_enricher(Arc::new(Enricher::new(broken, Duration::from_secs(60))));
+    let report = run_until(&mut consumer, Duration::from_secs(30), |r| r.received >= 1).await;
+    assert_eq!((report.failed, report.delivered, report.deleted), (1, 0, 0));
+    assert!(
+        recorder.requests().is_empty(),
+        "nothing was sent without tags"
+    );
+    let (visible, in_flight) = queue_counts(&aws, &plumbing.queue_url).await;
+    assert_eq!(visible + in_flight, 1, "the message is still queued");
+}
+
+#[tokio::test]
+async fn a_slack_refusal_keeps_the_message_and_is_counted() {
+    let aws = harness::aws_clients().await;
+    let recorder = SlackRecorder::start().await;
+    let topic_arn = topic(&aws).await;
+    let plumbing = subscribed_queue(&aws, &topic_arn, 30, 5).await;
+    let (spec, secret) = webhook_spec(&recorder, &topic_arn, "revoked");
+    let route = Route::new(spec, secret, &plumbing).await;
+    // A revoked webhook answers 404 no_service: retrying cannot fix it.
+    recorder.script([Scripted::status(404)]);
+
+    publish(&aws, &topic_arn, None, "certificate expires in 3 days").await;
+    let mut consumer = route.consumer(&aws, slack_client(&recorder));
+    let report = run_until(&mut consumer, Duration::from_secs(30), |r| r.received >= 1).await;
+    assert_eq!(
+        (
+            report.failed,
+            report.rejected,
+            report.delivered,
+            report.deleted
+        ),
+        (1, 1, 0, 0)
+    );
+    assert_eq!(
+        recorder.requests().len(),
+        1,
+        "a refusal is not retried within the batch"
+    );
+    let (visible, in_flight) = queue_counts(&aws, &plumbing.queue_url).await;
+    assert_eq!(
+        visible + in_flight,
+        1,
+        "the message stays queued (for the dead-letter queue eventually)"
+    );
+}
