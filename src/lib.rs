@@ -8,14 +8,18 @@
 //! - `lint`: offline and in-cluster checks of manifests and alarms;
 //! - `alert`: the alert model and the decoders of SNS, CloudWatch and EventBridge messages;
 //! - `slack`: Block Kit rendering and delivery;
+//! - `interact`: the Slack interaction endpoint (acknowledge, retry Jobs);
+//! - `retry`: the retry Job's rebuild of a failed EMR cluster;
 //! - `cli`: the `alertops` subcommands.
 
 pub mod alert;
 pub mod aws;
 pub mod cli;
 pub mod controller;
+pub mod interact;
 pub mod k8s;
 pub mod lint;
 pub mod reconcile;
 pub mod resources;
+pub mod retry;
 pub mod slack;
