@@ -5,4 +5,5 @@ mod aws_layer;
 mod cli;
 mod crds;
 mod harness;
+mod interact;
 mod lint;
