@@ -9,6 +9,8 @@
 //! - `alert`: the alert model and the decoders of SNS, CloudWatch and EventBridge messages;
 //! - `slack`: Block Kit rendering and delivery;
 //! - `consume`: the per-route consumer (queue → Slack);
+//! - `interact`: the Slack interaction endpoint (acknowledge, retry Jobs);
+//! - `retry`: the retry Job's rebuild of a failed EMR cluster;
 //! - `cli`: the `alertops` subcommands.
 
 pub mod alert;
@@ -16,10 +18,12 @@ pub mod aws;
 pub mod cli;
 pub mod consume;
 pub mod controller;
+pub mod interact;
 pub mod k8s;
 pub mod lint;
 pub mod local;
 pub mod reconcile;
 pub mod resources;
+pub mod retry;
 pub mod slack;
 pub mod telemetry;

@@ -40,6 +40,10 @@ pub enum Command {
     Lint(LintArgs),
     /// Consume one AlertRoute's queue and deliver its alerts to Slack (the route's Deployment).
     Consume(ConsumeArgs),
+    /// Serve Slack's interactivity Request URL: acknowledge alerts, start retry Jobs.
+    Interact(InteractArgs),
+    /// Retry a failed EMR cluster (the command of the Jobs `interact` creates).
+    Retry(RetryArgs),
 }
 
 /// Flags shared by every workload that reconciles or names AWS resources.
@@ -140,6 +144,137 @@ pub struct ConsumeArgs {
     pub wait_seconds: u64,
 }
 
+/// A secret read from the command line or the environment; never printed by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_string()))
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// `alertops interact`.
+#[derive(Args, Debug)]
+pub struct InteractArgs {
+    /// Address to listen on.
+    #[arg(long, env = "ALERTOPS_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Base URL of Slack's Web API (user groups); passed on to the retry Jobs.
+    #[arg(
+        long,
+        env = "ALERTOPS_SLACK_API_BASE",
+        default_value = "https://slack.com/api/"
+    )]
+    pub slack_api_base: String,
+    /// The Slack app's signing secret (set it through the environment).
+    #[arg(long, env = "ALERTOPS_SLACK_SIGNING_SECRET", hide_env_values = true)]
+    pub signing_secret: Secret,
+    /// The key that signs button values, at least 32 bytes; the same as the consumers' (set it
+    /// through the environment).
+    #[arg(long, env = "ALERTOPS_ACTION_TOKEN_KEY", hide_env_values = true)]
+    pub action_token_key: Secret,
+    /// The alertops image the retry Jobs run.
+    #[arg(long, env = "ALERTOPS_WORKLOAD_IMAGE")]
+    pub workload_image: String,
+    /// Hours a button stays usable after its message was posted; finished retry Jobs are kept as
+    /// long, so a replayed click still finds its Job.
+    #[arg(long, env = "ALERTOPS_BUTTON_MAX_AGE_HOURS", default_value_t = 168)]
+    pub button_max_age_hours: u32,
+}
+
+/// `alertops retry` (the retry Job's command line, written by `interact`).
+#[derive(Args, Debug)]
+pub struct RetryArgs {
+    /// The AlertRoute whose retry policy applies, `namespace/name`.
+    #[arg(long)]
+    pub route: String,
+    /// The failed EMR cluster to rebuild.
+    #[arg(long)]
+    pub cluster: String,
+    /// This attempt's number (the failed cluster's attempt tag + 1).
+    #[arg(long)]
+    pub attempt: u32,
+    /// Slack user id of who pressed Retry.
+    #[arg(long)]
+    pub user: String,
+    /// Fingerprint of the alert, to update its part of the message.
+    #[arg(long)]
+    pub fingerprint: Option<String>,
+    /// The interaction's response URL.
+    #[arg(long, env = "ALERTOPS_RESPONSE_URL", hide_env_values = true)]
+    pub response_url: Option<Secret>,
+    /// The Slack message to update, as JSON `{"text", "blocks"}`.
+    #[arg(long, env = "ALERTOPS_SLACK_MESSAGE", hide_env_values = true)]
+    pub message_json: Option<String>,
+    /// Channel of the message, for a thread reply with the route's bot token.
+    #[arg(long, requires = "message_ts")]
+    pub channel: Option<String>,
+    /// Timestamp of the message, for a thread reply.
+    #[arg(long, requires = "channel")]
+    pub message_ts: Option<String>,
+    /// Base URL of Slack's Web API.
+    #[arg(
+        long,
+        env = "ALERTOPS_SLACK_API_BASE",
+        default_value = "https://slack.com/api/"
+    )]
+    pub slack_api_base: String,
+}
+
+impl RetryArgs {
+    /// The request these flags describe, or what is wrong with them.
+    pub fn request(&self) -> Result<crate::retry::RetryRequest, String> {
+        let (namespace, name) = self
+            .route
+            .split_once('/')
+            .filter(|(ns, name)| !ns.is_empty() && !name.is_empty() && !name.contains('/'))
+            .ok_or_else(|| format!("--route must be namespace/name, not {:?}", self.route))?;
+        if self.attempt == 0 {
+            return Err("--attempt counts from 1".into());
+        }
+        let message = match &self.message_json {
+            Some(json) if !json.trim().is_empty() => {
+                Some(serde_json::from_str(json).map_err(|e| {
+                    format!("the Slack message is not {{\"text\", \"blocks\"}} JSON: {e}")
+                })?)
+            }
+            _ => None,
+        };
+        Ok(crate::retry::RetryRequest {
+            route: crate::slack::RouteRef {
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+            },
+            cluster_id: self.cluster.clone(),
+            attempt: self.attempt,
+            user_id: self.user.clone(),
+            fingerprint: self
+                .fingerprint
+                .clone()
+                .map(crate::alert::Fingerprint::from_raw),
+            response_url: self
+                .response_url
+                .clone()
+                .map(|s| s.0)
+                .filter(|u| !u.is_empty()),
+            message,
+            posted: self
+                .channel
+                .clone()
+                .zip(self.message_ts.clone())
+                .map(|(channel, ts)| crate::slack::PostedMessage { channel, ts }),
+        })
+    }
+}
+
 /// Sets up logging.
 pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
@@ -177,6 +312,20 @@ pub async fn run(cli: Cli) -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+        Command::Interact(args) => {
+            init_logging(cli.log_format);
+            match crate::interact::run(args).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = %e, "interact stopped");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Retry(args) => {
+            init_logging(cli.log_format);
+            crate::retry::run_command(args).await
         }
         Command::Controller(args) => {
             init_logging(cli.log_format);

@@ -9,4 +9,5 @@ mod crds;
 mod digest_schedule;
 mod harness;
 mod iam_policy;
+mod interact;
 mod lint;

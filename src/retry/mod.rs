@@ -1,0 +1,523 @@
+//! `alertops retry`, the command of the Job the interaction endpoint creates: rebuild the failed
+//! EMR cluster's definition, enforce the route's attempt cap again, submit `RunJobFlow` with the
+//! attempt and original-cluster tags, and report the outcome to the Slack message.
+//!
+//! The rebuild ([`rebuild`]) and the rules ([`policy`]) are pure; this module does the I/O.
+
+pub mod policy;
+pub mod rebuild;
+
+use aws_sdk_emr::operation::run_job_flow::RunJobFlowInput;
+use aws_sdk_emr::types::{Cluster, InstanceCollectionType};
+use serde_json::json;
+
+use crate::alert::Fingerprint;
+use crate::aws::{AwsApi, AwsClients, AwsError, AwsResultExt};
+use crate::k8s::{ClusterApi, ClusterError};
+use crate::resources::{AlertRoute, Tags};
+use crate::slack::{
+    PostedMessage, RetryProgress, RetryStatus, RouteRef, SlackClient, SlackMessage,
+    mark_retry_progress,
+};
+
+pub use policy::{AttemptInfo, Refusal, attempt_info};
+pub use rebuild::{ClusterDefinition, RebuildError, rebuild_run_job_flow};
+
+/// What the retry Job was asked to do (its command-line flags).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RetryRequest {
+    /// The AlertRoute whose policy applies.
+    pub route: RouteRef,
+    /// The failed cluster to rebuild.
+    pub cluster_id: String,
+    /// The attempt number the interaction endpoint computed (failed cluster's attempt + 1).
+    pub attempt: u32,
+    /// Slack user id of who pressed Retry.
+    pub user_id: String,
+    /// The alert's fingerprint, to update its part of the message.
+    pub fingerprint: Option<Fingerprint>,
+    /// The interaction's `response_url`, to update the message.
+    pub response_url: Option<String>,
+    /// The message as the endpoint last set it ("Retry N/M started by ...").
+    pub message: Option<SlackMessage>,
+    /// Channel and timestamp of the message, for a thread reply with the route's bot token.
+    pub posted: Option<PostedMessage>,
+}
+
+/// How a retry ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RetryOutcome {
+    /// `RunJobFlow` accepted the new cluster.
+    Submitted {
+        /// The new cluster's id.
+        new_cluster_id: String,
+    },
+    /// The retry was not allowed (disabled, attempts used up); nothing was started.
+    Refused {
+        /// Why, for people.
+        reason: String,
+    },
+    /// Something failed before a cluster started.
+    Failed {
+        /// Why, for people.
+        reason: String,
+    },
+}
+
+/// Why a step of the retry failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RetryError {
+    /// The route could not be read.
+    #[error("reading AlertRoute {route}: {source}")]
+    Route {
+        /// `namespace/name`.
+        route: String,
+        /// The cluster's answer.
+        source: ClusterError,
+    },
+    /// The route does not exist.
+    #[error("AlertRoute {0} does not exist")]
+    RouteMissing(String),
+    /// An EMR call failed.
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    /// DescribeCluster returned no cluster.
+    #[error("EMR did not describe cluster {0}")]
+    ClusterMissing(String),
+    /// The cluster's attempt tag is unreadable.
+    #[error(transparent)]
+    BadAttemptTag(#[from] policy::BadAttemptTag),
+    /// The Job was asked for another attempt than the cluster's tags give.
+    #[error(
+        "cluster {cluster_id} is due attempt {expected}, but attempt {requested} was requested"
+    )]
+    AttemptMismatch {
+        /// The failed cluster.
+        cluster_id: String,
+        /// From its tags.
+        expected: u32,
+        /// From the command line.
+        requested: u32,
+    },
+    /// The definition could not be rebuilt.
+    #[error(transparent)]
+    Rebuild(#[from] RebuildError),
+}
+
+/// Reads an AlertRoute.
+pub async fn load_route<C: ClusterApi>(
+    cluster: &C,
+    route: &RouteRef,
+) -> Result<AlertRoute, RetryError> {
+    let label = format!("{}/{}", route.namespace, route.name);
+    cluster
+        .get::<AlertRoute>(&route.namespace, &route.name)
+        .await
+        .map_err(|source| RetryError::Route {
+            route: label.clone(),
+            source,
+        })?
+        .ok_or(RetryError::RouteMissing(label))
+}
+
+/// `DescribeCluster`.
+pub async fn describe_cluster(aws: &AwsClients, cluster_id: &str) -> Result<Cluster, RetryError> {
+    aws.acquire(AwsApi::Emr).await;
+    aws.emr
+        .describe_cluster()
+        .cluster_id(cluster_id)
+        .send()
+        .await
+        .aws("DescribeCluster")?
+        .cluster
+        .ok_or_else(|| RetryError::ClusterMissing(cluster_id.to_string()))
+}
+
+/// The tags of a described cluster.
+pub fn cluster_tags(cluster: &Cluster) -> Tags {
+    cluster
+        .tags()
+        .iter()
+        .filter_map(|t| {
+            Some((
+                t.key()?.to_string(),
+                t.value().unwrap_or_default().to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// Everything the rebuild needs: the description and every page of the instance, step and
+/// bootstrap-action lists.
+pub async fn read_definition(
+    aws: &AwsClients,
+    cluster: Cluster,
+) -> Result<ClusterDefinition, RetryError> {
+    let id = cluster.id().unwrap_or_default().to_string();
+    let mut definition = ClusterDefinition::default();
+    let emr = &aws.emr;
+    let mut marker = None;
+    if matches!(
+        cluster.instance_collection_type(),
+        Some(InstanceCollectionType::InstanceFleet)
+    ) {
+        loop {
+            aws.acquire(AwsApi::Emr).await;
+            let page = emr
+                .list_instance_fleets()
+                .cluster_id(&id)
+                .set_marker(marker)
+                .send()
+                .await
+                .aws("ListInstanceFleets")?;
+            definition
+                .instance_fleets
+                .extend(page.instance_fleets.unwrap_or_default());
+            marker = page.marker;
+            if marker.is_none() {
+                break;
+            }
+        }
+    } else {
+        loop {
+            aws.acquire(AwsApi::Emr).await;
+            let page = emr
+                .list_instance_groups()
+                .cluster_id(&id)
+                .set_marker(marker)
+                .send()
+                .await
+                .aws("ListInstanceGroups")?;
+            definition
+                .instance_groups
+                .extend(page.instance_groups.unwrap_or_default());
+            marker = page.marker;
+            if marker.is_none() {
+                break;
+            }
+        }
+    }
+    let mut marker = None;
+    loop {
+        aws.acquire(AwsApi::Emr).await;
+        let page = emr
+            .list_steps()
+            .cluster_id(&id)
+            .set_marker(marker)
+            .send()
+            .await
+            .aws("ListSteps")?;
+        definition.steps.extend(page.steps.unwrap_or_default());
+        marker = page.marker;
+        if marker.is_none() {
+            break;
+        }
+    }
+    let mut marker = None;
+    loop {
+        aws.acquire(AwsApi::Emr).await;
+        let page = emr
+            .list_bootstrap_actions()
+            .cluster_id(&id)
+            .set_marker(marker)
+            .send()
+            .await
+            .aws("ListBootstrapActions")?;
+        definition
+            .bootstrap_actions
+            .extend(page.bootstrap_actions.unwrap_or_default());
+        marker = page.marker;
+        if marker.is_none() {
+            break;
+        }
+    }
+    definition.cluster = cluster;
+    Ok(definition)
+}
+
+/// Submits a rebuilt request; returns the new cluster's id.
+pub async fn submit(aws: &AwsClients, input: RunJobFlowInput) -> Result<String, RetryError> {
+    let RunJobFlowInput {
+        name,
+        log_uri,
+        log_encryption_kms_key_id,
+        additional_info,
+        ami_version,
+        release_label,
+        instances,
+        steps,
+        bootstrap_actions,
+        supported_products,
+        new_supported_products,
+        applications,
+        configurations,
+        visible_to_all_users,
+        job_flow_role,
+        service_role,
+        tags,
+        security_configuration,
+        auto_scaling_role,
+        scale_down_behavior,
+        custom_ami_id,
+        ebs_root_volume_size,
+        repo_upgrade_on_boot,
+        kerberos_attributes,
+        step_concurrency_level,
+        managed_scaling_policy,
+        placement_group_configs,
+        auto_termination_policy,
+        os_release_label,
+        ebs_root_volume_iops,
+        ebs_root_volume_throughput,
+        extended_support,
+        monitoring_configuration,
+        ..
+    } = input;
+    aws.acquire(AwsApi::Emr).await;
+    let output = aws
+        .emr
+        .run_job_flow()
+        .set_name(name)
+        .set_log_uri(log_uri)
+        .set_log_encryption_kms_key_id(log_encryption_kms_key_id)
+        .set_additional_info(additional_info)
+        .set_ami_version(ami_version)
+        .set_release_label(release_label)
+        .set_instances(instances)
+        .set_steps(steps)
+        .set_bootstrap_actions(bootstrap_actions)
+        .set_supported_products(supported_products)
+        .set_new_supported_products(new_supported_products)
+        .set_applications(applications)
+        .set_configurations(configurations)
+        .set_visible_to_all_users(visible_to_all_users)
+        .set_job_flow_role(job_flow_role)
+        .set_service_role(service_role)
+        .set_tags(tags)
+        .set_security_configuration(security_configuration)
+        .set_auto_scaling_role(auto_scaling_role)
+        .set_scale_down_behavior(scale_down_behavior)
+        .set_custom_ami_id(custom_ami_id)
+        .set_ebs_root_volume_size(ebs_root_volume_size)
+        .set_repo_upgrade_on_boot(repo_upgrade_on_boot)
+        .set_kerberos_attributes(kerberos_attributes)
+        .set_step_concurrency_level(step_concurrency_level)
+        .set_managed_scaling_policy(managed_scaling_policy)
+        .set_placement_group_configs(placement_group_configs)
+        .set_auto_termination_policy(auto_termination_policy)
+        .set_os_release_label(os_release_label)
+        .set_ebs_root_volume_iops(ebs_root_volume_iops)
+        .set_ebs_root_volume_throughput(ebs_root_volume_throughput)
+        .set_extended_support(extended_support)
+        .set_monitoring_configuration(monitoring_configuration)
+        .send()
+        .await
+        .aws("RunJobFlow")?;
+    Ok(output.job_flow_id.unwrap_or_default())
+}
+
+/// Runs one retry: checks the policy and the cap against the live route and cluster tags,
+/// rebuilds and submits the cluster, and reports to Slack. Never panics; every outcome is
+/// reported where the request says (response URL and/or thread).
+pub async fn run<C: ClusterApi>(
+    cluster: &C,
+    aws: &AwsClients,
+    slack: &SlackClient,
+    request: &RetryRequest,
+) -> RetryOutcome {
+    let route = load_route(cluster, &request.route).await;
+    let max_attempts = route
+        .as_ref()
+        .ok()
+        .and_then(|r| policy::enabled_policy(r).ok())
+        .map(policy::max_attempts)
+        .unwrap_or(request.attempt);
+    let outcome = match &route {
+        Ok(route) => attempt(aws, route, request).await,
+        Err(error) => RetryOutcome::Failed {
+            reason: error.to_string(),
+        },
+    };
+    match &outcome {
+        RetryOutcome::Submitted { new_cluster_id } => tracing::info!(
+            route = %format!("{}/{}", request.route.namespace, request.route.name),
+            failed_cluster = %request.cluster_id, new_cluster = %new_cluster_id,
+            attempt = request.attempt, user = %request.user_id, "retry submitted"),
+        RetryOutcome::Refused { reason } => tracing::warn!(
+            failed_cluster = %request.cluster_id, attempt = request.attempt,
+            user = %request.user_id, reason = %reason, "retry refused"),
+        RetryOutcome::Failed { reason } => tracing::error!(
+            failed_cluster = %request.cluster_id, attempt = request.attempt,
+            user = %request.user_id, reason = %reason, "retry failed"),
+    }
+    let bot_token = match &route {
+        Ok(route) => route_bot_token(cluster, route).await,
+        Err(_) => None,
+    };
+    report(slack, request, max_attempts, &outcome, bot_token.as_deref()).await;
+    outcome
+}
+
+async fn attempt(aws: &AwsClients, route: &AlertRoute, request: &RetryRequest) -> RetryOutcome {
+    let policy = match policy::enabled_policy(route) {
+        Ok(policy) => policy,
+        Err(refusal) => {
+            return RetryOutcome::Refused {
+                reason: refusal.to_string(),
+            };
+        }
+    };
+    let result: Result<RetryOutcome, RetryError> = async {
+        let failed = describe_cluster(aws, &request.cluster_id).await?;
+        let info = attempt_info(&request.cluster_id, &cluster_tags(&failed))?;
+        // The cap is checked before anything else about the attempt: a Job replayed by hand
+        // after the cap must be refused, whatever it claims.
+        if let Err(refusal) = policy::check_attempt(
+            policy,
+            request.attempt.max(info.next_attempt),
+            &info.original_cluster_id,
+        ) {
+            return Ok(RetryOutcome::Refused {
+                reason: refusal.to_string(),
+            });
+        }
+        if info.next_attempt != request.attempt {
+            return Err(RetryError::AttemptMismatch {
+                cluster_id: request.cluster_id.clone(),
+                expected: info.next_attempt,
+                requested: request.attempt,
+            });
+        }
+        let definition = read_definition(aws, failed).await?;
+        let input =
+            rebuild_run_job_flow(&definition, &info.original_cluster_id, info.next_attempt)?;
+        let new_cluster_id = submit(aws, input).await?;
+        Ok(RetryOutcome::Submitted { new_cluster_id })
+    }
+    .await;
+    result.unwrap_or_else(|error| RetryOutcome::Failed {
+        reason: error.to_string(),
+    })
+}
+
+/// The route's bot token, when it has one and it can be read.
+pub async fn route_bot_token<C: ClusterApi>(cluster: &C, route: &AlertRoute) -> Option<String> {
+    let secret = route.spec.slack.as_ref()?.bot_token_secret_ref.as_ref()?;
+    let namespace = route.metadata.namespace.as_deref()?;
+    match cluster
+        .secret_value(namespace, &secret.name, &secret.key)
+        .await
+    {
+        Ok(token) => token.filter(|t| !t.trim().is_empty()),
+        Err(error) => {
+            tracing::warn!(secret = %secret.name, error = %error, "cannot read the route's bot token");
+            None
+        }
+    }
+}
+
+/// Updates the message through the response URL, and replies in its thread with the bot token.
+/// Failures are logged: the cluster (if any) is already running and must not be started again.
+async fn report(
+    slack: &SlackClient,
+    request: &RetryRequest,
+    max_attempts: u32,
+    outcome: &RetryOutcome,
+    bot_token: Option<&str>,
+) {
+    let status = match outcome {
+        RetryOutcome::Submitted { new_cluster_id } => RetryStatus::Submitted {
+            new_cluster_id: new_cluster_id.clone(),
+        },
+        RetryOutcome::Refused { reason } => RetryStatus::Refused {
+            reason: reason.clone(),
+        },
+        RetryOutcome::Failed { reason } => RetryStatus::Failed {
+            reason: reason.clone(),
+        },
+    };
+    let progress = RetryProgress {
+        attempt: request.attempt,
+        max_attempts,
+        user_id: request.user_id.clone(),
+        status,
+    };
+    if let Some(url) = &request.response_url {
+        let body = match (&request.message, &request.fingerprint) {
+            (Some(message), Some(fingerprint)) => {
+                let updated = mark_retry_progress(message, fingerprint, &progress);
+                json!({"replace_original": true, "text": updated.text, "blocks": updated.blocks})
+            }
+            _ => {
+                json!({"response_type": "ephemeral", "replace_original": false, "text": summary(request, &progress)})
+            }
+        };
+        if let Err(error) = slack.respond(url, &body).await {
+            tracing::warn!(error = %error, "cannot update the Slack message through its response URL");
+        }
+    }
+    if let (Some(token), Some(posted)) = (bot_token, &request.posted)
+        && let Err(error) = slack
+            .reply_in_thread(token, posted, &summary(request, &progress))
+            .await
+    {
+        tracing::warn!(error = %error, "cannot reply in the Slack thread");
+    }
+}
+
+/// One line for a thread reply or an ephemeral answer.
+fn summary(request: &RetryRequest, progress: &RetryProgress) -> String {
+    let key = format!(
+        "Retry {}/{} of `{}`",
+        progress.attempt, progress.max_attempts, request.cluster_id
+    );
+    let who = crate::slack::text::user_mention(&progress.user_id);
+    match &progress.status {
+        RetryStatus::Started => format!("{key} started by {who}"),
+        RetryStatus::Submitted { new_cluster_id } => {
+            format!("{key} by {who}: new cluster `{new_cluster_id}` submitted")
+        }
+        RetryStatus::Failed { reason } => format!("{key} by {who} failed: {reason}"),
+        RetryStatus::Refused { reason } => format!(
+            "Retry of `{}` refused for {who}: {reason}",
+            request.cluster_id
+        ),
+    }
+}
+
+/// `alertops retry`: runs one retry in a cluster; exit code 0 when a cluster was submitted, 2
+/// when the retry was refused, 1 when it failed, 64 for invalid flags.
+pub async fn run_command(args: crate::cli::RetryArgs) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    let request = match args.request() {
+        Ok(request) => request,
+        Err(error) => {
+            tracing::error!(error = %error, "invalid retry flags");
+            // EX_USAGE: told apart from a refusal.
+            return ExitCode::from(64);
+        }
+    };
+    let client = match kube::Client::try_default().await {
+        Ok(client) => client,
+        Err(error) => {
+            tracing::error!(error = %error, "cannot configure the Kubernetes client");
+            return ExitCode::FAILURE;
+        }
+    };
+    let cluster = crate::k8s::KubeCluster::new(client);
+    let aws = AwsClients::from_env(crate::aws::AwsSettings::default()).await;
+    let slack = SlackClient::new(crate::slack::SlackSettings {
+        api_base: args.slack_api_base.clone(),
+        ..Default::default()
+    });
+    exit_code(&run(&cluster, &aws, &slack, &request).await)
+}
+
+/// The process exit code of an outcome.
+pub fn exit_code(outcome: &RetryOutcome) -> std::process::ExitCode {
+    match outcome {
+        RetryOutcome::Submitted { .. } => std::process::ExitCode::SUCCESS,
+        RetryOutcome::Failed { .. } => std::process::ExitCode::FAILURE,
+        RetryOutcome::Refused { .. } => std::process::ExitCode::from(2),
+    }
+}
