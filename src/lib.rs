@@ -14,6 +14,8 @@ pub mod alert;
 pub mod aws;
 pub mod cli;
 pub mod controller;
+pub mod digest;
+pub mod email;
 pub mod k8s;
 pub mod lint;
 pub mod reconcile;
