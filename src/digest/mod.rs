@@ -7,3 +7,10 @@ pub use consolidate::{AlertGroup, DigestSummary, ReasonTotal, TeamSummary, conso
 pub mod render;
 
 pub use render::{DigestContext, render_email, render_slack_summary};
+pub mod queue;
+pub mod run;
+
+pub use run::{
+    DigestError, DigestReport, DigestSettings, SlackSummaryOutcome, SlackTargetError, run_digest,
+    run_digest_with, slack_target,
+};
