@@ -106,7 +106,11 @@ pub struct DigestArgs {
     #[arg(long, value_parser = parse_namespaced_name)]
     pub schedule: (String, String),
     /// Base URL of the Slack Web API (the Slack summary, when the schedule has one).
-    #[arg(long, env = "ALERTOPS_SLACK_API_BASE", default_value = "https://slack.com/api/")]
+    #[arg(
+        long,
+        env = "ALERTOPS_SLACK_API_BASE",
+        default_value = "https://slack.com/api/"
+    )]
     pub slack_api_base: String,
 }
 
@@ -178,8 +182,15 @@ async fn digest(args: DigestArgs) -> ExitCode {
         api_base: args.slack_api_base,
         ..Default::default()
     });
-    match crate::digest::run_digest(&cluster, &aws, &slack, &namespace, &name, chrono::Utc::now())
-        .await
+    match crate::digest::run_digest(
+        &cluster,
+        &aws,
+        &slack,
+        &namespace,
+        &name,
+        chrono::Utc::now(),
+    )
+    .await
     {
         Ok(report) => {
             tracing::info!(

@@ -156,9 +156,11 @@ pub fn consolidate(alerts: &[Alert]) -> DigestSummary {
             }
         })
         .collect();
-    summary
-        .teams
-        .sort_by(|a, b| b.count.cmp(&a.count).then_with(|| none_last(&a.team, &b.team)));
+    summary.teams.sort_by(|a, b| {
+        b.count
+            .cmp(&a.count)
+            .then_with(|| none_last(&a.team, &b.team))
+    });
 
     summary.reasons = reasons
         .into_iter()
@@ -298,12 +300,17 @@ pub fn mask_ids(text: &str) -> String {
 /// and at least 8 letters and digits with a digit among them, all lower-case hex or all upper case.
 fn resource_id_prefix(word: &str) -> Option<&str> {
     let (prefix, id) = word.split_once('-')?;
-    let prefix_ok = (1..=8).contains(&prefix.len()) && prefix.chars().all(|c| c.is_ascii_lowercase());
+    let prefix_ok =
+        (1..=8).contains(&prefix.len()) && prefix.chars().all(|c| c.is_ascii_lowercase());
     let id_ok = id.len() >= 8
         && id.chars().all(|c| c.is_ascii_alphanumeric())
         && id.chars().any(|c| c.is_ascii_digit())
-        && (id.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
-            || id.chars().all(|c| c.is_ascii_digit() || c.is_ascii_uppercase()));
+        && (id
+            .chars()
+            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+            || id
+                .chars()
+                .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase()));
     (prefix_ok && id_ok).then_some(prefix)
 }
 

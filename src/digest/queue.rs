@@ -103,7 +103,10 @@ pub async fn delete(
             .map_err(|e| AwsError::from_sdk("DeleteMessageBatch", e))?;
         Ok(failed_entries(
             &chunk,
-            output.failed().iter().map(|f| (f.id(), f.code(), f.message())),
+            output
+                .failed()
+                .iter()
+                .map(|f| (f.id(), f.code(), f.message())),
         ))
     })
     .await
@@ -140,7 +143,10 @@ pub async fn release(
             .map_err(|e| AwsError::from_sdk("ChangeMessageVisibilityBatch", e))?;
         Ok(failed_entries(
             &chunk,
-            output.failed().iter().map(|f| (f.id(), f.code(), f.message())),
+            output
+                .failed()
+                .iter()
+                .map(|f| (f.id(), f.code(), f.message())),
         ))
     })
     .await
@@ -179,7 +185,9 @@ where
             refused = call(retry).await?;
         }
         outcome.succeeded += chunk.len() - refused.len();
-        outcome.failed.extend(refused.into_iter().map(|(_, reason)| reason));
+        outcome
+            .failed
+            .extend(refused.into_iter().map(|(_, reason)| reason));
     }
     Ok(outcome)
 }

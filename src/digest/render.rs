@@ -194,11 +194,22 @@ fn render_html(context: &DigestContext, summary: &DigestSummary) -> String {
                 ]
             })
             .collect();
-        if let Some(more) = more_row(summary.reasons.iter().skip(MAX_TOP_REASONS).map(|r| r.count), "reasons") {
+        if let Some(more) = more_row(
+            summary
+                .reasons
+                .iter()
+                .skip(MAX_TOP_REASONS)
+                .map(|r| r.count),
+            "reasons",
+        ) {
             rows.push(vec![html::muted(Html::text(&more))]);
         }
         body.push(html::table(
-            &[("Reason", Align::Left), ("Alerts", Align::Right), ("Teams", Align::Left)],
+            &[
+                ("Reason", Align::Left),
+                ("Alerts", Align::Right),
+                ("Teams", Align::Left),
+            ],
             &rows,
         ));
 
@@ -215,11 +226,18 @@ fn render_html(context: &DigestContext, summary: &DigestSummary) -> String {
             })
             .collect();
         rows.truncate(MAX_TEAMS);
-        if let Some(more) = more_row(summary.teams.iter().skip(MAX_TEAMS).map(|t| t.count), "teams") {
+        if let Some(more) = more_row(
+            summary.teams.iter().skip(MAX_TEAMS).map(|t| t.count),
+            "teams",
+        ) {
             rows.push(vec![html::muted(Html::text(&more))]);
         }
         body.push(html::table(
-            &[("Team", Align::Left), ("Alerts", Align::Right), ("Features", Align::Left)],
+            &[
+                ("Team", Align::Left),
+                ("Alerts", Align::Right),
+                ("Features", Align::Left),
+            ],
             &rows,
         ));
     }
@@ -236,7 +254,10 @@ fn render_html(context: &DigestContext, summary: &DigestSummary) -> String {
             .map(|g| group_row(context, g))
             .collect();
         if let Some(more) = more_row(
-            team.groups.iter().skip(MAX_GROUPS_PER_TEAM).map(|g| g.count),
+            team.groups
+                .iter()
+                .skip(MAX_GROUPS_PER_TEAM)
+                .map(|g| g.count),
             "groups",
         ) {
             rows.push(vec![html::muted(Html::text(&more))]);
@@ -253,7 +274,10 @@ fn render_html(context: &DigestContext, summary: &DigestSummary) -> String {
             &rows,
         ));
     }
-    if let Some(more) = more_row(summary.teams.iter().skip(MAX_TEAMS).map(|t| t.count), "teams") {
+    if let Some(more) = more_row(
+        summary.teams.iter().skip(MAX_TEAMS).map(|t| t.count),
+        "teams",
+    ) {
         body.push(html::paragraph(html::muted(Html::text(&more))));
     }
     body.push(html::paragraph(html::muted(Html::text(&footer(context)))));
@@ -291,17 +315,31 @@ fn footer(context: &DigestContext) -> String {
 }
 
 fn render_text(context: &DigestContext, summary: &DigestSummary) -> String {
-    let mut out = format!("Alert digest {}\n\n{}\n", context.schedule, intro(context, summary));
+    let mut out = format!(
+        "Alert digest {}\n\n{}\n",
+        context.schedule,
+        intro(context, summary)
+    );
     if !summary.reasons.is_empty() {
         out.push_str("\nTop reasons\n");
         for r in summary.reasons.iter().take(MAX_TOP_REASONS) {
             out.push_str(&format!("  {:>5}  {}", r.count, r.reason));
             if !r.teams.is_empty() {
-                out.push_str(&format!(" (teams: {})", capped_list(&r.teams, MAX_NAMES_PER_CELL)));
+                out.push_str(&format!(
+                    " (teams: {})",
+                    capped_list(&r.teams, MAX_NAMES_PER_CELL)
+                ));
             }
             out.push('\n');
         }
-        if let Some(more) = more_row(summary.reasons.iter().skip(MAX_TOP_REASONS).map(|r| r.count), "reasons") {
+        if let Some(more) = more_row(
+            summary
+                .reasons
+                .iter()
+                .skip(MAX_TOP_REASONS)
+                .map(|r| r.count),
+            "reasons",
+        ) {
             out.push_str(&format!("  {more}\n"));
         }
         out.push_str("\nBy team\n");
@@ -313,7 +351,10 @@ fn render_text(context: &DigestContext, summary: &DigestSummary) -> String {
                 feature_counts(&t.features)
             ));
         }
-        if let Some(more) = more_row(summary.teams.iter().skip(MAX_TEAMS).map(|t| t.count), "teams") {
+        if let Some(more) = more_row(
+            summary.teams.iter().skip(MAX_TEAMS).map(|t| t.count),
+            "teams",
+        ) {
             out.push_str(&format!("  {more}\n"));
         }
     }
@@ -343,7 +384,10 @@ fn render_text(context: &DigestContext, summary: &DigestSummary) -> String {
             }
         }
         if let Some(more) = more_row(
-            team.groups.iter().skip(MAX_GROUPS_PER_TEAM).map(|g| g.count),
+            team.groups
+                .iter()
+                .skip(MAX_GROUPS_PER_TEAM)
+                .map(|g| g.count),
             "groups",
         ) {
             out.push_str(&format!("  {more}\n"));
@@ -373,7 +417,11 @@ pub fn render_slack_summary(
     );
     let mut lines = vec![format!("*{}*", escape(&headline))];
     for r in summary.reasons.iter().take(3) {
-        lines.push(format!("• {} × {}", r.count, escape(&truncate(&r.reason, 200))));
+        lines.push(format!(
+            "• {} × {}",
+            r.count,
+            escape(&truncate(&r.reason, 200))
+        ));
     }
     if summary.reasons.len() > 3 {
         lines.push(format!("• +{} more reasons", summary.reasons.len() - 3));
@@ -384,11 +432,18 @@ pub fn render_slack_summary(
         .map(|t| format!("{} {}", team_name(&t.team), t.count))
         .collect();
     if !teams.is_empty() {
-        lines.push(format!("Teams: {}", escape(&capped_list(&teams, MAX_NAMES_PER_CELL))));
+        lines.push(format!(
+            "Teams: {}",
+            escape(&capped_list(&teams, MAX_NAMES_PER_CELL))
+        ));
     }
     lines.push(format!(
         "_Full digest emailed to {recipients} {}._",
-        if recipients == 1 { "recipient" } else { "recipients" }
+        if recipients == 1 {
+            "recipient"
+        } else {
+            "recipients"
+        }
     ));
     let text = truncate(&lines.join("\n"), crate::slack::text::MAX_SECTION_TEXT);
     SlackMessage {

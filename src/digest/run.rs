@@ -155,7 +155,9 @@ pub enum DigestError {
         reason: String,
     },
     /// The email was sent and the messages deleted, but `status.lastRun` was not written.
-    #[error("the digest of {schedule} was sent, but recording the run on its status failed: {source}")]
+    #[error(
+        "the digest of {schedule} was sent, but recording the run on its status failed: {source}"
+    )]
     Status {
         /// `namespace/name`.
         schedule: String,
@@ -213,13 +215,14 @@ pub async fn run_digest_with<C: ClusterApi>(
         Tz::UTC
     });
 
-    let drained = drain(aws, &queue_url, &schedule, settings)
-        .await
-        .map_err(|(received, source)| DigestError::Receive {
-            schedule: schedule_ref.clone(),
-            received,
-            source,
-        })?;
+    let drained =
+        drain(aws, &queue_url, &schedule, settings)
+            .await
+            .map_err(|(received, source)| DigestError::Receive {
+                schedule: schedule_ref.clone(),
+                received,
+                source,
+            })?;
     tracing::info!(
         schedule = %schedule_ref,
         received = drained.received,

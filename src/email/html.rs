@@ -169,7 +169,10 @@ pub fn table(columns: &[(&str, Align)], rows: &[Vec<Html>]) -> Html {
         out.push_str("<tr>");
         for (i, (_, align)) in columns.iter().enumerate() {
             let content = row.get(i).map(Html::as_str).unwrap_or_default();
-            out.push_str(&format!("<td style=\"{}\">{content}</td>", cell_style(*align)));
+            out.push_str(&format!(
+                "<td style=\"{}\">{content}</td>",
+                cell_style(*align)
+            ));
         }
         out.push_str("</tr>");
     }
@@ -210,11 +213,15 @@ mod tests {
     fn builders_escape_their_text() {
         assert_eq!(
             heading(2, "<b>").as_str(),
-            format!("<h2 style=\"{FONT};{TEXT_COLOR};font-size:16px;margin:24px 0 8px 0\">&lt;b&gt;</h2>")
+            format!(
+                "<h2 style=\"{FONT};{TEXT_COLOR};font-size:16px;margin:24px 0 8px 0\">&lt;b&gt;</h2>"
+            )
         );
-        assert!(link("https://x.example/?a=1&b=\"2\"", "<x>").as_str().contains(
-            "href=\"https://x.example/?a=1&amp;b=&quot;2&quot;\""
-        ));
+        assert!(
+            link("https://x.example/?a=1&b=\"2\"", "<x>")
+                .as_str()
+                .contains("href=\"https://x.example/?a=1&amp;b=&quot;2&quot;\"")
+        );
     }
 
     #[test]
@@ -227,7 +234,10 @@ mod tests {
     fn table_has_one_cell_per_column() {
         let t = table(
             &[("Reason", Align::Left), ("Count", Align::Right)],
-            &[vec![Html::text("a")], vec![Html::text("b"), Html::text("2"), Html::text("x")]],
+            &[
+                vec![Html::text("a")],
+                vec![Html::text("b"), Html::text("2"), Html::text("x")],
+            ],
         );
         let s = t.as_str();
         assert_eq!(s.matches("<th ").count(), 2);

@@ -102,7 +102,9 @@ fn validate(destination: &EmailDestination, message: &EmailMessage) -> Result<()
         )));
     }
     if message.subject.contains(['\r', '\n']) {
-        return Err(EmailError::Invalid("the subject spans several lines".into()));
+        return Err(EmailError::Invalid(
+            "the subject spans several lines".into(),
+        ));
     }
     Ok(())
 }

@@ -4,5 +4,6 @@ mod alarm_policy;
 mod aws_layer;
 mod cli;
 mod crds;
+mod digest;
 mod harness;
 mod lint;

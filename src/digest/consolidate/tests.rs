@@ -90,8 +90,18 @@ fn groups_by_team_feature_and_reason_with_counts_and_times() {
         "Subnet is required",
         1,
     ));
-    alerts.push(alarm("cpu-high", None, "Threshold Crossed: 1 datapoint [95.0]", 5));
-    alerts.push(alarm("cpu-high", None, "Threshold Crossed: 1 datapoint [97.0]", 7));
+    alerts.push(alarm(
+        "cpu-high",
+        None,
+        "Threshold Crossed: 1 datapoint [95.0]",
+        5,
+    ));
+    alerts.push(alarm(
+        "cpu-high",
+        None,
+        "Threshold Crossed: 1 datapoint [97.0]",
+        7,
+    ));
 
     let summary = consolidate(&alerts);
     assert_eq!(summary.total, 9);
@@ -108,7 +118,10 @@ fn groups_by_team_feature_and_reason_with_counts_and_times() {
     let data = &summary.teams[0];
     assert_eq!(
         data.features,
-        [(Some("ingest".to_string()), 5), (Some("export".to_string()), 1)]
+        [
+            (Some("ingest".to_string()), 5),
+            (Some("export".to_string()), 1)
+        ]
     );
     let top = &data.groups[0];
     assert_eq!(top.reason, "VALIDATION_ERROR: Subnet is required");
@@ -118,7 +131,10 @@ fn groups_by_team_feature_and_reason_with_counts_and_times() {
     assert_eq!(top.last_seen, Some(at(8, 14)));
     assert_eq!(top.resources.len(), 5);
     assert_eq!(top.resources[0], "etl-j-0 (j-0)");
-    assert_eq!(data.groups[1].reason, "BOOTSTRAP_FAILURE: Bootstrap action 1 failed");
+    assert_eq!(
+        data.groups[1].reason,
+        "BOOTSTRAP_FAILURE: Bootstrap action 1 failed"
+    );
 
     let alarms = &summary.teams[1].groups[0];
     assert_eq!(alarms.reason, "Alarm cpu-high in ALARM");
@@ -144,7 +160,10 @@ fn groups_by_team_feature_and_reason_with_counts_and_times() {
         ]
     );
     assert_eq!(summary.reasons[0].teams, ["data", "web"]);
-    assert!(summary.reasons[1].teams.is_empty(), "untagged alerts name no team");
+    assert!(
+        summary.reasons[1].teams.is_empty(),
+        "untagged alerts name no team"
+    );
 }
 
 #[test]
@@ -202,7 +221,10 @@ fn emr_without_reason_falls_back_to_state() {
             "message": "Amazon EMR Cluster j-1 has terminated with errors at 2024-05-01 08:00 UTC"}
     });
     let alert = decode_message(&event.to_string(), &SnsEnvelope::default());
-    assert_eq!(failure_reason(&alert).text, "Cluster TERMINATED_WITH_ERRORS");
+    assert_eq!(
+        failure_reason(&alert).text,
+        "Cluster TERMINATED_WITH_ERRORS"
+    );
 }
 
 #[test]
@@ -215,7 +237,10 @@ fn ecs_and_plain_messages_have_reasons() {
     );
     task.summary = "Essential container in task exited".into();
     task.resource = Some("arn:aws:ecs:us-east-1:123456789012:task/prod/0abc".into());
-    assert_eq!(failure_reason(&task).text, "Essential container in task exited");
+    assert_eq!(
+        failure_reason(&task).text,
+        "Essential container in task exited"
+    );
     assert_eq!(resource_label(&task).as_deref(), Some("task/prod/0abc"));
 
     let message = decode_message("disk <full> on host", &SnsEnvelope::default());

@@ -62,7 +62,11 @@ fn window_on_one_day_names_the_date_once() {
 fn alert_text_is_escaped_in_html_and_plain_in_text() {
     let email = render_email(&context(), &sample());
     assert!(!email.html.contains("<script>"));
-    assert!(email.html.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"));
+    assert!(
+        email
+            .html
+            .contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;")
+    );
     assert!(email.html.contains("Threshold &amp; more"));
     assert!(email.text.contains("<script>alert('x')</script>"));
     assert!(email.text.contains("latest: Threshold & more"));
@@ -79,7 +83,11 @@ fn top_reason_and_busiest_team_come_first() {
         let web = part.find("Team web: 4 alerts").unwrap();
         assert!(data < web);
     }
-    assert!(email.text.contains("      8  VALIDATION_ERROR: Subnet is required (teams: data)"));
+    assert!(
+        email
+            .text
+            .contains("      8  VALIDATION_ERROR: Subnet is required (teams: data)")
+    );
 }
 
 #[test]
@@ -91,7 +99,16 @@ fn long_lists_are_capped_with_a_count_of_the_rest() {
     assert!(email.text.contains("involved: etl-j-0 (j-0), etl-j-1 (j-1), etl-j-2 (j-2), etl-j-3 (j-3), etl-j-4 (j-4) +3 more"));
 
     let many: Vec<_> = (0..(MAX_GROUPS_PER_TEAM + 2))
-        .map(|i| emr_failure(&format!("j-{i}"), Some("data"), None, &format!("E{i:02}"), "x", 1))
+        .map(|i| {
+            emr_failure(
+                &format!("j-{i}"),
+                Some("data"),
+                None,
+                &format!("E{i:02}"),
+                "x",
+                1,
+            )
+        })
         .chain((0..(MAX_TOP_REASONS)).map(|_| alarm("a", Some("data"), "r", 1)))
         .collect();
     let email = render_email(&context(), &consolidate(&many));
@@ -99,7 +116,9 @@ fn long_lists_are_capped_with_a_count_of_the_rest() {
     assert!(email.html.contains("+3 more groups (3 alerts)"));
     assert!(email.text.contains("+3 more groups (3 alerts)"));
     let more_reasons = MAX_GROUPS_PER_TEAM + 2 + 1 - MAX_TOP_REASONS;
-    assert!(email.text.contains(&format!("+{more_reasons} more reasons ({more_reasons} alerts)")));
+    assert!(email.text.contains(&format!(
+        "+{more_reasons} more reasons ({more_reasons} alerts)"
+    )));
 }
 
 #[test]
