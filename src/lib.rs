@@ -8,6 +8,8 @@
 //! - `lint`: offline and in-cluster checks of manifests and alarms;
 //! - `alert`: the alert model and the decoders of SNS, CloudWatch and EventBridge messages;
 //! - `slack`: Block Kit rendering and delivery;
+//! - `email`: safe HTML and plain-text email, delivery through SES v2;
+//! - `digest`: the scheduled digest run (drain, consolidate, email, delete after sending);
 //! - `cli`: the `alertops` subcommands.
 
 pub mod alert;

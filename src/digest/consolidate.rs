@@ -77,11 +77,13 @@ pub struct ReasonTotal {
     pub teams: Vec<String>,
 }
 
+/// One team's groups keyed by feature and reason.
+type GroupsByKey = BTreeMap<(Option<String>, String), AlertGroup>;
+
 /// Groups `alerts` by team, feature and failure reason.
 pub fn consolidate(alerts: &[Alert]) -> DigestSummary {
     // team -> (feature, reason) -> group; BTreeMaps keep the tie order stable.
-    let mut teams: BTreeMap<Option<String>, BTreeMap<(Option<String>, String), AlertGroup>> =
-        BTreeMap::new();
+    let mut teams: BTreeMap<Option<String>, GroupsByKey> = BTreeMap::new();
     let mut reasons: HashMap<String, (usize, Vec<String>)> = HashMap::new();
     let mut summary = DigestSummary {
         total: alerts.len(),

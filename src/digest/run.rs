@@ -414,7 +414,12 @@ async fn drain(
             Err(e) => {
                 let mut everything = drained.to_delete;
                 everything.extend(drained.deferred);
-                release_logged(aws, queue_url, &everything, "").await;
+                let schedule_ref = format!(
+                    "{}/{}",
+                    schedule.metadata.namespace.as_deref().unwrap_or_default(),
+                    schedule.metadata.name.as_deref().unwrap_or_default()
+                );
+                release_logged(aws, queue_url, &everything, &schedule_ref).await;
                 return Err((drained.received, e));
             }
         };

@@ -154,8 +154,8 @@ pub fn table(columns: &[(&str, Align)], rows: &[Vec<Html>]) -> Html {
             "{FONT};{TEXT_COLOR};font-size:13px;line-height:18px;padding:6px 8px;{BORDER};text-align:{align};vertical-align:top"
         )
     };
-    let mut out = format!(
-        "<table role=\"presentation\" cellpadding=\"0\" cellspacing=\"0\" style=\"border-collapse:collapse;width:100%;margin:0 0 12px 0\"><tr>"
+    let mut out = String::from(
+        "<table role=\"presentation\" cellpadding=\"0\" cellspacing=\"0\" style=\"border-collapse:collapse;width:100%;margin:0 0 12px 0\"><tr>",
     );
     for (header, align) in columns {
         out.push_str(&format!(

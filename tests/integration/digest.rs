@@ -688,6 +688,54 @@ async fn slack_summary_goes_to_the_webhook_from_the_secret() {
     assert!(text.contains("1 × VALIDATION_ERROR"), "{text}");
 }
 
+#[tokio::test]
+async fn alerts_whose_enrichment_fails_wait_for_the_next_run() {
+    let mut f = fixture(Options::default()).await;
+    for i in 0..2 {
+        let id = f.emr_cluster("alpha", "ingest").await;
+        f.publish(&emr_failed_event(&id, VALIDATION, VALIDATION_REASON, i))
+            .await;
+    }
+    f.publish(&alarm_notification(&unique("untracked"), 1))
+        .await;
+    f.await_queued(3).await;
+
+    // EMR unreachable: DescribeCluster fails with a transient (dispatch) error.
+    let working = f.aws.clone();
+    let config = crate::harness::sdk_config().await;
+    f.aws.emr = aws_sdk_emr::Client::from_conf(
+        aws_sdk_emr::config::Builder::from(&config)
+            .endpoint_url("http://127.0.0.1:1")
+            .retry_config(aws_smithy_types::retry::RetryConfig::disabled())
+            .build(),
+    );
+    let first = f
+        .run()
+        .await
+        .expect("the run succeeds with what it could enrich");
+    assert_eq!(first.deferred, 2);
+    assert_eq!(first.run.alert_count, 1, "the alarm is sent");
+    assert_eq!(
+        f.queue_depth().await,
+        (2, 0),
+        "the EMR alerts wait, visible again"
+    );
+
+    f.aws = working;
+    let second = f.run().await.expect("second run");
+    assert_eq!(second.run.alert_count, 2);
+    assert_eq!(second.deferred, 0);
+    assert_eq!(f.queue_depth().await, (0, 0));
+    let emails = f.emails().await;
+    assert_eq!(emails.len(), 2);
+    assert!(
+        emails
+            .iter()
+            .any(|e| e["body"].as_str().unwrap().contains("Team alpha: 2 alerts")),
+        "the second email has the enriched EMR alerts"
+    );
+}
+
 #[test]
 fn the_cli_rejects_a_schedule_without_namespace() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_alertops"))
