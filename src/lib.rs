@@ -4,13 +4,18 @@
 //! - `resources`: the three CRD types (the source of truth for `crds/`);
 //! - `reconcile`: validate → build desired state → apply → status, per resource;
 //! - `aws`: SDK clients, per-API rate limits, call accounting, error classification;
-//! - `k8s`: the narrow Kubernetes interface (kube client or in-memory store) and controller wiring;
+//! - `k8s`: the narrow Kubernetes interface (kube client or in-memory store), leader election;
+//! - `controller`: the kube-runtime wiring of `alertops controller`;
+//! - `local`: the local mode (manifests from a folder, no cluster);
+//! - `telemetry`: metrics, health and readiness endpoints;
 //! - `lint`: offline and in-cluster checks of manifests and alarms;
 //! - `alert`: the alert model and the decoders of SNS, CloudWatch and EventBridge messages;
 //! - `slack`: Block Kit rendering and delivery;
 //! - `consume`: the per-route consumer (queue → Slack);
 //! - `interact`: the Slack interaction endpoint (acknowledge, retry Jobs);
 //! - `retry`: the retry Job's rebuild of a failed EMR cluster;
+//! - `email`: safe HTML and plain-text email, delivery through SES v2;
+//! - `digest`: the scheduled digest run (drain, consolidate, email, delete after sending);
 //! - `cli`: the `alertops` subcommands.
 
 pub mod alert;
@@ -18,6 +23,8 @@ pub mod aws;
 pub mod cli;
 pub mod consume;
 pub mod controller;
+pub mod digest;
+pub mod email;
 pub mod interact;
 pub mod k8s;
 pub mod lint;

@@ -44,6 +44,8 @@ pub enum Command {
     Interact(InteractArgs),
     /// Retry a failed EMR cluster (the command of the Jobs `interact` creates).
     Retry(RetryArgs),
+    /// Run a DigestSchedule once: drain its queue, email the summary, delete what was sent.
+    Digest(DigestArgs),
 }
 
 /// Flags shared by every workload that reconciles or names AWS resources.
@@ -275,6 +277,33 @@ impl RetryArgs {
     }
 }
 
+/// `alertops digest`.
+#[derive(Args, Debug)]
+pub struct DigestArgs {
+    /// The DigestSchedule to run, as `NAMESPACE/NAME`.
+    #[arg(long, value_parser = parse_namespaced_name)]
+    pub schedule: (String, String),
+    /// Base URL of the Slack Web API (the Slack summary, when the schedule has one).
+    #[arg(
+        long,
+        env = "ALERTOPS_SLACK_API_BASE",
+        default_value = "https://slack.com/api/"
+    )]
+    pub slack_api_base: String,
+}
+
+/// Parses `NAMESPACE/NAME`.
+fn parse_namespaced_name(value: &str) -> Result<(String, String), String> {
+    match value.split_once('/') {
+        Some((namespace, name))
+            if !namespace.is_empty() && !name.is_empty() && !name.contains('/') =>
+        {
+            Ok((namespace.to_string(), name.to_string()))
+        }
+        _ => Err(format!("expected NAMESPACE/NAME, got {value:?}")),
+    }
+}
+
 /// Sets up logging.
 pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
@@ -323,6 +352,10 @@ pub async fn run(cli: Cli) -> ExitCode {
                 }
             }
         }
+        Command::Digest(args) => {
+            init_logging(cli.log_format);
+            digest(args).await
+        }
         Command::Retry(args) => {
             init_logging(cli.log_format);
             crate::retry::run_command(args).await
@@ -336,6 +369,48 @@ pub async fn run(cli: Cli) -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// Runs one digest; a failed run exits non-zero so that the CronJob's Job shows it.
+async fn digest(args: DigestArgs) -> ExitCode {
+    let (namespace, name) = args.schedule;
+    let client = match kube::Client::try_default().await {
+        Ok(client) => client,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot reach the Kubernetes API");
+            return ExitCode::FAILURE;
+        }
+    };
+    let cluster = crate::k8s::KubeCluster::new(client);
+    let aws = crate::aws::AwsClients::from_env(crate::aws::AwsSettings::default()).await;
+    let slack = crate::slack::SlackClient::new(crate::slack::SlackSettings {
+        api_base: args.slack_api_base,
+        ..Default::default()
+    });
+    match crate::digest::run_digest(
+        &cluster,
+        &aws,
+        &slack,
+        &namespace,
+        &name,
+        chrono::Utc::now(),
+    )
+    .await
+    {
+        Ok(report) => {
+            tracing::info!(
+                schedule = %report.schedule,
+                alerts = report.run.alert_count,
+                sent = report.run.sent,
+                "digest done"
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "digest run failed");
+            ExitCode::FAILURE
         }
     }
 }

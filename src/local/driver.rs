@@ -95,16 +95,30 @@ impl LocalDriver {
             );
             let started = Instant::now();
             let result = alarm_policy::reconcile(Arc::new(policy), &self.ctx).await;
-            self.record(&key, alarm_policy::KIND, started, result.err(), &mut summary);
+            self.record(
+                &key,
+                alarm_policy::KIND,
+                started,
+                result.err(),
+                &mut summary,
+            );
         }
         // Routes and schedules after policies: their sources are the policies' topics.
         for route in self.cluster.list_all::<AlertRoute>().unwrap_or_default() {
-            let key = format!("AlertRoute/{}/{}", route.namespace().unwrap_or_default(), route.name_any());
+            let key = format!(
+                "AlertRoute/{}/{}",
+                route.namespace().unwrap_or_default(),
+                route.name_any()
+            );
             let started = Instant::now();
             let result = alert_route::reconcile(Arc::new(route), &self.ctx).await;
             self.record(&key, alert_route::KIND, started, result.err(), &mut summary);
         }
-        for schedule in self.cluster.list_all::<DigestSchedule>().unwrap_or_default() {
+        for schedule in self
+            .cluster
+            .list_all::<DigestSchedule>()
+            .unwrap_or_default()
+        {
             let key = format!(
                 "DigestSchedule/{}/{}",
                 schedule.namespace().unwrap_or_default(),
@@ -112,7 +126,13 @@ impl LocalDriver {
             );
             let started = Instant::now();
             let result = digest_schedule::reconcile(Arc::new(schedule), &self.ctx).await;
-            self.record(&key, digest_schedule::KIND, started, result.err(), &mut summary);
+            self.record(
+                &key,
+                digest_schedule::KIND,
+                started,
+                result.err(),
+                &mut summary,
+            );
         }
         summary
     }

@@ -6,6 +6,7 @@ mod aws_layer;
 mod cli;
 mod consume;
 mod crds;
+mod digest;
 mod digest_schedule;
 mod harness;
 mod iam_policy;

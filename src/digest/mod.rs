@@ -1,0 +1,17 @@
+//! The digest workload (`alertops digest`): drain a DigestSchedule's queue, consolidate by team,
+//! feature and failure reason, send one email (and optionally a Slack summary), and delete the
+//! messages only after SES accepted the email.
+//!
+//! [`consolidate`](mod@consolidate) and [`render`] are pure; [`queue`] and [`run`] do the I/O.
+
+pub mod consolidate;
+pub mod queue;
+pub mod render;
+pub mod run;
+
+pub use consolidate::{AlertGroup, DigestSummary, ReasonTotal, TeamSummary, consolidate};
+pub use render::{DigestContext, render_email, render_slack_summary};
+pub use run::{
+    DigestError, DigestReport, DigestSettings, SlackSummaryOutcome, SlackTargetError, run_digest,
+    run_digest_with, slack_target,
+};

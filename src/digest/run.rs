@@ -1,0 +1,587 @@
+//! One digest run: drain → decode, enrich, match → consolidate → render → send → delete →
+//! Slack summary → record on the status.
+//!
+//! Messages are deleted only after SES accepted the email. When sending fails nothing is
+//! deleted and every received message is made visible again, so the next run includes it.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use tokio::time::Instant;
+
+use super::consolidate::{DigestSummary, consolidate};
+use super::queue::{self, BatchOutcome, SQS_BATCH};
+use super::render::{DigestContext, render_email, render_slack_summary};
+use crate::alert::{Alert, Enricher, decode_sqs_body, matches};
+use crate::aws::{AwsClients, AwsError};
+use crate::email::{EmailError, send_email};
+use crate::k8s::{ClusterApi, ClusterError};
+use crate::resources::digest_schedule::DigestRun;
+use crate::resources::{DigestSchedule, SlackDestination};
+use crate::slack::{SlackClient, SlackTarget};
+
+/// Timing of a run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DigestSettings {
+    /// How long received messages stay hidden: longer than the whole run, so no message is
+    /// received twice in one run, short enough that a crashed run's messages return well
+    /// before the next run.
+    pub visibility_timeout: Duration,
+    /// Receiving stops after this long even if the queue still has messages (they wait for the
+    /// next run), leaving the rest of the visibility timeout to send and delete.
+    pub drain_deadline: Duration,
+    /// Long-poll wait of each receive: with long polling SQS asks every server, so an empty
+    /// answer means the queue is empty rather than that one server had nothing.
+    pub receive_wait: Duration,
+    /// How long enrichment remembers a resource's tags within the run.
+    pub enrichment_ttl: Duration,
+}
+
+impl Default for DigestSettings {
+    fn default() -> Self {
+        DigestSettings {
+            visibility_timeout: Duration::from_secs(30 * 60),
+            drain_deadline: Duration::from_secs(10 * 60),
+            receive_wait: Duration::from_secs(1),
+            enrichment_ttl: Duration::from_secs(10 * 60),
+        }
+    }
+}
+
+/// What happened to the Slack summary.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SlackSummaryOutcome {
+    /// The schedule has no Slack destination, or no email was sent.
+    NotPosted,
+    /// Slack accepted the summary.
+    Posted,
+    /// The summary could not be posted; the email was sent and the messages deleted anyway.
+    Failed(String),
+}
+
+/// What a successful run did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DigestReport {
+    /// `namespace/name` of the schedule.
+    pub schedule: String,
+    /// The run as recorded in `status.lastRun`.
+    pub run: DigestRun,
+    /// Messages received from the queue.
+    pub received: usize,
+    /// Messages that repeated one already received (SNS and SQS deliver at least once).
+    pub duplicates: usize,
+    /// Alerts the schedule's match rejected (deleted with the others).
+    pub filtered: usize,
+    /// Messages kept for the next run because enrichment hit a transient AWS error.
+    pub deferred: usize,
+    /// Messages deleted.
+    pub deleted: usize,
+    /// Whether the run stopped at `maxAlertsPerRun` or the drain deadline rather than at an
+    /// empty queue: messages may be left for the next run.
+    pub more_waiting: bool,
+    /// Subject of the email, when one was sent.
+    pub subject: Option<String>,
+    /// The Slack summary.
+    pub slack: SlackSummaryOutcome,
+    /// The consolidated alerts.
+    pub summary: DigestSummary,
+}
+
+/// Why a run failed. Each message says what happened to the queued alerts.
+#[derive(Debug, thiserror::Error)]
+pub enum DigestError {
+    /// The DigestSchedule does not exist.
+    #[error("DigestSchedule {schedule} not found")]
+    NotFound {
+        /// `namespace/name`.
+        schedule: String,
+    },
+    /// The schedule has no queue yet.
+    #[error(
+        "DigestSchedule {schedule} has no queue yet (status.queueUrl is empty): the controller creates it when it reconciles the schedule"
+    )]
+    NoQueue {
+        /// `namespace/name`.
+        schedule: String,
+    },
+    /// Reading the schedule failed.
+    #[error("reading DigestSchedule {schedule}: {source}")]
+    Cluster {
+        /// `namespace/name`.
+        schedule: String,
+        /// The cluster's error.
+        #[source]
+        source: ClusterError,
+    },
+    /// Receiving from the queue failed; what was received was released for the next run.
+    #[error(
+        "receiving the alerts of {schedule} failed after {received} messages, which stay queued for the next run: {source}"
+    )]
+    Receive {
+        /// `namespace/name`.
+        schedule: String,
+        /// Messages received before the failure.
+        received: usize,
+        /// The SQS error.
+        #[source]
+        source: AwsError,
+    },
+    /// SES did not accept the email; nothing was deleted.
+    #[error(
+        "sending the digest of {schedule} failed; nothing was deleted and the {received} messages received stay queued for the next run: {source}"
+    )]
+    Send {
+        /// `namespace/name`.
+        schedule: String,
+        /// Messages received (all of them stay queued).
+        received: usize,
+        /// Why SES refused.
+        #[source]
+        source: EmailError,
+    },
+    /// The email was sent but some messages could not be deleted: they will be in the next
+    /// digest too.
+    #[error(
+        "the digest of {schedule} was sent, but {failed} messages could not be deleted and will appear again in the next digest: {reason}"
+    )]
+    Delete {
+        /// `namespace/name`.
+        schedule: String,
+        /// Messages not deleted.
+        failed: usize,
+        /// Why.
+        reason: String,
+    },
+    /// The email was sent and the messages deleted, but `status.lastRun` was not written.
+    #[error(
+        "the digest of {schedule} was sent, but recording the run on its status failed: {source}"
+    )]
+    Status {
+        /// `namespace/name`.
+        schedule: String,
+        /// The cluster's error.
+        #[source]
+        source: ClusterError,
+    },
+}
+
+/// Runs the digest of DigestSchedule `namespace/name` once, with default [`DigestSettings`].
+/// `now` ends the window covered and is recorded as `status.lastRun.time`.
+pub async fn run_digest<C: ClusterApi>(
+    cluster: &C,
+    aws: &AwsClients,
+    slack: &SlackClient,
+    namespace: &str,
+    name: &str,
+    now: DateTime<Utc>,
+) -> Result<DigestReport, DigestError> {
+    run_digest_with(
+        cluster,
+        aws,
+        slack,
+        namespace,
+        name,
+        now,
+        &DigestSettings::default(),
+    )
+    .await
+}
+
+/// [`run_digest`] with explicit settings.
+pub async fn run_digest_with<C: ClusterApi>(
+    cluster: &C,
+    aws: &AwsClients,
+    slack: &SlackClient,
+    namespace: &str,
+    name: &str,
+    now: DateTime<Utc>,
+    settings: &DigestSettings,
+) -> Result<DigestReport, DigestError> {
+    let schedule_ref = format!("{namespace}/{name}");
+    let schedule = read_schedule(cluster, namespace, name, &schedule_ref).await?;
+    let queue_url = schedule
+        .status
+        .as_ref()
+        .and_then(|s| s.queue_url.clone())
+        .filter(|url| !url.is_empty())
+        .ok_or_else(|| DigestError::NoQueue {
+            schedule: schedule_ref.clone(),
+        })?;
+    let spec = &schedule.spec;
+    let time_zone = spec.time_zone.parse::<Tz>().unwrap_or_else(|_| {
+        tracing::warn!(schedule = %schedule_ref, zone = %spec.time_zone, "unknown time zone; showing times in UTC");
+        Tz::UTC
+    });
+
+    let drained =
+        drain(aws, &queue_url, &schedule, settings)
+            .await
+            .map_err(|(received, source)| DigestError::Receive {
+                schedule: schedule_ref.clone(),
+                received,
+                source,
+            })?;
+    tracing::info!(
+        schedule = %schedule_ref,
+        received = drained.received,
+        alerts = drained.alerts.len(),
+        filtered = drained.filtered,
+        deferred = drained.deferred.len(),
+        "queue drained"
+    );
+
+    let summary = consolidate(&drained.alerts);
+    let previous_run = schedule
+        .status
+        .as_ref()
+        .and_then(|s| s.last_run.as_ref())
+        .map(|r| r.time);
+    let window_start = match (previous_run, summary.first_seen) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let context = DigestContext {
+        schedule: schedule_ref.clone(),
+        subject_prefix: spec.email.subject_prefix.clone(),
+        window_start,
+        window_end: now,
+        time_zone,
+    };
+    let mut report = DigestReport {
+        schedule: schedule_ref.clone(),
+        run: DigestRun {
+            time: now,
+            alert_count: i32::try_from(drained.alerts.len()).unwrap_or(i32::MAX),
+            sent: false,
+            message_id: None,
+        },
+        received: drained.received,
+        duplicates: drained.duplicates,
+        filtered: drained.filtered,
+        deferred: drained.deferred.len(),
+        deleted: 0,
+        more_waiting: drained.more_waiting,
+        subject: None,
+        slack: SlackSummaryOutcome::NotPosted,
+        summary,
+    };
+
+    if drained.alerts.is_empty() && !spec.send_empty {
+        tracing::info!(schedule = %schedule_ref, "nothing to report; no email sent");
+    } else {
+        let email = render_email(&context, &report.summary);
+        match send_email(aws, &spec.email, &email).await {
+            Ok(sent) => {
+                report.run.sent = true;
+                report.run.message_id = sent.message_id;
+                report.subject = Some(email.subject);
+            }
+            Err(source) => {
+                let mut everything = drained.to_delete.clone();
+                everything.extend(drained.deferred.iter().cloned());
+                release_logged(aws, &queue_url, &everything, &schedule_ref).await;
+                return Err(DigestError::Send {
+                    schedule: schedule_ref,
+                    received: drained.received,
+                    source,
+                });
+            }
+        }
+    }
+
+    // From here the email is accepted (or deliberately not sent): delete what it covered.
+    let deletion = queue::delete(aws, &queue_url, &drained.to_delete).await;
+    release_logged(aws, &queue_url, &drained.deferred, &schedule_ref).await;
+    let delete_error = match deletion {
+        Ok(BatchOutcome { succeeded, failed }) => {
+            report.deleted = succeeded;
+            (!failed.is_empty()).then(|| (failed.len(), failed.join("; ")))
+        }
+        Err(e) => Some((drained.to_delete.len(), e.to_string())),
+    };
+
+    if report.run.sent
+        && let Some(destination) = &spec.slack
+    {
+        report.slack = post_summary(
+            cluster,
+            slack,
+            namespace,
+            destination,
+            &context,
+            &report.summary,
+            spec.email.to.len(),
+        )
+        .await;
+        if let SlackSummaryOutcome::Failed(reason) = &report.slack {
+            tracing::error!(schedule = %schedule_ref, %reason, "the Slack summary was not posted (the email was sent)");
+        }
+    }
+
+    let recorded = record_run(cluster, namespace, name, &schedule_ref, &report.run).await;
+    if let Some((failed, reason)) = delete_error {
+        if let Err(e) = recorded {
+            tracing::error!(schedule = %schedule_ref, error = %e, "recording the run failed");
+        }
+        return Err(DigestError::Delete {
+            schedule: schedule_ref,
+            failed,
+            reason,
+        });
+    }
+    recorded?;
+    tracing::info!(
+        schedule = %schedule_ref,
+        alerts = report.run.alert_count,
+        sent = report.run.sent,
+        deleted = report.deleted,
+        "digest run finished"
+    );
+    Ok(report)
+}
+
+async fn read_schedule<C: ClusterApi>(
+    cluster: &C,
+    namespace: &str,
+    name: &str,
+    schedule_ref: &str,
+) -> Result<DigestSchedule, DigestError> {
+    cluster
+        .get::<DigestSchedule>(namespace, name)
+        .await
+        .map_err(|source| DigestError::Cluster {
+            schedule: schedule_ref.to_string(),
+            source,
+        })?
+        .ok_or_else(|| DigestError::NotFound {
+            schedule: schedule_ref.to_string(),
+        })
+}
+
+/// What draining the queue produced.
+struct Drained {
+    /// Decoded, enriched alerts the schedule's match accepted, one per distinct message.
+    alerts: Vec<Alert>,
+    /// Receipt handles to delete once the email is accepted: matched, filtered and duplicate
+    /// messages.
+    to_delete: Vec<String>,
+    /// Receipt handles kept for the next run (enrichment failed transiently).
+    deferred: Vec<String>,
+    received: usize,
+    duplicates: usize,
+    filtered: usize,
+    more_waiting: bool,
+}
+
+/// Receives until the queue answers empty, `maxAlertsPerRun` messages were received, or the
+/// drain deadline passed. On an SQS error, what was received is released and the error returned
+/// with the count.
+async fn drain(
+    aws: &AwsClients,
+    queue_url: &str,
+    schedule: &DigestSchedule,
+    settings: &DigestSettings,
+) -> Result<Drained, (usize, AwsError)> {
+    let max = usize::try_from(schedule.spec.max_alerts_per_run.max(1)).unwrap_or(1);
+    let visibility = i32::try_from(settings.visibility_timeout.as_secs())
+        .unwrap_or(43_200)
+        .clamp(1, 43_200);
+    let wait = i32::try_from(settings.receive_wait.as_secs())
+        .unwrap_or(20)
+        .clamp(0, 20);
+    let enricher = Enricher::new(aws.clone(), settings.enrichment_ttl);
+    let started = Instant::now();
+    let mut seen = HashSet::new();
+    let mut drained = Drained {
+        alerts: Vec::new(),
+        to_delete: Vec::new(),
+        deferred: Vec::new(),
+        received: 0,
+        duplicates: 0,
+        filtered: 0,
+        more_waiting: false,
+    };
+    loop {
+        if drained.received >= max || started.elapsed() >= settings.drain_deadline {
+            drained.more_waiting = true;
+            break;
+        }
+        let want = (max - drained.received).min(SQS_BATCH);
+        let batch = match queue::receive(aws, queue_url, want, visibility, wait).await {
+            Ok(batch) => batch,
+            Err(e) => {
+                let mut everything = drained.to_delete;
+                everything.extend(drained.deferred);
+                let schedule_ref = format!(
+                    "{}/{}",
+                    schedule.metadata.namespace.as_deref().unwrap_or_default(),
+                    schedule.metadata.name.as_deref().unwrap_or_default()
+                );
+                release_logged(aws, queue_url, &everything, &schedule_ref).await;
+                return Err((drained.received, e));
+            }
+        };
+        if batch.is_empty() {
+            break;
+        }
+        for message in batch {
+            drained.received += 1;
+            let mut alert = decode_sqs_body(&message.body);
+            if alert.time.is_none() {
+                alert.time = message.sent_at;
+            }
+            let identity = alert
+                .sns_message_id
+                .clone()
+                .unwrap_or_else(|| message.message_id.clone());
+            if !seen.insert(identity) {
+                drained.duplicates += 1;
+                drained.to_delete.push(message.receipt_handle);
+                continue;
+            }
+            if let Err(e) = enricher.enrich(&mut alert).await {
+                tracing::warn!(message_id = %message.message_id, error = %e, "enrichment failed; the alert waits for the next run");
+                drained.deferred.push(message.receipt_handle);
+                continue;
+            }
+            drained.to_delete.push(message.receipt_handle);
+            if matches(&schedule.spec.match_, &alert) {
+                drained.alerts.push(alert);
+            } else {
+                drained.filtered += 1;
+            }
+        }
+    }
+    Ok(drained)
+}
+
+/// Makes messages visible again; a failure is only logged, because their visibility timeout
+/// returns them to the queue long before the next scheduled run anyway.
+async fn release_logged(aws: &AwsClients, queue_url: &str, handles: &[String], schedule: &str) {
+    if handles.is_empty() {
+        return;
+    }
+    match queue::release(aws, queue_url, handles).await {
+        Ok(outcome) if outcome.failed.is_empty() => {}
+        Ok(outcome) => tracing::warn!(
+            schedule,
+            failed = outcome.failed.len(),
+            reasons = %outcome.failed.join("; "),
+            "some messages could not be made visible again; they return when their visibility timeout ends"
+        ),
+        Err(e) => tracing::warn!(
+            schedule,
+            error = %e,
+            "messages could not be made visible again; they return when their visibility timeout ends"
+        ),
+    }
+}
+
+/// Writes `status.lastRun`, keeping every other status field as the controller wrote it.
+async fn record_run<C: ClusterApi>(
+    cluster: &C,
+    namespace: &str,
+    name: &str,
+    schedule_ref: &str,
+    run: &DigestRun,
+) -> Result<(), DigestError> {
+    let status_error = |source| DigestError::Status {
+        schedule: schedule_ref.to_string(),
+        source,
+    };
+    // Re-read: the controller may have changed the status during the run.
+    let Some(current) = cluster
+        .get::<DigestSchedule>(namespace, name)
+        .await
+        .map_err(status_error)?
+    else {
+        return Err(status_error(ClusterError::NotFound(format!(
+            "DigestSchedule {schedule_ref} was deleted during the run"
+        ))));
+    };
+    let mut status = current.status.clone().unwrap_or_default();
+    status.last_run = Some(run.clone());
+    let value = serde_json::to_value(&status)
+        .map_err(|e| status_error(ClusterError::Serialization(e.to_string())))?;
+    cluster
+        .patch_status(&current, value)
+        .await
+        .map_err(status_error)
+}
+
+/// Why a Slack destination could not be turned into a target.
+#[derive(Debug, thiserror::Error)]
+pub enum SlackTargetError {
+    /// The Secret or its key does not exist.
+    #[error("Secret {namespace}/{name} has no key {key}")]
+    MissingSecret {
+        /// Namespace of the Secret.
+        namespace: String,
+        /// Name of the Secret.
+        name: String,
+        /// The key.
+        key: String,
+    },
+    /// The destination sets neither a webhook nor a bot token with a channel.
+    #[error("the Slack destination needs webhookSecretRef, or botTokenSecretRef and channel")]
+    Incomplete,
+    /// Reading the Secret failed.
+    #[error("reading the Slack secret: {0}")]
+    Cluster(#[from] ClusterError),
+}
+
+/// The Slack target of a destination, with its secret read from the namespace.
+pub async fn slack_target<C: ClusterApi>(
+    cluster: &C,
+    namespace: &str,
+    destination: &SlackDestination,
+) -> Result<SlackTarget, SlackTargetError> {
+    let read = |name: String, key: String| async move {
+        cluster
+            .secret_value(namespace, &name, &key)
+            .await?
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .ok_or(SlackTargetError::MissingSecret {
+                namespace: namespace.to_string(),
+                name,
+                key,
+            })
+    };
+    match (
+        &destination.webhook_secret_ref,
+        &destination.bot_token_secret_ref,
+        &destination.channel,
+    ) {
+        (Some(webhook), _, _) => Ok(SlackTarget::Webhook {
+            url: read(webhook.name.clone(), webhook.key.clone()).await?,
+        }),
+        (None, Some(token), Some(channel)) => Ok(SlackTarget::Bot {
+            token: read(token.name.clone(), token.key.clone()).await?,
+            channel: channel.clone(),
+        }),
+        _ => Err(SlackTargetError::Incomplete),
+    }
+}
+
+async fn post_summary<C: ClusterApi>(
+    cluster: &C,
+    slack: &SlackClient,
+    namespace: &str,
+    destination: &SlackDestination,
+    context: &DigestContext,
+    summary: &DigestSummary,
+    recipients: usize,
+) -> SlackSummaryOutcome {
+    let target = match slack_target(cluster, namespace, destination).await {
+        Ok(target) => target,
+        Err(e) => return SlackSummaryOutcome::Failed(e.to_string()),
+    };
+    let message = render_slack_summary(context, summary, recipients);
+    match slack.post(&target, &message).await {
+        Ok(_) => SlackSummaryOutcome::Posted,
+        Err(e) => SlackSummaryOutcome::Failed(e.to_string()),
+    }
+}
