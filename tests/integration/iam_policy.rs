@@ -36,7 +36,13 @@ const ACTION_ALIASES: &[(&str, &str)] = &[
 
 /// Actions that an operation needs beyond its own: RunJobFlow hands the cluster's service role
 /// and instance profile role to EMR, which IAM checks as `iam:PassRole`.
-const IMPLIED_ACTIONS: &[(&str, &str)] = &[("elasticmapreduce:RunJobFlow", "iam:PassRole")];
+/// Tagging on creation is authorised separately: CreateQueue with tags needs `sqs:TagQueue`, and
+/// RunJobFlow with tags needs `elasticmapreduce:AddTags`.
+const IMPLIED_ACTIONS: &[(&str, &str)] = &[
+    ("elasticmapreduce:RunJobFlow", "iam:PassRole"),
+    ("elasticmapreduce:RunJobFlow", "elasticmapreduce:AddTags"),
+    ("sqs:CreateQueue", "sqs:TagQueue"),
+];
 
 /// One SDK call site: which client field, which method, where.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -685,7 +691,8 @@ mod scanner {
             action("emr", "run_job_flow"),
             Some(vec![
                 "elasticmapreduce:RunJobFlow".to_string(),
-                "iam:PassRole".to_string()
+                "iam:PassRole".to_string(),
+                "elasticmapreduce:AddTags".to_string()
             ])
         );
         assert_eq!(
