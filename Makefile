@@ -8,7 +8,7 @@ VENV_STAMP  := $(VENV)/.moto-installed
 # Helm's own library (helm-python-sdk embeds Helm v4: no helm binary) and the chart test runner.
 CHART_STAMP := $(VENV)/.chart-tools-installed
 
-.PHONY: venv test lint build chart-test crds
+.PHONY: venv test lint build chart-test crds demo
 
 venv: $(VENV_STAMP)
 
@@ -43,3 +43,9 @@ lint:
 
 build:
 	cargo build
+
+# The local demo: the AWS emulator, a Slack stand-in, `alertops local` on examples/, and the
+# users' scenarios played end to end. Leaves nothing running.
+demo: venv
+	cargo build --quiet
+	$(VENV)/bin/python demo/demo.py --alertops target/debug/alertops --moto-server $(MOTO_SERVER)

@@ -46,6 +46,9 @@ pub enum Command {
     Retry(RetryArgs),
     /// Run a DigestSchedule once: drain its queue, email the summary, delete what was sent.
     Digest(DigestArgs),
+    /// Run everything without a cluster: manifests from a folder, AWS from the standard
+    /// environment (an emulator for the demo), Slack at a given URL.
+    Local(LocalArgs),
 }
 
 /// Flags shared by every workload that reconciles or names AWS resources.
@@ -304,6 +307,43 @@ fn parse_namespaced_name(value: &str) -> Result<(String, String), String> {
     }
 }
 
+/// `alertops local`.
+#[derive(Args, Debug)]
+pub struct LocalArgs {
+    /// A manifest file or folder (Secrets included), validated like `alertops lint`.
+    #[arg(long)]
+    pub manifests: PathBuf,
+    /// Cluster id used in AWS names and ownership tags.
+    #[arg(long, env = "ALERTOPS_CLUSTER_ID", default_value = "local")]
+    pub cluster_id: String,
+    /// Address of the Slack interaction endpoint (`/slack/interactions`), `/metrics` and
+    /// `POST /local/digests/NAMESPACE/NAME` (run a digest now).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Base URL of Slack's Web API (a stand-in for tests and demos).
+    #[arg(
+        long,
+        env = "ALERTOPS_SLACK_API_BASE",
+        default_value = "https://slack.com/api/"
+    )]
+    pub slack_api_base: String,
+    /// Send incoming webhooks here instead of https://hooks.slack.com/.
+    #[arg(long)]
+    pub slack_webhook_base: Option<String>,
+    /// Slack signing secret of the interaction endpoint.
+    #[arg(long, env = "ALERTOPS_SLACK_SIGNING_SECRET", hide_env_values = true)]
+    pub signing_secret: Secret,
+    /// Key of the signed button values (at least 32 characters); random when unset.
+    #[arg(long, env = "ALERTOPS_ACTION_TOKEN_KEY", hide_env_values = true)]
+    pub action_key: Option<Secret>,
+    /// Long-poll wait of the consumers, in seconds.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(0..=20))]
+    pub consumer_wait_seconds: u64,
+    /// Seconds between two comparisons of every resource with AWS.
+    #[arg(long, default_value_t = 60)]
+    pub resync_seconds: u64,
+}
+
 /// Sets up logging.
 pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
@@ -356,6 +396,10 @@ pub async fn run(cli: Cli) -> ExitCode {
             init_logging(cli.log_format);
             digest(args).await
         }
+        Command::Local(args) => {
+            init_logging(cli.log_format);
+            local(args).await
+        }
         Command::Retry(args) => {
             init_logging(cli.log_format);
             crate::retry::run_command(args).await
@@ -370,6 +414,59 @@ pub async fn run(cli: Cli) -> ExitCode {
                 }
             }
         }
+    }
+}
+
+/// Runs the local mode until Ctrl-C or SIGTERM.
+async fn local(args: LocalArgs) -> ExitCode {
+    let action_key = args.action_key.map(|k| k.0).unwrap_or_else(|| {
+        // A fresh key per run: buttons from an earlier run are rejected, as they should be.
+        let seed = format!("{:?}{}", std::time::SystemTime::now(), std::process::id());
+        crate::reconcile::names::short_hash(&seed).repeat(4)
+    });
+    let config = crate::local::LocalConfig {
+        manifests: args.manifests,
+        cluster_id: args.cluster_id,
+        listen: args.listen,
+        slack_api_base: args.slack_api_base,
+        slack_webhook_base: args.slack_webhook_base,
+        signing_secret: args.signing_secret.0,
+        action_key,
+        consumer_wait: std::time::Duration::from_secs(args.consumer_wait_seconds),
+        resync: std::time::Duration::from_secs(args.resync_seconds.max(5)),
+    };
+    let aws = crate::aws::AwsClients::from_env(crate::aws::AwsSettings::default()).await;
+    match crate::local::run(config, aws, shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "local mode stopped");
+            eprintln!("alertops local: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
     }
 }
 

@@ -17,6 +17,9 @@ use tokio::time::Instant;
 
 use super::render::SlackMessage;
 
+/// Where Slack's incoming webhooks live.
+const SLACK_WEBHOOK_ORIGIN: &str = "https://hooks.slack.com/";
+
 /// Where a route's messages go.
 #[derive(Clone, PartialEq, Eq)]
 pub enum SlackTarget {
@@ -110,6 +113,9 @@ pub struct SlackSettings {
     pub min_post_interval: Duration,
     /// Timeout of one HTTP request.
     pub request_timeout: Duration,
+    /// Replaces the `https://hooks.slack.com/` prefix of incoming-webhook URLs (the local mode
+    /// sends webhooks to a stand-in); `None` posts to the URL as it is.
+    pub webhook_base: Option<String>,
 }
 
 impl Default for SlackSettings {
@@ -121,6 +127,7 @@ impl Default for SlackSettings {
             max_backoff: Duration::from_secs(30),
             min_post_interval: Duration::from_secs(1),
             request_timeout: Duration::from_secs(10),
+            webhook_base: None,
         }
     }
 }
@@ -164,6 +171,16 @@ impl SlackClient {
         format!("{}/{method}", self.settings.api_base.trim_end_matches('/'))
     }
 
+    fn webhook_url(&self, url: &str) -> String {
+        match (
+            &self.settings.webhook_base,
+            url.strip_prefix(SLACK_WEBHOOK_ORIGIN),
+        ) {
+            (Some(base), Some(path)) => format!("{}/{path}", base.trim_end_matches('/')),
+            _ => url.to_string(),
+        }
+    }
+
     /// Waits until this channel may receive another post, and reserves the slot.
     async fn pace(&self, key: &str) {
         let wait_until = {
@@ -186,7 +203,8 @@ impl SlackClient {
         match target {
             SlackTarget::Webhook { url } => {
                 let body = json!({"text": message.text, "blocks": message.blocks});
-                self.with_retries("webhook", || self.webhook_attempt(url, &body))
+                let url = self.webhook_url(url);
+                self.with_retries("webhook", || self.webhook_attempt(&url, &body))
                     .await?;
                 Ok(None)
             }
@@ -460,6 +478,23 @@ mod tests {
             url: "https://hooks.slack.com/services/T/B/secret".into(),
         };
         assert!(!format!("{bot:?}{hook:?}").contains("secret"));
+    }
+
+    #[test]
+    fn webhooks_can_be_redirected_to_a_stand_in() {
+        let mut settings = SlackSettings::default();
+        let url = "https://hooks.slack.com/services/T0/B0/x";
+        assert_eq!(SlackClient::new(settings.clone()).webhook_url(url), url);
+        settings.webhook_base = Some("http://127.0.0.1:9/hooks/".into());
+        let client = SlackClient::new(settings);
+        assert_eq!(
+            client.webhook_url(url),
+            "http://127.0.0.1:9/hooks/services/T0/B0/x"
+        );
+        assert_eq!(
+            client.webhook_url("https://example.com/x"),
+            "https://example.com/x"
+        );
     }
 
     #[test]

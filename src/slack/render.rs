@@ -178,6 +178,10 @@ pub fn render_alert(
         let lines = alert
             .details
             .iter()
+            // The summary fields already show the state.
+            .filter(|d| {
+                !(d.label == "State" && alert.source_state.as_deref() == Some(d.value.as_str()))
+            })
             .map(|d| format!("*{}:* {}", escape(&d.label), escape(&d.value)))
             .collect::<Vec<_>>()
             .join("\n");
@@ -532,7 +536,10 @@ fn tags_and_links(alert: &Alert) -> Option<Value> {
         let tags = alert
             .tags
             .iter()
-            .filter(|(k, _)| !k.starts_with("aws:"))
+            // AWS's own tags and alertops' bookkeeping (ownership, runbook: shown as a link)
+            // mean nothing to the people reading the alert.
+            .filter(|(k, _)| !k.starts_with("aws:") && !k.starts_with("alertops.dev/"))
+            .filter(|(k, _)| k.as_str() != crate::alert::SEVERITY_TAG)
             .map(|(k, v)| format!("{}: {}", escape(k), escape(v)))
             .collect::<Vec<_>>()
             .join(" · ");

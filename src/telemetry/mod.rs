@@ -117,9 +117,13 @@ struct ServerState {
 
 /// The `/metrics`, `/healthz` and `/readyz` routes, for embedding into another router.
 pub fn router(registry: Arc<Registry>, readiness: Readiness) -> Router {
+    metrics_router(registry, readiness).route("/healthz", get(|| async { "ok" }))
+}
+
+/// `/metrics` and `/readyz` only, for routers that already answer `/healthz`.
+pub fn metrics_router(registry: Arc<Registry>, readiness: Readiness) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .with_state(ServerState {
             registry,
