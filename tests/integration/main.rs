@@ -12,3 +12,4 @@ mod harness;
 mod iam_policy;
 mod interact;
 mod lint;
+mod local;
