@@ -32,10 +32,12 @@ test: venv chart-test
 chart-test: $(CHART_STAMP)
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider charts/alertops/tests
 
-# Regenerates crds/ from the Rust types and copies them into the chart (kept byte-identical).
+# Regenerates crds/ from the Rust types, copies them into the chart (kept byte-identical) and
+# regenerates the CRD reference in docs/.
 crds:
 	cargo run --quiet -- crds --output-dir crds
 	cp crds/*.yaml charts/alertops/crds/
+	cargo run --quiet -- crds --reference > docs/crd-reference.md
 
 lint:
 	cargo fmt --check

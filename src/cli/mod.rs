@@ -121,6 +121,9 @@ pub struct CrdsArgs {
     /// Write one file per CRD into this folder instead of printing them.
     #[arg(long)]
     pub output_dir: Option<PathBuf>,
+    /// Print the Markdown reference of every field instead of the CRDs.
+    #[arg(long, conflicts_with = "output_dir")]
+    pub reference: bool,
 }
 
 /// `alertops lint`.
@@ -514,6 +517,10 @@ async fn digest(args: DigestArgs) -> ExitCode {
 
 fn crds(args: CrdsArgs) -> ExitCode {
     use crate::resources::crd;
+    if args.reference {
+        print!("{}", crd::reference_markdown());
+        return ExitCode::SUCCESS;
+    }
     match args.output_dir {
         None => {
             print!("{}", crd::all_yaml());

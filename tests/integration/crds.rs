@@ -177,3 +177,21 @@ fn cel_rules_reject_what_the_issue_lists() {
         .expect_err("duplicate names");
     assert!(err.to_string().contains("unique"), "{err}");
 }
+
+#[test]
+fn the_crd_reference_matches_the_types() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/crd-reference.md");
+    let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        on_disk == crd::reference_markdown(),
+        "docs/crd-reference.md is out of date; run `make crds` and commit the result"
+    );
+    for field in [
+        "spec.alarms[].evaluationPeriods",
+        "spec.actions.retry.maxAttempts",
+        "spec.timeZone",
+        "status.conditions",
+    ] {
+        assert!(on_disk.contains(field), "{field} is documented");
+    }
+}
