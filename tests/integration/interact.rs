@@ -11,7 +11,9 @@ use alertops::alert::{
 use alertops::aws::AwsClients;
 use alertops::cli::{Cli, Command};
 use alertops::interact::job::{ORIGINAL_CLUSTER_LABEL, RESPONSE_URL_ENV, SLACK_MESSAGE_ENV};
-use alertops::interact::{InteractState, RetryJobSettings, SlackRequestVerifier, router};
+use alertops::interact::{
+    InteractMetrics, InteractState, RetryJobSettings, SlackRequestVerifier, router,
+};
 use alertops::k8s::MemoryCluster;
 use alertops::resources::{AlertKind, AlertState};
 use alertops::retry::{self, RetryOutcome};
@@ -103,7 +105,10 @@ impl Fixture {
                 slack_api_base: slack.api_base(),
                 aws_region: Some("us-east-1".into()),
                 ttl_seconds_after_finished: 604_800,
+                service_account: None,
+                image_pull_policy: None,
             },
+            metrics: InteractMetrics::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
