@@ -556,6 +556,8 @@ impl<C: ClusterApi> Consumer<C> {
             loaded_at: Instant::now(),
         });
         self.state = Some(state.clone());
+        // The route was read and its queue answered GetQueueAttributes.
+        self.readiness.set(true);
         Ok(state)
     }
 

@@ -691,16 +691,29 @@ async fn at_the_cap_the_click_and_the_job_are_refused_and_nothing_starts() {
         matches!(&outcome, RetryOutcome::Refused { reason } if reason.contains("all 2 retries")),
         "{outcome:?}"
     );
-    let clusters = aws.emr.list_clusters().send().await.unwrap();
-    assert_eq!(
-        clusters
+    // Every page: other tests of this process start clusters in the same emulator, and
+    // ListClusters returns 50 per page.
+    let mut named = 0;
+    let mut marker = None;
+    loop {
+        let page = aws
+            .emr
+            .list_clusters()
+            .set_marker(marker)
+            .send()
+            .await
+            .unwrap();
+        named += page
             .clusters()
             .iter()
             .filter(|c| c.name() == Some(name.as_str()))
-            .count(),
-        1,
-        "no new cluster"
-    );
+            .count();
+        marker = page.marker().map(str::to_string);
+        if marker.is_none() {
+            break;
+        }
+    }
+    assert_eq!(named, 1, "no new cluster");
     let reported = fixture.responses("capped-job", 1).await;
     assert!(
         text_of(&reported[0]).contains("Retry refused"),
