@@ -205,72 +205,6 @@ pub struct ConsumeArgs {
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(pub String);
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn operator(args: &[&str]) -> Result<OperatorSettings, String> {
-        let mut argv = vec!["alertops", "controller", "--cluster-id", "prod"];
-        argv.extend_from_slice(args);
-        let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
-        let Command::Controller(args) = cli.command else {
-            panic!("not the controller");
-        };
-        args.operator.settings()
-    }
-
-    #[test]
-    fn annotations_come_as_json_and_as_key_value_pairs() {
-        let settings = operator(&[
-            "--workload-service-account-annotations",
-            r#"{"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/a", "x": "1"}"#,
-            "--workload-service-account-annotation",
-            "x=2",
-        ])
-        .unwrap();
-        assert_eq!(
-            settings.service_account_annotations["eks.amazonaws.com/role-arn"],
-            "arn:aws:iam::1:role/a"
-        );
-        assert_eq!(settings.service_account_annotations["x"], "2", "pairs win");
-        let error = operator(&["--workload-service-account-annotations", "[1]"]).unwrap_err();
-        assert!(error.contains("JSON object"), "{error}");
-        assert!(operator(&["--workload-service-account-annotations", ""]).is_ok());
-    }
-
-    #[test]
-    fn controller_passes_workload_settings_on() {
-        let settings = operator(&[
-            "--action-key-secret",
-            "alertops-system/alertops-action-key/key",
-            "--slack-api-base",
-            "https://slack.example/api/",
-            "--workload-service-account",
-            "alertops-workload",
-            "--workload-image-pull-policy",
-            "Always",
-        ])
-        .unwrap();
-        assert_eq!(
-            settings.action_key_secret.as_deref(),
-            Some("alertops-system/alertops-action-key/key")
-        );
-        assert_eq!(
-            settings.slack_api_base.as_deref(),
-            Some("https://slack.example/api/")
-        );
-        assert_eq!(
-            settings.workload_service_account.as_deref(),
-            Some("alertops-workload")
-        );
-        assert_eq!(
-            settings.workload_image_pull_policy.as_deref(),
-            Some("Always")
-        );
-        assert!(operator(&["--action-key-secret", "only/two"]).is_err());
-    }
-}
-
 impl std::str::FromStr for Secret {
     type Err = std::convert::Infallible;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -585,5 +519,71 @@ fn lint(args: LintArgs) -> ExitCode {
             eprintln!("alertops lint: {e}");
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn operator(args: &[&str]) -> Result<OperatorSettings, String> {
+        let mut argv = vec!["alertops", "controller", "--cluster-id", "prod"];
+        argv.extend_from_slice(args);
+        let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+        let Command::Controller(args) = cli.command else {
+            panic!("not the controller");
+        };
+        args.operator.settings()
+    }
+
+    #[test]
+    fn annotations_come_as_json_and_as_key_value_pairs() {
+        let settings = operator(&[
+            "--workload-service-account-annotations",
+            r#"{"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/a", "x": "1"}"#,
+            "--workload-service-account-annotation",
+            "x=2",
+        ])
+        .unwrap();
+        assert_eq!(
+            settings.service_account_annotations["eks.amazonaws.com/role-arn"],
+            "arn:aws:iam::1:role/a"
+        );
+        assert_eq!(settings.service_account_annotations["x"], "2", "pairs win");
+        let error = operator(&["--workload-service-account-annotations", "[1]"]).unwrap_err();
+        assert!(error.contains("JSON object"), "{error}");
+        assert!(operator(&["--workload-service-account-annotations", ""]).is_ok());
+    }
+
+    #[test]
+    fn controller_passes_workload_settings_on() {
+        let settings = operator(&[
+            "--action-key-secret",
+            "alertops-system/alertops-action-key/key",
+            "--slack-api-base",
+            "https://slack.example/api/",
+            "--workload-service-account",
+            "alertops-workload",
+            "--workload-image-pull-policy",
+            "Always",
+        ])
+        .unwrap();
+        assert_eq!(
+            settings.action_key_secret.as_deref(),
+            Some("alertops-system/alertops-action-key/key")
+        );
+        assert_eq!(
+            settings.slack_api_base.as_deref(),
+            Some("https://slack.example/api/")
+        );
+        assert_eq!(
+            settings.workload_service_account.as_deref(),
+            Some("alertops-workload")
+        );
+        assert_eq!(
+            settings.workload_image_pull_policy.as_deref(),
+            Some("Always")
+        );
+        assert!(operator(&["--action-key-secret", "only/two"]).is_err());
     }
 }
