@@ -69,6 +69,32 @@ pub struct OperatorArgs {
     /// `eks.amazonaws.com/role-arn=arn:aws:iam::123456789012:role/alertops-consumer` for IRSA.
     #[arg(long = "workload-service-account-annotation", value_name = "KEY=VALUE")]
     pub workload_service_account_annotations: Vec<String>,
+    /// The workloads' service-account annotations as one JSON object (what the Helm chart
+    /// passes); `--workload-service-account-annotation` entries are added over it.
+    #[arg(
+        long = "workload-service-account-annotations",
+        env = "ALERTOPS_WORKLOAD_SERVICE_ACCOUNT_ANNOTATIONS",
+        value_name = "JSON"
+    )]
+    pub workload_service_account_annotations_json: Option<String>,
+    /// One ServiceAccount name for the workloads of every namespace (the chart binds its
+    /// Roles to it); unset, each consumer and digest gets its own.
+    #[arg(long, env = "ALERTOPS_WORKLOAD_SERVICE_ACCOUNT")]
+    pub workload_service_account: Option<String>,
+    /// `imagePullPolicy` of the workloads (Always, IfNotPresent or Never).
+    #[arg(long, env = "ALERTOPS_WORKLOAD_IMAGE_PULL_POLICY")]
+    pub workload_image_pull_policy: Option<String>,
+    /// The Secret key that signs Slack buttons, as `NAMESPACE/NAME/KEY`; the consumers read it
+    /// at start (the interaction server gets the same key from the Secret as environment).
+    #[arg(long, env = "ALERTOPS_ACTION_KEY_SECRET")]
+    pub action_key_secret: Option<String>,
+    /// Base URL of Slack's Web API (or a Slack-compatible endpoint) for consumers and digests.
+    #[arg(long, env = "ALERTOPS_SLACK_API_BASE")]
+    pub slack_api_base: Option<String>,
+    /// AWS endpoint of this process's SDK, passed on to the workloads (a test cluster's AWS
+    /// emulator); unset uses AWS itself.
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    pub aws_endpoint_url: Option<String>,
 }
 
 impl OperatorArgs {
@@ -79,6 +105,19 @@ impl OperatorArgs {
         if let Some(image) = self.workload_image.clone().filter(|i| !i.is_empty()) {
             settings.workload_image = image;
         }
+        if let Some(json) = self
+            .workload_service_account_annotations_json
+            .as_deref()
+            .filter(|j| !j.trim().is_empty())
+        {
+            let annotations: std::collections::BTreeMap<String, String> =
+                serde_json::from_str(json).map_err(|e| {
+                    format!(
+                        "service-account annotations must be a JSON object of strings ({e}): {json}"
+                    )
+                })?;
+            settings.service_account_annotations.extend(annotations);
+        }
         for annotation in &self.workload_service_account_annotations {
             let (key, value) = annotation.split_once('=').ok_or_else(|| {
                 format!("service-account annotation {annotation:?} must be KEY=VALUE")
@@ -87,6 +126,12 @@ impl OperatorArgs {
                 .service_account_annotations
                 .insert(key.to_string(), value.to_string());
         }
+        let set = |value: &Option<String>| value.clone().filter(|v| !v.trim().is_empty());
+        settings.workload_service_account = set(&self.workload_service_account);
+        settings.workload_image_pull_policy = set(&self.workload_image_pull_policy);
+        settings.action_key_secret = set(&self.action_key_secret);
+        settings.slack_api_base = set(&self.slack_api_base);
+        settings.aws_endpoint_url = set(&self.aws_endpoint_url);
         settings.validate()?;
         Ok(settings)
     }
@@ -150,6 +195,16 @@ pub struct ConsumeArgs {
     /// Long-poll wait of each ReceiveMessage, in seconds (0 to 20).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(0..=20))]
     pub wait_seconds: u64,
+    /// Address of `/metrics`, `/healthz` and `/readyz`.
+    #[arg(long, env = "ALERTOPS_HTTP_LISTEN", default_value = "0.0.0.0:8080")]
+    pub http_listen: std::net::SocketAddr,
+    /// The Secret key that signs Slack buttons, `NAMESPACE/NAME/KEY` (set by the controller);
+    /// without it, `ALERTOPS_ACTION_TOKEN_KEY` holds the key itself.
+    #[arg(long, env = "ALERTOPS_ACTION_KEY_SECRET")]
+    pub action_key_secret: Option<String>,
+    /// The button-signing key itself (the local mode), at least 32 bytes.
+    #[arg(long, env = "ALERTOPS_ACTION_TOKEN_KEY", hide_env_values = true)]
+    pub action_token_key: Option<Secret>,
 }
 
 /// A secret read from the command line or the environment; never printed by `Debug`.
@@ -192,6 +247,13 @@ pub struct InteractArgs {
     /// The alertops image the retry Jobs run.
     #[arg(long, env = "ALERTOPS_WORKLOAD_IMAGE")]
     pub workload_image: String,
+    /// `imagePullPolicy` of the retry Jobs.
+    #[arg(long, env = "ALERTOPS_WORKLOAD_IMAGE_PULL_POLICY")]
+    pub workload_image_pull_policy: Option<String>,
+    /// ServiceAccount of the retry Jobs when the workloads share one per namespace; unset, a
+    /// Job runs as its route's consumer.
+    #[arg(long, env = "ALERTOPS_WORKLOAD_SERVICE_ACCOUNT")]
+    pub workload_service_account: Option<String>,
     /// Hours a button stays usable after its message was posted; finished retry Jobs are kept as
     /// long, so a replayed click still finds its Job.
     #[arg(long, env = "ALERTOPS_BUTTON_MAX_AGE_HOURS", default_value_t = 168)]
@@ -376,6 +438,9 @@ pub async fn run(cli: Cli) -> ExitCode {
                 route: args.route,
                 slack_api_base: args.slack_api_base,
                 wait_seconds: args.wait_seconds,
+                http_listen: args.http_listen,
+                action_key_secret: args.action_key_secret.filter(|s| !s.trim().is_empty()),
+                action_token_key: args.action_token_key.map(|s| s.0).filter(|k| !k.is_empty()),
             };
             match crate::consume::run_command(command).await {
                 Ok(()) => ExitCode::SUCCESS,
@@ -558,5 +623,71 @@ fn lint(args: LintArgs) -> ExitCode {
             eprintln!("alertops lint: {e}");
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn operator(args: &[&str]) -> Result<OperatorSettings, String> {
+        let mut argv = vec!["alertops", "controller", "--cluster-id", "prod"];
+        argv.extend_from_slice(args);
+        let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+        let Command::Controller(args) = cli.command else {
+            panic!("not the controller");
+        };
+        args.operator.settings()
+    }
+
+    #[test]
+    fn annotations_come_as_json_and_as_key_value_pairs() {
+        let settings = operator(&[
+            "--workload-service-account-annotations",
+            r#"{"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/a", "x": "1"}"#,
+            "--workload-service-account-annotation",
+            "x=2",
+        ])
+        .unwrap();
+        assert_eq!(
+            settings.service_account_annotations["eks.amazonaws.com/role-arn"],
+            "arn:aws:iam::1:role/a"
+        );
+        assert_eq!(settings.service_account_annotations["x"], "2", "pairs win");
+        let error = operator(&["--workload-service-account-annotations", "[1]"]).unwrap_err();
+        assert!(error.contains("JSON object"), "{error}");
+        assert!(operator(&["--workload-service-account-annotations", ""]).is_ok());
+    }
+
+    #[test]
+    fn controller_passes_workload_settings_on() {
+        let settings = operator(&[
+            "--action-key-secret",
+            "alertops-system/alertops-action-key/key",
+            "--slack-api-base",
+            "https://slack.example/api/",
+            "--workload-service-account",
+            "alertops-workload",
+            "--workload-image-pull-policy",
+            "Always",
+        ])
+        .unwrap();
+        assert_eq!(
+            settings.action_key_secret.as_deref(),
+            Some("alertops-system/alertops-action-key/key")
+        );
+        assert_eq!(
+            settings.slack_api_base.as_deref(),
+            Some("https://slack.example/api/")
+        );
+        assert_eq!(
+            settings.workload_service_account.as_deref(),
+            Some("alertops-workload")
+        );
+        assert_eq!(
+            settings.workload_image_pull_policy.as_deref(),
+            Some("Always")
+        );
+        assert!(operator(&["--action-key-secret", "only/two"]).is_err());
     }
 }

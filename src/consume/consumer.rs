@@ -1,7 +1,8 @@
 //! The consumer loop of one route: receive → decode → enrich → match → group → deliver → delete.
 //!
-//! An SQS message is deleted only after Slack accepted the post (or update) that contains its
-//! alert, or when the route's match deliberately filtered it out. Every other outcome leaves it
+//! An SQS message is deleted only after every destination of the route accepted the alert it
+//! carries — Slack (the post or update that contains it) and SES (the email that lists it) — or
+//! when the route's match deliberately filtered it out. Every other outcome leaves it
 //! in the queue: a transient failure (enrichment, Slack 5xx/429 through all retries) or a
 //! permanent Slack refusal makes it visible again after a backoff that grows with its receive
 //! count, and after `maxReceiveCount` receives SQS moves it to the dead-letter queue. Dropping
@@ -17,14 +18,16 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio::time::Instant;
 
-use crate::alert::{Enricher, decode_sqs_body, matches};
+use crate::alert::{Alert, Enricher, decode_sqs_body, matches};
 use crate::aws::AwsClients;
+use crate::email::EmailError;
 use crate::k8s::ClusterApi;
-use crate::resources::AlertRoute;
+use crate::resources::{AlertRoute, EmailDestination};
 use crate::slack::{
     ActionSigner, ButtonSigning, PostedMessage, RenderOptions, RouteRef, SlackClient, SlackError,
     SlackTarget, render_alert, render_group,
 };
+use crate::telemetry::Readiness;
 
 use super::ConsumeError;
 use super::metrics::ConsumerMetrics;
@@ -91,6 +94,8 @@ pub struct BatchReport {
     pub posts: usize,
     /// Slack messages rewritten with `chat.update`.
     pub updates: usize,
+    /// Emails SES accepted.
+    pub emails: usize,
     /// Messages SQS confirmed deleted.
     pub deleted: usize,
 }
@@ -106,6 +111,7 @@ impl std::ops::AddAssign for BatchReport {
         self.dead_letter_risk += other.dead_letter_risk;
         self.posts += other.posts;
         self.updates += other.updates;
+        self.emails += other.emails;
         self.deleted += other.deleted;
     }
 }
@@ -117,7 +123,10 @@ struct RouteState {
     key: String,
     queue_url: String,
     queue: QueueFacts,
-    target: SlackTarget,
+    /// The Slack destination, when the route has one.
+    target: Option<SlackTarget>,
+    /// The email destination, when the route has one.
+    email: Option<EmailDestination>,
     render: RenderOptions,
     loaded_at: Instant,
 }
@@ -128,6 +137,8 @@ enum Failure {
     Enrichment,
     SlackTransient,
     SlackRejected,
+    EmailTransient,
+    EmailRejected,
 }
 
 impl Failure {
@@ -136,7 +147,22 @@ impl Failure {
             Failure::Enrichment => "enrichment",
             Failure::SlackTransient => "slack_transient",
             Failure::SlackRejected => "slack_rejected",
+            Failure::EmailTransient => "email_transient",
+            Failure::EmailRejected => "email_rejected",
         }
+    }
+
+    /// Refused for good: the route's destination must be fixed.
+    fn is_rejection(self) -> bool {
+        matches!(self, Failure::SlackRejected | Failure::EmailRejected)
+    }
+}
+
+/// The alerts a delivery carries.
+fn alerts_of<M>(delivery: &Delivery<M>) -> Vec<&Alert> {
+    match delivery {
+        Delivery::Post { alerts, .. } => alerts.iter().collect(),
+        Delivery::Update { alert, .. } | Delivery::ThreadReply { alert, .. } => vec![alert],
     }
 }
 
@@ -172,6 +198,7 @@ pub struct Consumer<C> {
     options: ConsumerOptions,
     state: Option<Arc<RouteState>>,
     in_flight: Arc<AtomicBool>,
+    readiness: Readiness,
 }
 
 impl<C: ClusterApi> Consumer<C> {
@@ -197,7 +224,19 @@ impl<C: ClusterApi> Consumer<C> {
             options,
             state: None,
             in_flight: Arc::new(AtomicBool::new(false)),
+            readiness: Readiness::default(),
         }
+    }
+
+    /// Ready once the route was read and its queue answered; not ready while a batch cannot
+    /// run (route missing, no queue yet, AWS unreachable). `/readyz` serves it.
+    pub fn readiness(&self) -> &Readiness {
+        &self.readiness
+    }
+
+    /// The AWS clients (whose metrics `/metrics` serves).
+    pub fn aws(&self) -> &AwsClients {
+        &self.aws
     }
 
     /// Signs Acknowledge and Retry buttons with `signer`; without one, messages have no buttons.
@@ -239,6 +278,7 @@ impl<C: ClusterApi> Consumer<C> {
         let grace = self.options.shutdown_grace;
         let error_backoff_max = self.options.error_backoff_max;
         let metrics = self.metrics.clone();
+        let readiness = self.readiness.clone();
         loop {
             let result = {
                 let mut batch = pin!(self.run_once());
@@ -260,11 +300,13 @@ impl<C: ClusterApi> Consumer<C> {
             match result {
                 Ok(report) => {
                     failures = 0;
+                    readiness.set(true);
                     if report.received > 0 {
                         tracing::debug!(route = %route_key, ?report, "batch done");
                     }
                 }
                 Err(error) => {
+                    readiness.set(false);
                     failures = failures.saturating_add(1);
                     metrics.batch_error(&route_key, error.category());
                     let pause = Duration::from_secs(1)
@@ -324,8 +366,8 @@ impl<C: ClusterApi> Consumer<C> {
 
         let pending = collapse(std::mem::take(&mut batch.pending));
         let bot_token = match &state.target {
-            SlackTarget::Bot { token, .. } => Some(token.clone()),
-            SlackTarget::Webhook { .. } => None,
+            Some(SlackTarget::Bot { token, .. }) => Some(token.clone()),
+            _ => None,
         };
         let index = match bot_token {
             Some(_) if !pending.is_empty() => Some(self.load_index(&state).await),
@@ -346,31 +388,41 @@ impl<C: ClusterApi> Consumer<C> {
 
         for delivery in deliveries {
             self.renew_visibility(&state, &mut batch).await;
-            let started = Instant::now();
-            let outcome = self
-                .send(&state, bot_token.as_deref(), &delivery, signing)
-                .await;
             let ids = delivery.messages();
-            match outcome {
-                Ok(sent) => {
-                    let call = match (&delivery, sent.post) {
-                        (Delivery::ThreadReply { .. }, _) => "thread_reply",
-                        (_, true) => "post",
-                        (_, false) => "update",
-                    };
-                    self.metrics
-                        .slack_latency(&state.key, call, started.elapsed());
-                    if sent.post {
-                        report.posts += 1;
-                    } else {
-                        report.updates += 1;
+            let alerts = alerts_of(&delivery);
+            let mut grouped = delivery.alert_count() > 1;
+            // Slack first: when it fails the email is not sent, so the retry sends it once.
+            let mut failure = match &state.target {
+                Some(target) => match self
+                    .deliver_to_slack(&state, target, bot_token.as_deref(), &delivery, signing)
+                    .await
+                {
+                    Ok(sent) => {
+                        if sent.post {
+                            report.posts += 1;
+                        } else {
+                            report.updates += 1;
+                        }
+                        grouped = sent.grouped;
+                        None
                     }
-                    if let Some(posted) = &sent.posted {
-                        self.remember(&state, &delivery, posted, sent.grouped).await;
-                    }
+                    Err(failure) => Some(failure),
+                },
+                None => None,
+            };
+            if failure.is_none()
+                && let Some(email) = &state.email
+            {
+                match self.deliver_by_email(&state, email, &alerts).await {
+                    Ok(()) => report.emails += 1,
+                    Err(email_failure) => failure = Some(email_failure),
+                }
+            }
+            match failure {
+                None => {
                     report.delivered += ids.len();
                     self.metrics.delivered(&state.key, ids.len());
-                    if sent.grouped {
+                    if grouped {
                         report.grouped += ids.len();
                         self.metrics.grouped(&state.key, ids.len());
                     }
@@ -378,21 +430,89 @@ impl<C: ClusterApi> Consumer<C> {
                         ids.iter().map(|&i| &batch.messages[i]).collect();
                     report.deleted += self.delete(&state, &delivered).await;
                 }
-                Err(error) => {
-                    let failure = if error.is_transient() {
-                        tracing::warn!(route = %state.key, %error, alerts = delivery.alert_count(), "Slack did not take the alerts; they stay queued and return after a backoff");
-                        Failure::SlackTransient
-                    } else {
-                        tracing::error!(route = %state.key, %error, alerts = delivery.alert_count(), "SLACK REFUSED the alerts of this route; fix the route's Slack destination — the messages stay queued and go to the dead-letter queue after maxReceiveCount receives");
-                        Failure::SlackRejected
-                    };
-                    batch.failed.extend(ids.iter().map(|&i| (i, failure)));
-                }
+                Some(failure) => batch.failed.extend(ids.iter().map(|&i| (i, failure))),
             }
         }
 
         self.delay_failed(&state, &batch, &mut report).await;
         Ok(report)
+    }
+
+    /// Delivers to Slack, logging each alert with the route and its fingerprint; on success the
+    /// message that now shows the alerts is remembered.
+    async fn deliver_to_slack(
+        &self,
+        state: &RouteState,
+        target: &SlackTarget,
+        bot_token: Option<&str>,
+        delivery: &Delivery<usize>,
+        signing: Option<ButtonSigning<'_>>,
+    ) -> Result<Sent, Failure> {
+        let started = Instant::now();
+        match self.send(state, target, bot_token, delivery, signing).await {
+            Ok(sent) => {
+                let call = match (delivery, sent.post) {
+                    (Delivery::ThreadReply { .. }, _) => "thread_reply",
+                    (_, true) => "post",
+                    (_, false) => "update",
+                };
+                self.metrics
+                    .slack_latency(&state.key, call, started.elapsed());
+                for alert in alerts_of(delivery) {
+                    tracing::info!(route = %state.key, fingerprint = %alert.fingerprint, destination = "slack", call, alerts = delivery.alert_count(), "alert delivered");
+                }
+                if let Some(posted) = &sent.posted {
+                    self.remember(state, delivery, posted, sent.grouped).await;
+                }
+                Ok(sent)
+            }
+            Err(error) if error.is_transient() => {
+                for alert in alerts_of(delivery) {
+                    tracing::warn!(route = %state.key, fingerprint = %alert.fingerprint, destination = "slack", %error, "Slack did not take the alert; it stays queued and returns after a backoff");
+                }
+                Err(Failure::SlackTransient)
+            }
+            Err(error) => {
+                for alert in alerts_of(delivery) {
+                    tracing::error!(route = %state.key, fingerprint = %alert.fingerprint, destination = "slack", %error, "SLACK REFUSED the alert; fix the route's Slack destination — the message stays queued and goes to the dead-letter queue after maxReceiveCount receives");
+                }
+                Err(Failure::SlackRejected)
+            }
+        }
+    }
+
+    /// Sends one email listing `alerts` through SES, logging each alert with the route and its
+    /// fingerprint.
+    async fn deliver_by_email(
+        &self,
+        state: &RouteState,
+        destination: &EmailDestination,
+        alerts: &[&Alert],
+    ) -> Result<(), Failure> {
+        let owned: Vec<Alert> = alerts.iter().map(|a| (*a).clone()).collect();
+        let message =
+            super::email::render(&state.key, &owned, destination.subject_prefix.as_deref());
+        let started = Instant::now();
+        match crate::email::send_email(&self.aws, destination, &message).await {
+            Ok(sent) => {
+                self.metrics.email_sent(&state.key, started.elapsed());
+                for alert in alerts {
+                    tracing::info!(route = %state.key, fingerprint = %alert.fingerprint, destination = "email", ses_message_id = sent.message_id.as_deref().unwrap_or_default(), alerts = alerts.len(), "alert delivered");
+                }
+                Ok(())
+            }
+            Err(error) => {
+                let failure = email_failure(&error);
+                for alert in alerts {
+                    if failure == Failure::EmailTransient {
+                        tracing::warn!(route = %state.key, fingerprint = %alert.fingerprint, destination = "email", %error, "SES did not take the email; the alert stays queued and returns after a backoff");
+                    } else {
+                        tracing::error!(route = %state.key, fingerprint = %alert.fingerprint, destination = "email", %error, "SES REFUSED the email; fix the route's email destination (is the sender verified?) — the message stays queued and goes to the dead-letter queue after maxReceiveCount receives");
+                    }
+                }
+                Err(failure)
+            }
+        }
     }
 
     /// The route, its Slack target and its queue's attributes, read again after `route_refresh`.
@@ -415,15 +535,19 @@ impl<C: ClusterApi> Consumer<C> {
             .and_then(|s| s.queue_url.clone())
             .filter(|u| !u.is_empty())
             .ok_or_else(|| ConsumeError::QueueNotReady(key.clone()))?;
-        let slack = route
-            .spec
-            .slack
-            .as_ref()
-            .ok_or_else(|| ConsumeError::NoSlackDestination(key.clone()))?;
-        let target = super::resolve_target(&self.cluster, namespace, &key, slack).await?;
+        if route.spec.slack.is_none() && route.spec.email.is_none() {
+            return Err(ConsumeError::NoDestination(key));
+        }
+        let target = match &route.spec.slack {
+            Some(slack) => {
+                Some(super::resolve_target(&self.cluster, namespace, &key, slack).await?)
+            }
+            None => None,
+        };
         let queue = queue::queue_facts(&self.aws, &queue_url).await?;
         let state = Arc::new(RouteState {
             render: RenderOptions::for_route(&route),
+            email: route.spec.email.clone(),
             route,
             key,
             queue_url,
@@ -432,6 +556,8 @@ impl<C: ClusterApi> Consumer<C> {
             loaded_at: Instant::now(),
         });
         self.state = Some(state.clone());
+        // The route was read and its queue answered GetQueueAttributes.
+        self.readiness.set(true);
         Ok(state)
     }
 
@@ -516,6 +642,7 @@ impl<C: ClusterApi> Consumer<C> {
     async fn send(
         &self,
         state: &RouteState,
+        target: &SlackTarget,
         bot_token: Option<&str>,
         delivery: &Delivery<usize>,
         signing: Option<ButtonSigning<'_>>,
@@ -527,7 +654,7 @@ impl<C: ClusterApi> Consumer<C> {
                 } else {
                     render_group(alerts, &state.render, signing)
                 };
-                let posted = self.slack.post(&state.target, &message).await?;
+                let posted = self.slack.post(target, &message).await?;
                 Ok(Sent {
                     posted,
                     grouped: alerts.len() > 1,
@@ -547,7 +674,7 @@ impl<C: ClusterApi> Consumer<C> {
                         // The message is gone or can no longer be edited: a new one is better
                         // than none.
                         tracing::warn!(route = %state.key, %error, ts = %stored.ts, "could not update the alert's message; posting a new one");
-                        let posted = self.slack.post(&state.target, &message).await?;
+                        let posted = self.slack.post(target, &message).await?;
                         Ok(Sent {
                             posted,
                             grouped: false,
@@ -594,11 +721,7 @@ impl<C: ClusterApi> Consumer<C> {
     ) {
         let at = Utc::now();
         let mut entries = MessageIndex::new();
-        let alerts: Vec<&crate::alert::Alert> = match delivery {
-            Delivery::Post { alerts, .. } => alerts.iter().collect(),
-            Delivery::Update { alert, .. } | Delivery::ThreadReply { alert, .. } => vec![alert],
-        };
-        for alert in alerts {
+        for alert in alerts_of(delivery) {
             entries.insert(
                 alert.fingerprint.clone(),
                 StoredMessage {
@@ -636,7 +759,7 @@ impl<C: ClusterApi> Consumer<C> {
             let message = &batch.messages[i];
             report.failed += 1;
             self.metrics.failed(&state.key, failure.label(), 1);
-            if failure == Failure::SlackRejected {
+            if failure.is_rejection() {
                 report.rejected += 1;
             }
             if state
@@ -658,5 +781,15 @@ impl<C: ClusterApi> Consumer<C> {
         if let Err(error) = queue::delay(&self.aws, &state.queue_url, &delays).await {
             tracing::warn!(route = %state.key, %error, "could not delay failed messages; they return after the visibility timeout");
         }
+    }
+}
+
+/// Transient SES failures come back after a backoff; refusals (unverified sender, invalid
+/// destination) too, but they are logged as errors the route's owner must fix.
+fn email_failure(error: &EmailError) -> Failure {
+    if error.is_transient() {
+        Failure::EmailTransient
+    } else {
+        Failure::EmailRejected
     }
 }

@@ -20,7 +20,8 @@ pub struct RouteLabels {
 pub struct FailureLabels {
     /// `namespace/name` of the AlertRoute.
     pub route: String,
-    /// `enrichment`, `slack_transient` or `slack_rejected`.
+    /// `enrichment`, `slack_transient`, `slack_rejected`, `email_transient` or
+    /// `email_rejected`.
     pub reason: &'static str,
 }
 
@@ -60,6 +61,8 @@ pub struct ConsumerMetrics {
     dead_letter_risk: Family<RouteLabels, Counter>,
     batch_errors: Family<ErrorLabels, Counter>,
     slack_latency: HistogramFamily<SlackCallLabels>,
+    emails_sent: Family<RouteLabels, Counter>,
+    email_latency: HistogramFamily<RouteLabels>,
 }
 
 impl Default for ConsumerMetrics {
@@ -73,6 +76,8 @@ impl Default for ConsumerMetrics {
             dead_letter_risk: Family::default(),
             batch_errors: Family::default(),
             slack_latency: Family::new_with_constructor(slack_latency_histogram),
+            emails_sent: Family::default(),
+            email_latency: Family::new_with_constructor(slack_latency_histogram),
         }
     }
 }
@@ -92,7 +97,7 @@ impl ConsumerMetrics {
         );
         registry.register(
             "consumer_alerts_delivered",
-            "Alerts Slack accepted (their SQS messages were then deleted)",
+            "Alerts every destination of the route accepted (their SQS messages were then deleted)",
             self.delivered.clone(),
         );
         registry.register(
@@ -124,6 +129,16 @@ impl ConsumerMetrics {
             "consumer_slack_latency_seconds",
             "Time Slack took to accept a post or update, retries and waits included",
             self.slack_latency.clone(),
+        );
+        registry.register(
+            "consumer_emails_sent",
+            "Emails SES accepted for the route (one per delivered group)",
+            self.emails_sent.clone(),
+        );
+        registry.register(
+            "consumer_email_latency_seconds",
+            "Time SES took to accept an email, SDK retries included",
+            self.email_latency.clone(),
         );
     }
 
@@ -179,6 +194,13 @@ impl ConsumerMetrics {
                 category,
             })
             .inc();
+    }
+
+    pub(crate) fn email_sent(&self, route: &str, took: Duration) {
+        self.emails_sent.get_or_create(&Self::route(route)).inc();
+        self.email_latency
+            .get_or_create(&Self::route(route))
+            .observe(took.as_secs_f64());
     }
 
     pub(crate) fn slack_latency(&self, route: &str, call: &'static str, took: Duration) {

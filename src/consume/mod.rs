@@ -8,6 +8,7 @@
 //! environment, a clean stop on SIGTERM.
 
 mod consumer;
+pub mod email;
 pub mod metrics;
 pub mod plan;
 pub mod queue;
@@ -45,9 +46,9 @@ pub enum ConsumeError {
         "AlertRoute {0} has no queue yet (status.queueUrl is empty); waiting for the controller"
     )]
     QueueNotReady(String),
-    /// The route has no Slack destination, the only one this consumer delivers to.
-    #[error("AlertRoute {0} has no Slack destination")]
-    NoSlackDestination(String),
+    /// The route has neither a Slack nor an email destination.
+    #[error("AlertRoute {0} has neither a Slack nor an email destination")]
+    NoDestination(String),
     /// The route's Slack destination is incomplete (neither webhook nor bot token, no channel).
     #[error("AlertRoute {route}: {problem}")]
     InvalidDestination {
@@ -71,6 +72,22 @@ pub enum ConsumeError {
     /// The button signing key is unusable.
     #[error("{ACTION_TOKEN_KEY_ENV}: {0}")]
     SigningKey(#[from] ActionTokenError),
+    /// The Secret that should hold the button-signing key cannot be used.
+    #[error("button-signing key Secret {location}: {problem}")]
+    ActionKeySecret {
+        /// `NAMESPACE/NAME/KEY` as configured.
+        location: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The health and metrics listener could not be bound or failed.
+    #[error("serving {address}: {source}")]
+    Http {
+        /// The listen address.
+        address: std::net::SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// No Kubernetes client could be built.
     #[error("Kubernetes client: {0}")]
     KubeClient(String),
@@ -89,11 +106,12 @@ impl ConsumeError {
             ConsumeError::InvalidRoute(_) => "invalid_route",
             ConsumeError::RouteNotFound(_) => "route_not_found",
             ConsumeError::QueueNotReady(_) => "queue_not_ready",
-            ConsumeError::NoSlackDestination(_) | ConsumeError::InvalidDestination { .. } => {
+            ConsumeError::NoDestination(_) | ConsumeError::InvalidDestination { .. } => {
                 "destination"
             }
             ConsumeError::MissingSecret { .. } => "secret",
-            ConsumeError::SigningKey(_) => "signing_key",
+            ConsumeError::SigningKey(_) | ConsumeError::ActionKeySecret { .. } => "signing_key",
+            ConsumeError::Http { .. } => "http",
             ConsumeError::KubeClient(_) | ConsumeError::Cluster(_) => "kubernetes",
             ConsumeError::Aws(_) => "aws",
         }
@@ -126,6 +144,38 @@ pub fn signer_from_env() -> Result<Option<ActionSigner>, ConsumeError> {
         Some(key) if !key.is_empty() => Ok(Some(ActionSigner::new(key.as_encoded_bytes())?)),
         _ => Ok(None),
     }
+}
+
+/// The button signer of a consumer: the key in the Secret `secret_location`
+/// (`NAMESPACE/NAME/KEY`, what the controller passes in a cluster) when set, else `direct_key`
+/// (`ALERTOPS_ACTION_TOKEN_KEY`, the local mode), else none (messages then carry no buttons).
+/// A configured Secret that is missing, empty or too short is an error: the interaction
+/// server would refuse every button.
+pub async fn load_signer<C: ClusterApi>(
+    cluster: &C,
+    secret_location: Option<&str>,
+    direct_key: Option<&str>,
+) -> Result<Option<ActionSigner>, ConsumeError> {
+    let Some(location) = secret_location.filter(|l| !l.trim().is_empty()) else {
+        return match direct_key.filter(|k| !k.is_empty()) {
+            Some(key) => Ok(Some(ActionSigner::new(key.as_bytes())?)),
+            None => Ok(None),
+        };
+    };
+    let problem = |problem: String| ConsumeError::ActionKeySecret {
+        location: location.to_string(),
+        problem,
+    };
+    let parsed = crate::reconcile::SecretLocation::parse(location).map_err(problem)?;
+    let key = cluster
+        .secret_value(&parsed.namespace, &parsed.name, &parsed.key)
+        .await
+        .map_err(|e| problem(format!("cannot read it: {e}")))?
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| problem("the Secret or its key does not exist, or is empty".into()))?;
+    ActionSigner::new(key.as_bytes())
+        .map(Some)
+        .map_err(|e| problem(e.to_string()))
 }
 
 /// The Slack target a route's destination names, with its secret read from the route's
@@ -184,21 +234,39 @@ pub struct ConsumeCommand {
     pub slack_api_base: String,
     /// Long-poll wait in seconds (at most 20).
     pub wait_seconds: u64,
+    /// Address of `/metrics`, `/healthz` and `/readyz`.
+    pub http_listen: std::net::SocketAddr,
+    /// `NAMESPACE/NAME/KEY` of the Secret holding the button-signing key.
+    pub action_key_secret: Option<String>,
+    /// The button-signing key itself, when no Secret is named.
+    pub action_token_key: Option<String>,
 }
 
-/// `alertops consume`: runs the route's consumer in a cluster until SIGTERM (or Ctrl-C).
+/// `alertops consume`: runs the route's consumer in a cluster until SIGTERM (or Ctrl-C), with
+/// its health and metrics endpoints on `http_listen`.
 pub async fn run_command(command: ConsumeCommand) -> Result<(), ConsumeError> {
     let route = parse_route(&command.route)?;
-    let signer = signer_from_env()?;
-    if signer.is_none() {
-        tracing::warn!(
-            "{ACTION_TOKEN_KEY_ENV} is not set: Slack messages will have no Acknowledge or Retry buttons"
-        );
-    }
     let client = kube::Client::try_default()
         .await
         .map_err(|e| ConsumeError::KubeClient(e.to_string()))?;
     let cluster = KubeCluster::new(client);
+    let signer = load_signer(
+        &cluster,
+        command.action_key_secret.as_deref(),
+        command.action_token_key.as_deref(),
+    )
+    .await?;
+    if signer.is_none() {
+        tracing::warn!(
+            "neither ALERTOPS_ACTION_KEY_SECRET nor {ACTION_TOKEN_KEY_ENV} is set: Slack messages will have no Acknowledge or Retry buttons"
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(command.http_listen)
+        .await
+        .map_err(|source| ConsumeError::Http {
+            address: command.http_listen,
+            source,
+        })?;
     let aws = AwsClients::from_env(AwsSettings::default()).await;
     let slack = Arc::new(SlackClient::new(SlackSettings {
         api_base: command.slack_api_base.clone(),
@@ -212,9 +280,40 @@ pub async fn run_command(command: ConsumeCommand) -> Result<(), ConsumeError> {
     if let Some(signer) = signer {
         consumer = consumer.with_signer(signer);
     }
-    tracing::info!(route = %format!("{}/{}", route.namespace, route.name), "consumer starting");
-    consumer.run(termination()).await;
-    Ok(())
+    tracing::info!(route = %format!("{}/{}", route.namespace, route.name), address = %command.http_listen, "consumer starting");
+    run_with_telemetry(consumer, listener, termination()).await
+}
+
+/// Runs `consumer` until `shutdown`, serving on `listener` `/healthz`, `/readyz` (ready once
+/// the route was read and its queue answered) and `/metrics` (the consumer's and the AWS
+/// layer's counters, prefixed `alertops_`).
+pub async fn run_with_telemetry<C: ClusterApi>(
+    mut consumer: Consumer<C>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), ConsumeError> {
+    let address = listener.local_addr().map_err(|source| ConsumeError::Http {
+        address: ([0, 0, 0, 0], 0).into(),
+        source,
+    })?;
+    let mut registry = prometheus_client::registry::Registry::with_prefix("alertops");
+    consumer.metrics().register(&mut registry);
+    consumer.aws().metrics().register(&mut registry);
+    let app = crate::telemetry::router(Arc::new(registry), consumer.readiness().clone());
+    let mut server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let result = tokio::select! {
+        () = consumer.run(shutdown) => Ok(()),
+        served = &mut server => Err(ConsumeError::Http {
+            address,
+            source: match served {
+                Ok(Ok(())) => std::io::Error::other("the HTTP server stopped"),
+                Ok(Err(e)) => e,
+                Err(e) => std::io::Error::other(e.to_string()),
+            },
+        }),
+    };
+    server.abort();
+    result
 }
 
 /// Completes on SIGTERM (what Kubernetes sends) or Ctrl-C.

@@ -112,9 +112,11 @@ async fn run_controllers(
     .shutdown_on_signal()
     .run(
         |policy, ctx: Arc<Context<KubeCluster>>| async move {
+            let resource = resource_key(&*policy);
             timed(
                 &ctx,
                 alarm_policy::KIND,
+                resource,
                 alarm_policy::reconcile(policy, &ctx),
             )
             .await
@@ -146,7 +148,14 @@ async fn run_controllers(
         .shutdown_on_signal()
         .run(
             |route, ctx: Arc<Context<KubeCluster>>| async move {
-                timed(&ctx, alert_route::KIND, alert_route::reconcile(route, &ctx)).await
+                let resource = resource_key(&*route);
+                timed(
+                    &ctx,
+                    alert_route::KIND,
+                    resource,
+                    alert_route::reconcile(route, &ctx),
+                )
+                .await
             },
             |route, error: &ReconcileError, ctx| on_error(&*route, error, &ctx),
             ctx.clone(),
@@ -168,9 +177,11 @@ async fn run_controllers(
         .shutdown_on_signal()
         .run(
             |digest, ctx: Arc<Context<KubeCluster>>| async move {
+                let resource = resource_key(&*digest);
                 timed(
                     &ctx,
                     digest_schedule::KIND,
+                    resource,
                     digest_schedule::reconcile(digest, &ctx),
                 )
                 .await
@@ -223,14 +234,27 @@ fn on_error<K: Resource<DynamicType = ()>>(
     ctx.failed(&key, error)
 }
 
-/// Runs one reconcile and records its duration and outcome.
+/// `namespace/name` of a resource, the `resource` field of reconcile logs.
+fn resource_key<K: Resource>(obj: &K) -> String {
+    format!(
+        "{}/{}",
+        obj.meta().namespace.as_deref().unwrap_or_default(),
+        obj.meta().name.as_deref().unwrap_or_default()
+    )
+}
+
+/// Runs one reconcile inside a span naming its resource (so every log line of the reconcile,
+/// in JSON too, carries `kind` and `resource`), and records its duration and outcome.
 async fn timed(
     ctx: &Context<KubeCluster>,
     kind: &str,
+    resource: String,
     reconcile: impl Future<Output = Result<Action, ReconcileError>>,
 ) -> Result<Action, ReconcileError> {
+    use tracing::Instrument;
     let started = Instant::now();
-    let result = reconcile.await;
+    let span = tracing::info_span!("reconcile", kind, resource = %resource);
+    let result = reconcile.instrument(span).await;
     let failure = result.as_ref().err().map(ReconcileError::category);
     ctx.metrics
         .observe(kind, started.elapsed().as_secs_f64(), failure);

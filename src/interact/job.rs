@@ -72,6 +72,11 @@ pub struct RetryJobSettings {
     /// Seconds a finished Job is kept. Kept at least as long as a button stays valid, so that a
     /// replayed click on an old message still finds the Job and starts nothing.
     pub ttl_seconds_after_finished: i32,
+    /// ServiceAccount of the Jobs when the workloads share one per namespace; `None` runs a Job
+    /// as its route's consumer.
+    pub service_account: Option<String>,
+    /// `imagePullPolicy` of the Job's container.
+    pub image_pull_policy: Option<String>,
 }
 
 /// Why a Job cannot be built.
@@ -229,7 +234,11 @@ pub fn retry_job(
             "template": {
                 "metadata": { "labels": labels },
                 "spec": {
-                    "serviceAccountName": consumer_service_account(&route_name),
+                    "serviceAccountName": settings
+                        .service_account
+                        .clone()
+                        .filter(|n| !n.is_empty())
+                        .unwrap_or_else(|| consumer_service_account(&route_name)),
                     "restartPolicy": "Never",
                     "securityContext": {
                         "runAsNonRoot": true,
@@ -240,6 +249,7 @@ pub fn retry_job(
                     "containers": [{
                         "name": RETRY_CONTAINER,
                         "image": settings.image,
+                        "imagePullPolicy": settings.image_pull_policy,
                         "args": retry_args(request, settings),
                         "env": env,
                         "resources": {
@@ -303,6 +313,8 @@ mod tests {
             slack_api_base: "https://slack.com/api/".into(),
             aws_region: Some("eu-west-1".into()),
             ttl_seconds_after_finished: 604_800,
+            service_account: None,
+            image_pull_policy: None,
         }
     }
 
@@ -398,6 +410,28 @@ mod tests {
                 .iter()
                 .any(|a| a.contains("hooks.slack.com")),
             "the response URL stays out of the command line"
+        );
+
+        let shared = RetryJobSettings {
+            service_account: Some("alertops-workload".into()),
+            image_pull_policy: Some("Always".into()),
+            ..settings()
+        };
+        let pod = retry_job(&request, &shared)
+            .unwrap()
+            .spec
+            .unwrap()
+            .template
+            .spec
+            .unwrap();
+        assert_eq!(
+            pod.service_account_name.as_deref(),
+            Some("alertops-workload"),
+            "the chart binds its Role to the shared ServiceAccount"
+        );
+        assert_eq!(
+            pod.containers[0].image_pull_policy.as_deref(),
+            Some("Always")
         );
     }
 

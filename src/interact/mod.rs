@@ -8,10 +8,12 @@
 //!   original cluster and attempt is created ([`job`]); a second click for the same attempt is
 //!   told that the retry is already running.
 //!
-//! `GET /healthz` answers 200. [`router`] builds the whole server over an [`InteractState`], so
-//! tests and the local mode run it in-process.
+//! `GET /healthz` answers 200. [`router`] builds the interaction routes over an
+//! [`InteractState`], so tests and the local mode run them in-process; [`server_router`] adds
+//! `/metrics` and `/readyz` ([`crate::telemetry::router`]) for the `alertops interact` workload.
 
 pub mod job;
+pub mod metrics;
 pub mod payload;
 pub mod signature;
 
@@ -35,6 +37,7 @@ use crate::slack::{
 };
 
 pub use job::{RetryJobRequest, RetryJobSettings, retry_job, retry_job_name};
+pub use metrics::{InteractMetrics, RequestOutcome, RetryOutcome};
 pub use payload::{ButtonPress, Interaction, PressedButton, parse_interaction};
 pub use signature::{SIGNATURE_HEADER, SignatureError, SlackRequestVerifier, TIMESTAMP_HEADER};
 
@@ -59,6 +62,8 @@ pub struct InteractState<C> {
     pub button_max_age: chrono::Duration,
     /// What retry Jobs are made of.
     pub jobs: RetryJobSettings,
+    /// Request, acknowledge and retry counters.
+    pub metrics: InteractMetrics,
 }
 
 /// The server: `POST /slack/interactions` and `GET /healthz`.
@@ -67,6 +72,19 @@ pub fn router<C: ClusterApi>(state: Arc<InteractState<C>>) -> Router {
         .route(INTERACTIONS_PATH, post(interactions::<C>))
         .route(HEALTH_PATH, get(|| async { "ok" }))
         .with_state(state)
+}
+
+/// The workload's server: `POST /slack/interactions` next to `/metrics`, `/healthz` and
+/// `/readyz` of [`crate::telemetry::router`].
+pub fn server_router<C: ClusterApi>(
+    state: Arc<InteractState<C>>,
+    registry: Arc<prometheus_client::registry::Registry>,
+    readiness: crate::telemetry::Readiness,
+) -> Router {
+    Router::new()
+        .route(INTERACTIONS_PATH, post(interactions::<C>))
+        .with_state(state)
+        .merge(crate::telemetry::router(registry, readiness))
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -85,16 +103,23 @@ async fn interactions<C: ClusterApi>(
         &body,
         now,
     ) {
+        let outcome = match error {
+            SignatureError::Stale { .. } => RequestOutcome::Stale,
+            _ => RequestOutcome::BadSignature,
+        };
+        state.metrics.request(outcome);
         tracing::warn!(error = %error, "refused a Slack interaction: bad request signature");
         return (StatusCode::UNAUTHORIZED, "invalid signature");
     }
     let press = match parse_interaction(&body) {
         Ok(Interaction::ButtonPress(press)) => press,
         Ok(Interaction::Ignored { kind }) => {
+            state.metrics.request(RequestOutcome::Ignored);
             tracing::debug!(kind = %kind, "ignored a Slack interaction");
             return (StatusCode::OK, "");
         }
         Err(error) => {
+            state.metrics.request(RequestOutcome::Malformed);
             tracing::warn!(error = %error, "refused a Slack interaction: malformed payload");
             return (StatusCode::BAD_REQUEST, "malformed payload");
         }
@@ -102,6 +127,7 @@ async fn interactions<C: ClusterApi>(
     let token = match state.signer.verify(&press.value, now, state.button_max_age) {
         Ok(token) => token,
         Err(error @ ActionTokenError::Expired { .. }) => {
+            state.metrics.request(RequestOutcome::Expired);
             tracing::info!(user = %press.user_id, error = %error, "expired button pressed");
             let state = state.clone();
             tokio::spawn(async move {
@@ -115,6 +141,7 @@ async fn interactions<C: ClusterApi>(
             return (StatusCode::OK, "");
         }
         Err(error) => {
+            state.metrics.request(RequestOutcome::InvalidButton);
             tracing::warn!(user = %press.user_id, error = %error, "refused a Slack interaction: forged button value");
             return (StatusCode::BAD_REQUEST, "invalid button");
         }
@@ -125,9 +152,11 @@ async fn interactions<C: ClusterApi>(
         PressedButton::Other => None,
     };
     if expected != Some(token.action) {
+        state.metrics.request(RequestOutcome::InvalidButton);
         tracing::warn!(user = %press.user_id, "refused a Slack interaction: button value does not match the button");
         return (StatusCode::BAD_REQUEST, "invalid button");
     }
+    state.metrics.request(RequestOutcome::Accepted);
     // Answer Slack now; the work talks back through the response URL.
     tokio::spawn(async move {
         match token.action {
@@ -159,6 +188,7 @@ async fn acknowledge<C: ClusterApi>(
     token: &ActionPayload,
     at: DateTime<Utc>,
 ) {
+    state.metrics.acknowledged();
     tracing::info!(user = %press.user_id, fingerprint = %token.fingerprint, "alert acknowledged");
     match &press.message {
         Some(message) => {
@@ -188,6 +218,7 @@ async fn retry_click<C: ClusterApi>(
     let route = match retry::load_route(&state.cluster, &token.route).await {
         Ok(route) => route,
         Err(error) => {
+            state.metrics.retry(RetryOutcome::Failed);
             tracing::warn!(error = %error, "retry refused: route unavailable");
             ephemeral(
                 &state.slack,
@@ -199,8 +230,9 @@ async fn retry_click<C: ClusterApi>(
         }
     };
     match authorize_and_start(state, press, token, &route).await {
-        Ok(()) => {}
+        Ok(()) => state.metrics.retry(RetryOutcome::Started),
         Err(Outcome::Refused(refusal)) => {
+            state.metrics.retry(RetryOutcome::Refused);
             tracing::warn!(user = %press.user_id, reason = %refusal, "retry refused");
             ephemeral(
                 &state.slack,
@@ -210,6 +242,7 @@ async fn retry_click<C: ClusterApi>(
             .await;
         }
         Err(Outcome::AlreadyRunning { attempt, job }) => {
+            state.metrics.retry(RetryOutcome::AlreadyRunning);
             tracing::info!(user = %press.user_id, job = %job, "retry already running");
             ephemeral(
                 &state.slack,
@@ -221,6 +254,7 @@ async fn retry_click<C: ClusterApi>(
             .await;
         }
         Err(Outcome::Failed(error)) => {
+            state.metrics.retry(RetryOutcome::Failed);
             tracing::error!(user = %press.user_id, error = %error, "retry could not start");
             ephemeral(
                 &state.slack,
@@ -406,13 +440,22 @@ pub async fn run(args: crate::cli::InteractArgs) -> Result<(), InteractError> {
             address: args.listen,
             source,
         })?;
-    tracing::info!(address = %args.listen, "serving Slack interactions");
-    serve(listener, router(Arc::new(state)))
-        .await
-        .map_err(|source| InteractError::Serve {
-            address: args.listen,
-            source,
-        })
+    let mut registry = prometheus_client::registry::Registry::with_prefix("alertops");
+    state.metrics.register(&mut registry);
+    state.aws.metrics().register(&mut registry);
+    let readiness = crate::telemetry::Readiness::default();
+    // Ready once the settings were valid and the port is bound: requests can be answered.
+    readiness.set(true);
+    tracing::info!(address = %args.listen, "serving Slack interactions, /metrics and /readyz");
+    serve(
+        listener,
+        server_router(Arc::new(state), Arc::new(registry), readiness),
+    )
+    .await
+    .map_err(|source| InteractError::Serve {
+        address: args.listen,
+        source,
+    })
 }
 
 /// The state `interact` runs with, from its flags, over the given cluster and AWS clients.
@@ -448,6 +491,15 @@ pub fn state_from_args<C: ClusterApi>(
             slack_api_base: args.slack_api_base.clone(),
             aws_region,
             ttl_seconds_after_finished: i32::try_from(max_age_hours * 3600).unwrap_or(i32::MAX),
+            service_account: args
+                .workload_service_account
+                .clone()
+                .filter(|n| !n.trim().is_empty()),
+            image_pull_policy: args
+                .workload_image_pull_policy
+                .clone()
+                .filter(|p| !p.trim().is_empty()),
         },
+        metrics: InteractMetrics::default(),
     })
 }

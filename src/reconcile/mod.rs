@@ -36,6 +36,21 @@ pub struct OperatorSettings {
     /// Annotations put on the service accounts of those workloads, e.g.
     /// `eks.amazonaws.com/role-arn` for IAM roles for service accounts.
     pub service_account_annotations: BTreeMap<String, String>,
+    /// One ServiceAccount name shared by the workloads of every namespace (the Helm chart's
+    /// `workloads.serviceAccount.name`, which its RoleBindings name). `None` gives each
+    /// workload its own ServiceAccount, owned by its resource.
+    pub workload_service_account: Option<String>,
+    /// `imagePullPolicy` of the workloads' containers; Kubernetes' default when `None`.
+    pub workload_image_pull_policy: Option<String>,
+    /// Where the key that signs Slack buttons is, as `NAMESPACE/NAME/KEY` of a Secret; passed
+    /// to the consumers, which read it at start.
+    pub action_key_secret: Option<String>,
+    /// Base URL of Slack's Web API (or a Slack-compatible endpoint) for consumers and digests;
+    /// their own default (Slack) when `None`.
+    pub slack_api_base: Option<String>,
+    /// `AWS_ENDPOINT_URL` passed on to the workloads, so they reach the AWS endpoint the
+    /// controller reaches (a test cluster's emulator).
+    pub aws_endpoint_url: Option<String>,
 }
 
 /// The image of the workloads when none is configured: this build's own release image.
@@ -52,6 +67,11 @@ impl OperatorSettings {
             resync_interval: Duration::from_secs(600),
             workload_image: default_workload_image(),
             service_account_annotations: BTreeMap::new(),
+            workload_service_account: None,
+            workload_image_pull_policy: None,
+            action_key_secret: None,
+            slack_api_base: None,
+            aws_endpoint_url: None,
         }
     }
 
@@ -64,13 +84,87 @@ impl OperatorSettings {
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
             && !id.starts_with('-');
-        if ok {
-            Ok(())
-        } else {
-            Err(format!(
+        if !ok {
+            return Err(format!(
                 "cluster id {id:?} must be 1-32 lowercase letters, digits or dashes (it is part of AWS resource names)"
-            ))
+            ));
         }
+        if let Some(location) = &self.action_key_secret {
+            SecretLocation::parse(location)?;
+        }
+        if let Some(policy) = &self.workload_image_pull_policy
+            && !["Always", "IfNotPresent", "Never"].contains(&policy.as_str())
+        {
+            return Err(format!(
+                "image pull policy {policy:?} must be Always, IfNotPresent or Never"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A key of a Secret: `NAMESPACE/NAME/KEY`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretLocation {
+    /// Namespace of the Secret.
+    pub namespace: String,
+    /// Name of the Secret.
+    pub name: String,
+    /// Key in its data.
+    pub key: String,
+}
+
+impl SecretLocation {
+    /// Parses `NAMESPACE/NAME/KEY`.
+    pub fn parse(value: &str) -> Result<SecretLocation, String> {
+        let parts: Vec<&str> = value.trim().split('/').collect();
+        match parts.as_slice() {
+            [namespace, name, key]
+                if !namespace.is_empty() && !name.is_empty() && !key.is_empty() =>
+            {
+                Ok(SecretLocation {
+                    namespace: namespace.to_string(),
+                    name: name.to_string(),
+                    key: key.to_string(),
+                })
+            }
+            _ => Err(format!(
+                "secret location {value:?} must be NAMESPACE/NAME/KEY"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for SecretLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}/{}", self.namespace, self.name, self.key)
+    }
+}
+
+#[cfg(test)]
+mod settings_tests {
+    use super::*;
+
+    #[test]
+    fn secret_locations_are_namespace_name_key() {
+        let location = SecretLocation::parse("alertops-system/alertops-action-key/key").unwrap();
+        assert_eq!(location.namespace, "alertops-system");
+        assert_eq!(
+            location.to_string(),
+            "alertops-system/alertops-action-key/key"
+        );
+        for bad in ["", "a/b", "a/b/c/d", "a//c", "/b/c"] {
+            assert!(
+                SecretLocation::parse(bad).is_err(),
+                "{bad:?} must be refused"
+            );
+        }
+        let mut settings = OperatorSettings::new("prod");
+        settings.action_key_secret = Some("nope".into());
+        assert!(settings.validate().is_err());
+        settings.action_key_secret = None;
+        settings.workload_image_pull_policy = Some("Sometimes".into());
+        assert!(settings.validate().is_err());
     }
 }
 

@@ -77,6 +77,17 @@ pub struct WorkloadParams {
     pub aws_region: Option<String>,
     /// The operator's cluster id, from which AWS names are derived.
     pub cluster_id: String,
+    /// One ServiceAccount for every workload of a namespace (the chart's RoleBindings name
+    /// it); `None` gives each workload its own, owned by its resource.
+    pub shared_service_account: Option<String>,
+    /// `imagePullPolicy` of the containers.
+    pub image_pull_policy: Option<String>,
+    /// `NAMESPACE/NAME/KEY` of the Secret holding the button-signing key (consumers only).
+    pub action_key_secret: Option<String>,
+    /// Base URL of Slack's Web API for consumers and digests.
+    pub slack_api_base: Option<String>,
+    /// `AWS_ENDPOINT_URL` of the workloads.
+    pub aws_endpoint_url: Option<String>,
 }
 
 impl WorkloadParams {
@@ -87,8 +98,28 @@ impl WorkloadParams {
             service_account_annotations: settings.service_account_annotations.clone(),
             aws_region,
             cluster_id: settings.cluster_id.clone(),
+            shared_service_account: settings
+                .workload_service_account
+                .clone()
+                .filter(|n| !n.is_empty()),
+            image_pull_policy: settings.workload_image_pull_policy.clone(),
+            action_key_secret: settings.action_key_secret.clone(),
+            slack_api_base: settings.slack_api_base.clone(),
+            aws_endpoint_url: settings.aws_endpoint_url.clone(),
         }
     }
+
+    /// The ServiceAccount a workload named `own` runs as.
+    fn service_account_name(&self, own: String) -> String {
+        self.shared_service_account.clone().unwrap_or(own)
+    }
+}
+
+/// Which workload an environment is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum WorkloadKind {
+    Consumer,
+    Digest,
 }
 
 /// Name of the consumer Deployment and ServiceAccount of a route.
@@ -176,24 +207,43 @@ fn namespace_of<K: Resource<DynamicType = ()>>(owner: &K) -> Result<String, Work
         })
 }
 
-/// The ServiceAccount of a workload, annotated for IRSA.
+/// The ServiceAccount of a workload, annotated for IRSA. A shared one (see
+/// [`WorkloadParams::shared_service_account`]) belongs to no single resource: it has no owner
+/// reference and stays when a resource goes.
 fn service_account<K: Resource<DynamicType = ()>>(
     owner: &K,
-    name: &str,
+    own_name: String,
     app: &str,
     params: &WorkloadParams,
 ) -> Result<ServiceAccount, WorkloadError> {
-    let value = json!({
-        "apiVersion": "v1",
-        "kind": "ServiceAccount",
-        "metadata": {
-            "name": name,
-            "namespace": namespace_of(owner)?,
-            "labels": labels(app, &owner.meta().name.clone().unwrap_or_default()),
-            "annotations": params.service_account_annotations,
-            "ownerReferences": [controller_reference(owner)?],
-        },
-    });
+    let namespace = namespace_of(owner)?;
+    let owner_reference = controller_reference(owner)?;
+    let value = match &params.shared_service_account {
+        Some(shared) => json!({
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {
+                "name": shared,
+                "namespace": namespace,
+                "labels": {
+                    "app.kubernetes.io/name": "alertops-workload",
+                    "app.kubernetes.io/managed-by": MANAGED_BY,
+                },
+                "annotations": params.service_account_annotations,
+            },
+        }),
+        None => json!({
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {
+                "name": own_name,
+                "namespace": namespace,
+                "labels": labels(app, &owner.meta().name.clone().unwrap_or_default()),
+                "annotations": params.service_account_annotations,
+                "ownerReferences": [owner_reference],
+            },
+        }),
+    };
     build("ServiceAccount", value)
 }
 
@@ -204,7 +254,7 @@ pub fn consumer_service_account(
 ) -> Result<ServiceAccount, WorkloadError> {
     service_account(
         route,
-        &consumer_name(&route.name_any()),
+        consumer_name(&route.name_any()),
         CONSUMER_APP,
         params,
     )
@@ -217,7 +267,7 @@ pub fn digest_service_account(
 ) -> Result<ServiceAccount, WorkloadError> {
     service_account(
         schedule,
-        &digest_name(&schedule.name_any()),
+        digest_name(&schedule.name_any()),
         DIGEST_APP,
         params,
     )
@@ -264,19 +314,18 @@ pub fn consumer_deployment(
             "template": {
                 "metadata": {"labels": labels(CONSUMER_APP, &route_name)},
                 "spec": pod_spec(
-                    &name,
-                    json!({
+                    &params.service_account_name(name.clone()),
+                    container(params, json!({
                         "name": CONSUMER_CONTAINER,
-                        "image": params.image,
                         "args": ["consume", "--route", format!("{namespace}/{route_name}")],
-                        "env": env(params),
+                        "env": env(params, WorkloadKind::Consumer),
                         "ports": [{"name": "health", "containerPort": HEALTH_PORT, "protocol": "TCP"}],
                         "livenessProbe": probe("/healthz", 10),
                         "readinessProbe": probe("/readyz", 5),
                         "resources": resources,
                         "securityContext": container_security_context(),
                         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
-                    }),
+                    })),
                     "Always",
                 ),
             },
@@ -320,16 +369,15 @@ pub fn digest_cron_job(
                     "template": {
                         "metadata": {"labels": labels(DIGEST_APP, &schedule_name)},
                         "spec": pod_spec(
-                            &name,
-                            json!({
+                            &params.service_account_name(name.clone()),
+                            container(params, json!({
                                 "name": DIGEST_CONTAINER,
-                                "image": params.image,
                                 "args": ["digest", "--schedule", format!("{namespace}/{schedule_name}")],
-                                "env": env(params),
+                                "env": env(params, WorkloadKind::Digest),
                                 "resources": default_resources("128Mi", "512Mi"),
                                 "securityContext": container_security_context(),
                                 "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
-                            }),
+                            })),
                             "Never",
                         ),
                     },
@@ -376,15 +424,39 @@ fn default_resources(memory_request: &str, memory_limit: &str) -> Value {
     serde_json::to_value(resources).unwrap_or(Value::Null)
 }
 
-fn env(params: &WorkloadParams) -> Value {
+/// `container` with the image and its pull policy.
+fn container(params: &WorkloadParams, mut container: Value) -> Value {
+    container["image"] = json!(params.image);
+    if let Some(policy) = &params.image_pull_policy {
+        container["imagePullPolicy"] = json!(policy);
+    }
+    container
+}
+
+/// The environment of a workload: only variables its subcommand reads (a test checks them
+/// against the command line).
+fn env(params: &WorkloadParams, kind: WorkloadKind) -> Value {
     let mut env = vec![
-        json!({"name": "ALERTOPS_CLUSTER_ID", "value": params.cluster_id}),
         json!({"name": "ALERTOPS_LOG_FORMAT", "value": "json"}),
         json!({"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}),
         json!({"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}),
     ];
+    if let Some(base) = params.slack_api_base.as_deref().filter(|b| !b.is_empty()) {
+        env.push(json!({"name": "ALERTOPS_SLACK_API_BASE", "value": base}));
+    }
+    if kind == WorkloadKind::Consumer
+        && let Some(location) = params
+            .action_key_secret
+            .as_deref()
+            .filter(|l| !l.is_empty())
+    {
+        env.push(json!({"name": "ALERTOPS_ACTION_KEY_SECRET", "value": location}));
+    }
     if let Some(region) = &params.aws_region {
         env.push(json!({"name": "AWS_REGION", "value": region}));
+    }
+    if let Some(endpoint) = params.aws_endpoint_url.as_deref().filter(|e| !e.is_empty()) {
+        env.push(json!({"name": "AWS_ENDPOINT_URL", "value": endpoint}));
     }
     Value::Array(env)
 }
@@ -407,7 +479,108 @@ mod tests {
             )]),
             aws_region: Some("eu-west-1".into()),
             cluster_id: "prod".into(),
+            shared_service_account: None,
+            image_pull_policy: None,
+            action_key_secret: None,
+            slack_api_base: None,
+            aws_endpoint_url: None,
         }
+    }
+
+    fn env_of(c: &k8s_openapi::api::core::v1::Container) -> BTreeMap<String, String> {
+        c.env
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|e| Some((e.name, e.value?)))
+            .collect()
+    }
+
+    /// Every `ALERTOPS_*` variable a workload gets is declared by its subcommand, so none is
+    /// silently ignored.
+    fn declared_env(subcommand: &str) -> Vec<String> {
+        use clap::CommandFactory;
+        let cli = crate::cli::Cli::command();
+        let global = cli.get_arguments().filter_map(|a| a.get_env());
+        let sub = cli
+            .find_subcommand(subcommand)
+            .expect("subcommand exists")
+            .get_arguments()
+            .filter_map(|a| a.get_env());
+        global
+            .chain(sub)
+            .map(|e| e.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn settings_reach_the_workloads_and_only_what_their_subcommand_reads() {
+        let params = WorkloadParams {
+            shared_service_account: Some("alertops-workload".into()),
+            image_pull_policy: Some("Always".into()),
+            action_key_secret: Some("alertops-system/alertops-action-key/key".into()),
+            slack_api_base: Some("https://slack.example/api/".into()),
+            aws_endpoint_url: Some("http://moto.aws:5000".into()),
+            ..params()
+        };
+        let route = route("slack", json!({}));
+        let d = consumer_deployment(&route, &params).unwrap();
+        let pod = d.spec.unwrap().template.spec.unwrap();
+        assert_eq!(
+            pod.service_account_name.as_deref(),
+            Some("alertops-workload")
+        );
+        let c = &pod.containers[0];
+        assert_eq!(c.image_pull_policy.as_deref(), Some("Always"));
+        let env = env_of(c);
+        assert_eq!(
+            env["ALERTOPS_ACTION_KEY_SECRET"],
+            "alertops-system/alertops-action-key/key"
+        );
+        assert_eq!(env["ALERTOPS_SLACK_API_BASE"], "https://slack.example/api/");
+        assert_eq!(env["AWS_ENDPOINT_URL"], "http://moto.aws:5000");
+        let declared = declared_env("consume");
+        for name in env.keys().filter(|n| n.starts_with("ALERTOPS_")) {
+            assert!(declared.contains(name), "consume does not read {name}");
+        }
+
+        let job = digest_cron_job(&schedule(), &params).unwrap();
+        let pod = job
+            .spec
+            .unwrap()
+            .job_template
+            .spec
+            .unwrap()
+            .template
+            .spec
+            .unwrap();
+        assert_eq!(
+            pod.service_account_name.as_deref(),
+            Some("alertops-workload")
+        );
+        let env = env_of(&pod.containers[0]);
+        assert_eq!(env["ALERTOPS_SLACK_API_BASE"], "https://slack.example/api/");
+        assert!(
+            !env.contains_key("ALERTOPS_ACTION_KEY_SECRET"),
+            "only the consumer signs buttons"
+        );
+        let declared = declared_env("digest");
+        for name in env.keys().filter(|n| n.starts_with("ALERTOPS_")) {
+            assert!(declared.contains(name), "digest does not read {name}");
+        }
+
+        let sa = consumer_service_account(&route, &params).unwrap();
+        assert_eq!(sa.metadata.name.as_deref(), Some("alertops-workload"));
+        assert!(
+            sa.metadata.owner_references.is_none(),
+            "a shared ServiceAccount belongs to no single route"
+        );
+        assert!(
+            sa.metadata
+                .annotations
+                .unwrap()
+                .contains_key("eks.amazonaws.com/role-arn")
+        );
     }
 
     fn route(name: &str, extra: Value) -> AlertRoute {

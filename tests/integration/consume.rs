@@ -1039,3 +1039,303 @@ async fn a_slack_refusal_keeps_the_message_and_is_counted() {
         "the message stays queued (for the dead-letter queue eventually)"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Immediate email (issue 3) and the workload's HTTP endpoints
+
+/// A CloudWatch alarm in the emulator (enrichment reads its tags); returns its ARN.
+async fn put_alarm(aws: &AwsClients, alarm: &str) -> String {
+    aws.cloudwatch
+        .put_metric_alarm()
+        .alarm_name(alarm)
+        .metric_name("CPUUtilization")
+        .namespace("AWS/EC2")
+        .statistic(aws_sdk_cloudwatch::types::Statistic::Average)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(80.0)
+        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold)
+        .send()
+        .await
+        .expect("PutMetricAlarm");
+    format!("arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{alarm}")
+}
+
+async fn publish_alarm(aws: &AwsClients, topic_arn: &str, alarm: &str, arn: &str) {
+    publish(
+        aws,
+        topic_arn,
+        Some(&format!("ALARM: \"{alarm}\" in US East (N. Virginia)")),
+        &alarm_notification(
+            alarm,
+            arn,
+            "ALARM",
+            "OK",
+            "Threshold Crossed: 1 out of the last 1 datapoints [93.5 (01/05/24 10:00:00)] was greater than the threshold (80.0).",
+            "2024-05-01T10:00:00.000+0000",
+        ),
+    )
+    .await;
+}
+
+/// A sender SES accepts.
+async fn verified_sender(aws: &AwsClients) -> String {
+    let sender = format!("{}@alerts.example.com", harness::unique("consume"));
+    aws.ses
+        .create_email_identity()
+        .email_identity(&sender)
+        .send()
+        .await
+        .expect("CreateEmailIdentity");
+    sender
+}
+
+/// Emails the emulator sent whose subject starts with `prefix`.
+async fn emails_with_prefix(prefix: &str) -> Vec<Value> {
+    harness::sent_emails()
+        .await
+        .into_iter()
+        .filter(|m| m["subject"].as_str().is_some_and(|s| s.starts_with(prefix)))
+        .collect()
+}
+
+#[tokio::test]
+async fn an_email_only_route_delivers_the_alarm_by_email_and_deletes_after_ses_accepted() {
+    let aws = harness::aws_clients().await;
+    let recorder = SlackRecorder::start().await;
+    let topic_arn = topic(&aws).await;
+    let plumbing = subscribed_queue(&aws, &topic_arn, 30, 5).await;
+    let alarm = harness::unique("orders-cpu");
+    let arn = put_alarm(&aws, &alarm).await;
+    let sender = verified_sender(&aws).await;
+    let prefix = format!("[{}]", harness::unique("email-only"));
+    let route = Route::new(
+        json!({
+            "sources": [{"topicArn": topic_arn}],
+            "email": {"from": sender, "to": ["oncall@example.com"], "subjectPrefix": prefix},
+        }),
+        json!({}),
+        &plumbing,
+    )
+    .await;
+
+    publish_alarm(&aws, &topic_arn, &alarm, &arn).await;
+    let mut consumer = route.consumer(&aws, slack_client(&recorder));
+    let report = run_until(&mut consumer, Duration::from_secs(30), |r| r.delivered >= 1).await;
+    assert_eq!(
+        (report.emails, report.posts, report.deleted, report.failed),
+        (1, 0, 1, 0)
+    );
+    assert!(
+        recorder.requests().is_empty(),
+        "no Slack destination, no Slack call"
+    );
+
+    let emails = emails_with_prefix(&prefix).await;
+    assert_eq!(emails.len(), 1, "{emails:?}");
+    let email = &emails[0];
+    let subject = email["subject"].as_str().unwrap();
+    assert!(
+        subject.contains("FIRING") && subject.contains(&alarm),
+        "{subject}"
+    );
+    assert_eq!(email["source"], sender.as_str());
+    assert_eq!(
+        email["destinations"]["ToAddresses"],
+        json!(["oncall@example.com"])
+    );
+    let body = email["body"].to_string();
+    assert!(body.contains(&alarm), "{body}");
+    await_queue(&aws, &plumbing.queue_url, Duration::from_secs(10), |c| {
+        c == (0, 0)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_slack_and_email_route_delivers_to_both_before_deleting() {
+    let aws = harness::aws_clients().await;
+    let recorder = SlackRecorder::start().await;
+    let topic_arn = topic(&aws).await;
+    let plumbing = subscribed_queue(&aws, &topic_arn, 30, 5).await;
+    let alarm = harness::unique("billing-cpu");
+    let arn = put_alarm(&aws, &alarm).await;
+    let sender = verified_sender(&aws).await;
+    let prefix = format!("[{}]", harness::unique("both"));
+    let route = Route::new(
+        json!({
+            "sources": [{"topicArn": topic_arn}],
+            "slack": {"webhookSecretRef": {"name": "slack", "key": "webhook"}},
+            "email": {"from": sender, "to": ["billing@example.com"], "subjectPrefix": prefix},
+        }),
+        json!({"webhook": recorder.webhook_url("both")}),
+        &plumbing,
+    )
+    .await;
+
+    publish_alarm(&aws, &topic_arn, &alarm, &arn).await;
+    let mut consumer = route.consumer(&aws, slack_client(&recorder));
+    let report = run_until(&mut consumer, Duration::from_secs(30), |r| r.delivered >= 1).await;
+    assert_eq!((report.posts, report.emails, report.deleted), (1, 1, 1));
+    let posts = recorder.delivered("/webhook/both");
+    assert_eq!(posts.len(), 1);
+    assert!(posts[0].all_text().contains(&alarm));
+    let emails = emails_with_prefix(&prefix).await;
+    assert_eq!(emails.len(), 1);
+    assert!(emails[0]["subject"].as_str().unwrap().contains(&alarm));
+}
+
+#[tokio::test]
+async fn an_unverified_sender_keeps_the_message_in_the_queue() {
+    let aws = harness::aws_clients().await;
+    let recorder = SlackRecorder::start().await;
+    let topic_arn = topic(&aws).await;
+    let plumbing = subscribed_queue(&aws, &topic_arn, 30, 5).await;
+    let alarm = harness::unique("unverified-cpu");
+    let arn = put_alarm(&aws, &alarm).await;
+    let prefix = format!("[{}]", harness::unique("unverified"));
+    let route = Route::new(
+        json!({
+            "sources": [{"topicArn": topic_arn}],
+            "email": {
+                "from": format!("{}@nobody.example.com", harness::unique("never-verified")),
+                "to": ["oncall@example.com"],
+                "subjectPrefix": prefix,
+            },
+        }),
+        json!({}),
+        &plumbing,
+    )
+    .await;
+
+    publish_alarm(&aws, &topic_arn, &alarm, &arn).await;
+    let mut consumer = route.consumer(&aws, slack_client(&recorder));
+    let report = run_until(&mut consumer, Duration::from_secs(30), |r| r.received >= 1).await;
+    assert_eq!(
+        (
+            report.emails,
+            report.delivered,
+            report.deleted,
+            report.failed,
+            report.rejected
+        ),
+        (0, 0, 0, 1, 1),
+        "SES refused: nothing deleted, the refusal is counted"
+    );
+    assert!(emails_with_prefix(&prefix).await.is_empty());
+    let (visible, in_flight) = queue_counts(&aws, &plumbing.queue_url).await;
+    assert_eq!(visible + in_flight, 1, "the message stays queued");
+}
+
+#[tokio::test]
+async fn the_consumer_serves_health_readiness_and_metrics() {
+    let aws = harness::aws_clients().await;
+    let recorder = SlackRecorder::start().await;
+    let topic_arn = topic(&aws).await;
+    let plumbing = subscribed_queue(&aws, &topic_arn, 30, 5).await;
+    let (spec, secret) = webhook_spec(&recorder, &topic_arn, "http");
+    let route = Route::new(spec, secret, &plumbing).await;
+    // As before the controller made the queue: the route exists, its status has no queue URL.
+    let current: AlertRoute = route
+        .cluster
+        .get(&route.namespace, &route.name)
+        .await
+        .unwrap()
+        .unwrap();
+    route
+        .cluster
+        .patch_status(&current, json!({"queueUrl": null}))
+        .await
+        .expect("status patch");
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let consumer = Consumer::new(
+        route.cluster.clone(),
+        aws.clone(),
+        slack_client(&recorder),
+        route.reference(),
+        ConsumerOptions {
+            error_backoff_max: Duration::from_secs(1),
+            ..test_options()
+        },
+    )
+    .with_signer(signer());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(alertops::consume::run_with_telemetry(
+        consumer,
+        listener,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let http = reqwest::Client::new();
+    let status = |path: &'static str| {
+        let http = http.clone();
+        let url = format!("{base}{path}");
+        async move { http.get(url).send().await.map(|r| r.status().as_u16()) }
+    };
+    // The server comes up with the task; wait for it, then it must say "not ready".
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status("/healthz").await.ok() != Some(200) {
+        assert!(Instant::now() < deadline, "/healthz never answered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        status("/readyz").await.unwrap(),
+        503,
+        "no queue yet: not ready"
+    );
+
+    // The controller records the queue: the consumer reaches it and becomes ready.
+    route
+        .cluster
+        .patch_status(&current, json!({"queueUrl": plumbing.queue_url}))
+        .await
+        .expect("status patch");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while status("/readyz").await.unwrap() != 200 {
+        assert!(Instant::now() < deadline, "/readyz never became ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    publish(&aws, &topic_arn, None, "disk almost full").await;
+    recorder
+        .wait_until(Duration::from_secs(20), |r| !r.is_empty())
+        .await;
+    let route_label = format!("route=\"{}/{}\"", route.namespace, route.name);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let body = loop {
+        let body = http
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if body.contains(&format!(
+            "alertops_consumer_alerts_delivered_total{{{route_label}}} 1"
+        )) {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "delivery never counted: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        body.contains(&format!(
+            "alertops_consumer_batch_errors_total{{{route_label},category=\"queue_not_ready\"}}"
+        )),
+        "{body}"
+    );
+    assert!(
+        body.contains("alertops_aws_calls_total{service=\"SQS\",operation=\"ReceiveMessage\",outcome=\"success\"}"),
+        "{body}"
+    );
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("stops on shutdown")
+        .expect("no panic")
+        .expect("no error");
+}

@@ -11,7 +11,9 @@ use alertops::alert::{
 use alertops::aws::AwsClients;
 use alertops::cli::{Cli, Command};
 use alertops::interact::job::{ORIGINAL_CLUSTER_LABEL, RESPONSE_URL_ENV, SLACK_MESSAGE_ENV};
-use alertops::interact::{InteractState, RetryJobSettings, SlackRequestVerifier, router};
+use alertops::interact::{
+    InteractMetrics, InteractState, RetryJobSettings, SlackRequestVerifier, server_router,
+};
 use alertops::k8s::MemoryCluster;
 use alertops::resources::{AlertKind, AlertState};
 use alertops::retry::{self, RetryOutcome};
@@ -103,11 +105,19 @@ impl Fixture {
                 slack_api_base: slack.api_base(),
                 aws_region: Some("us-east-1".into()),
                 ttl_seconds_after_finished: 604_800,
+                service_account: None,
+                image_pull_policy: None,
             },
+            metrics: InteractMetrics::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let app = router(Arc::new(state));
+        // The workload's own server: the interactions next to /metrics, /healthz and /readyz.
+        let mut registry = prometheus_client::registry::Registry::with_prefix("alertops");
+        state.metrics.register(&mut registry);
+        let readiness = alertops::telemetry::Readiness::default();
+        readiness.set(true);
+        let app = server_router(Arc::new(state), Arc::new(registry), readiness);
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         Fixture {
             url,
@@ -118,6 +128,18 @@ impl Fixture {
             verifier,
             route,
         }
+    }
+
+    /// The server's `/metrics` text.
+    async fn metrics(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
     }
 
     /// The message the consumer would have posted for the failed cluster, with signed buttons.
@@ -669,16 +691,29 @@ async fn at_the_cap_the_click_and_the_job_are_refused_and_nothing_starts() {
         matches!(&outcome, RetryOutcome::Refused { reason } if reason.contains("all 2 retries")),
         "{outcome:?}"
     );
-    let clusters = aws.emr.list_clusters().send().await.unwrap();
-    assert_eq!(
-        clusters
+    // Every page: other tests of this process start clusters in the same emulator, and
+    // ListClusters returns 50 per page.
+    let mut named = 0;
+    let mut marker = None;
+    loop {
+        let page = aws
+            .emr
+            .list_clusters()
+            .set_marker(marker)
+            .send()
+            .await
+            .unwrap();
+        named += page
             .clusters()
             .iter()
             .filter(|c| c.name() == Some(name.as_str()))
-            .count(),
-        1,
-        "no new cluster"
-    );
+            .count();
+        marker = page.marker().map(str::to_string);
+        if marker.is_none() {
+            break;
+        }
+    }
+    assert_eq!(named, 1, "no new cluster");
     let reported = fixture.responses("capped-job", 1).await;
     assert!(
         text_of(&reported[0]).contains("Retry refused"),
@@ -759,6 +794,28 @@ async fn forged_stale_and_altered_requests_get_401_and_change_nothing() {
         .await
         .unwrap();
     assert_eq!(health.status().as_u16(), 200);
+    let ready = fixture
+        .http
+        .get(format!("{}/readyz", fixture.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status().as_u16(), 200);
+    let metrics = fixture.metrics().await;
+    for expected in [
+        r#"alertops_interact_requests_total{outcome="bad_signature"} 2"#,
+        r#"alertops_interact_requests_total{outcome="stale"} 1"#,
+        r#"alertops_interact_requests_total{outcome="malformed"} 1"#,
+    ] {
+        assert!(
+            metrics.contains(expected),
+            "{expected} missing from {metrics}"
+        );
+    }
+    assert!(
+        !metrics.contains(r#"outcome="accepted""#),
+        "nothing was accepted: {metrics}"
+    );
     assert!(
         fixture.slack.requests().is_empty(),
         "nothing was said to Slack"
@@ -786,6 +843,15 @@ async fn acknowledge_shows_who_and_when() {
     assert!(
         !text.contains("alertops_ack:"),
         "the Acknowledge button is gone: {text}"
+    );
+    let metrics = fixture.metrics().await;
+    assert!(
+        metrics.contains("alertops_interact_acknowledges_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"alertops_interact_requests_total{outcome="accepted"} 1"#),
+        "{metrics}"
     );
     assert!(
         text.contains("alertops_retry:"),

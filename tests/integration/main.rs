@@ -3,6 +3,7 @@
 mod alarm_policy;
 mod alert_route;
 mod aws_layer;
+mod chart_env;
 mod cli;
 mod consume;
 mod crds;

@@ -77,7 +77,17 @@ app.kubernetes.io/component: {{ .component }}
 {{- default (printf "%s-controller" (include "alertops.fullname" .)) .Values.controller.leaseName }}
 {{- end }}
 
-{{/* Environment shared by the controller and the interaction server. */}}
+{{/* The Secret holding the button-signing key: the chart's own, or actionKey.existingSecret. */}}
+{{- define "alertops.actionKeySecretName" -}}
+{{- default (printf "%s-action-key" (include "alertops.fullname" .)) .Values.actionKey.existingSecret }}
+{{- end }}
+
+{{- define "alertops.actionKeySecretKey" -}}
+{{- if .Values.actionKey.existingSecret }}{{ .Values.actionKey.existingSecretKey }}{{ else }}key{{ end }}
+{{- end }}
+
+{{/* Environment shared by the controller and the interaction server: only variables both
+     subcommands declare (tests/integration/chart_env.rs checks every ALERTOPS_ variable). */}}
 {{- define "alertops.commonEnv" -}}
 - name: POD_NAME
   valueFrom:
@@ -87,12 +97,10 @@ app.kubernetes.io/component: {{ .component }}
   valueFrom:
     fieldRef:
       fieldPath: metadata.namespace
-- name: ALERTOPS_CLUSTER_ID
-  value: {{ include "alertops.clusterId" . | quote }}
 - name: ALERTOPS_LOG_FORMAT
   value: {{ .Values.logFormat | quote }}
-{{- with .Values.watchNamespace }}
-- name: ALERTOPS_WATCH_NAMESPACE
+{{- with .Values.slack.apiBase }}
+- name: ALERTOPS_SLACK_API_BASE
   value: {{ . | quote }}
 {{- end }}
 - name: ALERTOPS_WORKLOAD_IMAGE

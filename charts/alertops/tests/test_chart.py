@@ -8,6 +8,7 @@ missing verb or resource fails.
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -54,19 +55,13 @@ CONTROLLER_RULES: dict[tuple[str, str], tuple[set[str], str]] = {
         {"get", "list", "watch", "create", "patch", "delete"},
         "digest CronJobs owned by DigestSchedules, as for Deployments",
     ),
-    ("batch", "jobs"): (
-        {"get", "list", "watch", "create"},
-        "retry Jobs: created idempotently, a 409 AlreadyExists is read back; listed to report",
-    ),
     ("", "serviceaccounts"): (
         {"get", "create", "patch", "delete"},
         "the workloads' ServiceAccount in each namespace, with its IAM annotations",
     ),
-    ("", "configmaps"): (
-        {"get", "create", "patch"},
-        "durable references (channel, ts) to posted Slack messages",
-    ),
-    ("", "secrets"): ({"get"}, "Slack webhook URLs and bot tokens that routes reference"),
+    # Not granted (no reconciler calls them; the workloads do, under the workload role):
+    # batch/jobs (retry Jobs are created by the interaction server), configmaps (the consumer's
+    # Slack message store), secrets (consumers, digests and retries read their Slack secrets).
     ("events.k8s.io", "events"): (
         {"create", "patch"},
         "events recorder: new events are created, repeats patch the series count",
@@ -81,15 +76,41 @@ LEADER_ELECTION_RULES = {
     ),
 }
 
-# The ClusterRole of the consumers, digests, retry Jobs and the interaction server.
+# The ClusterRole of the consumers, digests, retry Jobs and the interaction server. Each rule
+# names the ClusterApi calls that need it (src/consume, src/interact, src/retry, src/digest).
 WORKLOAD_RULES = {
-    ("alertops.dev", "alertroutes"): ({"get"}, "a consumer or the interaction server reads its route"),
-    ("alertops.dev", "digestschedules"): ({"get"}, "a digest reads its schedule"),
-    ("alertops.dev", "alertroutes/status"): ({"patch"}, "delivery and retry state on the route"),
-    ("alertops.dev", "digestschedules/status"): ({"patch"}, "last digest sent"),
-    ("", "secrets"): ({"get"}, "Slack webhook URLs, bot tokens"),
-    ("", "configmaps"): ({"get", "patch"}, "read and update Slack message references"),
-    ("batch", "jobs"): ({"get", "create"}, "the interaction server starts retry Jobs"),
+    ("alertops.dev", "alertroutes"): (
+        {"get"},
+        "consume (route_state), interact and retry (retry::load_route) read the route",
+    ),
+    ("alertops.dev", "digestschedules"): ({"get"}, "digest (run_digest) reads its schedule"),
+    ("alertops.dev", "digestschedules/status"): (
+        {"patch"},
+        "digest records the last run (patch_status); nothing writes a route's status but the controller",
+    ),
+    ("", "secrets"): (
+        {"get"},
+        "secret_value: Slack webhook URLs and bot tokens of consume, interact (user groups), "
+        "retry (thread reply) and digest (Slack summary)",
+    ),
+    ("", "configmaps"): (
+        {"get", "create", "patch"},
+        "the consumer's Slack message store: get to load it, server-side apply (patch) to save, "
+        "and create because server-side apply of an absent ConfigMap creates it",
+    ),
+    ("batch", "jobs"): (
+        {"get", "create"},
+        "interact creates one retry Job per attempt; a 409 AlreadyExists is read back (get)",
+    ),
+}
+
+# The Role in the release namespace that lets the workload ServiceAccounts read the one Secret
+# holding the button-signing key (resourceNames: that Secret only).
+ACTION_KEY_RULES = {
+    ("", "secrets"): (
+        {"get"},
+        "the consumer reads the button-signing key at start (load_signer → secret_value)",
+    ),
 }
 
 
@@ -139,10 +160,11 @@ def kinds(objects) -> set[tuple[str, str, str | None]]:
     return {(o["kind"], o["metadata"]["name"], o["metadata"].get("namespace")) for o in objects}
 
 
-def rule_triples(rules: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
+def rule_triples(rules: list[dict[str, Any]], allow_resource_names: bool = False) -> set[tuple[str, str, str]]:
     triples = set()
     for rule in rules:
-        assert "resourceNames" not in rule and "nonResourceURLs" not in rule, rule
+        assert "nonResourceURLs" not in rule, rule
+        assert allow_resource_names or "resourceNames" not in rule, rule
         for group in rule["apiGroups"]:
             for resource in rule["resources"]:
                 for verb in rule["verbs"]:
@@ -236,6 +258,7 @@ def test_default_values_render_the_expected_objects(default_objects):
         ("Deployment", "alertops-controller", NAMESPACE),
         ("Deployment", "alertops-interact", NAMESPACE),
         ("Service", "alertops-interact", NAMESPACE),
+        ("Secret", "alertops-action-key", NAMESPACE),
     }
 
 
@@ -250,6 +273,9 @@ def test_all_values_render_namespaced_rbac_and_the_ingress(all_objects):
         ("ClusterRole", "alertops-workload", None),
         # With watchNamespace set, workloads.namespaces is ignored: only "platform" is served.
         ("RoleBinding", "alertops-workload", "platform"),
+        ("Role", "alertops-action-key", NAMESPACE),
+        ("RoleBinding", "alertops-action-key", NAMESPACE),
+        ("Secret", "alertops-action-key", NAMESPACE),
         ("RoleBinding", "alertops-interact", "platform"),
         ("Deployment", "alertops-controller", NAMESPACE),
         ("Deployment", "alertops-interact", NAMESPACE),
@@ -287,10 +313,11 @@ def test_workload_role_is_bound_in_each_listed_namespace():
 def test_no_role_grants_more_than_the_tables(default_objects, all_objects):
     for objects in (default_objects, all_objects):
         roles = [o for o in objects if o["kind"] in ("Role", "ClusterRole")]
-        assert {o["metadata"]["name"] for o in roles} == {
+        assert {o["metadata"]["name"] for o in roles} <= {
             "alertops-controller",
             "alertops-leader-election",
             "alertops-workload",
+            "alertops-action-key",
         }
 
 
@@ -342,8 +369,49 @@ def test_bindings_tie_each_role_to_its_service_account(default_objects, all_obje
     assert workload["subjects"] == [{"kind": "ServiceAccount", "name": "alertops-runner", "namespace": "platform"}]
 
 
+def test_action_key_role_reads_only_its_secret_for_the_workloads():
+    objects = render({"workloads": {"serviceAccount": {"name": "runner"}, "namespaces": ["a", "b"]}})
+    role = find(objects, "Role", "alertops-action-key")
+    assert role["metadata"]["namespace"] == NAMESPACE
+    assert rule_triples(role["rules"], allow_resource_names=True) == table_triples(ACTION_KEY_RULES)
+    assert [r["resourceNames"] for r in role["rules"]] == [["alertops-action-key"]]
+    binding = find(objects, "RoleBinding", "alertops-action-key")
+    assert binding["metadata"]["namespace"] == NAMESPACE
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "alertops-action-key"}
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "runner", "namespace": "a"},
+        {"kind": "ServiceAccount", "name": "runner", "namespace": "b"},
+    ]
+    existing = render({"actionKey": {"existingSecret": "my-key", "existingSecretKey": "k"}, "workloads": {"namespaces": ["a"]}})
+    assert not any(o["kind"] == "Secret" for o in existing), "an existing Secret is not rendered"
+    role = find(existing, "Role", "alertops-action-key")
+    assert [r["resourceNames"] for r in role["rules"]] == [["my-key"]]
+    e = env(container(find(existing, "Deployment", "alertops-controller")))
+    assert e["ALERTOPS_ACTION_KEY_SECRET"] == f"{NAMESPACE}/my-key/k"
+    e = env(container(find(existing, "Deployment", "alertops-interact")))
+    assert e["ALERTOPS_ACTION_TOKEN_KEY"] == {"secretKeyRef": {"name": "my-key", "key": "k"}}
+
+
+def test_generated_action_key_is_long_and_shared(default_objects):
+    secret = find(default_objects, "Secret", "alertops-action-key")
+    key = base64.b64decode(secret["data"]["key"])
+    assert len(key) == 48 and key.isalnum()
+    e = env(container(find(default_objects, "Deployment", "alertops-controller")))
+    assert e["ALERTOPS_ACTION_KEY_SECRET"] == f"{NAMESPACE}/alertops-action-key/key"
+    e = env(container(find(default_objects, "Deployment", "alertops-interact")))
+    assert e["ALERTOPS_ACTION_TOKEN_KEY"] == {"secretKeyRef": {"name": "alertops-action-key", "key": "key"}}
+
+
+def test_slack_api_base_reaches_the_controller_and_the_interaction_server():
+    objects = render({"slack": {"apiBase": "https://slack.example/api/"}})
+    for name in ("alertops-controller", "alertops-interact"):
+        assert env(container(find(objects, "Deployment", name)))["ALERTOPS_SLACK_API_BASE"] == "https://slack.example/api/"
+    defaults = render(None)
+    assert "ALERTOPS_SLACK_API_BASE" not in env(container(find(defaults, "Deployment", "alertops-controller")))
+
+
 def test_every_rule_in_the_tables_says_why():
-    for table in (CONTROLLER_RULES, LEADER_ELECTION_RULES, WORKLOAD_RULES):
+    for table in (CONTROLLER_RULES, LEADER_ELECTION_RULES, WORKLOAD_RULES, ACTION_KEY_RULES):
         for key, (verbs, why) in table.items():
             assert verbs and len(why) > 10, key
 

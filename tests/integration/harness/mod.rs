@@ -108,9 +108,20 @@ pub fn unique(prefix: &str) -> String {
 /// The emulator's state dump (`/moto-api/data.json`), keyed by service then model.
 pub async fn moto_data() -> serde_json::Value {
     let url = format!("{}/moto-api/data.json", moto().await.endpoint());
-    let response = reqwest::get(&url)
-        .await
-        .unwrap_or_else(|error| panic!("GET {url}: {error}"));
+    // The dump checks each attribute, then serialises them all; a model another test changes
+    // in between (an EMR cluster's EC2 instances gaining block devices) makes it answer 500.
+    // That race is the emulator's, so ask again a few times.
+    let mut attempts = 0;
+    let response = loop {
+        let response = reqwest::get(&url)
+            .await
+            .unwrap_or_else(|error| panic!("GET {url}: {error}"));
+        attempts += 1;
+        if response.status().is_server_error() && attempts < 5 {
+            continue;
+        }
+        break response;
+    };
     assert!(
         response.status().is_success(),
         "GET {url}: {}",
