@@ -335,10 +335,10 @@ def run(args, processes, slack):
 
     section("What the metrics say (GET /metrics of alertops local)")
     metrics = http("GET", base + "/metrics")[1]
-    delivered = sorted(line for line in metrics.splitlines() if line.startswith("consumer_alerts_delivered_total"))
+    delivered = sorted(line for line in metrics.splitlines() if line.startswith("alertops_consumer_alerts_delivered_total"))
     calls = []
     for line in metrics.splitlines():
-        match = re.match(r'aws_calls_total\{service="(\w+)",operation="(\w+)",outcome="success"\} (\d+)', line)
+        match = re.match(r'alertops_aws_calls_total\{service="(\w+)",operation="(\w+)",outcome="success"\} (\d+)', line)
         if match:
             calls.append((int(match.group(3)), f"{match.group(1)}:{match.group(2)}"))
     print("Alerts delivered per route:")

@@ -56,7 +56,7 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
 
     let aws = AwsClients::from_env(AwsSettings::default()).await;
     let reconcile_metrics = ReconcileMetrics::default();
-    let mut registry = Registry::default();
+    let mut registry = Registry::with_prefix("alertops");
     reconcile_metrics.register(&mut registry);
     aws.metrics().register(&mut registry);
     let readiness = Readiness::default();

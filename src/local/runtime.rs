@@ -99,10 +99,12 @@ pub async fn run(
 
     let reconcile_metrics = ReconcileMetrics::default();
     let consumer_metrics = ConsumerMetrics::new();
-    let mut registry = Registry::default();
+    let mut registry = Registry::with_prefix("alertops");
     reconcile_metrics.register(&mut registry);
     aws.metrics().register(&mut registry);
     consumer_metrics.register(&mut registry);
+    let interact_metrics = crate::interact::InteractMetrics::default();
+    interact_metrics.register(&mut registry);
 
     let cluster = MemoryCluster::new();
     let ctx = Arc::new(
@@ -136,11 +138,14 @@ pub async fn run(
         verifier: SlackRequestVerifier::new(config.signing_secret.as_bytes()),
         signer: signer.clone(),
         button_max_age: chrono::Duration::days(7),
+        metrics: interact_metrics,
         jobs: RetryJobSettings {
             image: crate::reconcile::default_workload_image(),
             slack_api_base: config.slack_api_base.clone(),
             aws_region: aws.emr.config().region().map(|r| r.to_string()),
             ttl_seconds_after_finished: 7 * 24 * 3600,
+            service_account: None,
+            image_pull_policy: None,
         },
     });
     let readiness = Readiness::default();

@@ -56,7 +56,7 @@ impl Default for ReconcileMetrics {
 }
 
 impl ReconcileMetrics {
-    /// Registers the metrics.
+    /// Registers the metrics (give the registry the `alertops` prefix, as every workload does).
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
             "alertops_reconciles",
@@ -64,12 +64,12 @@ impl ReconcileMetrics {
             self.runs.clone(),
         );
         registry.register(
-            "alertops_reconcile_failures",
+            "reconcile_failures",
             "Reconciles that failed, per kind and error category",
             self.failures.clone(),
         );
         registry.register(
-            "alertops_reconcile_duration_seconds",
+            "reconcile_duration_seconds",
             "Duration of one reconcile, per kind",
             self.duration.clone(),
         );
@@ -177,7 +177,7 @@ mod tests {
     #[test]
     fn reconcile_metrics_are_encoded_per_kind() {
         let metrics = ReconcileMetrics::default();
-        let mut registry = Registry::default();
+        let mut registry = Registry::with_prefix("alertops");
         metrics.register(&mut registry);
         metrics.observe("AlarmPolicy", 0.2, None);
         metrics.observe("AlarmPolicy", 0.1, Some("throttled"));
@@ -201,7 +201,7 @@ mod tests {
     #[tokio::test]
     async fn readiness_and_metrics_are_served() {
         let readiness = Readiness::default();
-        let mut registry = Registry::default();
+        let mut registry = Registry::with_prefix("alertops");
         let metrics = ReconcileMetrics::default();
         metrics.register(&mut registry);
         metrics.observe("AlertRoute", 0.1, None);
