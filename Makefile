@@ -8,7 +8,7 @@ VENV_STAMP  := $(VENV)/.moto-installed
 # Helm's own library (helm-python-sdk embeds Helm v4: no helm binary) and the chart test runner.
 CHART_STAMP := $(VENV)/.chart-tools-installed
 
-.PHONY: venv test lint build chart-test crds demo
+.PHONY: venv test lint build chart-test crds demo bench
 
 venv: $(VENV_STAMP)
 
@@ -26,6 +26,11 @@ $(CHART_STAMP): Makefile | $(VENV)/bin/python
 
 test: venv chart-test
 	MOTO_SERVER=$(MOTO_SERVER) cargo test --all-targets
+
+# The design's speed and memory targets (README "Benchmarks"), measured in release mode against
+# the emulator; exits non-zero when one is missed.
+bench: venv
+	MOTO_SERVER=$(MOTO_SERVER) cargo bench --bench targets
 
 # Lints charts/alertops strictly and checks what it renders (default values and
 # charts/alertops/ci/all-values.yaml): kinds, every RBAC rule, probes, security contexts, CRDs.
