@@ -17,6 +17,9 @@ use tokio::time::Instant;
 
 use super::render::SlackMessage;
 
+/// Web API methods that take form fields rather than a JSON body.
+const FORM_METHODS: &[&str] = &["usergroups.users.list"];
+
 /// Where Slack's incoming webhooks live.
 const SLACK_WEBHOOK_ORIGIN: &str = "https://hooks.slack.com/";
 
@@ -357,14 +360,20 @@ impl SlackClient {
         token: &str,
         body: &Value,
     ) -> Result<Attempt<Value>, SlackError> {
-        let response = match self
-            .http
-            .post(self.api_url(method))
-            .bearer_auth(token)
-            .json(body)
-            .send()
-            .await
-        {
+        let request = self.http.post(self.api_url(method)).bearer_auth(token);
+        // Slack's read methods do not accept JSON bodies, only form fields.
+        let request = if FORM_METHODS.contains(&method) {
+            let fields: Vec<(&str, &str)> = body
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter_map(|(k, v)| Some((k.as_str(), v.as_str()?)))
+                .collect();
+            request.form(&fields)
+        } else {
+            request.json(body)
+        };
+        let response = match request.send().await {
             Ok(r) => r,
             Err(e) => return Ok(transport_failure(e)),
         };
