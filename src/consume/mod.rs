@@ -26,6 +26,7 @@ use crate::k8s::{ClusterApi, ClusterError, KubeCluster};
 use crate::resources::SlackDestination;
 use crate::slack::{
     ActionSigner, ActionTokenError, RouteRef, SlackClient, SlackSettings, SlackTarget,
+    SlackTargetError,
 };
 
 /// Environment variable holding the key that signs button values; the interaction server
@@ -179,50 +180,30 @@ pub async fn load_signer<C: ClusterApi>(
 }
 
 /// The Slack target a route's destination names, with its secret read from the route's
-/// namespace.
+/// namespace; errors name the route.
 pub async fn resolve_target<C: ClusterApi>(
     cluster: &C,
     namespace: &str,
     route: &str,
     slack: &SlackDestination,
 ) -> Result<SlackTarget, ConsumeError> {
-    let read = |secret: &crate::resources::SecretKeyRef, purpose: &'static str| {
-        let secret = secret.clone();
-        async move {
-            cluster
-                .secret_value(namespace, &secret.name, &secret.key)
-                .await?
-                .filter(|v| !v.trim().is_empty())
-                .map(|v| v.trim().to_string())
-                .ok_or_else(|| ConsumeError::MissingSecret {
-                    route: route.to_string(),
-                    secret: secret.name.clone(),
-                    key: secret.key.clone(),
-                    purpose,
-                })
-        }
-    };
-    match (&slack.webhook_secret_ref, &slack.bot_token_secret_ref) {
-        (Some(webhook), None) => Ok(SlackTarget::Webhook {
-            url: read(webhook, "webhook URL").await?,
-        }),
-        (None, Some(bot)) => {
-            let channel = slack.channel.clone().filter(|c| !c.is_empty()).ok_or(
-                ConsumeError::InvalidDestination {
-                    route: route.to_string(),
-                    problem: "botTokenSecretRef needs a channel",
-                },
-            )?;
-            Ok(SlackTarget::Bot {
-                token: read(bot, "bot token").await?,
-                channel,
-            })
-        }
-        _ => Err(ConsumeError::InvalidDestination {
-            route: route.to_string(),
-            problem: "set exactly one of webhookSecretRef or botTokenSecretRef",
-        }),
-    }
+    crate::slack::resolve_target(cluster, namespace, slack)
+        .await
+        .map_err(|error| match error {
+            SlackTargetError::MissingSecret {
+                name, key, purpose, ..
+            } => ConsumeError::MissingSecret {
+                route: route.to_string(),
+                secret: name,
+                key,
+                purpose,
+            },
+            SlackTargetError::InvalidDestination(problem) => ConsumeError::InvalidDestination {
+                route: route.to_string(),
+                problem,
+            },
+            SlackTargetError::Cluster(error) => ConsumeError::Cluster(error),
+        })
 }
 
 /// Settings of [`run_command`] (the `alertops consume` flags).
