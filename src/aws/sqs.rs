@@ -3,6 +3,7 @@
 //! per call (the SQS limit). What to do about entries SQS refuses (log them, retry them) is the
 //! caller's policy; these functions only report them.
 
+use std::future::Future;
 use std::time::Duration;
 
 use aws_sdk_sqs::types::{
@@ -99,8 +100,7 @@ pub async fn delete(
     receipt_handles: &[impl AsRef<str>],
 ) -> Result<BatchResult, AwsError> {
     const OPERATION: &str = "DeleteMessageBatch";
-    let mut result = BatchResult::default();
-    for (number, chunk) in receipt_handles.chunks(SQS_BATCH).enumerate() {
+    in_chunks(receipt_handles, |chunk| async move {
         let entries = chunk
             .iter()
             .enumerate()
@@ -121,14 +121,9 @@ pub async fn delete(
             .send()
             .await
             .map_err(|e| AwsError::from_sdk(OPERATION, e))?;
-        result.succeeded += output.successful().len();
-        result.refused.extend(refused_entries(
-            number * SQS_BATCH,
-            chunk.len(),
-            output.failed(),
-        ));
-    }
-    Ok(result)
+        Ok((output.successful.len(), output.failed))
+    })
+    .await
 }
 
 /// Sets the visibility timeout of each message (receipt handle, timeout at most
@@ -139,8 +134,7 @@ pub async fn change_visibility(
     messages: &[(&str, Duration)],
 ) -> Result<BatchResult, AwsError> {
     const OPERATION: &str = "ChangeMessageVisibilityBatch";
-    let mut result = BatchResult::default();
-    for (number, chunk) in messages.chunks(SQS_BATCH).enumerate() {
+    in_chunks(messages, |chunk| async move {
         let entries = chunk
             .iter()
             .enumerate()
@@ -162,12 +156,25 @@ pub async fn change_visibility(
             .send()
             .await
             .map_err(|e| AwsError::from_sdk(OPERATION, e))?;
-        result.succeeded += output.successful().len();
-        result.refused.extend(refused_entries(
-            number * SQS_BATCH,
-            chunk.len(),
-            output.failed(),
-        ));
+        Ok((output.successful.len(), output.failed))
+    })
+    .await
+}
+
+/// Runs one batch call per chunk of ten items, in order, stopping at the first error. `call`
+/// sends a chunk with ids `0..len` and answers how many entries succeeded and which failed.
+async fn in_chunks<'a, T, F, Fut>(items: &'a [T], call: F) -> Result<BatchResult, AwsError>
+where
+    F: Fn(&'a [T]) -> Fut,
+    Fut: Future<Output = Result<(usize, Vec<BatchResultErrorEntry>), AwsError>>,
+{
+    let mut result = BatchResult::default();
+    for (number, chunk) in items.chunks(SQS_BATCH).enumerate() {
+        let (succeeded, failed) = call(chunk).await?;
+        result.succeeded += succeeded;
+        result
+            .refused
+            .extend(refused_entries(number * SQS_BATCH, chunk.len(), &failed));
     }
     Ok(result)
 }
@@ -178,15 +185,18 @@ fn refused_entries(
     offset: usize,
     chunk_len: usize,
     failed: &[BatchResultErrorEntry],
-) -> impl Iterator<Item = RefusedEntry> + '_ {
-    failed.iter().filter_map(move |f| {
-        let i = f.id().parse::<usize>().ok().filter(|&i| i < chunk_len)?;
-        Some(RefusedEntry {
-            index: offset + i,
-            code: f.code().to_string(),
-            message: f.message().map(str::to_string),
+) -> Vec<RefusedEntry> {
+    failed
+        .iter()
+        .filter_map(move |f| {
+            let i = f.id().parse::<usize>().ok().filter(|&i| i < chunk_len)?;
+            Some(RefusedEntry {
+                index: offset + i,
+                code: f.code().to_string(),
+                message: f.message().map(str::to_string),
+            })
         })
-    })
+        .collect()
 }
 
 fn build_error(operation: &str, error: impl std::fmt::Display) -> AwsError {
@@ -220,7 +230,7 @@ mod tests {
             failure("not-a-number", "Y", None),
             failure("0", "InternalError", None),
         ];
-        let refused: Vec<RefusedEntry> = refused_entries(20, 10, &failed).collect();
+        let refused = refused_entries(20, 10, &failed);
         assert_eq!(
             refused.iter().map(|r| r.index).collect::<Vec<_>>(),
             [23, 20]
