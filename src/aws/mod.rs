@@ -7,6 +7,7 @@
 mod call_log;
 mod error;
 mod rate_limit;
+pub mod sqs;
 
 pub use call_log::{
     AwsMetrics, CallLog, CallOutcome, CallRecord, CallRecorder, DEFAULT_CALL_LOG_CAPACITY,

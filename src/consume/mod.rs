@@ -26,6 +26,7 @@ use crate::k8s::{ClusterApi, ClusterError, KubeCluster};
 use crate::resources::SlackDestination;
 use crate::slack::{
     ActionSigner, ActionTokenError, RouteRef, SlackClient, SlackSettings, SlackTarget,
+    SlackTargetError,
 };
 
 /// Environment variable holding the key that signs button values; the interaction server
@@ -179,50 +180,30 @@ pub async fn load_signer<C: ClusterApi>(
 }
 
 /// The Slack target a route's destination names, with its secret read from the route's
-/// namespace.
+/// namespace; errors name the route.
 pub async fn resolve_target<C: ClusterApi>(
     cluster: &C,
     namespace: &str,
     route: &str,
     slack: &SlackDestination,
 ) -> Result<SlackTarget, ConsumeError> {
-    let read = |secret: &crate::resources::SecretKeyRef, purpose: &'static str| {
-        let secret = secret.clone();
-        async move {
-            cluster
-                .secret_value(namespace, &secret.name, &secret.key)
-                .await?
-                .filter(|v| !v.trim().is_empty())
-                .map(|v| v.trim().to_string())
-                .ok_or_else(|| ConsumeError::MissingSecret {
-                    route: route.to_string(),
-                    secret: secret.name.clone(),
-                    key: secret.key.clone(),
-                    purpose,
-                })
-        }
-    };
-    match (&slack.webhook_secret_ref, &slack.bot_token_secret_ref) {
-        (Some(webhook), None) => Ok(SlackTarget::Webhook {
-            url: read(webhook, "webhook URL").await?,
-        }),
-        (None, Some(bot)) => {
-            let channel = slack.channel.clone().filter(|c| !c.is_empty()).ok_or(
-                ConsumeError::InvalidDestination {
-                    route: route.to_string(),
-                    problem: "botTokenSecretRef needs a channel",
-                },
-            )?;
-            Ok(SlackTarget::Bot {
-                token: read(bot, "bot token").await?,
-                channel,
-            })
-        }
-        _ => Err(ConsumeError::InvalidDestination {
-            route: route.to_string(),
-            problem: "set exactly one of webhookSecretRef or botTokenSecretRef",
-        }),
-    }
+    crate::slack::resolve_target(cluster, namespace, slack)
+        .await
+        .map_err(|error| match error {
+            SlackTargetError::MissingSecret {
+                name, key, purpose, ..
+            } => ConsumeError::MissingSecret {
+                route: route.to_string(),
+                secret: name,
+                key,
+                purpose,
+            },
+            SlackTargetError::InvalidDestination(problem) => ConsumeError::InvalidDestination {
+                route: route.to_string(),
+                problem,
+            },
+            SlackTargetError::Cluster(error) => ConsumeError::Cluster(error),
+        })
 }
 
 /// Settings of [`run_command`] (the `alertops consume` flags).
@@ -345,7 +326,6 @@ mod tests {
     use super::*;
     use crate::k8s::MemoryCluster;
     use crate::resources::SecretKeyRef;
-    use serde_json::json;
 
     #[test]
     fn route_argument_is_namespace_slash_name() {
@@ -413,57 +393,22 @@ mod tests {
         })
     }
 
+    /// Resolution itself is tested in `slack::target`; here, that errors name the route.
     #[tokio::test]
-    async fn targets_come_from_the_routes_secrets() {
+    async fn target_errors_name_the_route() {
         let cluster = MemoryCluster::new();
-        cluster
-            .apply_manifest(json!({
-                "apiVersion": "v1", "kind": "Secret",
-                "metadata": {"name": "slack", "namespace": "team"},
-                "stringData": {"webhook": " https://hooks.example/T/B/x\n", "token": "xoxb-1"},
-            }))
-            .unwrap();
-        let webhook = SlackDestination {
-            webhook_secret_ref: secret_ref("slack", "webhook"),
-            bot_token_secret_ref: None,
-            channel: None,
-            mentions: vec![],
-        };
-        assert_eq!(
-            resolve_target(&cluster, "team", "team/r", &webhook)
-                .await
-                .unwrap(),
-            SlackTarget::Webhook {
-                url: "https://hooks.example/T/B/x".into()
-            }
-        );
         let bot = SlackDestination {
             webhook_secret_ref: None,
-            bot_token_secret_ref: secret_ref("slack", "token"),
+            bot_token_secret_ref: secret_ref("slack", "nope"),
             channel: Some("C1".into()),
             mentions: vec![],
         };
-        assert_eq!(
-            resolve_target(&cluster, "team", "team/r", &bot)
-                .await
-                .unwrap(),
-            SlackTarget::Bot {
-                token: "xoxb-1".into(),
-                channel: "C1".into()
-            }
-        );
-        let missing = SlackDestination {
-            bot_token_secret_ref: secret_ref("slack", "nope"),
-            ..bot.clone()
-        };
-        let error = resolve_target(&cluster, "team", "team/r", &missing)
+        let error = resolve_target(&cluster, "team", "team/r", &bot)
             .await
             .unwrap_err();
-        assert!(
-            error
-                .to_string()
-                .contains("Secret slack has no key \"nope\""),
-            "{error}"
+        assert_eq!(
+            error.to_string(),
+            "AlertRoute team/r: Secret slack has no key \"nope\" (the Slack bot token)"
         );
         let no_channel = SlackDestination {
             channel: None,
@@ -471,7 +416,8 @@ mod tests {
         };
         assert!(matches!(
             resolve_target(&cluster, "team", "team/r", &no_channel).await,
-            Err(ConsumeError::InvalidDestination { .. })
+            Err(ConsumeError::InvalidDestination { route, problem })
+                if route == "team/r" && problem == "botTokenSecretRef needs a channel"
         ));
     }
 

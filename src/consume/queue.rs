@@ -2,20 +2,15 @@
 
 use std::time::Duration;
 
-use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
-    MessageSystemAttributeName, QueueAttributeName,
-};
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use tokio::time::Instant;
 
+use crate::aws::sqs::{self, ReceiveRequest};
+pub use crate::aws::sqs::{MAX_VISIBILITY, SQS_BATCH};
 use crate::aws::{AwsApi, AwsClients, AwsError};
 
-/// Most messages one `ReceiveMessage` returns, and most entries in one batch call.
-pub const SQS_BATCH: usize = 10;
 /// Longest long-poll SQS allows.
 pub const MAX_WAIT: Duration = Duration::from_secs(20);
-/// Longest visibility timeout SQS allows.
-pub const MAX_VISIBILITY: Duration = Duration::from_secs(43_200);
 
 /// One received SQS message.
 #[derive(Clone, Debug)]
@@ -91,21 +86,15 @@ pub async fn receive(
     max: usize,
     wait: Duration,
 ) -> Result<Vec<ReceivedMessage>, AwsError> {
-    let wait_seconds = wait.min(MAX_WAIT).as_secs_f64().ceil() as i32;
-    aws.acquire(AwsApi::Sqs).await;
-    let output = aws
-        .sqs
-        .receive_message()
-        .queue_url(queue_url)
-        .max_number_of_messages(max.clamp(1, SQS_BATCH) as i32)
-        .wait_time_seconds(wait_seconds)
-        .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk("ReceiveMessage", e))?;
+    let request = ReceiveRequest {
+        max,
+        wait_seconds: wait.min(MAX_WAIT).as_secs_f64().ceil() as i32,
+        visibility_timeout: None,
+        attributes: &[MessageSystemAttributeName::ApproximateReceiveCount],
+    };
+    let messages = sqs::receive(aws, queue_url, request).await?;
     let received_at = Instant::now();
-    Ok(output
-        .messages()
+    Ok(messages
         .iter()
         .filter_map(|m| {
             // Without a receipt handle a message can be neither deleted nor delayed; SQS always
@@ -119,11 +108,12 @@ pub async fn receive(
                 receipt_handle: receipt_handle.to_string(),
                 // An empty body still becomes a (generic) alert.
                 body: m.body().unwrap_or_default().to_string(),
-                receive_count: m
-                    .attributes()
-                    .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
-                    .and_then(|c| c.parse().ok())
-                    .unwrap_or(1),
+                receive_count: sqs::system_attribute(
+                    m,
+                    &MessageSystemAttributeName::ApproximateReceiveCount,
+                )
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(1),
                 received_at,
             })
         })
@@ -137,44 +127,17 @@ pub async fn delete(
     queue_url: &str,
     messages: &[&ReceivedMessage],
 ) -> Result<usize, AwsError> {
-    let mut deleted = 0;
-    for chunk in messages.chunks(SQS_BATCH) {
-        let entries = chunk
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(&m.receipt_handle)
-                    .build()
-                    .expect("id and receipt handle are set")
-            })
-            .collect::<Vec<_>>();
-        aws.acquire(AwsApi::Sqs).await;
-        let output = aws
-            .sqs
-            .delete_message_batch()
-            .queue_url(queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("DeleteMessageBatch", e))?;
-        for failure in output.failed() {
-            let message = failure
-                .id()
-                .parse::<usize>()
-                .ok()
-                .and_then(|i| chunk.get(i));
-            tracing::warn!(
-                message_id = message.map(|m| m.message_id.as_str()),
-                code = failure.code(),
-                reason = failure.message(),
-                "SQS did not delete a delivered message; it may be delivered again"
-            );
-        }
-        deleted += output.successful().len();
+    let handles: Vec<&str> = messages.iter().map(|m| m.receipt_handle.as_str()).collect();
+    let result = sqs::delete(aws, queue_url, &handles).await?;
+    for refused in &result.refused {
+        tracing::warn!(
+            message_id = messages.get(refused.index).map(|m| m.message_id.as_str()),
+            code = refused.code,
+            reason = refused.message,
+            "SQS did not delete a delivered message; it may be delivered again"
+        );
     }
-    Ok(deleted)
+    Ok(result.succeeded)
 }
 
 /// Makes messages visible again after their delay, ten per call.
@@ -183,35 +146,17 @@ pub async fn delay(
     queue_url: &str,
     messages: &[(&ReceivedMessage, Duration)],
 ) -> Result<(), AwsError> {
-    for chunk in messages.chunks(SQS_BATCH) {
-        let entries = chunk
-            .iter()
-            .enumerate()
-            .map(|(i, (m, delay))| {
-                ChangeMessageVisibilityBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(&m.receipt_handle)
-                    .visibility_timeout(delay.min(&MAX_VISIBILITY).as_secs() as i32)
-                    .build()
-                    .expect("id and receipt handle are set")
-            })
-            .collect::<Vec<_>>();
-        aws.acquire(AwsApi::Sqs).await;
-        let output = aws
-            .sqs
-            .change_message_visibility_batch()
-            .queue_url(queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("ChangeMessageVisibilityBatch", e))?;
-        for failure in output.failed() {
-            tracing::warn!(
-                code = failure.code(),
-                reason = failure.message(),
-                "SQS did not change a message's visibility; it returns after its timeout"
-            );
-        }
+    let timeouts: Vec<(&str, Duration)> = messages
+        .iter()
+        .map(|(m, delay)| (m.receipt_handle.as_str(), *delay))
+        .collect();
+    let result = sqs::change_visibility(aws, queue_url, &timeouts).await?;
+    for refused in &result.refused {
+        tracing::warn!(
+            code = refused.code,
+            reason = refused.message,
+            "SQS did not change a message's visibility; it returns after its timeout"
+        );
     }
     Ok(())
 }

@@ -12,6 +12,5 @@ pub mod run;
 pub use consolidate::{AlertGroup, DigestSummary, ReasonTotal, TeamSummary, consolidate};
 pub use render::{DigestContext, render_email, render_slack_summary};
 pub use run::{
-    DigestError, DigestReport, DigestSettings, SlackSummaryOutcome, SlackTargetError, run_digest,
-    run_digest_with, slack_target,
+    DigestError, DigestReport, DigestSettings, SlackSummaryOutcome, run_digest, run_digest_with,
 };

@@ -1,16 +1,14 @@
 //! The SQS side of a digest run: receive in batches, delete after sending, or make messages
-//! visible again when sending failed. Batches hold at most 10 entries (the SQS limit).
+//! visible again when sending failed. Entries SQS refuses get one more try.
 
-use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
-    MessageSystemAttributeName,
-};
+use std::time::Duration;
+
+use aws_sdk_sqs::types::MessageSystemAttributeName;
 use chrono::{DateTime, Utc};
 
-use crate::aws::{AwsApi, AwsClients, AwsError, AwsErrorKind};
-
-/// Most messages one SQS batch call takes.
-pub const SQS_BATCH: usize = 10;
+pub use crate::aws::sqs::SQS_BATCH;
+use crate::aws::sqs::{self, BatchResult, ReceiveRequest};
+use crate::aws::{AwsClients, AwsError};
 
 /// One received message.
 #[derive(Clone, Debug)]
@@ -34,25 +32,17 @@ pub async fn receive(
     visibility_timeout: i32,
     wait_seconds: i32,
 ) -> Result<Vec<Received>, AwsError> {
-    aws.acquire(AwsApi::Sqs).await;
-    let output = aws
-        .sqs
-        .receive_message()
-        .queue_url(queue_url)
-        .max_number_of_messages(max.clamp(1, SQS_BATCH) as i32)
-        .visibility_timeout(visibility_timeout)
-        .wait_time_seconds(wait_seconds)
-        .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk("ReceiveMessage", e))?;
-    Ok(output
-        .messages()
+    let request = ReceiveRequest {
+        max,
+        wait_seconds,
+        visibility_timeout: Some(visibility_timeout),
+        attributes: &[MessageSystemAttributeName::SentTimestamp],
+    };
+    let messages = sqs::receive(aws, queue_url, request).await?;
+    Ok(messages
         .iter()
         .filter_map(|m| {
-            let sent_at = m
-                .attributes()
-                .and_then(|a| a.get(&MessageSystemAttributeName::SentTimestamp))
+            let sent_at = sqs::system_attribute(m, &MessageSystemAttributeName::SentTimestamp)
                 .and_then(|ms| ms.parse::<i64>().ok())
                 .and_then(DateTime::<Utc>::from_timestamp_millis);
             Some(Received {
@@ -80,34 +70,8 @@ pub async fn delete(
     queue_url: &str,
     receipt_handles: &[String],
 ) -> Result<BatchOutcome, AwsError> {
-    batched(receipt_handles, |chunk| async move {
-        let entries = chunk
-            .iter()
-            .enumerate()
-            .map(|(i, handle)| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(handle.as_str())
-                    .build()
-                    .map_err(|e| build_error("DeleteMessageBatch", e))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        aws.acquire(AwsApi::Sqs).await;
-        let output = aws
-            .sqs
-            .delete_message_batch()
-            .queue_url(queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("DeleteMessageBatch", e))?;
-        Ok(failed_entries(
-            &chunk,
-            output
-                .failed()
-                .iter()
-                .map(|f| (f.id(), f.code(), f.message())),
-        ))
+    with_one_retry(receipt_handles, |chunk| async move {
+        sqs::delete(aws, queue_url, &chunk).await
     })
     .await
 }
@@ -119,84 +83,36 @@ pub async fn release(
     queue_url: &str,
     receipt_handles: &[String],
 ) -> Result<BatchOutcome, AwsError> {
-    batched(receipt_handles, |chunk| async move {
-        let entries = chunk
+    with_one_retry(receipt_handles, |chunk| async move {
+        let timeouts: Vec<(&str, Duration)> = chunk
             .iter()
-            .enumerate()
-            .map(|(i, handle)| {
-                ChangeMessageVisibilityBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(handle.as_str())
-                    .visibility_timeout(0)
-                    .build()
-                    .map_err(|e| build_error("ChangeMessageVisibilityBatch", e))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        aws.acquire(AwsApi::Sqs).await;
-        let output = aws
-            .sqs
-            .change_message_visibility_batch()
-            .queue_url(queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("ChangeMessageVisibilityBatch", e))?;
-        Ok(failed_entries(
-            &chunk,
-            output
-                .failed()
-                .iter()
-                .map(|f| (f.id(), f.code(), f.message())),
-        ))
+            .map(|handle| (handle.as_str(), Duration::ZERO))
+            .collect();
+        sqs::change_visibility(aws, queue_url, &timeouts).await
     })
     .await
 }
 
-/// The handles of a chunk that SQS refused, with the reason.
-fn failed_entries<'a>(
-    chunk: &[String],
-    failed: impl Iterator<Item = (&'a str, &'a str, Option<&'a str>)>,
-) -> Vec<(String, String)> {
-    failed
-        .filter_map(|(id, code, message)| {
-            let handle = chunk.get(id.parse::<usize>().ok()?)?;
-            Some((
-                handle.clone(),
-                match message {
-                    Some(message) => format!("{code}: {message}"),
-                    None => code.to_string(),
-                },
-            ))
-        })
-        .collect()
-}
-
 /// Runs `call` over chunks of 10 handles; a chunk's refused entries get one more try.
-async fn batched<F, Fut>(handles: &[String], call: F) -> Result<BatchOutcome, AwsError>
+async fn with_one_retry<F, Fut>(handles: &[String], call: F) -> Result<BatchOutcome, AwsError>
 where
     F: Fn(Vec<String>) -> Fut,
-    Fut: std::future::Future<Output = Result<Vec<(String, String)>, AwsError>>,
+    Fut: std::future::Future<Output = Result<BatchResult, AwsError>>,
 {
     let mut outcome = BatchOutcome::default();
     for chunk in handles.chunks(SQS_BATCH) {
-        let mut refused = call(chunk.to_vec()).await?;
+        let mut refused = call(chunk.to_vec()).await?.refused;
         if !refused.is_empty() {
-            let retry: Vec<String> = refused.iter().map(|(h, _)| h.clone()).collect();
-            refused = call(retry).await?;
+            let retry: Vec<String> = refused
+                .iter()
+                .filter_map(|r| chunk.get(r.index).cloned())
+                .collect();
+            refused = call(retry).await?.refused;
         }
         outcome.succeeded += chunk.len() - refused.len();
         outcome
             .failed
-            .extend(refused.into_iter().map(|(_, reason)| reason));
+            .extend(refused.iter().map(sqs::RefusedEntry::reason));
     }
     Ok(outcome)
-}
-
-fn build_error(operation: &str, error: impl std::fmt::Display) -> AwsError {
-    AwsError::new(
-        AwsErrorKind::InvalidRequest,
-        operation,
-        "BuildError",
-        error.to_string(),
-    )
 }

@@ -20,7 +20,7 @@ use crate::email::{EmailError, send_email};
 use crate::k8s::{ClusterApi, ClusterError};
 use crate::resources::digest_schedule::DigestRun;
 use crate::resources::{DigestSchedule, SlackDestination};
-use crate::slack::{SlackClient, SlackTarget};
+use crate::slack::{SlackClient, resolve_target};
 
 /// Timing of a run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -511,61 +511,6 @@ async fn record_run<C: ClusterApi>(
         .map_err(status_error)
 }
 
-/// Why a Slack destination could not be turned into a target.
-#[derive(Debug, thiserror::Error)]
-pub enum SlackTargetError {
-    /// The Secret or its key does not exist.
-    #[error("Secret {namespace}/{name} has no key {key}")]
-    MissingSecret {
-        /// Namespace of the Secret.
-        namespace: String,
-        /// Name of the Secret.
-        name: String,
-        /// The key.
-        key: String,
-    },
-    /// The destination sets neither a webhook nor a bot token with a channel.
-    #[error("the Slack destination needs webhookSecretRef, or botTokenSecretRef and channel")]
-    Incomplete,
-    /// Reading the Secret failed.
-    #[error("reading the Slack secret: {0}")]
-    Cluster(#[from] ClusterError),
-}
-
-/// The Slack target of a destination, with its secret read from the namespace.
-pub async fn slack_target<C: ClusterApi>(
-    cluster: &C,
-    namespace: &str,
-    destination: &SlackDestination,
-) -> Result<SlackTarget, SlackTargetError> {
-    let read = |name: String, key: String| async move {
-        cluster
-            .secret_value(namespace, &name, &key)
-            .await?
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
-            .ok_or(SlackTargetError::MissingSecret {
-                namespace: namespace.to_string(),
-                name,
-                key,
-            })
-    };
-    match (
-        &destination.webhook_secret_ref,
-        &destination.bot_token_secret_ref,
-        &destination.channel,
-    ) {
-        (Some(webhook), _, _) => Ok(SlackTarget::Webhook {
-            url: read(webhook.name.clone(), webhook.key.clone()).await?,
-        }),
-        (None, Some(token), Some(channel)) => Ok(SlackTarget::Bot {
-            token: read(token.name.clone(), token.key.clone()).await?,
-            channel: channel.clone(),
-        }),
-        _ => Err(SlackTargetError::Incomplete),
-    }
-}
-
 async fn post_summary<C: ClusterApi>(
     cluster: &C,
     slack: &SlackClient,
@@ -575,7 +520,7 @@ async fn post_summary<C: ClusterApi>(
     summary: &DigestSummary,
     recipients: usize,
 ) -> SlackSummaryOutcome {
-    let target = match slack_target(cluster, namespace, destination).await {
+    let target = match resolve_target(cluster, namespace, destination).await {
         Ok(target) => target,
         Err(e) => return SlackSummaryOutcome::Failed(e.to_string()),
     };

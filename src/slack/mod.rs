@@ -8,6 +8,7 @@
 pub mod action_token;
 pub mod client;
 pub mod render;
+pub mod target;
 pub mod text;
 
 pub use action_token::{
@@ -19,3 +20,4 @@ pub use render::{
     RETRY_ACTION_PREFIX, RenderOptions, RetryProgress, RetryStatus, STATUS_BLOCK_ID, SlackMessage,
     limit_violations, mark_acknowledged, mark_retry_progress, render_alert, render_group,
 };
+pub use target::{SlackTargetError, resolve_target};

@@ -1,0 +1,241 @@
+//! SQS message mechanics shared by the route consumer and the digest: one `ReceiveMessage`, and
+//! `DeleteMessageBatch` / `ChangeMessageVisibilityBatch` over any number of receipt handles, ten
+//! per call (the SQS limit). What to do about entries SQS refuses (log them, retry them) is the
+//! caller's policy; these functions only report them.
+
+use std::future::Future;
+use std::time::Duration;
+
+use aws_sdk_sqs::types::{
+    BatchResultErrorEntry, ChangeMessageVisibilityBatchRequestEntry,
+    DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName,
+};
+
+use super::{AwsApi, AwsClients, AwsError, AwsErrorKind};
+
+/// Most messages one `ReceiveMessage` returns, and most entries in one batch call.
+pub const SQS_BATCH: usize = 10;
+/// Longest visibility timeout SQS allows.
+pub const MAX_VISIBILITY: Duration = Duration::from_secs(43_200);
+
+/// What one `ReceiveMessage` call asks for.
+#[derive(Clone, Copy, Debug)]
+pub struct ReceiveRequest<'a> {
+    /// Most messages to return (clamped to 1..=10).
+    pub max: usize,
+    /// How long to wait for the first message, in seconds (SQS allows at most 20).
+    pub wait_seconds: i32,
+    /// The visibility timeout of the received messages, in seconds; the queue's own when `None`.
+    pub visibility_timeout: Option<i32>,
+    /// The system attributes to return with each message.
+    pub attributes: &'a [MessageSystemAttributeName],
+}
+
+/// Receives one batch of messages, as SQS returns them.
+pub async fn receive(
+    aws: &AwsClients,
+    queue_url: &str,
+    request: ReceiveRequest<'_>,
+) -> Result<Vec<Message>, AwsError> {
+    aws.acquire(AwsApi::Sqs).await;
+    let output = aws
+        .sqs
+        .receive_message()
+        .queue_url(queue_url)
+        .max_number_of_messages(request.max.clamp(1, SQS_BATCH) as i32)
+        .set_visibility_timeout(request.visibility_timeout)
+        .wait_time_seconds(request.wait_seconds)
+        .set_message_system_attribute_names(Some(request.attributes.to_vec()))
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("ReceiveMessage", e))?;
+    Ok(output.messages.unwrap_or_default())
+}
+
+/// The value of one of a message's system attributes, when SQS returned it.
+pub fn system_attribute<'m>(
+    message: &'m Message,
+    name: &MessageSystemAttributeName,
+) -> Option<&'m str> {
+    message
+        .attributes()
+        .and_then(|a| a.get(name))
+        .map(String::as_str)
+}
+
+/// An entry of a batch call that SQS refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefusedEntry {
+    /// Position of the entry in the caller's list.
+    pub index: usize,
+    /// SQS's error code.
+    pub code: String,
+    /// SQS's explanation, when it gave one.
+    pub message: Option<String>,
+}
+
+impl RefusedEntry {
+    /// `code: message`, or the code alone.
+    pub fn reason(&self) -> String {
+        match &self.message {
+            Some(message) => format!("{}: {message}", self.code),
+            None => self.code.clone(),
+        }
+    }
+}
+
+/// What SQS answered to the batch calls over a list of entries.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BatchResult {
+    /// Entries SQS confirmed.
+    pub succeeded: usize,
+    /// Entries SQS refused.
+    pub refused: Vec<RefusedEntry>,
+}
+
+/// Deletes the messages with these receipt handles, ten per call.
+pub async fn delete(
+    aws: &AwsClients,
+    queue_url: &str,
+    receipt_handles: &[impl AsRef<str>],
+) -> Result<BatchResult, AwsError> {
+    const OPERATION: &str = "DeleteMessageBatch";
+    in_chunks(receipt_handles, |chunk| async move {
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, handle)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(handle.as_ref())
+                    .build()
+                    .map_err(|e| build_error(OPERATION, e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        aws.acquire(AwsApi::Sqs).await;
+        let output = aws
+            .sqs
+            .delete_message_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk(OPERATION, e))?;
+        Ok((output.successful.len(), output.failed))
+    })
+    .await
+}
+
+/// Sets the visibility timeout of each message (receipt handle, timeout at most
+/// [`MAX_VISIBILITY`]), ten per call.
+pub async fn change_visibility(
+    aws: &AwsClients,
+    queue_url: &str,
+    messages: &[(&str, Duration)],
+) -> Result<BatchResult, AwsError> {
+    const OPERATION: &str = "ChangeMessageVisibilityBatch";
+    in_chunks(messages, |chunk| async move {
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, (handle, timeout))| {
+                ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(*handle)
+                    .visibility_timeout(timeout.min(&MAX_VISIBILITY).as_secs() as i32)
+                    .build()
+                    .map_err(|e| build_error(OPERATION, e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        aws.acquire(AwsApi::Sqs).await;
+        let output = aws
+            .sqs
+            .change_message_visibility_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk(OPERATION, e))?;
+        Ok((output.successful.len(), output.failed))
+    })
+    .await
+}
+
+/// Runs one batch call per chunk of ten items, in order, stopping at the first error. `call`
+/// sends a chunk with ids `0..len` and answers how many entries succeeded and which failed.
+async fn in_chunks<'a, T, F, Fut>(items: &'a [T], call: F) -> Result<BatchResult, AwsError>
+where
+    F: Fn(&'a [T]) -> Fut,
+    Fut: Future<Output = Result<(usize, Vec<BatchResultErrorEntry>), AwsError>>,
+{
+    let mut result = BatchResult::default();
+    for (number, chunk) in items.chunks(SQS_BATCH).enumerate() {
+        let (succeeded, failed) = call(chunk).await?;
+        result.succeeded += succeeded;
+        result
+            .refused
+            .extend(refused_entries(number * SQS_BATCH, chunk.len(), &failed));
+    }
+    Ok(result)
+}
+
+/// The refused entries of one chunk, placed in the caller's list. The ids sent are the entries'
+/// positions in the chunk; a failure naming any other id is not one of ours and is skipped.
+fn refused_entries(
+    offset: usize,
+    chunk_len: usize,
+    failed: &[BatchResultErrorEntry],
+) -> Vec<RefusedEntry> {
+    failed
+        .iter()
+        .filter_map(move |f| {
+            let i = f.id().parse::<usize>().ok().filter(|&i| i < chunk_len)?;
+            Some(RefusedEntry {
+                index: offset + i,
+                code: f.code().to_string(),
+                message: f.message().map(str::to_string),
+            })
+        })
+        .collect()
+}
+
+fn build_error(operation: &str, error: impl std::fmt::Display) -> AwsError {
+    AwsError::new(
+        AwsErrorKind::InvalidRequest,
+        operation,
+        "BuildError",
+        error.to_string(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(id: &str, code: &str, message: Option<&str>) -> BatchResultErrorEntry {
+        BatchResultErrorEntry::builder()
+            .id(id)
+            .sender_fault(true)
+            .code(code)
+            .set_message(message.map(str::to_string))
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn refused_entries_are_placed_in_the_callers_list_and_foreign_ids_skipped() {
+        let failed = [
+            failure("3", "ReceiptHandleIsInvalid", Some("expired")),
+            failure("12", "X", None),
+            failure("not-a-number", "Y", None),
+            failure("0", "InternalError", None),
+        ];
+        let refused = refused_entries(20, 10, &failed);
+        assert_eq!(
+            refused.iter().map(|r| r.index).collect::<Vec<_>>(),
+            [23, 20]
+        );
+        assert_eq!(refused[0].reason(), "ReceiptHandleIsInvalid: expired");
+        assert_eq!(refused[1].reason(), "InternalError");
+    }
+}
