@@ -279,6 +279,42 @@ pub(crate) fn aws_reason(error: &AwsError) -> &'static str {
     }
 }
 
+/// Namespace and name of a resource (every alertops resource is namespaced).
+pub(crate) fn namespaced_name<K: kube::Resource>(
+    obj: &K,
+    kind: &'static str,
+) -> Result<(String, String), ReconcileError> {
+    let name = obj.meta().name.clone().unwrap_or_default();
+    match obj.meta().namespace.clone() {
+        Some(namespace) => Ok((namespace, name)),
+        None => Err(ReconcileError::MissingNamespace { kind, name }),
+    }
+}
+
+/// Whether the object carries [`FINALIZER`].
+pub(crate) fn has_finalizer<K: kube::Resource>(obj: &K) -> bool {
+    obj.meta()
+        .finalizers
+        .iter()
+        .flatten()
+        .any(|f| f == FINALIZER)
+}
+
+/// The object with [`FINALIZER`], added before anything is made in AWS so that a deletion always
+/// goes through the cleanup.
+pub(crate) async fn with_finalizer<C: ClusterApi, K: NamespacedResource>(
+    cluster: &C,
+    obj: std::sync::Arc<K>,
+) -> Result<std::sync::Arc<K>, ReconcileError> {
+    if has_finalizer(&*obj) {
+        Ok(obj)
+    } else {
+        Ok(std::sync::Arc::new(
+            cluster.add_finalizer(&*obj, FINALIZER).await?,
+        ))
+    }
+}
+
 /// Logs the notices of an apply and publishes them as events about `obj` (best effort: an event
 /// that cannot be published never fails a reconcile).
 pub(crate) async fn publish_notices<C: ClusterApi, K: NamespacedResource>(

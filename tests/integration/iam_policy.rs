@@ -636,7 +636,7 @@ mod scanner {
             let r = r#"aws.sns.delete_topic() "quoted""#;
             let c = '"'; let l: &'static str = "x";
             let per_second = settings.emr.per_second.get();
-            match api { AwsApi::Sqs => self.sqs, _ => todo!() }
+            match api { AwsApi::Sqs => self.sqs, _ => self.sns }
         "##;
         assert_eq!(calls(src), Vec::<(String, String)>::new());
     }

@@ -9,7 +9,6 @@ pub mod validate;
 use std::sync::Arc;
 
 use k8s_openapi::jiff::Timestamp;
-use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use tracing::{info, warn};
 
@@ -17,11 +16,14 @@ use crate::k8s::{ClusterApi, EventInfo, EventType};
 use crate::lint::rules::lint_alarm_policy;
 use crate::reconcile::conditions::{self, ConditionUpdate};
 use crate::reconcile::names::OwnerIdentity;
-use crate::reconcile::{Context, FINALIZER, ReconcileError};
+use crate::reconcile::{
+    Context, FINALIZER, ReconcileError, aws_reason, has_finalizer, namespaced_name,
+    publish_notices, with_finalizer, write_status,
+};
 use crate::resources::alarm_policy::{AlarmPolicy, AlarmPolicyStatus, LintFinding, LintLevel};
 use crate::resources::{CONDITION_LINT, CONDITION_READY, DeletionPolicy};
 
-use apply::{Applier, ApplyOutcome, Notice, Recorded};
+use apply::{Applier, ApplyOutcome, Recorded};
 
 /// Kind name used in ownership tags and events.
 pub const KIND: &str = "AlarmPolicy";
@@ -33,13 +35,7 @@ pub async fn reconcile<C: ClusterApi>(
     policy: Arc<AlarmPolicy>,
     ctx: &Context<C>,
 ) -> Result<Action, ReconcileError> {
-    let name = policy.name_any();
-    let namespace = policy
-        .namespace()
-        .ok_or_else(|| ReconcileError::MissingNamespace {
-            kind: KIND,
-            name: name.clone(),
-        })?;
+    let (namespace, name) = namespaced_name(&*policy, KIND)?;
     let owner = OwnerIdentity::new(&ctx.settings.cluster_id, KIND, &namespace, &name);
     let previous = policy.status.clone().unwrap_or_default();
     let recorded = recorded(&previous);
@@ -49,10 +45,10 @@ pub async fn reconcile<C: ClusterApi>(
     };
 
     if policy.metadata.deletion_timestamp.is_some() {
-        if policy.finalizers().iter().any(|f| f == FINALIZER) {
+        if has_finalizer(&*policy) {
             if policy.spec.deletion_policy == DeletionPolicy::Delete {
                 let notices = applier.delete_everything(&recorded).await?;
-                publish(ctx, &policy, &notices).await;
+                publish_notices(&ctx.cluster, &*policy, &notices).await;
             } else {
                 info!(policy = %format!("{namespace}/{name}"), "deletion policy Retain: AWS resources left in place");
             }
@@ -61,11 +57,7 @@ pub async fn reconcile<C: ClusterApi>(
         return Ok(Action::await_change());
     }
 
-    let policy = if policy.finalizers().iter().any(|f| f == FINALIZER) {
-        policy
-    } else {
-        Arc::new(ctx.cluster.add_finalizer(&*policy, FINALIZER).await?)
-    };
+    let policy = with_finalizer(&ctx.cluster, policy).await?;
     let generation = policy.metadata.generation;
 
     // Lint first: findings are reported whatever happens next.
@@ -114,13 +106,13 @@ pub async fn reconcile<C: ClusterApi>(
             observed_generation: generation,
             ..previous.clone()
         };
-        write_status(ctx, &policy, &previous, status).await?;
+        write_status(&ctx.cluster, &*policy, policy.status.as_ref(), &status).await?;
         return Ok(Action::await_change());
     }
 
     let mut outcome = ApplyOutcome::default();
     let result = apply_all(&applier, &policy, &recorded, &mut outcome).await;
-    publish(ctx, &policy, &outcome.notices).await;
+    publish_notices(&ctx.cluster, &*policy, &outcome.notices).await;
 
     let ready = match &result {
         Err(e) => ConditionUpdate::falsy(CONDITION_READY, aws_reason(e), e.to_string()),
@@ -187,7 +179,7 @@ pub async fn reconcile<C: ClusterApi>(
             ..previous.clone()
         }
     };
-    write_status(ctx, &policy, &previous, status).await?;
+    write_status(&ctx.cluster, &*policy, policy.status.as_ref(), &status).await?;
     result?;
     ctx.succeeded(&format!("{KIND}/{namespace}/{name}"));
     if outcome.blockers.is_empty() {
@@ -270,53 +262,4 @@ fn lint_condition(findings: &[LintFinding]) -> ConditionUpdate {
     } else {
         ConditionUpdate::truthy(CONDITION_LINT, "Clean", "no lint findings")
     }
-}
-
-fn aws_reason(error: &crate::aws::AwsError) -> &'static str {
-    use crate::aws::AwsErrorKind::*;
-    match error.kind() {
-        Throttled => "AwsThrottled",
-        NotFound | Service | Dispatch => "AwsUnavailable",
-        AccessDenied => "AwsAccessDenied",
-        InvalidRequest => "AwsRejected",
-    }
-}
-
-async fn publish<C: ClusterApi>(ctx: &Context<C>, policy: &AlarmPolicy, notices: &[Notice]) {
-    for notice in notices {
-        info!(
-            policy = %format!("{}/{}", policy.namespace().unwrap_or_default(), policy.name_any()),
-            reason = notice.reason,
-            "{}",
-            notice.note
-        );
-        let event = EventInfo {
-            type_: if notice.warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: notice.reason.into(),
-            note: Some(notice.note.clone()),
-            action: "Reconcile".into(),
-        };
-        if let Err(e) = ctx.cluster.publish_event(policy, event).await {
-            warn!(error = %e, "could not publish an event");
-        }
-    }
-}
-
-/// Writes the status unless nothing but timestamps would change.
-async fn write_status<C: ClusterApi>(
-    ctx: &Context<C>,
-    policy: &AlarmPolicy,
-    previous: &AlarmPolicyStatus,
-    status: AlarmPolicyStatus,
-) -> Result<(), ReconcileError> {
-    if policy.status.is_some() && &status == previous {
-        return Ok(());
-    }
-    let value = serde_json::to_value(&status).expect("status serialises");
-    ctx.cluster.patch_status(policy, value).await?;
-    Ok(())
 }

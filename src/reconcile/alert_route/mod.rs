@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::jiff::Timestamp;
-use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use tracing::info;
 
@@ -19,7 +18,8 @@ use crate::reconcile::queues::{
 };
 use crate::reconcile::workloads::{self, WorkloadParams};
 use crate::reconcile::{
-    Context, FINALIZER, ReconcileError, aws_reason, publish_notices, write_status,
+    Context, FINALIZER, ReconcileError, aws_reason, has_finalizer, namespaced_name,
+    publish_notices, with_finalizer, write_status,
 };
 use crate::resources::alert_route::{AlertRoute, AlertRouteSpec, AlertRouteStatus};
 use crate::resources::{CONDITION_READY, DeletionPolicy};
@@ -46,13 +46,7 @@ pub async fn reconcile<C: ClusterApi>(
     route: Arc<AlertRoute>,
     ctx: &Context<C>,
 ) -> Result<Action, ReconcileError> {
-    let name = route.name_any();
-    let namespace = route
-        .namespace()
-        .ok_or_else(|| ReconcileError::MissingNamespace {
-            kind: KIND,
-            name: name.clone(),
-        })?;
+    let (namespace, name) = namespaced_name(&*route, KIND)?;
     let key = format!("{KIND}/{namespace}/{name}");
     let owner = OwnerIdentity::new(&ctx.settings.cluster_id, KIND, &namespace, &name);
     let applier = QueueApplier {
@@ -62,7 +56,7 @@ pub async fn reconcile<C: ClusterApi>(
     let previous = route.status.clone().unwrap_or_default();
 
     if route.metadata.deletion_timestamp.is_some() {
-        if route.finalizers().iter().any(|f| f == FINALIZER) {
+        if has_finalizer(&*route) {
             if route.spec.deletion_policy == DeletionPolicy::Delete {
                 let notices = applier.delete(&previous.subscriptions).await?;
                 publish_notices(&ctx.cluster, &*route, &notices).await;
@@ -74,11 +68,7 @@ pub async fn reconcile<C: ClusterApi>(
         return Ok(Action::await_change());
     }
 
-    let route = if route.finalizers().iter().any(|f| f == FINALIZER) {
-        route
-    } else {
-        Arc::new(ctx.cluster.add_finalizer(&*route, FINALIZER).await?)
-    };
+    let route = with_finalizer(&ctx.cluster, route).await?;
     let generation = route.metadata.generation;
 
     let mut sources = resolve_sources(&ctx.cluster, &namespace, &route.spec.sources).await?;

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use chrono::Utc;
 use k8s_openapi::jiff::Timestamp;
-use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use tracing::info;
 
@@ -21,7 +20,8 @@ use crate::reconcile::queues::{
 };
 use crate::reconcile::workloads::{self, DIGEST_ACTIVE_DEADLINE_SECONDS, WorkloadParams};
 use crate::reconcile::{
-    Context, FINALIZER, ReconcileError, aws_reason, publish_notices, write_status,
+    Context, FINALIZER, ReconcileError, aws_reason, has_finalizer, namespaced_name,
+    publish_notices, with_finalizer, write_status,
 };
 use crate::resources::digest_schedule::{DigestSchedule, DigestScheduleStatus};
 use crate::resources::{CONDITION_READY, DeletionPolicy};
@@ -52,13 +52,7 @@ pub async fn reconcile<C: ClusterApi>(
     digest: Arc<DigestSchedule>,
     ctx: &Context<C>,
 ) -> Result<Action, ReconcileError> {
-    let name = digest.name_any();
-    let namespace = digest
-        .namespace()
-        .ok_or_else(|| ReconcileError::MissingNamespace {
-            kind: KIND,
-            name: name.clone(),
-        })?;
+    let (namespace, name) = namespaced_name(&*digest, KIND)?;
     let key = format!("{KIND}/{namespace}/{name}");
     let owner = OwnerIdentity::new(&ctx.settings.cluster_id, KIND, &namespace, &name);
     let applier = QueueApplier {
@@ -68,7 +62,7 @@ pub async fn reconcile<C: ClusterApi>(
     let previous = digest.status.clone().unwrap_or_default();
 
     if digest.metadata.deletion_timestamp.is_some() {
-        if digest.finalizers().iter().any(|f| f == FINALIZER) {
+        if has_finalizer(&*digest) {
             if digest.spec.deletion_policy == DeletionPolicy::Delete {
                 let notices = applier.delete(&previous.subscriptions).await?;
                 publish_notices(&ctx.cluster, &*digest, &notices).await;
@@ -80,11 +74,7 @@ pub async fn reconcile<C: ClusterApi>(
         return Ok(Action::await_change());
     }
 
-    let digest = if digest.finalizers().iter().any(|f| f == FINALIZER) {
-        digest
-    } else {
-        Arc::new(ctx.cluster.add_finalizer(&*digest, FINALIZER).await?)
-    };
+    let digest = with_finalizer(&ctx.cluster, digest).await?;
     let generation = digest.metadata.generation;
     let now = Utc::now();
 
