@@ -2,8 +2,12 @@
 //!
 //! One folder per concern:
 //! - `resources`: the three CRD types (the source of truth for `crds/`);
-//! - `reconcile`: validate → build desired state → apply → status, per resource;
-//! - `aws`: SDK clients, per-API rate limits, call accounting, error classification;
+//! - `reconcile`: validate → build the desired state → observe → plan → execute → status, one
+//!   skeleton for the three resources;
+//! - `aws`: the gateway: typed operations per service, per-API rate limits, call accounting,
+//!   error classification, and an in-memory fake;
+//! - `names`: every name alertops derives (AWS resources, ownership tags, workloads), recomputable
+//!   from the resource alone;
 //! - `k8s`: the narrow Kubernetes interface (kube client or in-memory store), leader election;
 //! - `controller`: the kube-runtime wiring of `alertops controller`;
 //! - `local`: the local mode (manifests from a folder, no cluster);
@@ -16,7 +20,8 @@
 //! - `retry`: the retry Job's rebuild of a failed EMR cluster;
 //! - `email`: safe HTML and plain-text email, delivery through SES v2;
 //! - `digest`: the scheduled digest run (drain, consolidate, email, delete after sending);
-//! - `cli`: the `alertops` subcommands.
+//! - `secret`: credentials from flags and environment, never printed;
+//! - `cli`: composes the subcommands (each one's flags and entry point live with it).
 
 pub mod alert;
 pub mod aws;
@@ -29,8 +34,10 @@ pub mod interact;
 pub mod k8s;
 pub mod lint;
 pub mod local;
+pub mod names;
 pub mod reconcile;
 pub mod resources;
 pub mod retry;
+pub mod secret;
 pub mod slack;
 pub mod telemetry;

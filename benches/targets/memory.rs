@@ -8,9 +8,9 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use alertops::lint::rules::lint_alarm_policy;
+use alertops::names::OwnerIdentity;
 use alertops::reconcile::FINALIZER;
 use alertops::reconcile::alarm_policy::desired::{self, DesiredPolicy};
-use alertops::reconcile::names::OwnerIdentity;
 use alertops::resources::{AlarmPolicy, AlarmPolicySpec};
 use kube::ResourceExt;
 use kube::core::ObjectList;

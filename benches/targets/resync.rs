@@ -47,11 +47,8 @@ pub async fn measure(moto: &Moto) -> Result<Vec<Row>, String> {
         clients_at(&proxy, generous).await,
         settings.clone(),
     );
-    let production = Context::new(
-        cluster.clone(),
-        clients_at(&proxy, AwsSettings::default()).await,
-        settings,
-    );
+    let production_aws = clients_at(&proxy, AwsSettings::default()).await;
+    let production = Context::new(cluster.clone(), production_aws.clone(), settings);
 
     let (namespace, name) = ("platform", "fleet-alarms");
     cluster
@@ -78,7 +75,7 @@ pub async fn measure(moto: &Moto) -> Result<Vec<Row>, String> {
         ));
     }
 
-    let calls = production.aws.call_log();
+    let calls = production_aws.call_log();
     calls.reset();
     let resynced = Instant::now();
     reconcile(&cluster, &production, namespace, name).await?;

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::aws::{AwsApi, AwsClients, AwsError};
+use crate::aws::cloudwatch::CloudWatchAlarms;
+use crate::aws::{AwsClients, AwsError, emr};
 use crate::resources::{AlertKind, Tags};
 
 use super::model::Alert;
@@ -106,39 +107,15 @@ impl Enricher {
     }
 
     async fn emr_facts(&self, cluster_id: &str) -> Result<Option<ResourceFacts>, AwsError> {
-        self.aws.acquire(AwsApi::Emr).await;
-        let output = match self
-            .aws
-            .emr
-            .describe_cluster()
-            .cluster_id(cluster_id)
-            .send()
-            .await
-        {
-            Ok(output) => output,
-            Err(e) => {
-                let e = AwsError::from_sdk("DescribeCluster", e);
-                // EMR answers InvalidRequestException for unknown cluster ids.
-                if e.is_not_found() || e.is_terminal() {
-                    return Ok(None);
-                }
-                return Err(e);
-            }
-        };
-        let Some(cluster) = output.cluster() else {
-            return Ok(None);
+        let cluster = match emr::describe_cluster(&self.aws, cluster_id).await {
+            Ok(Some(cluster)) => cluster,
+            Ok(None) => return Ok(None),
+            // EMR answers InvalidRequestException for unknown cluster ids.
+            Err(e) if e.is_terminal() => return Ok(None),
+            Err(e) => return Err(e),
         };
         let mut facts = ResourceFacts {
-            tags: cluster
-                .tags()
-                .iter()
-                .filter_map(|t| {
-                    Some((
-                        t.key()?.to_string(),
-                        t.value().unwrap_or_default().to_string(),
-                    ))
-                })
-                .collect(),
+            tags: emr::cluster_tags(&cluster),
             details: Vec::new(),
         };
         if let Some(name) = cluster.name() {
@@ -165,32 +142,13 @@ impl Enricher {
     }
 
     async fn alarm_facts(&self, arn: &str) -> Result<Option<ResourceFacts>, AwsError> {
-        self.aws.acquire(AwsApi::CloudWatch).await;
-        match self
-            .aws
-            .cloudwatch
-            .list_tags_for_resource()
-            .resource_arn(arn)
-            .send()
-            .await
-        {
-            Ok(output) => Ok(Some(ResourceFacts {
-                tags: output
-                    .tags()
-                    .iter()
-                    .filter_map(|t| {
-                        Some((
-                            t.key()?.to_string(),
-                            t.value().unwrap_or_default().to_string(),
-                        ))
-                    })
-                    .collect(),
+        match self.aws.alarm_tags(arn).await {
+            Ok(tags) => Ok(Some(ResourceFacts {
+                tags,
                 details: Vec::new(),
             })),
-            Err(e) => {
-                let e = AwsError::from_sdk("ListTagsForResource", e);
-                if e.is_not_found() { Ok(None) } else { Err(e) }
-            }
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The alert model and the decoders of SNS, CloudWatch and EventBridge messages.
 //!
 //! Every SQS message becomes one [`Alert`] ([`decode_sqs_body`] never fails); routes select
-//! alerts with [`matches`]; `crate::slack` renders them.
+//! alerts with [`matches`]; the `slack` module renders them.
 
 pub mod decode;
 pub mod matching;

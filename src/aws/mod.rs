@@ -1,13 +1,24 @@
-//! The AWS layer: SDK clients built from the standard AWS environment, a per-API client-side rate
-//! limit, call accounting (for metrics and for tests that count writes), and error classification.
+//! The AWS gateway: the only place that calls the AWS SDK. One module per service exposes typed
+//! operations in our own terms ("alarms with this prefix", "put this alarm definition", "sync these
+//! tags", "describe this cluster", "receive / delete / extend visibility"); each takes its own rate
+//! permit ([`RateLimits`]) and classifies its own errors ([`AwsError`]). What the controller needs
+//! is behind traits ([`ControllerAws`]), implemented by [`AwsClients`] (the SDK) and by
+//! [`fake::FakeAws`] (in memory), so reconcile decisions are tested without the emulator.
 //!
-//! Every call goes: `clients.acquire(AwsApi::X).await`, then the SDK call, then
-//! `.aws("Operation")?` (from [`AwsResultExt`]) to classify a failure.
+//! Inside this folder every call goes: `clients.acquire(AwsApi::X).await`, then the SDK call,
+//! then `AwsError::from_sdk("Operation", e)` (or `.aws("Operation")`) to classify a failure.
 
 mod call_log;
+pub mod cloudwatch;
+pub mod emr;
 mod error;
+pub mod eventbridge;
+pub mod fake;
 mod rate_limit;
+pub mod ses;
+pub mod sns;
 pub mod sqs;
+pub mod tags;
 
 pub use call_log::{
     AwsMetrics, CallLog, CallOutcome, CallRecord, CallRecorder, DEFAULT_CALL_LOG_CAPACITY,
@@ -19,20 +30,41 @@ pub use rate_limit::{ApiRate, AwsApi, AwsSettings, RateClock, RateLimits};
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_smithy_types::retry::RetryConfig;
 
-/// One client per AWS service alertops talks to, sharing configuration, rate limits and call log.
+pub use cloudwatch::CloudWatchAlarms;
+pub use eventbridge::EventBridgeRules;
+pub use sns::SnsTopics;
+pub use sqs::SqsQueues;
+
+/// Everything the controller's reconcilers ask of AWS: alarms, topics and subscriptions, rules,
+/// queues, and the region their workloads run in.
+pub trait ControllerAws: CloudWatchAlarms + SnsTopics + EventBridgeRules + SqsQueues {
+    /// The region of the clients, passed on to the workloads the controller creates.
+    fn region(&self) -> Option<String>;
+}
+
+impl ControllerAws for AwsClients {
+    fn region(&self) -> Option<String> {
+        AwsClients::region(self)
+    }
+}
+
+/// One SDK client per AWS service alertops talks to, sharing configuration, rate limits and call
+/// log.
 #[derive(Clone, Debug)]
 pub struct AwsClients {
-    /// CloudWatch (alarms).
+    /// CloudWatch. The raw clients are public for test fixtures and tools; alertops itself
+    /// calls AWS only through this folder's operations (a test checks there is no `.send()`
+    /// elsewhere in `src/`).
     pub cloudwatch: aws_sdk_cloudwatch::Client,
-    /// SNS (topics, subscriptions).
+    /// SNS.
     pub sns: aws_sdk_sns::Client,
-    /// SQS (route and digest queues).
+    /// SQS.
     pub sqs: aws_sdk_sqs::Client,
-    /// EventBridge (rules and targets).
+    /// EventBridge.
     pub eventbridge: aws_sdk_eventbridge::Client,
-    /// EMR (enrichment and retries).
+    /// EMR.
     pub emr: aws_sdk_emr::Client,
-    /// SES v2 (email).
+    /// SES v2.
     pub ses: aws_sdk_sesv2::Client,
     rate_limits: RateLimits,
     call_log: CallLog,
@@ -130,6 +162,11 @@ impl AwsClients {
     /// The Prometheus counters of these clients' calls; register them once at startup.
     pub fn metrics(&self) -> &AwsMetrics {
         self.call_log.metrics()
+    }
+
+    /// The region the clients call, passed on to the workloads alertops starts.
+    pub fn region(&self) -> Option<String> {
+        self.sqs.config().region().map(ToString::to_string)
     }
 
     /// The settings these clients were built with.

@@ -1,17 +1,149 @@
-//! SQS message mechanics shared by the route consumer and the digest: one `ReceiveMessage`, and
-//! `DeleteMessageBatch` / `ChangeMessageVisibilityBatch` over any number of receipt handles, ten
-//! per call (the SQS limit). What to do about entries SQS refuses (log them, retry them) is the
-//! caller's policy; these functions only report them.
+//! SQS in our own terms: the queues the controller owns ([`SqsQueues`]: find, create, read and set
+//! attributes and tags, delete), and the message mechanics shared by the route consumer and the
+//! digest: one `ReceiveMessage`, and `DeleteMessageBatch` / `ChangeMessageVisibilityBatch` over any
+//! number of receipt handles, ten per call (the SQS limit). What to do about entries SQS refuses
+//! (log them, retry them) is the caller's policy; these functions only report them.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use aws_sdk_sqs::types::{
     BatchResultErrorEntry, ChangeMessageVisibilityBatchRequestEntry,
-    DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName,
+    DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName, QueueAttributeName,
 };
 
 use super::{AwsApi, AwsClients, AwsError, AwsErrorKind};
+use crate::resources::Tags;
+
+/// Queue attributes by their SQS names (`VisibilityTimeout`, `RedrivePolicy`, `QueueArn`, …).
+pub type QueueAttributes = HashMap<String, String>;
+
+/// The SQS queue operations the controller makes, each taking its rate permit and classifying
+/// its errors.
+#[async_trait]
+pub trait SqsQueues: Send + Sync {
+    /// The URL of the queue with this name, or `None` when there is none.
+    async fn queue_url(&self, name: &str) -> Result<Option<String>, AwsError>;
+    /// The tags of a queue.
+    async fn queue_tags(&self, url: &str) -> Result<Tags, AwsError>;
+    /// Every attribute of a queue.
+    async fn queue_attributes(&self, url: &str) -> Result<QueueAttributes, AwsError>;
+    /// Creates a queue with attributes (empty values are left out) and tags; returns its URL.
+    async fn create_queue(
+        &self,
+        name: &str,
+        attributes: &[(String, String)],
+        tags: &Tags,
+    ) -> Result<String, AwsError>;
+    /// Sets attributes of a queue in one call.
+    async fn set_queue_attributes(
+        &self,
+        url: &str,
+        attributes: &[(String, String)],
+    ) -> Result<(), AwsError>;
+    /// Deletes a queue; `false` when it was already gone.
+    async fn delete_queue(&self, url: &str) -> Result<bool, AwsError>;
+}
+
+#[async_trait]
+impl SqsQueues for AwsClients {
+    async fn queue_url(&self, name: &str) -> Result<Option<String>, AwsError> {
+        self.acquire(AwsApi::Sqs).await;
+        match self.sqs.get_queue_url().queue_name(name).send().await {
+            Ok(output) => Ok(output.queue_url().map(str::to_string)),
+            Err(e) => {
+                let e = AwsError::from_sdk("GetQueueUrl", e);
+                if e.is_not_found() { Ok(None) } else { Err(e) }
+            }
+        }
+    }
+
+    async fn queue_tags(&self, url: &str) -> Result<Tags, AwsError> {
+        self.acquire(AwsApi::Sqs).await;
+        let output = self
+            .sqs
+            .list_queue_tags()
+            .queue_url(url)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("ListQueueTags", e))?;
+        Ok(output
+            .tags()
+            .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default())
+    }
+
+    async fn queue_attributes(&self, url: &str) -> Result<QueueAttributes, AwsError> {
+        self.acquire(AwsApi::Sqs).await;
+        let output = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::All)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("GetQueueAttributes", e))?;
+        Ok(output
+            .attributes()
+            .map(|a| {
+                a.iter()
+                    .map(|(k, v)| (k.as_str().to_string(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn create_queue(
+        &self,
+        name: &str,
+        attributes: &[(String, String)],
+        tags: &Tags,
+    ) -> Result<String, AwsError> {
+        let mut request = self.sqs.create_queue().queue_name(name);
+        for (key, value) in attributes.iter().filter(|(_, v)| !v.is_empty()) {
+            request = request.attributes(QueueAttributeName::from(key.as_str()), value);
+        }
+        for (key, value) in tags {
+            request = request.tags(key, value);
+        }
+        self.acquire(AwsApi::Sqs).await;
+        let output = request
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("CreateQueue", e))?;
+        Ok(output.queue_url().unwrap_or_default().to_string())
+    }
+
+    async fn set_queue_attributes(
+        &self,
+        url: &str,
+        attributes: &[(String, String)],
+    ) -> Result<(), AwsError> {
+        let mut request = self.sqs.set_queue_attributes().queue_url(url);
+        for (name, value) in attributes {
+            request = request.attributes(QueueAttributeName::from(name.as_str()), value);
+        }
+        self.acquire(AwsApi::Sqs).await;
+        request
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("SetQueueAttributes", e))?;
+        Ok(())
+    }
+
+    async fn delete_queue(&self, url: &str) -> Result<bool, AwsError> {
+        self.acquire(AwsApi::Sqs).await;
+        match self.sqs.delete_queue().queue_url(url).send().await {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let e = AwsError::from_sdk("DeleteQueue", e);
+                if e.is_not_found() { Ok(false) } else { Err(e) }
+            }
+        }
+    }
+}
 
 /// Most messages one `ReceiveMessage` returns, and most entries in one batch call.
 pub const SQS_BATCH: usize = 10;

@@ -7,6 +7,7 @@
 //! consume` workload around it: the route read through the Kubernetes API, AWS from the standard
 //! environment, a clean stop on SIGTERM.
 
+mod args;
 mod consumer;
 pub mod email;
 pub mod metrics;
@@ -14,6 +15,7 @@ pub mod plan;
 pub mod queue;
 pub mod store;
 
+pub use args::ConsumeArgs;
 pub use consumer::{BatchReport, Consumer, ConsumerOptions};
 pub use metrics::ConsumerMetrics;
 pub use store::{MAX_STORED_MESSAGES, MessageIndex, StoredMessage, config_map_name};
@@ -167,7 +169,7 @@ pub async fn load_signer<C: ClusterApi>(
         location: location.to_string(),
         problem,
     };
-    let parsed = crate::reconcile::SecretLocation::parse(location).map_err(problem)?;
+    let parsed = crate::k8s::SecretLocation::parse(location).map_err(problem)?;
     let key = cluster
         .secret_value(&parsed.namespace, &parsed.name, &parsed.key)
         .await
@@ -206,26 +208,29 @@ pub async fn resolve_target<C: ClusterApi>(
         })
 }
 
-/// Settings of [`run_command`] (the `alertops consume` flags).
-#[derive(Clone, Debug)]
-pub struct ConsumeCommand {
-    /// `NAMESPACE/NAME` of the AlertRoute.
-    pub route: String,
-    /// Base URL of Slack's Web API.
-    pub slack_api_base: String,
-    /// Long-poll wait in seconds (at most 20).
-    pub wait_seconds: u64,
-    /// Address of `/metrics`, `/healthz` and `/readyz`.
-    pub http_listen: std::net::SocketAddr,
-    /// `NAMESPACE/NAME/KEY` of the Secret holding the button-signing key.
-    pub action_key_secret: Option<String>,
-    /// The button-signing key itself, when no Secret is named.
-    pub action_token_key: Option<String>,
-}
-
 /// `alertops consume`: runs the route's consumer in a cluster until SIGTERM (or Ctrl-C), with
 /// its health and metrics endpoints on `http_listen`.
-pub async fn run_command(command: ConsumeCommand) -> Result<(), ConsumeError> {
+pub async fn run_command(args: ConsumeArgs) -> std::process::ExitCode {
+    match run(args).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "consumer stopped");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Serves the route until SIGTERM.
+async fn run(command: ConsumeArgs) -> Result<(), ConsumeError> {
+    let action_key_secret = command
+        .action_key_secret
+        .clone()
+        .filter(|s| !s.trim().is_empty());
+    let action_token_key = command
+        .action_token_key
+        .clone()
+        .map(|s| s.0)
+        .filter(|k| !k.is_empty());
     let route = parse_route(&command.route)?;
     let client = kube::Client::try_default()
         .await
@@ -233,8 +238,8 @@ pub async fn run_command(command: ConsumeCommand) -> Result<(), ConsumeError> {
     let cluster = KubeCluster::new(client);
     let signer = load_signer(
         &cluster,
-        command.action_key_secret.as_deref(),
-        command.action_token_key.as_deref(),
+        action_key_secret.as_deref(),
+        action_token_key.as_deref(),
     )
     .await?;
     if signer.is_none() {
@@ -262,7 +267,12 @@ pub async fn run_command(command: ConsumeCommand) -> Result<(), ConsumeError> {
         consumer = consumer.with_signer(signer);
     }
     tracing::info!(route = %format!("{}/{}", route.namespace, route.name), address = %command.http_listen, "consumer starting");
-    run_with_telemetry(consumer, listener, termination()).await
+    run_with_telemetry(
+        consumer,
+        listener,
+        crate::telemetry::shutdown::shutdown_signal(),
+    )
+    .await
 }
 
 /// Runs `consumer` until `shutdown`, serving on `listener` `/healthz`, `/readyz` (ready once
@@ -297,30 +307,6 @@ pub async fn run_with_telemetry<C: ClusterApi>(
     result
 }
 
-/// Completes on SIGTERM (what Kubernetes sends) or Ctrl-C.
-async fn termination() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM; stopping on Ctrl-C only");
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -344,18 +330,19 @@ mod tests {
 
     #[test]
     fn consume_subcommand_flags() {
-        use crate::cli::{Cli, Command};
         use clap::Parser;
-        let cli = Cli::try_parse_from(["alertops", "consume", "--route", "team/data-eng"])
-            .expect("parses");
-        let Command::Consume(args) = cli.command else {
-            panic!("not the consume subcommand");
-        };
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: ConsumeArgs,
+        }
+        let args = Cli::try_parse_from(["consume", "--route", "team/data-eng"])
+            .expect("parses")
+            .args;
         assert_eq!(args.route, "team/data-eng");
         assert_eq!(args.slack_api_base, "https://slack.com/api/");
         assert_eq!(args.wait_seconds, 20);
-        let cli = Cli::try_parse_from([
-            "alertops",
+        let args = Cli::try_parse_from([
             "consume",
             "--route",
             "t/r",
@@ -364,24 +351,14 @@ mod tests {
             "--wait-seconds",
             "2",
         ])
-        .expect("parses");
-        let Command::Consume(args) = cli.command else {
-            panic!("not the consume subcommand");
-        };
+        .expect("parses")
+        .args;
         assert_eq!(
             (args.slack_api_base.as_str(), args.wait_seconds),
             ("http://127.0.0.1:3000/api/", 2)
         );
         assert!(
-            Cli::try_parse_from([
-                "alertops",
-                "consume",
-                "--route",
-                "t/r",
-                "--wait-seconds",
-                "21"
-            ])
-            .is_err(),
+            Cli::try_parse_from(["consume", "--route", "t/r", "--wait-seconds", "21"]).is_err(),
             "SQS long polls last at most 20 s"
         );
     }

@@ -2,12 +2,12 @@
 
 use std::time::Duration;
 
-use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::MessageSystemAttributeName;
 use tokio::time::Instant;
 
-use crate::aws::sqs::{self, ReceiveRequest};
+use crate::aws::sqs::{self, ReceiveRequest, SqsQueues};
 pub use crate::aws::sqs::{MAX_VISIBILITY, SQS_BATCH};
-use crate::aws::{AwsApi, AwsClients, AwsError};
+use crate::aws::{AwsClients, AwsError};
 
 /// Longest long-poll SQS allows.
 pub const MAX_WAIT: Duration = Duration::from_secs(20);
@@ -48,24 +48,15 @@ pub fn retry_delay(receive_count: u32, initial: Duration, max: Duration) -> Dura
 
 /// Reads the queue's visibility timeout and redrive policy.
 pub async fn queue_facts(aws: &AwsClients, queue_url: &str) -> Result<QueueFacts, AwsError> {
-    aws.acquire(AwsApi::Sqs).await;
-    let output = aws
-        .sqs
-        .get_queue_attributes()
-        .queue_url(queue_url)
-        .attribute_names(QueueAttributeName::VisibilityTimeout)
-        .attribute_names(QueueAttributeName::RedrivePolicy)
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk("GetQueueAttributes", e))?;
-    let attributes = output.attributes();
+    let attributes = aws.queue_attributes(queue_url).await?;
+    let attributes = Some(&attributes);
     let visibility_timeout = attributes
-        .and_then(|a| a.get(&QueueAttributeName::VisibilityTimeout))
+        .and_then(|a| a.get("VisibilityTimeout"))
         .and_then(|v| v.parse::<u64>().ok())
         .map(Duration::from_secs)
         .unwrap_or(Duration::from_secs(30));
     let max_receive_count = attributes
-        .and_then(|a| a.get(&QueueAttributeName::RedrivePolicy))
+        .and_then(|a| a.get("RedrivePolicy"))
         .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())
         .and_then(|p| match &p["maxReceiveCount"] {
             serde_json::Value::Number(n) => n.as_u64(),

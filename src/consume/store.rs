@@ -204,7 +204,7 @@ pub fn config_map_name(route: &str) -> String {
     if name.len() <= MAX_NAME {
         return name;
     }
-    let hash = crate::reconcile::names::short_hash(route);
+    let hash = crate::names::short_hash(route);
     let keep = MAX_NAME - NAME_PREFIX.len() - hash.len() - 1;
     let mut cut = route[..keep.min(route.len())].to_string();
     // Cut on a character boundary that still forms a valid name (no trailing '.' or '-').
@@ -219,7 +219,7 @@ fn label_value(route: &str) -> String {
     if route.len() <= 63 {
         route.to_string()
     } else {
-        crate::reconcile::names::short_hash(route)
+        crate::names::short_hash(route)
     }
 }
 

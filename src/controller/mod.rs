@@ -10,19 +10,27 @@ use prometheus_client::registry::Registry;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::core::DeserializeGuard;
+use kube::core::error_boundary::InvalidObject;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
 use tracing::{info, warn};
 
 use crate::aws::{AwsClients, AwsSettings};
-use crate::cli::ControllerArgs;
-use crate::k8s::KubeCluster;
+use crate::k8s::{EventInfo, EventType, KubeCluster};
+use crate::reconcile::lifecycle::{self, Reconciled};
 use crate::reconcile::workloads::MANAGED_BY;
-use crate::reconcile::{Context, ReconcileError, alarm_policy, alert_route, digest_schedule};
+use crate::reconcile::{Context, ReconcileError};
 use crate::resources::{AlarmPolicy, AlertRoute, DigestSchedule, SourceRef};
 use crate::telemetry::{self, Readiness, ReconcileMetrics};
+
+mod args;
+
+pub use args::{ControllerArgs, OperatorArgs};
 
 /// Why the controller stopped.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +47,17 @@ pub enum ControllerError {
     /// Leadership was lost or could not be held.
     #[error("leader election: {0}")]
     Leadership(String),
+}
+
+/// `alertops controller`: runs until SIGTERM or loss of leadership; a failure exits non-zero.
+pub async fn run_command(args: ControllerArgs) -> std::process::ExitCode {
+    match run(args).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "controller stopped");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 /// Runs the controller until SIGTERM or loss of leadership.
@@ -64,9 +83,7 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
         args.http_listen,
         Arc::new(registry),
         readiness.clone(),
-        async {
-            let _ = tokio::signal::ctrl_c().await;
-        },
+        crate::telemetry::shutdown::shutdown_signal(),
     ));
     let identity = args
         .identity
@@ -105,26 +122,10 @@ async fn run_controllers(
 ) {
     info!("controllers started");
     let ns = namespace.as_deref();
-    let policies = Controller::new(
-        api::<AlarmPolicy>(&client, ns),
-        watcher::Config::default().any_semantic(),
-    )
-    .shutdown_on_signal()
-    .run(
-        |policy, ctx: Arc<Context<KubeCluster>>| async move {
-            let resource = resource_key(&*policy);
-            timed(
-                &ctx,
-                alarm_policy::KIND,
-                resource,
-                alarm_policy::reconcile(policy, &ctx),
-            )
-            .await
-        },
-        |policy, error: &ReconcileError, ctx| on_error(&*policy, error, &ctx),
-        ctx.clone(),
-    )
-    .for_each(log_result);
+    // Every watch is guarded: a stored object that no longer matches the types is reported and
+    // skipped instead of failing the watcher in a loop.
+    let all = || watcher::Config::default().any_semantic();
+    let policies = Controller::new(api::<DeserializeGuard<AlarmPolicy>>(&client, ns), all());
 
     // Only the workloads alertops made: the owner references route their changes (a consumer
     // becoming ready) to the owning resource.
@@ -132,75 +133,111 @@ async fn run_controllers(
         .labels(&format!("app.kubernetes.io/managed-by={MANAGED_BY}"))
         .any_semantic();
 
-    let routes = Controller::new(
-        api::<AlertRoute>(&client, ns),
-        watcher::Config::default().any_semantic(),
-    );
+    let routes = Controller::new(api::<DeserializeGuard<AlertRoute>>(&client, ns), all());
     let route_store = routes.store();
     let routes = routes
         .owns(api::<Deployment>(&client, ns), owned.clone())
         // A route waiting for an AlarmPolicy's topic hears of it at once instead of at backoff.
         .watches(
-            api::<AlarmPolicy>(&client, ns),
-            watcher::Config::default().any_semantic(),
+            api::<DeserializeGuard<AlarmPolicy>>(&client, ns),
+            all(),
             move |policy| referring(&route_store, &policy, |r: &AlertRoute| &r.spec.sources),
-        )
-        .shutdown_on_signal()
-        .run(
-            |route, ctx: Arc<Context<KubeCluster>>| async move {
-                let resource = resource_key(&*route);
-                timed(
-                    &ctx,
-                    alert_route::KIND,
-                    resource,
-                    alert_route::reconcile(route, &ctx),
-                )
-                .await
-            },
-            |route, error: &ReconcileError, ctx| on_error(&*route, error, &ctx),
-            ctx.clone(),
-        )
-        .for_each(log_result);
+        );
 
-    let digests = Controller::new(
-        api::<DigestSchedule>(&client, ns),
-        watcher::Config::default().any_semantic(),
-    );
+    let digests = Controller::new(api::<DeserializeGuard<DigestSchedule>>(&client, ns), all());
     let digest_store = digests.store();
-    let digests = digests
-        .owns(api::<CronJob>(&client, ns), owned)
-        .watches(
-            api::<AlarmPolicy>(&client, ns),
-            watcher::Config::default().any_semantic(),
-            move |policy| referring(&digest_store, &policy, |d: &DigestSchedule| &d.spec.sources),
-        )
+    let digests = digests.owns(api::<CronJob>(&client, ns), owned).watches(
+        api::<DeserializeGuard<AlarmPolicy>>(&client, ns),
+        all(),
+        move |policy| referring(&digest_store, &policy, |d: &DigestSchedule| &d.spec.sources),
+    );
+
+    futures::join!(
+        run_one(policies, ctx.clone()),
+        run_one(routes, ctx.clone()),
+        run_one(digests, ctx)
+    );
+    info!("controllers stopped");
+}
+
+/// Runs one controller until SIGTERM: each object through the reconcile skeleton, timed, with
+/// per-object backoff on errors.
+async fn run_one<K>(controller: Controller<DeserializeGuard<K>>, ctx: Arc<Context<KubeCluster>>)
+where
+    K: Reconciled + Resource<DynamicType = ()> + DeserializeOwned,
+{
+    controller
         .shutdown_on_signal()
         .run(
-            |digest, ctx: Arc<Context<KubeCluster>>| async move {
-                let resource = resource_key(&*digest);
-                timed(
-                    &ctx,
-                    digest_schedule::KIND,
-                    resource,
-                    digest_schedule::reconcile(digest, &ctx),
-                )
-                .await
+            |guard, ctx: Arc<Context<KubeCluster>>| async move {
+                match &guard.0 {
+                    Ok(obj) => {
+                        let resource = resource_key(obj);
+                        timed(
+                            &ctx,
+                            K::KIND,
+                            resource,
+                            lifecycle::reconcile(Arc::new(obj.clone()), &ctx),
+                        )
+                        .await
+                    }
+                    Err(invalid) => {
+                        report_invalid::<K>(invalid, &ctx).await;
+                        Ok(Action::await_change())
+                    }
+                }
             },
-            |digest, error: &ReconcileError, ctx| on_error(&*digest, error, &ctx),
+            |guard, error: &ReconcileError, ctx| on_error(&*guard, error, &ctx),
             ctx,
         )
-        .for_each(log_result);
+        .for_each(log_result)
+        .await
+}
 
-    futures::join!(policies, routes, digests);
-    info!("controllers stopped");
+/// Logs and reports (as a Warning Event) a stored object that does not match the types, e.g.
+/// one written by a newer version of alertops; it is skipped until it changes.
+async fn report_invalid<K: Resource<DynamicType = ()>>(
+    invalid: &InvalidObject,
+    ctx: &Context<KubeCluster>,
+) {
+    let reference = ObjectReference {
+        api_version: Some(K::api_version(&()).into_owned()),
+        kind: Some(K::kind(&()).into_owned()),
+        namespace: invalid.metadata.namespace.clone(),
+        name: invalid.metadata.name.clone(),
+        uid: invalid.metadata.uid.clone(),
+        ..ObjectReference::default()
+    };
+    warn!(
+        kind = %K::kind(&()),
+        resource = %format!(
+            "{}/{}",
+            invalid.metadata.namespace.as_deref().unwrap_or_default(),
+            invalid.metadata.name.as_deref().unwrap_or_default()
+        ),
+        error = %invalid.error,
+        "skipping an object that does not match its type"
+    );
+    let event = EventInfo {
+        type_: EventType::Warning,
+        reason: "InvalidObject".into(),
+        note: Some(format!(
+            "alertops cannot read this object and skips it until it changes: {}",
+            invalid.error
+        )),
+        action: "Reconcile".into(),
+    };
+    if let Err(e) = ctx.cluster.publish_event_regarding(&reference, event).await {
+        warn!(error = %e, "could not publish an event");
+    }
 }
 
 /// The resources in `store` that list `policy` as a source (same namespace, by name).
 fn referring<K>(
-    store: &Store<K>,
-    policy: &AlarmPolicy,
+    store: &Store<DeserializeGuard<K>>,
+    policy: &DeserializeGuard<AlarmPolicy>,
     sources: impl Fn(&K) -> &Vec<SourceRef>,
-) -> Vec<ObjectRef<K>>
+) -> Vec<ObjectRef<DeserializeGuard<K>>>
 where
     K: Resource<DynamicType = ()> + Clone + 'static,
 {
@@ -211,9 +248,11 @@ where
         .iter()
         .filter(|r| r.meta().namespace == namespace)
         .filter(|r| {
-            sources(r)
-                .iter()
-                .any(|s| s.alarm_policy.as_deref() == Some(name.as_str()))
+            r.0.as_ref().is_ok_and(|r| {
+                sources(r)
+                    .iter()
+                    .any(|s| s.alarm_policy.as_deref() == Some(name.as_str()))
+            })
         })
         .map(|r| ObjectRef::from_obj(&**r))
         .collect()

@@ -4,6 +4,7 @@
 //!
 //! [`consolidate`](mod@consolidate) and [`render`] are pure; [`queue`] and [`run`] do the I/O.
 
+pub mod command;
 pub mod consolidate;
 pub mod queue;
 pub mod render;

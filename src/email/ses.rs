@@ -1,9 +1,9 @@
-//! Delivery through Amazon SES v2 `SendEmail` with simple content (subject, HTML and text).
-
-use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
+//! Delivery of an [`EmailMessage`] through SES (`crate::aws::ses`), after checking what SES would
+//! refuse or what could smuggle headers (a multi-line subject).
 
 use super::EmailMessage;
-use crate::aws::{AwsApi, AwsClients, AwsError};
+use crate::aws::ses::{self, OutgoingEmail};
+use crate::aws::{AwsClients, AwsError};
 use crate::resources::EmailDestination;
 
 /// SES accepts at most 50 recipients per message.
@@ -45,47 +45,19 @@ pub async fn send_email(
     message: &EmailMessage,
 ) -> Result<SentEmail, EmailError> {
     validate(destination, message)?;
-    let content = |data: &str| {
-        Content::builder()
-            .data(data)
-            .charset("UTF-8")
-            .build()
-            .map_err(|e| EmailError::Invalid(e.to_string()))
-    };
-    let simple = Message::builder()
-        .subject(content(&message.subject)?)
-        .body(
-            Body::builder()
-                .html(content(&message.html)?)
-                .text(content(&message.text)?)
-                .build(),
-        )
-        .build();
-    let mut request = aws
-        .ses
-        .send_email()
-        .from_email_address(&destination.from)
-        .destination(
-            Destination::builder()
-                .set_to_addresses(Some(destination.to.clone()))
-                .build(),
-        )
-        .content(EmailContent::builder().simple(simple).build());
-    if let Some(set) = destination
-        .configuration_set
-        .as_deref()
-        .filter(|s| !s.is_empty())
-    {
-        request = request.configuration_set_name(set);
-    }
-    aws.acquire(AwsApi::Ses).await;
-    let output = request
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk("SendEmail", e))?;
-    Ok(SentEmail {
-        message_id: output.message_id().map(str::to_string),
-    })
+    let message_id = ses::send_email(
+        aws,
+        OutgoingEmail {
+            from: &destination.from,
+            to: &destination.to,
+            configuration_set: destination.configuration_set.as_deref(),
+            subject: &message.subject,
+            html: &message.html,
+            text: &message.text,
+        },
+    )
+    .await?;
+    Ok(SentEmail { message_id })
 }
 
 fn validate(destination: &EmailDestination, message: &EmailMessage) -> Result<(), EmailError> {

@@ -8,7 +8,7 @@ use k8s_openapi::api::batch::v1::Job;
 use serde_json::{Value, json};
 
 use crate::alert::Fingerprint;
-use crate::reconcile::names::short_hash;
+use crate::names::short_hash;
 use crate::resources::AlertRoute;
 use crate::slack::{PostedMessage, SlackMessage};
 

@@ -12,6 +12,7 @@
 //! [`InteractState`], so tests and the local mode run them in-process; [`server_router`] adds
 //! `/metrics` and `/readyz` ([`crate::telemetry::router`]) for the `alertops interact` workload.
 
+mod args;
 pub mod job;
 pub mod metrics;
 pub mod payload;
@@ -36,6 +37,7 @@ use crate::slack::{
     SlackClient, mark_acknowledged, mark_retry_progress,
 };
 
+pub use args::InteractArgs;
 pub use job::{RetryJobRequest, RetryJobSettings, retry_job, retry_job_name};
 pub use metrics::{InteractMetrics, RequestOutcome, RetryOutcome};
 pub use payload::{ButtonPress, Interaction, PressedButton, parse_interaction};
@@ -383,29 +385,8 @@ async fn user_allowed<C: ClusterApi>(
 /// Serves the router on `listener` until Ctrl-C or SIGTERM.
 pub async fn serve(listener: tokio::net::TcpListener, app: Router) -> std::io::Result<()> {
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(crate::telemetry::shutdown::shutdown_signal())
         .await
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
 }
 
 /// Why `alertops interact` could not start or stopped.
@@ -427,8 +408,19 @@ pub enum InteractError {
     },
 }
 
-/// `alertops interact`: builds the state from the flags and the environment, and serves.
-pub async fn run(args: crate::cli::InteractArgs) -> Result<(), InteractError> {
+/// `alertops interact`: serves Slack's interactions until SIGTERM; a failure exits non-zero.
+pub async fn run_command(args: InteractArgs) -> std::process::ExitCode {
+    match run(args).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "interact stopped");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Builds the state from the flags and the environment, and serves until SIGTERM.
+pub async fn run(args: InteractArgs) -> Result<(), InteractError> {
     let state = state_from_args(
         &args,
         crate::k8s::KubeCluster::new(kube::Client::try_default().await?),
@@ -460,7 +452,7 @@ pub async fn run(args: crate::cli::InteractArgs) -> Result<(), InteractError> {
 
 /// The state `interact` runs with, from its flags, over the given cluster and AWS clients.
 pub fn state_from_args<C: ClusterApi>(
-    args: &crate::cli::InteractArgs,
+    args: &InteractArgs,
     cluster: C,
     aws: AwsClients,
 ) -> Result<InteractState<C>, InteractError> {
@@ -475,7 +467,7 @@ pub fn state_from_args<C: ClusterApi>(
         return Err(InteractError::Settings("--workload-image is empty".into()));
     }
     let max_age_hours = args.button_max_age_hours.clamp(1, 24 * 30);
-    let aws_region = aws.emr.config().region().map(|r| r.to_string());
+    let aws_region = aws.region();
     Ok(InteractState {
         cluster,
         aws,

@@ -198,7 +198,19 @@ impl ClusterApi for KubeCluster {
     }
 
     async fn publish_event<K: NamespacedResource>(&self, obj: &K, event: EventInfo) -> Result<()> {
-        let reference = obj.object_ref(&());
+        self.publish_event_regarding(&obj.object_ref(&()), event)
+            .await
+    }
+}
+
+impl KubeCluster {
+    /// Publishes an Event about the object `reference` names, for objects that are known only by
+    /// reference (e.g. a stored object that no longer deserializes into its type).
+    pub async fn publish_event_regarding(
+        &self,
+        reference: &k8s_openapi::api::core::v1::ObjectReference,
+        event: EventInfo,
+    ) -> Result<()> {
         let event = Event {
             type_: match event.type_ {
                 EventType::Normal => KubeEventType::Normal,
@@ -209,7 +221,7 @@ impl ClusterApi for KubeCluster {
             action: event.action,
             secondary: None,
         };
-        Ok(self.recorder.publish(&event, &reference).await?)
+        Ok(self.recorder.publish(&event, reference).await?)
     }
 }
 

@@ -425,3 +425,41 @@ mod tests {
         assert!(remove_finalizer_patch(&current, "absent").is_none());
     }
 }
+
+/// A key of a Secret: `NAMESPACE/NAME/KEY`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretLocation {
+    /// Namespace of the Secret.
+    pub namespace: String,
+    /// Name of the Secret.
+    pub name: String,
+    /// Key in its data.
+    pub key: String,
+}
+
+impl SecretLocation {
+    /// Parses `NAMESPACE/NAME/KEY`.
+    pub fn parse(value: &str) -> Result<SecretLocation, String> {
+        let parts: Vec<&str> = value.trim().split('/').collect();
+        match parts.as_slice() {
+            [namespace, name, key]
+                if !namespace.is_empty() && !name.is_empty() && !key.is_empty() =>
+            {
+                Ok(SecretLocation {
+                    namespace: namespace.to_string(),
+                    name: name.to_string(),
+                    key: key.to_string(),
+                })
+            }
+            _ => Err(format!(
+                "secret location {value:?} must be NAMESPACE/NAME/KEY"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for SecretLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}/{}", self.namespace, self.name, self.key)
+    }
+}

@@ -444,6 +444,32 @@ fn check_secret(
     }
 }
 
+/// `alertops lint`.
+#[derive(clap::Args, Debug)]
+pub struct LintArgs {
+    /// A manifest file or a folder of manifests.
+    #[arg(short = 'f', long = "filename")]
+    pub path: std::path::PathBuf,
+}
+
+/// `alertops lint`: exit 0 when clean, 1 on findings of level error, 2 when the files cannot be read.
+pub fn run_command(args: LintArgs) -> std::process::ExitCode {
+    match lint_path(&args.path) {
+        Ok(report) => {
+            print!("{}", report.render());
+            if report.has_errors() {
+                std::process::ExitCode::from(1)
+            } else {
+                std::process::ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("alertops lint: {e}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

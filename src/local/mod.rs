@@ -4,6 +4,7 @@
 //!
 //! It is the project's demo and its fastest end-to-end test bed.
 
+pub mod command;
 pub mod driver;
 pub mod runtime;
 

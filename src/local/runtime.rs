@@ -14,7 +14,6 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::post;
 use chrono::Utc;
-use clap::Parser;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use kube::ResourceExt;
@@ -25,12 +24,12 @@ use tracing::{info, warn};
 
 use crate::alert::Enricher;
 use crate::aws::AwsClients;
-use crate::cli::{Cli, Command, Secret};
 use crate::consume::{Consumer, ConsumerMetrics, ConsumerOptions};
 use crate::interact::{InteractState, RetryJobSettings, SlackRequestVerifier};
 use crate::k8s::{ClusterApi, MemoryCluster};
 use crate::reconcile::{Context, OperatorSettings};
 use crate::resources::{AlertRoute, DigestSchedule};
+use crate::secret::Secret;
 use crate::slack::{ActionSigner, RouteRef, SlackClient, SlackSettings};
 use crate::telemetry::{self, Readiness, ReconcileMetrics};
 
@@ -142,7 +141,7 @@ pub async fn run(
         jobs: RetryJobSettings {
             image: crate::reconcile::default_workload_image(),
             slack_api_base: config.slack_api_base.clone(),
-            aws_region: aws.emr.config().region().map(|r| r.to_string()),
+            aws_region: aws.region(),
             ttl_seconds_after_finished: 7 * 24 * 3600,
             service_account: None,
             image_pull_policy: None,
@@ -368,12 +367,7 @@ async fn run_job(shared: &Shared, job: &Job) {
         .flatten()
         .filter_map(|e| Some((e.name.clone(), e.value.clone()?)))
         .collect();
-    let parsed = Cli::try_parse_from(std::iter::once("alertops".to_string()).chain(args));
-    let Ok(Cli {
-        command: Command::Retry(mut args),
-        ..
-    }) = parsed
-    else {
+    let Ok(mut args) = crate::retry::parse_job_args(args) else {
         warn!(job = %name, "not a retry Job; the local mode runs only those");
         return;
     };

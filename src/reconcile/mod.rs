@@ -1,23 +1,25 @@
-//! Reconcilers: for each resource, dereference → validate → build the desired state → apply to
-//! AWS and to owned workloads → write status. Validation and building are pure; AWS is reached
-//! through [`crate::aws`], Kubernetes through [`crate::k8s::ClusterApi`].
+//! Reconcilers: for each resource, validate → build the desired state → observe → plan → execute
+//! → write status, through one skeleton ([`lifecycle`]). Validation, building and planning are
+//! pure; AWS is reached through the gateway ([`crate::aws::ControllerAws`]), Kubernetes through
+//! [`crate::k8s::ClusterApi`].
 
 pub mod alarm_policy;
 pub mod alert_route;
 pub mod conditions;
 pub mod digest_schedule;
-pub mod names;
+pub mod lifecycle;
+pub mod outcome;
 pub mod queues;
 pub mod workloads;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kube::runtime::controller::Action;
 
-use crate::aws::{AwsClients, AwsError};
-use crate::k8s::{ClusterApi, ClusterError, EventInfo, EventType, NamespacedResource};
+use crate::aws::{AwsError, ControllerAws};
+use crate::k8s::{ClusterApi, ClusterError, NamespacedResource, SecretLocation};
 
 /// Finalizer every alertops resource carries while it owns something in AWS.
 pub const FINALIZER: &str = "alertops.dev/cleanup";
@@ -103,44 +105,6 @@ impl OperatorSettings {
     }
 }
 
-/// A key of a Secret: `NAMESPACE/NAME/KEY`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SecretLocation {
-    /// Namespace of the Secret.
-    pub namespace: String,
-    /// Name of the Secret.
-    pub name: String,
-    /// Key in its data.
-    pub key: String,
-}
-
-impl SecretLocation {
-    /// Parses `NAMESPACE/NAME/KEY`.
-    pub fn parse(value: &str) -> Result<SecretLocation, String> {
-        let parts: Vec<&str> = value.trim().split('/').collect();
-        match parts.as_slice() {
-            [namespace, name, key]
-                if !namespace.is_empty() && !name.is_empty() && !key.is_empty() =>
-            {
-                Ok(SecretLocation {
-                    namespace: namespace.to_string(),
-                    name: name.to_string(),
-                    key: key.to_string(),
-                })
-            }
-            _ => Err(format!(
-                "secret location {value:?} must be NAMESPACE/NAME/KEY"
-            )),
-        }
-    }
-}
-
-impl std::fmt::Display for SecretLocation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}/{}", self.namespace, self.name, self.key)
-    }
-}
-
 #[cfg(test)]
 mod settings_tests {
     use super::*;
@@ -172,8 +136,8 @@ mod settings_tests {
 pub struct Context<C> {
     /// The narrow interface to Kubernetes.
     pub cluster: C,
-    /// AWS clients with rate limits and call accounting.
-    pub aws: AwsClients,
+    /// The AWS gateway: the SDK clients in a cluster, [`crate::aws::fake::FakeAws`] in unit tests.
+    pub aws: Arc<dyn ControllerAws>,
     /// Controller settings.
     pub settings: OperatorSettings,
     /// Reconcile counters and durations.
@@ -183,10 +147,10 @@ pub struct Context<C> {
 
 impl<C> Context<C> {
     /// A context.
-    pub fn new(cluster: C, aws: AwsClients, settings: OperatorSettings) -> Self {
+    pub fn new(cluster: C, aws: impl ControllerAws + 'static, settings: OperatorSettings) -> Self {
         Context {
             cluster,
-            aws,
+            aws: Arc::new(aws),
             settings,
             metrics: crate::telemetry::ReconcileMetrics::default(),
             failures: Mutex::new(HashMap::new()),
@@ -312,37 +276,6 @@ pub(crate) async fn with_finalizer<C: ClusterApi, K: NamespacedResource>(
         Ok(std::sync::Arc::new(
             cluster.add_finalizer(&*obj, FINALIZER).await?,
         ))
-    }
-}
-
-/// Logs the notices of an apply and publishes them as events about `obj` (best effort: an event
-/// that cannot be published never fails a reconcile).
-pub(crate) async fn publish_notices<C: ClusterApi, K: NamespacedResource>(
-    cluster: &C,
-    obj: &K,
-    notices: &[alarm_policy::apply::Notice],
-) {
-    let key = format!(
-        "{}/{}/{}",
-        K::kind(&()),
-        obj.meta().namespace.as_deref().unwrap_or_default(),
-        obj.meta().name.as_deref().unwrap_or_default()
-    );
-    for notice in notices {
-        tracing::info!(resource = %key, reason = notice.reason, "{}", notice.note);
-        let event = EventInfo {
-            type_: if notice.warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: notice.reason.into(),
-            note: Some(notice.note.clone()),
-            action: "Reconcile".into(),
-        };
-        if let Err(e) = cluster.publish_event(obj, event).await {
-            tracing::warn!(error = %e, "could not publish an event");
-        }
     }
 }
 

@@ -16,8 +16,8 @@ use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use crate::names::short_hash;
 use crate::reconcile::OperatorSettings;
-use crate::reconcile::names::short_hash;
 use crate::resources::{AlertRoute, DigestSchedule};
 
 /// `app.kubernetes.io/name` of consumer Deployments.
@@ -499,17 +499,19 @@ mod tests {
     /// Every `ALERTOPS_*` variable a workload gets is declared by its subcommand, so none is
     /// silently ignored.
     fn declared_env(subcommand: &str) -> Vec<String> {
-        use clap::CommandFactory;
-        let cli = crate::cli::Cli::command();
-        let global = cli.get_arguments().filter_map(|a| a.get_env());
-        let sub = cli
-            .find_subcommand(subcommand)
-            .expect("subcommand exists")
+        use clap::Args;
+        let command = match subcommand {
+            "consume" => crate::consume::ConsumeArgs::augment_args(clap::Command::new("consume")),
+            "digest" => {
+                crate::digest::command::DigestArgs::augment_args(clap::Command::new("digest"))
+            }
+            other => panic!("no workload runs {other}"),
+        };
+        command
             .get_arguments()
-            .filter_map(|a| a.get_env());
-        global
-            .chain(sub)
+            .filter_map(|a| a.get_env())
             .map(|e| e.to_string_lossy().into_owned())
+            .chain([crate::telemetry::logging::LOG_FORMAT_ENV.to_string()])
             .collect()
     }
 

@@ -168,3 +168,43 @@ fn collect_rules(schema: &serde_json::Value) -> Vec<(String, String)> {
     visit(&schema["properties"]["spec"], "spec", &mut out);
     out
 }
+
+/// `alertops crds`.
+#[derive(clap::Args, Debug)]
+pub struct CrdsArgs {
+    /// Write one file per CRD into this folder instead of printing them.
+    #[arg(long)]
+    pub output_dir: Option<std::path::PathBuf>,
+    /// Print the Markdown reference of every field instead of the CRDs.
+    #[arg(long, conflicts_with = "output_dir")]
+    pub reference: bool,
+}
+
+/// `alertops crds`: prints the CRDs, writes them to a folder, or prints their reference.
+pub fn run_command(args: CrdsArgs) -> std::process::ExitCode {
+    if args.reference {
+        print!("{}", reference_markdown());
+        return std::process::ExitCode::SUCCESS;
+    }
+    match args.output_dir {
+        None => {
+            print!("{}", all_yaml());
+            std::process::ExitCode::SUCCESS
+        }
+        Some(dir) => {
+            if let Err(e) = std::fs::create_dir_all(&dir) {
+                eprintln!("cannot create {}: {e}", dir.display());
+                return std::process::ExitCode::FAILURE;
+            }
+            for c in all() {
+                let path = dir.join(file_name(&c));
+                if let Err(e) = std::fs::write(&path, to_yaml(&c)) {
+                    eprintln!("cannot write {}: {e}", path.display());
+                    return std::process::ExitCode::FAILURE;
+                }
+                println!("wrote {}", path.display());
+            }
+            std::process::ExitCode::SUCCESS
+        }
+    }
+}

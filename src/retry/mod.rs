@@ -4,6 +4,7 @@
 //!
 //! The rebuild ([`rebuild`]) and the rules ([`policy`]) are pure; this module does the I/O.
 
+mod args;
 pub mod policy;
 pub mod rebuild;
 
@@ -12,7 +13,7 @@ use aws_sdk_emr::types::{Cluster, InstanceCollectionType};
 use serde_json::json;
 
 use crate::alert::Fingerprint;
-use crate::aws::{AwsApi, AwsClients, AwsError, AwsResultExt};
+use crate::aws::{AwsClients, AwsError, emr};
 use crate::k8s::{ClusterApi, ClusterError};
 use crate::resources::{AlertRoute, Tags};
 use crate::slack::{
@@ -20,6 +21,7 @@ use crate::slack::{
     mark_retry_progress,
 };
 
+pub use args::{RetryArgs, parse_job_args};
 pub use policy::{AttemptInfo, Refusal, attempt_info};
 pub use rebuild::{ClusterDefinition, RebuildError, rebuild_run_job_flow};
 
@@ -120,31 +122,16 @@ pub async fn load_route<C: ClusterApi>(
         .ok_or(RetryError::RouteMissing(label))
 }
 
-/// `DescribeCluster`.
+/// `DescribeCluster`; a cluster EMR does not report is [`RetryError::ClusterMissing`].
 pub async fn describe_cluster(aws: &AwsClients, cluster_id: &str) -> Result<Cluster, RetryError> {
-    aws.acquire(AwsApi::Emr).await;
-    aws.emr
-        .describe_cluster()
-        .cluster_id(cluster_id)
-        .send()
-        .await
-        .aws("DescribeCluster")?
-        .cluster
+    emr::describe_cluster(aws, cluster_id)
+        .await?
         .ok_or_else(|| RetryError::ClusterMissing(cluster_id.to_string()))
 }
 
 /// The tags of a described cluster.
 pub fn cluster_tags(cluster: &Cluster) -> Tags {
-    cluster
-        .tags()
-        .iter()
-        .filter_map(|t| {
-            Some((
-                t.key()?.to_string(),
-                t.value().unwrap_or_default().to_string(),
-            ))
-        })
-        .collect()
+    emr::cluster_tags(cluster)
 }
 
 /// Everything the rebuild needs: the description and every page of the instance, step and
@@ -155,165 +142,23 @@ pub async fn read_definition(
 ) -> Result<ClusterDefinition, RetryError> {
     let id = cluster.id().unwrap_or_default().to_string();
     let mut definition = ClusterDefinition::default();
-    let emr = &aws.emr;
-    let mut marker = None;
     if matches!(
         cluster.instance_collection_type(),
         Some(InstanceCollectionType::InstanceFleet)
     ) {
-        loop {
-            aws.acquire(AwsApi::Emr).await;
-            let page = emr
-                .list_instance_fleets()
-                .cluster_id(&id)
-                .set_marker(marker)
-                .send()
-                .await
-                .aws("ListInstanceFleets")?;
-            definition
-                .instance_fleets
-                .extend(page.instance_fleets.unwrap_or_default());
-            marker = page.marker;
-            if marker.is_none() {
-                break;
-            }
-        }
+        definition.instance_fleets = emr::instance_fleets(aws, &id).await?;
     } else {
-        loop {
-            aws.acquire(AwsApi::Emr).await;
-            let page = emr
-                .list_instance_groups()
-                .cluster_id(&id)
-                .set_marker(marker)
-                .send()
-                .await
-                .aws("ListInstanceGroups")?;
-            definition
-                .instance_groups
-                .extend(page.instance_groups.unwrap_or_default());
-            marker = page.marker;
-            if marker.is_none() {
-                break;
-            }
-        }
+        definition.instance_groups = emr::instance_groups(aws, &id).await?;
     }
-    let mut marker = None;
-    loop {
-        aws.acquire(AwsApi::Emr).await;
-        let page = emr
-            .list_steps()
-            .cluster_id(&id)
-            .set_marker(marker)
-            .send()
-            .await
-            .aws("ListSteps")?;
-        definition.steps.extend(page.steps.unwrap_or_default());
-        marker = page.marker;
-        if marker.is_none() {
-            break;
-        }
-    }
-    let mut marker = None;
-    loop {
-        aws.acquire(AwsApi::Emr).await;
-        let page = emr
-            .list_bootstrap_actions()
-            .cluster_id(&id)
-            .set_marker(marker)
-            .send()
-            .await
-            .aws("ListBootstrapActions")?;
-        definition
-            .bootstrap_actions
-            .extend(page.bootstrap_actions.unwrap_or_default());
-        marker = page.marker;
-        if marker.is_none() {
-            break;
-        }
-    }
+    definition.steps = emr::steps(aws, &id).await?;
+    definition.bootstrap_actions = emr::bootstrap_actions(aws, &id).await?;
     definition.cluster = cluster;
     Ok(definition)
 }
 
 /// Submits a rebuilt request; returns the new cluster's id.
 pub async fn submit(aws: &AwsClients, input: RunJobFlowInput) -> Result<String, RetryError> {
-    let RunJobFlowInput {
-        name,
-        log_uri,
-        log_encryption_kms_key_id,
-        additional_info,
-        ami_version,
-        release_label,
-        instances,
-        steps,
-        bootstrap_actions,
-        supported_products,
-        new_supported_products,
-        applications,
-        configurations,
-        visible_to_all_users,
-        job_flow_role,
-        service_role,
-        tags,
-        security_configuration,
-        auto_scaling_role,
-        scale_down_behavior,
-        custom_ami_id,
-        ebs_root_volume_size,
-        repo_upgrade_on_boot,
-        kerberos_attributes,
-        step_concurrency_level,
-        managed_scaling_policy,
-        placement_group_configs,
-        auto_termination_policy,
-        os_release_label,
-        ebs_root_volume_iops,
-        ebs_root_volume_throughput,
-        extended_support,
-        monitoring_configuration,
-        ..
-    } = input;
-    aws.acquire(AwsApi::Emr).await;
-    let output = aws
-        .emr
-        .run_job_flow()
-        .set_name(name)
-        .set_log_uri(log_uri)
-        .set_log_encryption_kms_key_id(log_encryption_kms_key_id)
-        .set_additional_info(additional_info)
-        .set_ami_version(ami_version)
-        .set_release_label(release_label)
-        .set_instances(instances)
-        .set_steps(steps)
-        .set_bootstrap_actions(bootstrap_actions)
-        .set_supported_products(supported_products)
-        .set_new_supported_products(new_supported_products)
-        .set_applications(applications)
-        .set_configurations(configurations)
-        .set_visible_to_all_users(visible_to_all_users)
-        .set_job_flow_role(job_flow_role)
-        .set_service_role(service_role)
-        .set_tags(tags)
-        .set_security_configuration(security_configuration)
-        .set_auto_scaling_role(auto_scaling_role)
-        .set_scale_down_behavior(scale_down_behavior)
-        .set_custom_ami_id(custom_ami_id)
-        .set_ebs_root_volume_size(ebs_root_volume_size)
-        .set_repo_upgrade_on_boot(repo_upgrade_on_boot)
-        .set_kerberos_attributes(kerberos_attributes)
-        .set_step_concurrency_level(step_concurrency_level)
-        .set_managed_scaling_policy(managed_scaling_policy)
-        .set_placement_group_configs(placement_group_configs)
-        .set_auto_termination_policy(auto_termination_policy)
-        .set_os_release_label(os_release_label)
-        .set_ebs_root_volume_iops(ebs_root_volume_iops)
-        .set_ebs_root_volume_throughput(ebs_root_volume_throughput)
-        .set_extended_support(extended_support)
-        .set_monitoring_configuration(monitoring_configuration)
-        .send()
-        .await
-        .aws("RunJobFlow")?;
-    Ok(output.job_flow_id.unwrap_or_default())
+    Ok(emr::run_job_flow(aws, input).await?)
 }
 
 /// Runs one retry: checks the policy and the cap against the live route and cluster tags,
@@ -487,7 +332,7 @@ fn summary(request: &RetryRequest, progress: &RetryProgress) -> String {
 
 /// `alertops retry`: runs one retry in a cluster; exit code 0 when a cluster was submitted, 2
 /// when the retry was refused, 1 when it failed, 64 for invalid flags.
-pub async fn run_command(args: crate::cli::RetryArgs) -> std::process::ExitCode {
+pub async fn run_command(args: RetryArgs) -> std::process::ExitCode {
     use std::process::ExitCode;
     let request = match args.request() {
         Ok(request) => request,

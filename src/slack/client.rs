@@ -55,7 +55,7 @@ impl SlackTarget {
     fn pacing_key(&self) -> String {
         match self {
             SlackTarget::Webhook { url } => {
-                format!("webhook:{}", crate::reconcile::names::short_hash(url))
+                format!("webhook:{}", crate::names::short_hash(url))
             }
             SlackTarget::Bot { channel, .. } => format!("channel:{channel}"),
         }

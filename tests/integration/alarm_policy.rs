@@ -15,6 +15,7 @@ use crate::harness;
 struct Fixture {
     cluster: MemoryCluster,
     ctx: Context<MemoryCluster>,
+    aws: AwsClients,
     namespace: String,
 }
 
@@ -25,16 +26,18 @@ impl Fixture {
             resync_interval: Duration::from_secs(600),
             ..OperatorSettings::new(harness::unique("c").to_lowercase())
         };
-        let ctx = Context::new(cluster.clone(), harness::aws_clients().await, settings);
+        let aws = harness::aws_clients().await;
+        let ctx = Context::new(cluster.clone(), aws.clone(), settings);
         Fixture {
             cluster,
             ctx,
+            aws,
             namespace: harness::unique("ns").to_lowercase(),
         }
     }
 
     fn aws(&self) -> &AwsClients {
-        &self.ctx.aws
+        &self.aws
     }
 
     fn apply(&self, name: &str, spec: Value) {

@@ -24,6 +24,7 @@ pub(crate) const IMAGE: &str = "registry.example.com/alertops:test";
 pub(crate) struct Fixture {
     pub(crate) cluster: MemoryCluster,
     pub(crate) ctx: Context<MemoryCluster>,
+    pub(crate) aws: AwsClients,
     pub(crate) namespace: String,
 }
 
@@ -36,16 +37,18 @@ impl Fixture {
             "eks.amazonaws.com/role-arn".into(),
             "arn:aws:iam::123456789012:role/alertops-workloads".into(),
         );
-        let ctx = Context::new(cluster.clone(), harness::aws_clients().await, settings);
+        let aws = harness::aws_clients().await;
+        let ctx = Context::new(cluster.clone(), aws.clone(), settings);
         Fixture {
             cluster,
             ctx,
+            aws,
             namespace: harness::unique("ns").to_lowercase(),
         }
     }
 
     pub(crate) fn aws(&self) -> &AwsClients {
-        &self.ctx.aws
+        &self.aws
     }
 
     pub(crate) fn apply(&self, kind: &str, name: &str, spec: Value) {

@@ -2,6 +2,7 @@
 
 mod alarm_policy;
 mod alert_route;
+mod architecture;
 mod aws_layer;
 mod chart_env;
 mod cli;

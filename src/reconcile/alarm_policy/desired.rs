@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::reconcile::names::OwnerIdentity;
+pub use crate::aws::cloudwatch::{AlarmDefinition, AlarmMetric, MathMetric, MathQuery};
+pub use crate::aws::eventbridge::RuleDefinition;
+use crate::names::OwnerIdentity;
 use crate::resources::Tags;
 use crate::resources::alarm_policy::{AlarmPolicySpec, AlarmSpec, EventRuleSpec};
 
@@ -66,119 +68,10 @@ pub struct DesiredRule {
     pub tags: Tags,
 }
 
-/// A CloudWatch metric alarm, normalised so that what we send and what AWS reports compare equal
-/// exactly when they mean the same (defaults filled, lists sorted).
-#[derive(Clone, Debug, PartialEq)]
-pub struct AlarmDefinition {
-    /// CloudWatch alarm name.
-    pub alarm_name: String,
-    /// Description (the spec's description and runbook).
-    pub description: Option<String>,
-    /// Whether actions run.
-    pub actions_enabled: bool,
-    /// ALARM actions, sorted.
-    pub alarm_actions: Vec<String>,
-    /// OK actions, sorted.
-    pub ok_actions: Vec<String>,
-    /// INSUFFICIENT_DATA actions, sorted.
-    pub insufficient_data_actions: Vec<String>,
-    /// What is measured.
-    pub metric: AlarmMetric,
-    /// Evaluation periods.
-    pub evaluation_periods: i32,
-    /// Datapoints to alarm (defaults to evaluation periods).
-    pub datapoints_to_alarm: i32,
-    /// Threshold.
-    pub threshold: f64,
-    /// Comparison operator name.
-    pub comparison: String,
-    /// Missing-data treatment name.
-    pub treat_missing_data: String,
-}
-
-/// The metric side of an alarm.
-#[derive(Clone, Debug, PartialEq)]
-pub enum AlarmMetric {
-    /// One metric with a statistic or extended statistic.
-    Single {
-        /// Namespace.
-        namespace: String,
-        /// Metric name.
-        name: String,
-        /// Dimensions, sorted by name.
-        dimensions: Vec<(String, String)>,
-        /// Standard statistic.
-        statistic: Option<String>,
-        /// Extended statistic (percentile).
-        extended_statistic: Option<String>,
-        /// Period in seconds.
-        period: i32,
-        /// Unit.
-        unit: Option<String>,
-    },
-    /// Metric math.
-    Math(Vec<MathQuery>),
-}
-
-/// One metric-math query.
-#[derive(Clone, Debug, PartialEq)]
-pub struct MathQuery {
-    /// Query id.
-    pub id: String,
-    /// Expression, for expression queries.
-    pub expression: Option<String>,
-    /// Metric, for metric queries.
-    pub metric: Option<MathMetric>,
-    /// Label.
-    pub label: Option<String>,
-    /// Whether this query's result is evaluated.
-    pub return_data: bool,
-    /// Period, for metric queries.
-    pub period: Option<i32>,
-}
-
-/// The metric of a metric-math query.
-#[derive(Clone, Debug, PartialEq)]
-pub struct MathMetric {
-    /// Namespace.
-    pub namespace: String,
-    /// Metric name.
-    pub name: String,
-    /// Dimensions, sorted by name.
-    pub dimensions: Vec<(String, String)>,
-    /// Statistic.
-    pub stat: String,
-    /// Unit.
-    pub unit: Option<String>,
-}
-
-/// An EventBridge rule targeting the policy's topic.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RuleDefinition {
-    /// Rule name.
-    pub rule_name: String,
-    /// Description.
-    pub description: Option<String>,
-    /// Whether the rule is enabled.
-    pub enabled: bool,
-    /// Event pattern, compared as JSON values (key order never matters).
-    pub event_pattern: Value,
-}
-
 /// Builds the desired state. `topic_arn` is used for the alarm actions; pass the ARN known so far
 /// (for a topic still to be created, the actions are filled in once it exists).
 pub fn build(spec: &AlarmPolicySpec, owner: &OwnerIdentity, topic_arn: &str) -> DesiredPolicy {
-    let mut policy_tags = spec.tags.clone();
-    policy_tags.extend(owner.ownership_tags());
-
-    let topic = match &spec.topic.existing_arn {
-        Some(arn) => DesiredTopic::Existing { arn: arn.clone() },
-        None => DesiredTopic::Owned {
-            name: owner.topic_name(),
-            display_name: spec.topic.display_name.clone(),
-        },
-    };
-
+    let (topic, policy_tags) = topic(spec, owner);
     DesiredPolicy {
         topic,
         topic_tags: policy_tags.clone(),
@@ -193,6 +86,21 @@ pub fn build(spec: &AlarmPolicySpec, owner: &OwnerIdentity, topic_arn: &str) -> 
             .map(|rule| build_rule(rule, owner, &policy_tags))
             .collect(),
     }
+}
+
+/// The policy's topic and the tags of everything the policy makes (the spec's tags and the
+/// ownership tags). Needed before the rest: the alarms' actions name the topic's ARN.
+pub fn topic(spec: &AlarmPolicySpec, owner: &OwnerIdentity) -> (DesiredTopic, Tags) {
+    let mut policy_tags = spec.tags.clone();
+    policy_tags.extend(owner.ownership_tags());
+    let topic = match &spec.topic.existing_arn {
+        Some(arn) => DesiredTopic::Existing { arn: arn.clone() },
+        None => DesiredTopic::Owned {
+            name: owner.topic_name(),
+            display_name: spec.topic.display_name.clone(),
+        },
+    };
+    (topic, policy_tags)
 }
 
 fn build_alarm(
@@ -550,10 +458,8 @@ mod tests {
     #[test]
     fn ownership_tags_cannot_be_overridden_by_the_spec() {
         let mut s = spec();
-        s.tags.insert(
-            crate::reconcile::names::TAG_OWNER.into(),
-            "someone-else".into(),
-        );
+        s.tags
+            .insert(crate::names::TAG_OWNER.into(), "someone-else".into());
         let desired = build(&s, &owner(), TOPIC);
         assert!(owner().owns(&desired.topic_tags));
         assert!(owner().owns(&desired.alarms[0].tags));

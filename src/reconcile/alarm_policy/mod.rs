@@ -1,238 +1,267 @@
-//! The AlarmPolicy reconciler.
+//! The AlarmPolicy reconciler: lint → validate → the topic → build the desired alarms and rules
+//! once → observe → plan → execute → status. The steps live in their own files: [`desired`]
+//! (pure), [`observe`] (reads), [`plan`] (pure decisions), [`execute`] (writes).
 
-pub mod apply;
 pub mod desired;
-pub mod observed;
+pub mod execute;
+pub mod observe;
+pub mod plan;
 pub mod presets;
 pub mod validate;
 
 use std::sync::Arc;
 
-use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action;
-use tracing::{info, warn};
 
-use crate::k8s::{ClusterApi, EventInfo, EventType};
+use crate::aws::AwsError;
+use crate::k8s::ClusterApi;
 use crate::lint::rules::lint_alarm_policy;
-use crate::reconcile::conditions::{self, ConditionUpdate};
-use crate::reconcile::names::OwnerIdentity;
-use crate::reconcile::{
-    Context, FINALIZER, ReconcileError, aws_reason, has_finalizer, namespaced_name,
-    publish_notices, with_finalizer, write_status,
-};
+use crate::names::OwnerIdentity;
+use crate::reconcile::conditions::ConditionUpdate;
+use crate::reconcile::lifecycle::{self, Applied, Reconciled, Requeue, StatusFields};
+use crate::reconcile::outcome::{Blocker, Notice};
+use crate::reconcile::{Context, ReconcileError};
 use crate::resources::alarm_policy::{AlarmPolicy, AlarmPolicyStatus, LintFinding, LintLevel};
 use crate::resources::{CONDITION_LINT, CONDITION_READY, DeletionPolicy};
 
-use apply::{Applier, ApplyOutcome, Recorded};
+use plan::{Recorded, TopicPlan};
 
 /// Kind name used in ownership tags and events.
 pub const KIND: &str = "AlarmPolicy";
 
-/// Reconciles one AlarmPolicy: cleanup when it is being deleted, otherwise validate, lint, apply
-/// to AWS and write status. Errors from AWS or Kubernetes are returned for backoff; problems a
-/// person must fix (invalid spec, names taken) become conditions and are not retried quickly.
+/// Reconciles one AlarmPolicy (see [`lifecycle::reconcile`] for the shared steps).
 pub async fn reconcile<C: ClusterApi>(
     policy: Arc<AlarmPolicy>,
     ctx: &Context<C>,
 ) -> Result<Action, ReconcileError> {
-    let (namespace, name) = namespaced_name(&*policy, KIND)?;
-    let owner = OwnerIdentity::new(&ctx.settings.cluster_id, KIND, &namespace, &name);
-    let previous = policy.status.clone().unwrap_or_default();
-    let recorded = recorded(&previous);
-    let applier = Applier {
-        aws: &ctx.aws,
-        owner: &owner,
-    };
+    lifecycle::reconcile(policy, ctx).await
+}
 
-    if policy.metadata.deletion_timestamp.is_some() {
-        if has_finalizer(&*policy) {
-            if policy.spec.deletion_policy == DeletionPolicy::Delete {
-                let notices = applier.delete_everything(&recorded).await?;
-                publish_notices(&ctx.cluster, &*policy, &notices).await;
-            } else {
-                info!(policy = %format!("{namespace}/{name}"), "deletion policy Retain: AWS resources left in place");
-            }
-            ctx.cluster.remove_finalizer(&*policy, FINALIZER).await?;
-        }
-        return Ok(Action::await_change());
+impl StatusFields for AlarmPolicyStatus {
+    fn conditions(&self) -> &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition] {
+        &self.conditions
     }
 
-    let policy = with_finalizer(&ctx.cluster, policy).await?;
-    let generation = policy.metadata.generation;
+    fn set_observed(
+        &mut self,
+        conditions: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+        generation: Option<i64>,
+    ) {
+        self.conditions = conditions;
+        self.observed_generation = generation;
+    }
+}
 
-    // Lint first: findings are reported whatever happens next.
-    let lint = lint_alarm_policy(&policy.spec);
-    let lint_condition = lint_condition(&lint);
-    let new_findings: Vec<&LintFinding> =
-        lint.iter().filter(|f| !previous.lint.contains(f)).collect();
-    for finding in new_findings {
-        let event = EventInfo {
-            type_: if finding.level == LintLevel::Error {
-                EventType::Warning
-            } else {
-                EventType::Normal
+impl Reconciled for AlarmPolicy {
+    const KIND: &'static str = KIND;
+    type Status = AlarmPolicyStatus;
+
+    fn current_status(&self) -> Option<&AlarmPolicyStatus> {
+        self.status.as_ref()
+    }
+
+    fn deletion_policy(&self) -> DeletionPolicy {
+        self.spec.deletion_policy
+    }
+
+    async fn cleanup<C: ClusterApi>(
+        &self,
+        ctx: &Context<C>,
+        owner: &OwnerIdentity,
+    ) -> Result<Vec<Notice>, ReconcileError> {
+        let aws = &*ctx.aws;
+        let recorded = Recorded::from_status(&self.status.clone().unwrap_or_default());
+        let observed = observe::leftovers(aws, owner, &recorded).await?;
+        let topic_tags = match &recorded.topic_arn {
+            Some(arn) => match aws.topic_tags(arn).await {
+                Ok(tags) => Some(tags),
+                Err(e) if e.is_not_found() => None,
+                Err(e) => return Err(e.into()),
             },
-            reason: "LintFinding".into(),
-            note: Some(format!("[{}] {}", finding.rule, finding.message)),
-            action: "Lint".into(),
+            None => None,
         };
-        if let Err(e) = ctx.cluster.publish_event(&*policy, event).await {
-            warn!(error = %e, "could not publish a lint event");
-        }
+        let actions = plan::plan_deletion(&observed, &recorded, topic_tags.as_ref(), owner);
+        let applied = execute::execute(aws, &owner.alarm_prefix(), &actions).await?;
+        Ok(applied.notices)
     }
 
-    let violations = validate::validate(&policy.spec);
-    if !violations.is_empty() {
-        let message = violations
+    async fn apply<C: ClusterApi>(
+        &self,
+        ctx: &Context<C>,
+        owner: &OwnerIdentity,
+    ) -> Applied<AlarmPolicyStatus> {
+        let previous = self.status.clone().unwrap_or_default();
+
+        // Lint first: findings are reported whatever happens next.
+        let lint = lint_alarm_policy(&self.spec);
+        let lint_condition = lint_condition(&lint);
+        let lint_notices: Vec<Notice> = lint
             .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; ");
-        let status = AlarmPolicyStatus {
-            lint,
-            conditions: conditions::merge(
-                &previous.conditions,
-                &[
-                    ConditionUpdate::falsy(
-                        CONDITION_READY,
-                        "InvalidSpec",
-                        format!("the spec cannot be applied: {message}"),
-                    ),
-                    lint_condition,
-                ],
-                generation,
-                Timestamp::now(),
-            ),
-            observed_generation: generation,
-            ..previous.clone()
-        };
-        write_status(&ctx.cluster, &*policy, policy.status.as_ref(), &status).await?;
-        return Ok(Action::await_change());
-    }
+            .filter(|f| !previous.lint.contains(f))
+            .map(lint_notice)
+            .collect();
 
-    let mut outcome = ApplyOutcome::default();
-    let result = apply_all(&applier, &policy, &recorded, &mut outcome).await;
-    publish_notices(&ctx.cluster, &*policy, &outcome.notices).await;
-
-    let ready = match &result {
-        Err(e) => ConditionUpdate::falsy(CONDITION_READY, aws_reason(e), e.to_string()),
-        Ok(()) if !outcome.blockers.is_empty() => {
-            let first = &outcome.blockers[0];
-            let message = outcome
-                .blockers
+        let violations = validate::validate(&self.spec);
+        if !violations.is_empty() {
+            let message = violations
                 .iter()
-                .map(|b| b.message.as_str())
+                .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join("; ");
-            for blocker in &outcome.blockers {
-                let event = EventInfo {
-                    type_: EventType::Warning,
-                    reason: blocker.reason.into(),
-                    note: Some(blocker.message.clone()),
-                    action: "Reconcile".into(),
-                };
-                if let Err(e) = ctx.cluster.publish_event(&*policy, event).await {
-                    warn!(error = %e, "could not publish an event");
-                }
-            }
-            ConditionUpdate::falsy(CONDITION_READY, first.reason, message)
+            let mut applied = Applied::invalid(
+                "InvalidSpec",
+                format!("the spec cannot be applied: {message}"),
+                vec![lint_condition],
+            );
+            applied.status = Some(AlarmPolicyStatus { lint, ..previous });
+            applied.notices = lint_notices;
+            return applied;
         }
-        Ok(()) => ConditionUpdate::truthy(
-            CONDITION_READY,
-            "Reconciled",
-            format!(
-                "the topic, {} alarms and {} event rules match the spec",
-                outcome.alarms.len(),
-                outcome.rules.len()
-            ),
-        ),
-    };
 
-    // On an AWS error, keep what was recorded: it is still what exists as far as we know.
-    let status = if result.is_ok() {
-        AlarmPolicyStatus {
-            observed_generation: generation,
-            conditions: conditions::merge(
-                &previous.conditions,
-                &[ready, lint_condition],
-                generation,
-                Timestamp::now(),
-            ),
-            topic_arn: outcome.topic_arn.clone(),
-            topic_owned: outcome.topic_arn.as_ref().map(|_| outcome.topic_owned),
-            alarm_count: outcome.alarms.len() as i32,
-            rule_count: outcome.rules.len() as i32,
-            alarms: outcome.alarms,
-            event_rules: outcome.rules,
-            lint,
-        }
-    } else {
-        AlarmPolicyStatus {
-            observed_generation: generation,
-            conditions: conditions::merge(
-                &previous.conditions,
-                &[ready, lint_condition],
-                generation,
-                Timestamp::now(),
-            ),
-            lint,
-            ..previous.clone()
-        }
-    };
-    write_status(&ctx.cluster, &*policy, policy.status.as_ref(), &status).await?;
-    result?;
-    ctx.succeeded(&format!("{KIND}/{namespace}/{name}"));
-    if outcome.blockers.is_empty() {
-        Ok(Action::requeue(ctx.settings.resync_interval))
-    } else {
-        // Someone else's resource may go away; look again, but not often.
-        Ok(Action::requeue(std::time::Duration::from_secs(120)))
+        let mut applied = match apply_to_aws(&self.spec, &*ctx.aws, owner, &previous).await {
+            Ok(outcome) => outcome.into_applied(lint.clone(), lint_condition),
+            Err(e) => {
+                let mut failed = Applied::failed(e, vec![lint_condition]);
+                failed.status = Some(AlarmPolicyStatus {
+                    lint: lint.clone(),
+                    ..previous
+                });
+                failed
+            }
+        };
+        let mut notices = lint_notices;
+        notices.append(&mut applied.notices);
+        applied.notices = notices;
+        applied
     }
 }
 
-async fn apply_all(
-    applier: &Applier<'_>,
-    policy: &AlarmPolicy,
-    recorded: &Recorded,
-    out: &mut ApplyOutcome,
-) -> Result<(), crate::aws::AwsError> {
-    let preliminary = desired::build(&policy.spec, applier.owner, "");
-    let Some(topic_arn) = applier
-        .ensure_topic(
-            &preliminary.topic,
-            &preliminary.topic_tags,
-            recorded.topic_arn.as_deref(),
-            out,
-        )
-        .await?
-    else {
-        return Ok(());
-    };
-    let desired = desired::build(&policy.spec, applier.owner, &topic_arn);
-    applier.sync_alarms(&desired.alarms, recorded, out).await?;
-    applier
-        .sync_rules(&desired.rules, &topic_arn, recorded, out)
-        .await?;
-    Ok(())
+/// The result of a successful pass over AWS.
+struct PolicyOutcome {
+    topic_arn: Option<String>,
+    topic_owned: bool,
+    applied: execute::Applied,
+    notices: Vec<Notice>,
+    blockers: Vec<Blocker>,
 }
 
-fn recorded(status: &AlarmPolicyStatus) -> Recorded {
-    Recorded {
-        alarms: status
-            .alarms
-            .iter()
-            .map(|a| (a.alarm_name.clone(), a.clone()))
-            .collect(),
-        rules: status
-            .event_rules
-            .iter()
-            .map(|r| (r.rule_name.clone(), r.clone()))
-            .collect(),
-        // Only a topic we created is ours to look up again by ARN (and to delete).
-        topic_arn: status
-            .topic_arn
-            .clone()
-            .filter(|_| status.topic_owned == Some(true)),
+impl PolicyOutcome {
+    fn into_applied(
+        self,
+        lint: Vec<LintFinding>,
+        lint_condition: ConditionUpdate,
+    ) -> Applied<AlarmPolicyStatus> {
+        let mut notices = self.notices;
+        notices.extend(self.applied.notices);
+        let (ready, requeue) = match lifecycle::blocked(&self.blockers) {
+            Some((ready, warnings)) => {
+                notices.extend(warnings);
+                (ready, Requeue::Blocked)
+            }
+            None => (
+                ConditionUpdate::truthy(
+                    CONDITION_READY,
+                    "Reconciled",
+                    format!(
+                        "the topic, {} alarms and {} event rules match the spec",
+                        self.applied.alarms.len(),
+                        self.applied.rules.len()
+                    ),
+                ),
+                Requeue::Resync,
+            ),
+        };
+        let status = AlarmPolicyStatus {
+            topic_arn: self.topic_arn.clone(),
+            topic_owned: self.topic_arn.as_ref().map(|_| self.topic_owned),
+            alarm_count: self.applied.alarms.len() as i32,
+            rule_count: self.applied.rules.len() as i32,
+            alarms: self.applied.alarms,
+            event_rules: self.applied.rules,
+            lint,
+            ..AlarmPolicyStatus::default()
+        };
+        Applied {
+            status: Some(status),
+            conditions: vec![ready, lint_condition],
+            notices,
+            requeue,
+            error: None,
+        }
+    }
+}
+
+/// The topic first (its ARN goes into the alarm actions), then the alarms and rules, built once.
+async fn apply_to_aws(
+    spec: &crate::resources::alarm_policy::AlarmPolicySpec,
+    aws: &dyn crate::aws::ControllerAws,
+    owner: &OwnerIdentity,
+    previous: &AlarmPolicyStatus,
+) -> Result<PolicyOutcome, AwsError> {
+    let recorded = Recorded::from_status(previous);
+    let (topic, topic_tags) = desired::topic(spec, owner);
+    let mut observed_topic = observe::topic(aws, &topic, &recorded).await?;
+    let mut topic_plan = plan::plan_topic(&topic, &topic_tags, &observed_topic, owner);
+    let mut notices = Vec::new();
+    if let TopicPlan::Create(create) = &topic_plan {
+        observed_topic = execute::create_topic(aws, create).await?;
+        topic_plan = plan::plan_topic(&topic, &topic_tags, &observed_topic, owner);
+        if let TopicPlan::Ready { arn, .. } = &topic_plan {
+            notices.push(Notice::normal(
+                "TopicCreated",
+                format!("created SNS topic {arn}"),
+            ));
+        }
+    }
+    let (topic_arn, topic_owned) = match topic_plan {
+        TopicPlan::Ready {
+            arn,
+            owned,
+            actions,
+        } => {
+            execute::topic(aws, &actions).await?;
+            (arn, owned)
+        }
+        TopicPlan::Blocked(blocker) => {
+            return Ok(PolicyOutcome {
+                topic_arn: None,
+                topic_owned: false,
+                applied: execute::Applied::default(),
+                notices,
+                blockers: vec![blocker],
+            });
+        }
+        // Created but not readable yet (SNS is eventually consistent): look again soon.
+        TopicPlan::Create(_) => {
+            return Err(AwsError::new(
+                crate::aws::AwsErrorKind::NotFound,
+                "GetTopicAttributes",
+                "NotFound",
+                "the topic was created but cannot be read back yet",
+            ));
+        }
+    };
+
+    let desired = desired::build(spec, owner, &topic_arn);
+    let observed =
+        observe::alarms_and_rules(aws, owner, &desired.alarms, &desired.rules, &recorded).await?;
+    let actions = plan::plan(&desired, &topic_arn, &observed, &recorded, owner);
+    let blockers = actions.iter().filter_map(plan::Action::blocker).collect();
+    let applied = execute::execute(aws, &owner.alarm_prefix(), &actions).await?;
+    Ok(PolicyOutcome {
+        topic_arn: Some(topic_arn),
+        topic_owned,
+        applied,
+        notices,
+        blockers,
+    })
+}
+
+fn lint_notice(finding: &LintFinding) -> Notice {
+    Notice {
+        warning: finding.level == LintLevel::Error,
+        reason: "LintFinding",
+        note: format!("[{}] {}", finding.rule, finding.message),
     }
 }
 
@@ -263,3 +292,6 @@ fn lint_condition(findings: &[LintFinding]) -> ConditionUpdate {
         ConditionUpdate::truthy(CONDITION_LINT, "Clean", "no lint findings")
     }
 }
+
+#[cfg(test)]
+mod tests;

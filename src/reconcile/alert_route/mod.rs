@@ -2,25 +2,22 @@
 //! the consumer ServiceAccount and Deployment → status (Ready follows the consumer's readiness).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::runtime::controller::Action;
-use tracing::info;
 
 use crate::k8s::ClusterApi;
-use crate::reconcile::conditions::{self, ConditionUpdate};
-use crate::reconcile::names::OwnerIdentity;
+use crate::names::OwnerIdentity;
+use crate::reconcile::conditions::ConditionUpdate;
+use crate::reconcile::lifecycle::{self, Applied, Reconciled, Requeue, StatusFields};
+use crate::reconcile::outcome::Notice;
+use crate::reconcile::queues::execute::QueueOutcome;
 use crate::reconcile::queues::{
-    QueueApplier, QueueConfig, QueueOutcome, REASON_SOURCE_NOT_READY, ResolvedSources,
-    resolve_sources,
+    self, QueueConfig, REASON_SOURCE_NOT_READY, ResolvedSources, resolve_sources,
 };
 use crate::reconcile::workloads::{self, WorkloadParams};
-use crate::reconcile::{
-    Context, FINALIZER, ReconcileError, aws_reason, has_finalizer, namespaced_name,
-    publish_notices, with_finalizer, write_status,
-};
+use crate::reconcile::{Context, ReconcileError};
 use crate::resources::alert_route::{AlertRoute, AlertRouteSpec, AlertRouteStatus};
 use crate::resources::{CONDITION_READY, DeletionPolicy};
 
@@ -46,118 +43,136 @@ pub async fn reconcile<C: ClusterApi>(
     route: Arc<AlertRoute>,
     ctx: &Context<C>,
 ) -> Result<Action, ReconcileError> {
-    let (namespace, name) = namespaced_name(&*route, KIND)?;
-    let key = format!("{KIND}/{namespace}/{name}");
-    let owner = OwnerIdentity::new(&ctx.settings.cluster_id, KIND, &namespace, &name);
-    let applier = QueueApplier {
-        aws: &ctx.aws,
-        owner: &owner,
-    };
-    let previous = route.status.clone().unwrap_or_default();
+    lifecycle::reconcile(route, ctx).await
+}
 
-    if route.metadata.deletion_timestamp.is_some() {
-        if has_finalizer(&*route) {
-            if route.spec.deletion_policy == DeletionPolicy::Delete {
-                let notices = applier.delete(&previous.subscriptions).await?;
-                publish_notices(&ctx.cluster, &*route, &notices).await;
-            } else {
-                info!(route = %key, "deletion policy Retain: queues and subscriptions left in place");
-            }
-            ctx.cluster.remove_finalizer(&*route, FINALIZER).await?;
-        }
-        return Ok(Action::await_change());
+impl StatusFields for AlertRouteStatus {
+    fn conditions(&self) -> &[Condition] {
+        &self.conditions
     }
 
-    let route = with_finalizer(&ctx.cluster, route).await?;
-    let generation = route.metadata.generation;
+    fn set_observed(&mut self, conditions: Vec<Condition>, generation: Option<i64>) {
+        self.conditions = conditions;
+        self.observed_generation = generation;
+    }
+}
 
-    let mut sources = resolve_sources(&ctx.cluster, &namespace, &route.spec.sources).await?;
-    let outcome = match applier
-        .apply(
-            &queue_config(&route.spec),
+impl Reconciled for AlertRoute {
+    const KIND: &'static str = KIND;
+    type Status = AlertRouteStatus;
+
+    fn current_status(&self) -> Option<&AlertRouteStatus> {
+        self.status.as_ref()
+    }
+
+    fn deletion_policy(&self) -> DeletionPolicy {
+        self.spec.deletion_policy
+    }
+
+    async fn cleanup<C: ClusterApi>(
+        &self,
+        ctx: &Context<C>,
+        owner: &OwnerIdentity,
+    ) -> Result<Vec<Notice>, ReconcileError> {
+        let recorded = self
+            .status
+            .as_ref()
+            .map(|s| s.subscriptions.clone())
+            .unwrap_or_default();
+        Ok(queues::execute::delete(&*ctx.aws, owner, &recorded).await?)
+    }
+
+    async fn apply<C: ClusterApi>(
+        &self,
+        ctx: &Context<C>,
+        owner: &OwnerIdentity,
+    ) -> Applied<AlertRouteStatus> {
+        match self.apply_steps(ctx, owner).await {
+            Ok(applied) => applied,
+            Err(e) => Applied::failed(e, Vec::new()),
+        }
+    }
+}
+
+impl AlertRoute {
+    async fn apply_steps<C: ClusterApi>(
+        &self,
+        ctx: &Context<C>,
+        owner: &OwnerIdentity,
+    ) -> Result<Applied<AlertRouteStatus>, ReconcileError> {
+        let recorded = self
+            .status
+            .as_ref()
+            .map(|s| s.subscriptions.clone())
+            .unwrap_or_default();
+        let mut sources =
+            resolve_sources(&ctx.cluster, &owner.namespace, &self.spec.sources).await?;
+        let outcome = queues::execute::apply(
+            &*ctx.aws,
+            owner,
+            &queue_config(&self.spec),
             &sources.topic_arns,
-            &previous.subscriptions,
+            &recorded,
         )
-        .await
-    {
-        Ok(outcome) => outcome,
-        Err(e) => {
-            // Keep what was recorded: it is still what exists as far as we know.
-            let status = AlertRouteStatus {
-                observed_generation: generation,
-                conditions: conditions::merge(
-                    &previous.conditions,
-                    &[ConditionUpdate::falsy(
-                        CONDITION_READY,
-                        aws_reason(&e),
-                        e.to_string(),
-                    )],
-                    generation,
-                    Timestamp::now(),
-                ),
-                ..previous.clone()
-            };
-            write_status(&ctx.cluster, &*route, route.status.as_ref(), &status).await?;
-            return Err(e.into());
-        }
-    };
-    publish_notices(&ctx.cluster, &*route, &outcome.notices).await;
-    sources.mark_unreachable(&outcome.unreachable_topics);
+        .await?;
+        sources.mark_unreachable(&outcome.unreachable_topics);
 
-    // The consumer reads the queue URL from the status, so it runs only once the queue exists.
-    let consumer = if outcome.queue.is_some() {
-        let params = WorkloadParams::new(
-            &ctx.settings,
-            ctx.aws.sqs.config().region().map(ToString::to_string),
-        );
-        ctx.cluster
-            .apply(&workloads::consumer_service_account(&route, &params)?)
-            .await?;
-        Some(
+        // The consumer reads the queue URL from the status, so it runs only once the queue exists.
+        let consumer = if outcome.queue.is_some() {
+            let params = WorkloadParams::new(&ctx.settings, ctx.aws.region());
             ctx.cluster
-                .apply(&workloads::consumer_deployment(&route, &params)?)
-                .await?,
-        )
-    } else {
-        None
-    };
+                .apply(&workloads::consumer_service_account(self, &params)?)
+                .await?;
+            Some(
+                ctx.cluster
+                    .apply(&workloads::consumer_deployment(self, &params)?)
+                    .await?,
+            )
+        } else {
+            None
+        };
 
-    let desired_replicas = route.spec.consumer.replicas.unwrap_or(1).max(0);
-    let ready_replicas = consumer
-        .as_ref()
-        .and_then(|d| d.status.as_ref())
-        .and_then(|s| s.ready_replicas)
-        .unwrap_or(0);
-    let updates = route_conditions(
-        &outcome,
-        &sources,
-        consumer.as_ref(),
-        desired_replicas,
-        ready_replicas,
-    );
-    let status = AlertRouteStatus {
-        observed_generation: generation,
-        conditions: conditions::merge(&previous.conditions, &updates, generation, Timestamp::now()),
-        queue_url: outcome.queue.as_ref().map(|q| q.url.clone()),
-        queue_arn: outcome.queue.as_ref().map(|q| q.arn.clone()),
-        dead_letter_queue_url: outcome.dead_letter.as_ref().map(|q| q.url.clone()),
-        dead_letter_queue_arn: outcome.dead_letter.as_ref().map(|q| q.arn.clone()),
-        subscribed_sources: outcome.subscriptions.len() as i32,
-        subscriptions: outcome.subscriptions.clone(),
-        consumer_deployment: consumer.as_ref().and_then(|d| d.metadata.name.clone()),
-        consumer_ready_replicas: ready_replicas,
-    };
-    write_status(&ctx.cluster, &*route, route.status.as_ref(), &status).await?;
-
-    if !outcome.blockers.is_empty() {
-        // Someone else's queue may go away; look again, but not often.
-        return Ok(Action::requeue(Duration::from_secs(120)));
+        let desired_replicas = self.spec.consumer.replicas.unwrap_or(1).max(0);
+        let ready_replicas = consumer
+            .as_ref()
+            .and_then(|d| d.status.as_ref())
+            .and_then(|s| s.ready_replicas)
+            .unwrap_or(0);
+        let mut notices = outcome.notices.clone();
+        let conditions = route_conditions(
+            &outcome,
+            &sources,
+            consumer.as_ref(),
+            desired_replicas,
+            ready_replicas,
+        );
+        let requeue = if let Some((_, warnings)) = lifecycle::blocked(&outcome.blockers) {
+            notices.extend(warnings);
+            Requeue::Blocked
+        } else if !sources.not_ready.is_empty() {
+            Requeue::Waiting
+        } else {
+            Requeue::Resync
+        };
+        let status = AlertRouteStatus {
+            queue_url: outcome.queue.as_ref().map(|q| q.url.clone()),
+            queue_arn: outcome.queue.as_ref().map(|q| q.arn.clone()),
+            dead_letter_queue_url: outcome.dead_letter.as_ref().map(|q| q.url.clone()),
+            dead_letter_queue_arn: outcome.dead_letter.as_ref().map(|q| q.arn.clone()),
+            subscribed_sources: outcome.subscriptions.len() as i32,
+            subscriptions: outcome.subscriptions.clone(),
+            consumer_deployment: consumer.as_ref().and_then(|d| d.metadata.name.clone()),
+            consumer_ready_replicas: ready_replicas,
+            ..AlertRouteStatus::default()
+        };
+        Ok(Applied {
+            status: Some(status),
+            conditions,
+            notices,
+            requeue,
+            error: None,
+        })
     }
-    if !sources.not_ready.is_empty() {
-        return Ok(ctx.backoff(&key));
-    }
-    ctx.succeeded(&key);
-    Ok(Action::requeue(ctx.settings.resync_interval))
 }
 
 /// Ready and SourcesReady from what the apply found, the sources and the consumer.

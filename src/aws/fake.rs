@@ -1,0 +1,631 @@
+//! An in-memory AWS that implements every gateway trait the controller uses, as `MemoryCluster`
+//! does for Kubernetes: reconcile decisions are tested against it without the emulator. It keeps
+//! what was written, answers reads from that, logs each operation by its AWS name (so tests count
+//! calls and writes as they do against the emulator), and can be told to fail an operation.
+//! It models AWS's answers, not its quotas or eventual consistency.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+
+use super::cloudwatch::{AlarmDefinition, CloudWatchAlarms, ObservedAlarm};
+use super::eventbridge::{EventBridgeRules, ObservedRule, RuleDefinition, RuleTarget};
+use super::sns::{SnsTopics, Subscription, TopicCreation};
+use super::sqs::{QueueAttributes, SqsQueues};
+use super::tags::TagChanges;
+use super::{AwsError, AwsErrorKind, ControllerAws, is_write_operation};
+use crate::resources::Tags;
+
+const ACCOUNT: &str = "123456789012";
+const REGION: &str = "us-east-1";
+
+#[derive(Default)]
+struct State {
+    alarms: BTreeMap<String, (AlarmDefinition, Tags, String)>,
+    topics: BTreeMap<String, (HashMap<String, String>, Tags)>,
+    rules: BTreeMap<String, (RuleDefinition, Tags, Vec<RuleTarget>)>,
+    queues: BTreeMap<String, (QueueAttributes, Tags)>,
+    subscriptions: Vec<Subscription>,
+    calls: Vec<String>,
+    failures: HashMap<String, AwsErrorKind>,
+    next_id: u64,
+}
+
+/// The in-memory AWS. Clones share state.
+#[derive(Clone, Default)]
+pub struct FakeAws {
+    state: Arc<Mutex<State>>,
+}
+
+impl FakeAws {
+    /// An empty account.
+    pub fn new() -> Self {
+        FakeAws::default()
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().expect("fake AWS state")
+    }
+
+    /// Records a call of `operation` and fails it if told to.
+    fn call(&self, operation: &str) -> Result<MutexGuard<'_, State>, AwsError> {
+        let mut state = self.state();
+        state.calls.push(operation.to_string());
+        match state.failures.get(operation) {
+            Some(kind) => Err(AwsError::new(
+                *kind,
+                operation,
+                "Injected",
+                format!("{operation} fails in this test"),
+            )),
+            None => Ok(state),
+        }
+    }
+
+    /// Every operation called so far, in order, by its AWS name.
+    pub fn calls(&self) -> Vec<String> {
+        self.state().calls.clone()
+    }
+
+    /// The write operations called so far.
+    pub fn writes(&self) -> Vec<String> {
+        self.calls()
+            .into_iter()
+            .filter(|c| is_write_operation(c))
+            .collect()
+    }
+
+    /// Forgets the calls made so far.
+    pub fn clear_calls(&self) {
+        self.state().calls.clear();
+    }
+
+    /// Makes every later call of `operation` fail with an error of `kind`.
+    pub fn fail(&self, operation: &str, kind: AwsErrorKind) {
+        self.state().failures.insert(operation.to_string(), kind);
+    }
+
+    /// Puts an alarm in place as someone else would (console, Terraform), with these tags.
+    pub fn insert_alarm(&self, definition: AlarmDefinition, tags: Tags) {
+        let arn = alarm_arn(&definition.alarm_name);
+        self.state()
+            .alarms
+            .insert(definition.alarm_name.clone(), (definition, tags, arn));
+    }
+
+    /// The alarm of that name, with its tags.
+    pub fn alarm(&self, name: &str) -> Option<(AlarmDefinition, Tags)> {
+        self.state()
+            .alarms
+            .get(name)
+            .map(|(d, t, _)| (d.clone(), t.clone()))
+    }
+
+    /// Names of every alarm.
+    pub fn alarm_names(&self) -> Vec<String> {
+        self.state().alarms.keys().cloned().collect()
+    }
+
+    /// Names of every rule.
+    pub fn rule_names(&self) -> Vec<String> {
+        self.state().rules.keys().cloned().collect()
+    }
+
+    /// The targets of a rule.
+    pub fn rule_targets_of(&self, name: &str) -> Vec<RuleTarget> {
+        self.state()
+            .rules
+            .get(name)
+            .map(|(_, _, t)| t.clone())
+            .unwrap_or_default()
+    }
+
+    /// ARNs of every topic.
+    pub fn topic_arns(&self) -> Vec<String> {
+        self.state().topics.keys().cloned().collect()
+    }
+
+    /// Tags of a topic.
+    pub fn topic_tags_of(&self, arn: &str) -> Option<Tags> {
+        self.state().topics.get(arn).map(|(_, t)| t.clone())
+    }
+
+    /// Puts a topic in place as someone else would.
+    pub fn insert_topic(&self, name: &str, tags: Tags) -> String {
+        let arn = topic_arn(name);
+        self.state()
+            .topics
+            .insert(arn.clone(), (HashMap::new(), tags));
+        arn
+    }
+
+    /// Names of every queue.
+    pub fn queue_names(&self) -> Vec<String> {
+        self.state().queues.keys().cloned().collect()
+    }
+
+    /// Attributes of a queue, by name.
+    pub fn queue_attributes_of(&self, name: &str) -> Option<QueueAttributes> {
+        self.state().queues.get(name).map(|(a, _)| a.clone())
+    }
+
+    /// Every subscription.
+    pub fn subscriptions(&self) -> Vec<Subscription> {
+        self.state().subscriptions.clone()
+    }
+
+    /// Adds a subscription as someone else would.
+    pub fn insert_subscription(&self, topic_arn: &str, protocol: &str, endpoint: &str) -> String {
+        let mut state = self.state();
+        state.next_id += 1;
+        let arn = format!("{topic_arn}:fake-{}", state.next_id);
+        state.subscriptions.push(Subscription {
+            arn: Some(arn.clone()),
+            topic_arn: topic_arn.to_string(),
+            protocol: protocol.to_string(),
+            endpoint: endpoint.to_string(),
+        });
+        arn
+    }
+}
+
+fn alarm_arn(name: &str) -> String {
+    format!("arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}")
+}
+
+fn topic_arn(name: &str) -> String {
+    format!("arn:aws:sns:{REGION}:{ACCOUNT}:{name}")
+}
+
+fn not_found(operation: &str, what: &str) -> AwsError {
+    AwsError::new(
+        AwsErrorKind::NotFound,
+        operation,
+        "NotFound",
+        format!("{what} does not exist"),
+    )
+}
+
+fn apply_changes(tags: &mut Tags, changes: &TagChanges) {
+    tags.extend(changes.add.clone());
+    for key in &changes.remove {
+        tags.remove(key);
+    }
+}
+
+fn queue_url(name: &str) -> String {
+    format!("https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{name}")
+}
+
+fn queue_name(url: &str) -> &str {
+    url.rsplit('/').next().unwrap_or_default()
+}
+
+#[async_trait]
+impl CloudWatchAlarms for FakeAws {
+    async fn alarms_with_prefix(&self, prefix: &str) -> Result<Vec<ObservedAlarm>, AwsError> {
+        let state = self.call("DescribeAlarms")?;
+        Ok(state
+            .alarms
+            .iter()
+            .filter(|(name, _)| name.starts_with(prefix))
+            .map(|(_, (definition, _, arn))| ObservedAlarm {
+                arn: Some(arn.clone()),
+                definition: definition.clone(),
+                state: Some("INSUFFICIENT_DATA".into()),
+            })
+            .collect())
+    }
+
+    async fn put_alarm(
+        &self,
+        alarm: &AlarmDefinition,
+        tags: Option<&Tags>,
+    ) -> Result<(), AwsError> {
+        let mut state = self.call("PutMetricAlarm")?;
+        let arn = alarm_arn(&alarm.alarm_name);
+        let entry = state
+            .alarms
+            .entry(alarm.alarm_name.clone())
+            .or_insert_with(|| (alarm.clone(), tags.cloned().unwrap_or_default(), arn));
+        // Like CloudWatch: the definition is replaced, tags are ignored on update.
+        entry.0 = alarm.clone();
+        Ok(())
+    }
+
+    async fn delete_alarms(&self, names: &[String]) -> Result<(), AwsError> {
+        for batch in names.chunks(super::cloudwatch::ALARM_BATCH) {
+            let mut state = self.call("DeleteAlarms")?;
+            for name in batch {
+                state.alarms.remove(name);
+            }
+        }
+        Ok(())
+    }
+
+    async fn alarm_tags(&self, arn: &str) -> Result<Tags, AwsError> {
+        let state = self.call("ListTagsForResource")?;
+        state
+            .alarms
+            .values()
+            .find(|(_, _, a)| a == arn)
+            .map(|(_, tags, _)| tags.clone())
+            .ok_or_else(|| not_found("ListTagsForResource", arn))
+    }
+
+    async fn change_alarm_tags(&self, arn: &str, changes: &TagChanges) -> Result<(), AwsError> {
+        for (operation, needed) in [
+            ("TagResource", !changes.add.is_empty()),
+            ("UntagResource", !changes.remove.is_empty()),
+        ] {
+            if !needed {
+                continue;
+            }
+            let mut state = self.call(operation)?;
+            let (_, tags, _) = state
+                .alarms
+                .values_mut()
+                .find(|(_, _, a)| a == arn)
+                .ok_or_else(|| not_found(operation, arn))?;
+            apply_changes(tags, changes);
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SnsTopics for FakeAws {
+    async fn topic_exists(&self, arn: &str) -> Result<bool, AwsError> {
+        let state = self.call("GetTopicAttributes")?;
+        Ok(state.topics.contains_key(arn))
+    }
+
+    async fn create_topic(&self, name: &str, tags: &Tags) -> Result<TopicCreation, AwsError> {
+        let mut state = self.call("CreateTopic")?;
+        let arn = topic_arn(name);
+        match state.topics.get(&arn) {
+            // Like SNS: the same name with other tags is refused.
+            Some((_, existing)) if !tags.is_empty() && existing != tags => {
+                Ok(TopicCreation::NameTaken)
+            }
+            Some(_) => Ok(TopicCreation::Arn(arn)),
+            None => {
+                let mut attributes = HashMap::new();
+                attributes.insert("TopicArn".to_string(), arn.clone());
+                state.topics.insert(arn.clone(), (attributes, tags.clone()));
+                Ok(TopicCreation::Arn(arn))
+            }
+        }
+    }
+
+    async fn topic_attributes(&self, arn: &str) -> Result<HashMap<String, String>, AwsError> {
+        let state = self.call("GetTopicAttributes")?;
+        state
+            .topics
+            .get(arn)
+            .map(|(a, _)| a.clone())
+            .ok_or_else(|| not_found("GetTopicAttributes", arn))
+    }
+
+    async fn set_topic_attribute(
+        &self,
+        arn: &str,
+        name: &str,
+        value: &str,
+    ) -> Result<(), AwsError> {
+        let mut state = self.call("SetTopicAttributes")?;
+        let (attributes, _) = state
+            .topics
+            .get_mut(arn)
+            .ok_or_else(|| not_found("SetTopicAttributes", arn))?;
+        attributes.insert(name.to_string(), value.to_string());
+        Ok(())
+    }
+
+    async fn topic_tags(&self, arn: &str) -> Result<Tags, AwsError> {
+        let state = self.call("ListTagsForResource")?;
+        state
+            .topics
+            .get(arn)
+            .map(|(_, t)| t.clone())
+            .ok_or_else(|| not_found("ListTagsForResource", arn))
+    }
+
+    async fn change_topic_tags(&self, arn: &str, changes: &TagChanges) -> Result<(), AwsError> {
+        for (operation, needed) in [
+            ("TagResource", !changes.add.is_empty()),
+            ("UntagResource", !changes.remove.is_empty()),
+        ] {
+            if !needed {
+                continue;
+            }
+            let mut state = self.call(operation)?;
+            let (_, tags) = state
+                .topics
+                .get_mut(arn)
+                .ok_or_else(|| not_found(operation, arn))?;
+            apply_changes(tags, changes);
+        }
+        Ok(())
+    }
+
+    async fn delete_topic(&self, arn: &str) -> Result<(), AwsError> {
+        let mut state = self.call("DeleteTopic")?;
+        state.topics.remove(arn);
+        state.subscriptions.retain(|s| s.topic_arn != arn);
+        Ok(())
+    }
+
+    async fn topic_subscriptions(
+        &self,
+        topic_arn: &str,
+    ) -> Result<Option<Vec<Subscription>>, AwsError> {
+        let state = self.call("ListSubscriptionsByTopic")?;
+        if !state.topics.contains_key(topic_arn) {
+            return Ok(None);
+        }
+        Ok(Some(
+            state
+                .subscriptions
+                .iter()
+                .filter(|s| s.topic_arn == topic_arn)
+                .cloned()
+                .collect(),
+        ))
+    }
+
+    async fn subscriptions_to(&self, endpoint: &str) -> Result<Vec<Subscription>, AwsError> {
+        let state = self.call("ListSubscriptions")?;
+        Ok(state
+            .subscriptions
+            .iter()
+            .filter(|s| s.endpoint == endpoint)
+            .cloned()
+            .collect())
+    }
+
+    async fn subscribe_queue(&self, topic_arn: &str, queue_arn: &str) -> Result<String, AwsError> {
+        let mut state = self.call("Subscribe")?;
+        if !state.topics.contains_key(topic_arn) {
+            return Err(not_found("Subscribe", topic_arn));
+        }
+        if let Some(existing) = state
+            .subscriptions
+            .iter()
+            .find(|s| s.topic_arn == topic_arn && s.endpoint == queue_arn)
+        {
+            return Ok(existing.arn.clone().unwrap_or_default());
+        }
+        state.next_id += 1;
+        let arn = format!("{topic_arn}:fake-{}", state.next_id);
+        state.subscriptions.push(Subscription {
+            arn: Some(arn.clone()),
+            topic_arn: topic_arn.to_string(),
+            protocol: "sqs".into(),
+            endpoint: queue_arn.to_string(),
+        });
+        Ok(arn)
+    }
+
+    async fn subscription_attributes(
+        &self,
+        arn: &str,
+    ) -> Result<HashMap<String, String>, AwsError> {
+        let state = self.call("GetSubscriptionAttributes")?;
+        let subscription = state
+            .subscriptions
+            .iter()
+            .find(|s| s.arn.as_deref() == Some(arn))
+            .ok_or_else(|| not_found("GetSubscriptionAttributes", arn))?;
+        Ok(HashMap::from([
+            ("Endpoint".to_string(), subscription.endpoint.clone()),
+            ("Protocol".to_string(), subscription.protocol.clone()),
+            ("TopicArn".to_string(), subscription.topic_arn.clone()),
+            (super::sns::RAW_MESSAGE_DELIVERY.to_string(), "false".into()),
+        ]))
+    }
+
+    async fn set_subscription_attribute(
+        &self,
+        arn: &str,
+        _name: &str,
+        _value: &str,
+    ) -> Result<(), AwsError> {
+        let state = self.call("SetSubscriptionAttributes")?;
+        if state
+            .subscriptions
+            .iter()
+            .any(|s| s.arn.as_deref() == Some(arn))
+        {
+            Ok(())
+        } else {
+            Err(not_found("SetSubscriptionAttributes", arn))
+        }
+    }
+
+    async fn unsubscribe(&self, arn: &str) -> Result<bool, AwsError> {
+        let mut state = self.call("Unsubscribe")?;
+        let before = state.subscriptions.len();
+        state
+            .subscriptions
+            .retain(|s| s.arn.as_deref() != Some(arn));
+        Ok(state.subscriptions.len() < before)
+    }
+}
+
+#[async_trait]
+impl EventBridgeRules for FakeAws {
+    async fn rules_with_prefix(&self, prefix: &str) -> Result<Vec<ObservedRule>, AwsError> {
+        let state = self.call("ListRules")?;
+        Ok(state
+            .rules
+            .iter()
+            .filter(|(name, _)| name.starts_with(prefix))
+            .map(|(name, (definition, _, _))| ObservedRule {
+                arn: rule_arn(name),
+                definition: definition.clone(),
+            })
+            .collect())
+    }
+
+    async fn put_rule(
+        &self,
+        rule: &RuleDefinition,
+        tags: Option<&Tags>,
+    ) -> Result<String, AwsError> {
+        let mut state = self.call("PutRule")?;
+        let entry = state
+            .rules
+            .entry(rule.rule_name.clone())
+            .or_insert_with(|| (rule.clone(), tags.cloned().unwrap_or_default(), Vec::new()));
+        entry.0 = rule.clone();
+        Ok(rule_arn(&rule.rule_name))
+    }
+
+    async fn rule_targets(&self, rule_name: &str) -> Result<Option<Vec<RuleTarget>>, AwsError> {
+        let state = self.call("ListTargetsByRule")?;
+        Ok(state.rules.get(rule_name).map(|(_, _, t)| t.clone()))
+    }
+
+    async fn put_target(&self, rule_name: &str, target: &RuleTarget) -> Result<(), AwsError> {
+        let mut state = self.call("PutTargets")?;
+        let (_, _, targets) = state
+            .rules
+            .get_mut(rule_name)
+            .ok_or_else(|| not_found("PutTargets", rule_name))?;
+        targets.retain(|t| t.id != target.id);
+        targets.push(target.clone());
+        Ok(())
+    }
+
+    async fn remove_targets(&self, rule_name: &str, ids: &[String]) -> Result<(), AwsError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut state = self.call("RemoveTargets")?;
+        if let Some((_, _, targets)) = state.rules.get_mut(rule_name) {
+            targets.retain(|t| !ids.contains(&t.id));
+        }
+        Ok(())
+    }
+
+    async fn delete_rule(&self, rule_name: &str) -> Result<(), AwsError> {
+        let mut state = self.call("DeleteRule")?;
+        state.rules.remove(rule_name);
+        Ok(())
+    }
+
+    async fn rule_tags(&self, arn: &str) -> Result<Tags, AwsError> {
+        let state = self.call("ListTagsForResource")?;
+        state
+            .rules
+            .iter()
+            .find(|(name, _)| rule_arn(name) == arn)
+            .map(|(_, (_, tags, _))| tags.clone())
+            .ok_or_else(|| not_found("ListTagsForResource", arn))
+    }
+
+    async fn change_rule_tags(&self, arn: &str, changes: &TagChanges) -> Result<(), AwsError> {
+        for (operation, needed) in [
+            ("TagResource", !changes.add.is_empty()),
+            ("UntagResource", !changes.remove.is_empty()),
+        ] {
+            if !needed {
+                continue;
+            }
+            let mut state = self.call(operation)?;
+            let (_, (_, tags, _)) = state
+                .rules
+                .iter_mut()
+                .find(|(name, _)| rule_arn(name) == arn)
+                .ok_or_else(|| not_found(operation, arn))?;
+            apply_changes(tags, changes);
+        }
+        Ok(())
+    }
+}
+
+fn rule_arn(name: &str) -> String {
+    format!("arn:aws:events:{REGION}:{ACCOUNT}:rule/{name}")
+}
+
+#[async_trait]
+impl SqsQueues for FakeAws {
+    async fn queue_url(&self, name: &str) -> Result<Option<String>, AwsError> {
+        let state = self.call("GetQueueUrl")?;
+        Ok(state.queues.contains_key(name).then(|| queue_url(name)))
+    }
+
+    async fn queue_tags(&self, url: &str) -> Result<Tags, AwsError> {
+        let state = self.call("ListQueueTags")?;
+        state
+            .queues
+            .get(queue_name(url))
+            .map(|(_, t)| t.clone())
+            .ok_or_else(|| not_found("ListQueueTags", url))
+    }
+
+    async fn queue_attributes(&self, url: &str) -> Result<QueueAttributes, AwsError> {
+        let state = self.call("GetQueueAttributes")?;
+        state
+            .queues
+            .get(queue_name(url))
+            .map(|(a, _)| a.clone())
+            .ok_or_else(|| not_found("GetQueueAttributes", url))
+    }
+
+    async fn create_queue(
+        &self,
+        name: &str,
+        attributes: &[(String, String)],
+        tags: &Tags,
+    ) -> Result<String, AwsError> {
+        let mut state = self.call("CreateQueue")?;
+        let mut all: QueueAttributes = attributes
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .cloned()
+            .collect();
+        all.insert(
+            "QueueArn".into(),
+            format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"),
+        );
+        state
+            .queues
+            .entry(name.to_string())
+            .or_insert((all, tags.clone()));
+        Ok(queue_url(name))
+    }
+
+    async fn set_queue_attributes(
+        &self,
+        url: &str,
+        attributes: &[(String, String)],
+    ) -> Result<(), AwsError> {
+        let mut state = self.call("SetQueueAttributes")?;
+        let (current, _) = state
+            .queues
+            .get_mut(queue_name(url))
+            .ok_or_else(|| not_found("SetQueueAttributes", url))?;
+        for (name, value) in attributes {
+            if value.is_empty() {
+                current.remove(name);
+            } else {
+                current.insert(name.clone(), value.clone());
+            }
+        }
+        Ok(())
+    }
+
+    async fn delete_queue(&self, url: &str) -> Result<bool, AwsError> {
+        let mut state = self.call("DeleteQueue")?;
+        Ok(state.queues.remove(queue_name(url)).is_some())
+    }
+}
+
+impl ControllerAws for FakeAws {
+    fn region(&self) -> Option<String> {
+        Some(REGION.to_string())
+    }
+}

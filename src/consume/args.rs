@@ -1,0 +1,33 @@
+//! The flags of `alertops consume` (the route's Deployment).
+
+use clap::Args;
+
+use crate::secret::Secret;
+
+/// `alertops consume`.
+#[derive(Args, Debug)]
+pub struct ConsumeArgs {
+    /// The AlertRoute to serve, as `NAMESPACE/NAME`.
+    #[arg(long, env = "ALERTOPS_ROUTE")]
+    pub route: String,
+    /// Base URL of Slack's Web API.
+    #[arg(
+        long,
+        env = "ALERTOPS_SLACK_API_BASE",
+        default_value = "https://slack.com/api/"
+    )]
+    pub slack_api_base: String,
+    /// Long-poll wait of each ReceiveMessage, in seconds (0 to 20).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(0..=20))]
+    pub wait_seconds: u64,
+    /// Address of `/metrics`, `/healthz` and `/readyz`.
+    #[arg(long, env = "ALERTOPS_HTTP_LISTEN", default_value = "0.0.0.0:8080")]
+    pub http_listen: std::net::SocketAddr,
+    /// The Secret key that signs Slack buttons, `NAMESPACE/NAME/KEY` (set by the controller);
+    /// without it, `ALERTOPS_ACTION_TOKEN_KEY` holds the key itself.
+    #[arg(long, env = "ALERTOPS_ACTION_KEY_SECRET")]
+    pub action_key_secret: Option<String>,
+    /// The button-signing key itself (the local mode), at least 32 bytes.
+    #[arg(long, env = "ALERTOPS_ACTION_TOKEN_KEY", hide_env_values = true)]
+    pub action_token_key: Option<Secret>,
+}

@@ -1,0 +1,771 @@
+//! What applying an AlarmPolicy will do in AWS, decided from data alone: the desired state, what
+//! AWS reports, and what the status recorded. No I/O: [`super::observe`] reads, [`super::execute`]
+//! writes, `alertops plan` prints.
+//!
+//! - The topic: a referenced topic (`existingArn`) is only checked to exist, never modified. Our
+//!   own topic is created when absent; one that exists without this policy's ownership tags is
+//!   someone else's and blocks the policy (`TopicNotOwned`). Its access policy (compared as
+//!   canonical JSON), display name and tags are set where they differ.
+//! - An alarm or rule that does not exist is created with its tags (rules also get their target).
+//! - One that exists is ours when the status recorded it (we made or verified it) or when it
+//!   carries this policy's ownership tags; otherwise it is left alone and reported
+//!   (`AlarmNotOwned`, `RuleNotOwned`), never modified or deleted.
+//! - Tags are read only where the tag digest the status recorded differs from the desired one
+//!   ([`tag_reads`]): a resync of a policy whose tags did not change reads no tags.
+//! - A definition is rewritten only when it differs after normalisation; the differing fields are
+//!   the reason. Tags are rewritten only where they differ (PutMetricAlarm ignores tags on update).
+//! - Alarms and rules under the policy's prefixes that the spec no longer has are deleted when
+//!   ours (recorded or tagged).
+//! - Deleting the policy with `deletionPolicy: Delete` removes what is ours: alarms and rules
+//!   under its prefixes and the topic it created; `Retain` plans nothing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+use crate::aws::cloudwatch::{AlarmDefinition, ObservedAlarm};
+use crate::aws::eventbridge::{ObservedRule, RuleDefinition, RuleTarget};
+use crate::aws::tags::TagChanges;
+use crate::names::{OwnerIdentity, tags_digest};
+use crate::reconcile::outcome::{Blocker, Notice};
+use crate::resources::Tags;
+use crate::resources::alarm_policy::{AlarmPolicyStatus, AlarmStatus, EventRuleStatus};
+
+use super::desired::{
+    DesiredAlarm, DesiredPolicy, DesiredRule, DesiredTopic, RULE_TARGET_ID, alarm_differences,
+    canonical_policy, rule_differences, topic_access_policy,
+};
+
+/// What the status recorded of earlier applies: lets a resync skip ownership and tag reads that
+/// were already verified.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Recorded {
+    /// Alarm statuses by CloudWatch alarm name.
+    pub alarms: HashMap<String, AlarmStatus>,
+    /// Rule statuses by EventBridge rule name.
+    pub rules: HashMap<String, EventRuleStatus>,
+    /// The ARN of the topic this policy created (a referenced topic is not recorded here).
+    pub topic_arn: Option<String>,
+}
+
+impl Recorded {
+    /// What a status recorded.
+    pub fn from_status(status: &AlarmPolicyStatus) -> Recorded {
+        Recorded {
+            alarms: status
+                .alarms
+                .iter()
+                .map(|a| (a.alarm_name.clone(), a.clone()))
+                .collect(),
+            rules: status
+                .event_rules
+                .iter()
+                .map(|r| (r.rule_name.clone(), r.clone()))
+                .collect(),
+            // Only a topic we created is ours to look up again by ARN (and to delete).
+            topic_arn: status
+                .topic_arn
+                .clone()
+                .filter(|_| status.topic_owned == Some(true)),
+        }
+    }
+}
+
+/// The policy's topic as AWS reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ObservedTopic {
+    /// No topic of ours is known to exist (none recorded, or the recorded one is gone).
+    Absent,
+    /// The topic exists.
+    Present {
+        /// Its ARN.
+        arn: String,
+        /// Its tags.
+        tags: Tags,
+        /// Its attributes (`Policy`, `DisplayName`, …).
+        attributes: HashMap<String, String>,
+    },
+    /// A name taken by someone else's topic (CreateTopic refused it).
+    NameTaken,
+    /// The referenced existing topic, and whether it exists.
+    Referenced {
+        /// Its ARN.
+        arn: String,
+        /// Whether AWS knows it.
+        exists: bool,
+    },
+}
+
+/// One write to the topic.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TopicAction {
+    /// Create the topic with its tags.
+    Create {
+        /// Topic name.
+        name: String,
+        /// Tags.
+        tags: Tags,
+    },
+    /// Set one attribute.
+    SetAttribute {
+        /// ARN.
+        arn: String,
+        /// Attribute name.
+        name: &'static str,
+        /// New value.
+        value: String,
+    },
+    /// Add and remove tags.
+    Retag {
+        /// ARN.
+        arn: String,
+        /// The changes.
+        changes: TagChanges,
+    },
+}
+
+/// What to do about the topic.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TopicPlan {
+    /// The topic must be created first; the rest is planned once it exists.
+    Create(TopicAction),
+    /// The topic exists (ours or referenced); these writes make it match.
+    Ready {
+        /// Its ARN.
+        arn: String,
+        /// Whether alertops owns it.
+        owned: bool,
+        /// Writes to make.
+        actions: Vec<TopicAction>,
+    },
+    /// The policy cannot have its topic.
+    Blocked(Blocker),
+}
+
+/// Plans the topic.
+pub fn plan_topic(
+    desired: &DesiredTopic,
+    desired_tags: &Tags,
+    observed: &ObservedTopic,
+    owner: &OwnerIdentity,
+) -> TopicPlan {
+    match (desired, observed) {
+        (DesiredTopic::Existing { arn }, ObservedTopic::Referenced { exists: true, .. }) => {
+            TopicPlan::Ready {
+                arn: arn.clone(),
+                owned: false,
+                actions: Vec::new(),
+            }
+        }
+        (DesiredTopic::Existing { arn }, _) => TopicPlan::Blocked(Blocker::new(
+            "TopicNotFound",
+            format!(
+                "the existing topic {arn} does not exist or is not visible to the operator's role"
+            ),
+        )),
+        (DesiredTopic::Owned { name, .. }, ObservedTopic::Absent) => {
+            TopicPlan::Create(TopicAction::Create {
+                name: name.clone(),
+                tags: desired_tags.clone(),
+            })
+        }
+        (DesiredTopic::Owned { name, .. }, ObservedTopic::NameTaken)
+        | (DesiredTopic::Owned { name, .. }, ObservedTopic::Referenced { .. }) => {
+            TopicPlan::Blocked(not_owned_topic(name))
+        }
+        (
+            DesiredTopic::Owned { name, display_name },
+            ObservedTopic::Present {
+                arn,
+                tags,
+                attributes,
+            },
+        ) => {
+            if !owner.owns(tags) {
+                return TopicPlan::Blocked(not_owned_topic(name));
+            }
+            let mut actions = Vec::new();
+            let desired_policy = topic_access_policy(arn);
+            let current_policy = attributes
+                .get("Policy")
+                .and_then(|p| serde_json::from_str(p).ok())
+                .unwrap_or(serde_json::Value::Null);
+            if canonical_policy(&current_policy) != canonical_policy(&desired_policy) {
+                actions.push(TopicAction::SetAttribute {
+                    arn: arn.clone(),
+                    name: "Policy",
+                    value: desired_policy.to_string(),
+                });
+            }
+            let current_display = attributes.get("DisplayName").map(String::as_str);
+            let desired_display = display_name.as_deref().unwrap_or("");
+            if current_display.unwrap_or("") != desired_display {
+                actions.push(TopicAction::SetAttribute {
+                    arn: arn.clone(),
+                    name: "DisplayName",
+                    value: desired_display.to_string(),
+                });
+            }
+            let changes = TagChanges::between(desired_tags, tags);
+            if !changes.is_empty() {
+                actions.push(TopicAction::Retag {
+                    arn: arn.clone(),
+                    changes,
+                });
+            }
+            TopicPlan::Ready {
+                arn: arn.clone(),
+                owned: true,
+                actions,
+            }
+        }
+    }
+}
+
+fn not_owned_topic(name: &str) -> Blocker {
+    Blocker::new(
+        "TopicNotOwned",
+        format!(
+            "an SNS topic named {name:?} already exists and is not owned by this policy; it was \
+             left untouched. Reference it with spec.topic.existingArn, or delete it."
+        ),
+    )
+}
+
+/// Alarms and rules as AWS reports them, with the tags and targets [`tag_reads`] asked for.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Observed {
+    /// Alarms under the policy's prefix, by name.
+    pub alarms: BTreeMap<String, ObservedAlarm>,
+    /// Rules under the policy's prefix, by name.
+    pub rules: BTreeMap<String, ObservedRule>,
+    /// Tags of the alarms named by [`TagReads::alarms`], by alarm name.
+    pub alarm_tags: BTreeMap<String, Tags>,
+    /// Tags of the rules named by [`TagReads::rules`], by rule name.
+    pub rule_tags: BTreeMap<String, Tags>,
+    /// Targets of every desired rule that exists, by rule name.
+    pub rule_targets: BTreeMap<String, Vec<RuleTarget>>,
+}
+
+/// Which tags must be read before planning: `(name, arn)` pairs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TagReads {
+    /// Alarms whose tags are needed.
+    pub alarms: Vec<(String, String)>,
+    /// Rules whose tags are needed.
+    pub rules: Vec<(String, String)>,
+}
+
+/// The tags the plan needs: those of existing desired alarms and rules whose recorded tag digest
+/// differs from the desired one, and those of unrecorded leftovers under our prefixes (to know
+/// whether they are ours to delete).
+pub fn tag_reads(
+    alarms: &[DesiredAlarm],
+    rules: &[DesiredRule],
+    observed: &Observed,
+    recorded: &Recorded,
+) -> TagReads {
+    let desired_alarms: HashMap<&str, &DesiredAlarm> = alarms
+        .iter()
+        .map(|a| (a.definition.alarm_name.as_str(), a))
+        .collect();
+    let desired_rules: HashMap<&str, &DesiredRule> = rules
+        .iter()
+        .map(|r| (r.definition.rule_name.as_str(), r))
+        .collect();
+    let mut reads = TagReads::default();
+    for (name, alarm) in &observed.alarms {
+        let Some(arn) = &alarm.arn else { continue };
+        let needed = match desired_alarms.get(name.as_str()) {
+            Some(desired) => !verified(
+                recorded
+                    .alarms
+                    .get(name)
+                    .and_then(|r| r.tags_digest.as_deref()),
+                &desired.tags,
+            ),
+            None => !recorded.alarms.contains_key(name),
+        };
+        if needed {
+            reads.alarms.push((name.clone(), arn.clone()));
+        }
+    }
+    for (name, rule) in &observed.rules {
+        let needed = match desired_rules.get(name.as_str()) {
+            Some(desired) => !verified(
+                recorded
+                    .rules
+                    .get(name)
+                    .and_then(|r| r.tags_digest.as_deref()),
+                &desired.tags,
+            ),
+            None => !recorded.rules.contains_key(name),
+        };
+        if needed {
+            reads.rules.push((name.clone(), rule.arn.clone()));
+        }
+    }
+    reads
+}
+
+fn verified(recorded_digest: Option<&str>, desired: &Tags) -> bool {
+    recorded_digest == Some(tags_digest(desired).as_str())
+}
+
+/// One decision about one alarm or rule.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Create an alarm that does not exist.
+    CreateAlarm {
+        /// What the status records once it is created (the ARN is filled in after).
+        record: AlarmStatus,
+        /// Its definition.
+        definition: AlarmDefinition,
+        /// Its tags.
+        tags: Tags,
+    },
+    /// Rewrite the definition and/or the tags of an alarm of ours.
+    UpdateAlarm {
+        /// What the status records.
+        record: AlarmStatus,
+        /// The definition, when it differs, with the names of the differing fields.
+        definition: Option<(AlarmDefinition, Vec<&'static str>)>,
+        /// Tag changes (empty when the tags match or were not read).
+        tags: TagChanges,
+    },
+    /// An alarm of ours that matches.
+    KeepAlarm {
+        /// What the status records.
+        record: AlarmStatus,
+    },
+    /// Delete alarms of ours that the spec no longer has.
+    DeleteAlarms {
+        /// Their names.
+        names: Vec<String>,
+    },
+    /// An alarm with our name that someone else owns: left alone.
+    SkipUnownedAlarm {
+        /// Its name.
+        name: String,
+    },
+    /// Create a rule that does not exist and point it at the topic.
+    CreateRule {
+        /// What the status records.
+        record: EventRuleStatus,
+        /// Its definition.
+        definition: RuleDefinition,
+        /// Its tags.
+        tags: Tags,
+        /// Its target.
+        target: RuleTarget,
+    },
+    /// Rewrite the definition, tags and/or target of a rule of ours.
+    UpdateRule {
+        /// What the status records.
+        record: EventRuleStatus,
+        /// The definition, when it differs, with the differing fields.
+        definition: Option<(RuleDefinition, Vec<&'static str>)>,
+        /// Tag changes.
+        tags: TagChanges,
+        /// The target, when it is missing or points elsewhere.
+        target: Option<RuleTarget>,
+    },
+    /// A rule of ours that matches.
+    KeepRule {
+        /// What the status records.
+        record: EventRuleStatus,
+    },
+    /// Delete a rule of ours (its targets first).
+    DeleteRule {
+        /// Its name.
+        name: String,
+        /// Ids of its targets, removed first (unknown when empty: the executor lists them).
+        target_ids: Vec<String>,
+    },
+    /// A rule with our name that someone else owns: left alone.
+    SkipUnownedRule {
+        /// Its name.
+        name: String,
+    },
+    /// Delete the topic this policy created.
+    DeleteTopic {
+        /// Its ARN.
+        arn: String,
+    },
+}
+
+impl Action {
+    /// Whether it writes to AWS.
+    pub fn is_write(&self) -> bool {
+        match self {
+            Action::KeepAlarm { .. }
+            | Action::KeepRule { .. }
+            | Action::SkipUnownedAlarm { .. }
+            | Action::SkipUnownedRule { .. } => false,
+            Action::UpdateAlarm {
+                definition, tags, ..
+            } => definition.is_some() || !tags.is_empty(),
+            Action::UpdateRule {
+                definition,
+                tags,
+                target,
+                ..
+            } => definition.is_some() || !tags.is_empty() || target.is_some(),
+            Action::DeleteAlarms { names } => !names.is_empty(),
+            _ => true,
+        }
+    }
+
+    /// The Event this action is reported by once applied, if any.
+    pub fn notice(&self) -> Option<Notice> {
+        match self {
+            Action::CreateAlarm { record, .. } => Some(Notice::normal(
+                "AlarmCreated",
+                format!("created CloudWatch alarm {}", record.alarm_name),
+            )),
+            Action::UpdateAlarm {
+                record,
+                definition: Some((_, fields)),
+                ..
+            } => Some(Notice::normal(
+                "AlarmUpdated",
+                format!(
+                    "updated CloudWatch alarm {}: {}",
+                    record.alarm_name,
+                    fields.join(", ")
+                ),
+            )),
+            Action::DeleteAlarms { names } if !names.is_empty() => Some(Notice::normal(
+                "AlarmDeleted",
+                format!("deleted CloudWatch alarms {}", names.join(", ")),
+            )),
+            Action::CreateRule { record, .. } => Some(Notice::normal(
+                "RuleCreated",
+                format!("created EventBridge rule {}", record.rule_name),
+            )),
+            Action::UpdateRule {
+                record,
+                definition: Some((_, fields)),
+                ..
+            } => Some(Notice::normal(
+                "RuleUpdated",
+                format!(
+                    "updated EventBridge rule {}: {}",
+                    record.rule_name,
+                    fields.join(", ")
+                ),
+            )),
+            Action::DeleteRule { name, .. } => Some(Notice::normal(
+                "RuleDeleted",
+                format!("deleted EventBridge rule {name}"),
+            )),
+            Action::DeleteTopic { arn } => Some(Notice::normal(
+                "TopicDeleted",
+                format!("deleted SNS topic {arn}"),
+            )),
+            _ => None,
+        }
+    }
+
+    /// Why the policy is not Ready because of this action, if it blocks.
+    pub fn blocker(&self) -> Option<Blocker> {
+        match self {
+            Action::SkipUnownedAlarm { name } => Some(Blocker::new(
+                "AlarmNotOwned",
+                format!(
+                    "CloudWatch alarm {name:?} exists but is not owned by this policy (its \
+                     alertops.dev/owner and alertops.dev/cluster tags do not name it); it was \
+                     left untouched. Delete or rename that alarm, or rename the alarm in the spec."
+                ),
+            )),
+            Action::SkipUnownedRule { name } => Some(Blocker::new(
+                "RuleNotOwned",
+                format!(
+                    "EventBridge rule {name:?} exists but is not owned by this policy; it was left untouched"
+                ),
+            )),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    /// One line for a person: what, on which resource, and why.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::CreateAlarm { record, .. } => {
+                write!(f, "create alarm {}: not in CloudWatch", record.alarm_name)
+            }
+            Action::UpdateAlarm {
+                record,
+                definition,
+                tags,
+            } => {
+                write!(f, "update alarm {}:", record.alarm_name)?;
+                if let Some((_, fields)) = definition {
+                    write!(f, " {} differ", fields.join(", "))?;
+                }
+                write_tag_changes(f, tags)
+            }
+            Action::KeepAlarm { record } => write!(f, "keep alarm {}: in sync", record.alarm_name),
+            Action::DeleteAlarms { names } => {
+                write!(
+                    f,
+                    "delete alarms {}: no longer in the spec",
+                    names.join(", ")
+                )
+            }
+            Action::SkipUnownedAlarm { name } => {
+                write!(f, "skip alarm {name}: owned by someone else")
+            }
+            Action::CreateRule { record, .. } => {
+                write!(f, "create rule {}: not in EventBridge", record.rule_name)
+            }
+            Action::UpdateRule {
+                record,
+                definition,
+                tags,
+                target,
+            } => {
+                write!(f, "update rule {}:", record.rule_name)?;
+                if let Some((_, fields)) = definition {
+                    write!(f, " {} differ", fields.join(", "))?;
+                }
+                if target.is_some() {
+                    write!(f, " target missing")?;
+                }
+                write_tag_changes(f, tags)
+            }
+            Action::KeepRule { record } => write!(f, "keep rule {}: in sync", record.rule_name),
+            Action::DeleteRule { name, .. } => {
+                write!(f, "delete rule {name}: no longer in the spec")
+            }
+            Action::SkipUnownedRule { name } => {
+                write!(f, "skip rule {name}: owned by someone else")
+            }
+            Action::DeleteTopic { arn } => write!(f, "delete topic {arn}: the policy is deleted"),
+        }
+    }
+}
+
+fn write_tag_changes(f: &mut fmt::Formatter<'_>, tags: &TagChanges) -> fmt::Result {
+    if !tags.add.is_empty() {
+        let keys: Vec<&str> = tags.add.keys().map(String::as_str).collect();
+        write!(f, " tags to set: {}", keys.join(", "))?;
+    }
+    if !tags.remove.is_empty() {
+        write!(f, " tags to remove: {}", tags.remove.join(", "))?;
+    }
+    Ok(())
+}
+
+/// Plans the alarms and rules of a policy whose topic is in place.
+pub fn plan(
+    desired: &DesiredPolicy,
+    topic_arn: &str,
+    observed: &Observed,
+    recorded: &Recorded,
+    owner: &OwnerIdentity,
+) -> Vec<Action> {
+    let mut actions: Vec<Action> = desired
+        .alarms
+        .iter()
+        .map(|alarm| plan_alarm(alarm, observed, recorded, owner))
+        .collect();
+    actions.extend(stale_alarms(desired, observed, recorded, owner));
+    actions.extend(
+        desired
+            .rules
+            .iter()
+            .map(|rule| plan_rule(rule, topic_arn, observed, recorded, owner)),
+    );
+    actions.extend(stale_rules(desired, observed, recorded, owner));
+    actions
+}
+
+fn plan_alarm(
+    alarm: &DesiredAlarm,
+    observed: &Observed,
+    recorded: &Recorded,
+    owner: &OwnerIdentity,
+) -> Action {
+    let name = &alarm.definition.alarm_name;
+    let mut record = AlarmStatus {
+        name: alarm.spec_name.clone(),
+        alarm_name: name.clone(),
+        arn: None,
+        tags_digest: Some(tags_digest(&alarm.tags)),
+    };
+    let Some(current) = observed.alarms.get(name) else {
+        return Action::CreateAlarm {
+            record,
+            definition: alarm.definition.clone(),
+            tags: alarm.tags.clone(),
+        };
+    };
+    record.arn = current.arn.clone();
+    // Tags were read exactly when not verified before (see `tag_reads`).
+    let tags = match observed.alarm_tags.get(name) {
+        Some(current_tags) => {
+            if !recorded.alarms.contains_key(name) && !owner.owns(current_tags) {
+                return Action::SkipUnownedAlarm { name: name.clone() };
+            }
+            TagChanges::between(&alarm.tags, current_tags)
+        }
+        None => TagChanges::default(),
+    };
+    let fields = alarm_differences(&alarm.definition, &current.definition);
+    let definition = (!fields.is_empty()).then(|| (alarm.definition.clone(), fields));
+    if definition.is_none() && tags.is_empty() {
+        Action::KeepAlarm { record }
+    } else {
+        Action::UpdateAlarm {
+            record,
+            definition,
+            tags,
+        }
+    }
+}
+
+/// Alarms under our prefix that the spec no longer has and that are ours.
+fn stale_alarms(
+    desired: &DesiredPolicy,
+    observed: &Observed,
+    recorded: &Recorded,
+    owner: &OwnerIdentity,
+) -> Option<Action> {
+    let names: Vec<String> = observed
+        .alarms
+        .keys()
+        .filter(|name| {
+            !desired
+                .alarms
+                .iter()
+                .any(|a| &a.definition.alarm_name == *name)
+        })
+        .filter(|name| is_ours(name, &recorded.alarms, &observed.alarm_tags, owner))
+        .cloned()
+        .collect();
+    (!names.is_empty()).then_some(Action::DeleteAlarms { names })
+}
+
+fn is_ours<V>(
+    name: &str,
+    recorded: &HashMap<String, V>,
+    tags: &BTreeMap<String, Tags>,
+    owner: &OwnerIdentity,
+) -> bool {
+    recorded.contains_key(name) || tags.get(name).is_some_and(|t| owner.owns(t))
+}
+
+fn plan_rule(
+    rule: &DesiredRule,
+    topic_arn: &str,
+    observed: &Observed,
+    recorded: &Recorded,
+    owner: &OwnerIdentity,
+) -> Action {
+    let name = &rule.definition.rule_name;
+    let target = RuleTarget {
+        id: RULE_TARGET_ID.to_string(),
+        arn: topic_arn.to_string(),
+    };
+    let mut record = EventRuleStatus {
+        name: rule.spec_name.clone(),
+        rule_name: name.clone(),
+        arn: None,
+        tags_digest: Some(tags_digest(&rule.tags)),
+    };
+    let Some(current) = observed.rules.get(name) else {
+        return Action::CreateRule {
+            record,
+            definition: rule.definition.clone(),
+            tags: rule.tags.clone(),
+            target,
+        };
+    };
+    record.arn = Some(current.arn.clone());
+    let tags = match observed.rule_tags.get(name) {
+        Some(current_tags) => {
+            if !recorded.rules.contains_key(name) && !owner.owns(current_tags) {
+                return Action::SkipUnownedRule { name: name.clone() };
+            }
+            TagChanges::between(&rule.tags, current_tags)
+        }
+        None => TagChanges::default(),
+    };
+    let fields = rule_differences(&rule.definition, &current.definition);
+    let definition = (!fields.is_empty()).then(|| (rule.definition.clone(), fields));
+    let target_in_place = observed
+        .rule_targets
+        .get(name)
+        .is_some_and(|targets| targets.contains(&target));
+    let target = (!target_in_place).then_some(target);
+    if definition.is_none() && tags.is_empty() && target.is_none() {
+        Action::KeepRule { record }
+    } else {
+        Action::UpdateRule {
+            record,
+            definition,
+            tags,
+            target,
+        }
+    }
+}
+
+fn stale_rules<'a>(
+    desired: &'a DesiredPolicy,
+    observed: &'a Observed,
+    recorded: &'a Recorded,
+    owner: &'a OwnerIdentity,
+) -> impl Iterator<Item = Action> + 'a {
+    observed
+        .rules
+        .keys()
+        .filter(|name| {
+            !desired
+                .rules
+                .iter()
+                .any(|r| &r.definition.rule_name == *name)
+        })
+        .filter(|name| is_ours(name, &recorded.rules, &observed.rule_tags, owner))
+        .map(|name| Action::DeleteRule {
+            name: name.clone(),
+            target_ids: Vec::new(),
+        })
+}
+
+/// Plans the cleanup of a deleted policy with `deletionPolicy: Delete`: its alarms and rules
+/// (recorded, or tagged as ours) and the topic it created when that still carries our tags.
+/// `topic_tags` are the recorded topic's tags, when it still exists.
+pub fn plan_deletion(
+    observed: &Observed,
+    recorded: &Recorded,
+    topic_tags: Option<&Tags>,
+    owner: &OwnerIdentity,
+) -> Vec<Action> {
+    let empty = DesiredPolicy {
+        topic: DesiredTopic::Existing { arn: String::new() },
+        topic_tags: Tags::new(),
+        alarms: Vec::new(),
+        rules: Vec::new(),
+    };
+    let mut actions: Vec<Action> = stale_alarms(&empty, observed, recorded, owner)
+        .into_iter()
+        .collect();
+    actions.extend(stale_rules(&empty, observed, recorded, owner));
+    if let (Some(arn), Some(tags)) = (&recorded.topic_arn, topic_tags)
+        && owner.owns(tags)
+    {
+        actions.push(Action::DeleteTopic { arn: arn.clone() });
+    }
+    actions
+}
+
+/// The tags a deletion must read: every leftover alarm and rule the status did not record.
+pub fn deletion_tag_reads(observed: &Observed, recorded: &Recorded) -> TagReads {
+    tag_reads(&[], &[], observed, recorded)
+}
+
+#[cfg(test)]
+#[path = "plan/tests.rs"]
+mod tests;

@@ -1,0 +1,466 @@
+//! One test per rule of the planner, on data.
+
+use std::collections::HashMap;
+
+use serde_json::json;
+
+use super::*;
+use crate::resources::alarm_policy::AlarmPolicySpec;
+
+const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:alertops_test";
+
+fn owner() -> OwnerIdentity {
+    OwnerIdentity::new("test", "AlarmPolicy", "team-a", "elb")
+}
+
+fn spec() -> AlarmPolicySpec {
+    serde_json::from_value(json!({
+        "tags": {"Team": "platform"},
+        "alarms": [
+            {
+                "name": "errors",
+                "metric": {"namespace": "AWS/ELB", "name": "BackendConnectionErrors", "statistic": "Sum"},
+                "period": 60, "evaluationPeriods": 5, "threshold": 100,
+                "comparison": "GreaterThanThreshold"
+            },
+            {
+                "name": "latency",
+                "metric": {"namespace": "AWS/ELB", "name": "Latency", "percentile": "p99"},
+                "period": 60, "evaluationPeriods": 3, "threshold": 2,
+                "comparison": "GreaterThanThreshold"
+            }
+        ],
+        "eventRules": [{"name": "emr", "preset": "EmrClusterFailed"}]
+    }))
+    .unwrap()
+}
+
+fn desired() -> DesiredPolicy {
+    super::super::desired::build(&spec(), &owner(), TOPIC)
+}
+
+fn arn(name: &str) -> String {
+    format!("arn:aws:cloudwatch:us-east-1:123456789012:alarm:{name}")
+}
+
+/// AWS exactly as the last apply left it, and the status that apply recorded.
+fn in_sync() -> (Observed, Recorded) {
+    let desired = desired();
+    let mut observed = Observed::default();
+    let mut recorded = Recorded::default();
+    for alarm in &desired.alarms {
+        let name = alarm.definition.alarm_name.clone();
+        observed.alarms.insert(
+            name.clone(),
+            ObservedAlarm {
+                arn: Some(arn(&name)),
+                definition: alarm.definition.clone(),
+                state: Some("OK".into()),
+            },
+        );
+        recorded.alarms.insert(
+            name.clone(),
+            AlarmStatus {
+                name: alarm.spec_name.clone(),
+                alarm_name: name.clone(),
+                arn: Some(arn(&name)),
+                tags_digest: Some(tags_digest(&alarm.tags)),
+            },
+        );
+    }
+    for rule in &desired.rules {
+        let name = rule.definition.rule_name.clone();
+        let rule_arn = format!("arn:aws:events:us-east-1:123456789012:rule/{name}");
+        observed.rules.insert(
+            name.clone(),
+            ObservedRule {
+                arn: rule_arn.clone(),
+                definition: rule.definition.clone(),
+            },
+        );
+        observed.rule_targets.insert(
+            name.clone(),
+            vec![RuleTarget {
+                id: RULE_TARGET_ID.into(),
+                arn: TOPIC.into(),
+            }],
+        );
+        recorded.rules.insert(
+            name.clone(),
+            EventRuleStatus {
+                name: rule.spec_name.clone(),
+                rule_name: name.clone(),
+                arn: Some(rule_arn),
+                tags_digest: Some(tags_digest(&rule.tags)),
+            },
+        );
+    }
+    (observed, recorded)
+}
+
+fn writes(actions: &[Action]) -> Vec<&Action> {
+    actions.iter().filter(|a| a.is_write()).collect()
+}
+
+#[test]
+fn a_resync_of_what_was_applied_writes_nothing_and_reads_no_tags() {
+    let (observed, recorded) = in_sync();
+    let desired = desired();
+    assert_eq!(
+        tag_reads(&desired.alarms, &desired.rules, &observed, &recorded),
+        TagReads::default()
+    );
+    let actions = plan(&desired, TOPIC, &observed, &recorded, &owner());
+    assert!(writes(&actions).is_empty(), "{actions:#?}");
+    assert_eq!(actions.len(), 3, "two kept alarms and one kept rule");
+}
+
+#[test]
+fn nothing_in_aws_creates_every_alarm_and_rule_with_tags_and_target() {
+    let desired = desired();
+    let actions = plan(
+        &desired,
+        TOPIC,
+        &Observed::default(),
+        &Recorded::default(),
+        &owner(),
+    );
+    let created: Vec<&str> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::CreateAlarm { record, tags, .. } => {
+                assert!(owner().owns(tags));
+                Some(record.alarm_name.as_str())
+            }
+            Action::CreateRule {
+                record,
+                target,
+                tags,
+                ..
+            } => {
+                assert_eq!(target.arn, TOPIC);
+                assert!(owner().owns(tags));
+                Some(record.rule_name.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(created.len(), 3, "{actions:#?}");
+}
+
+#[test]
+fn drift_in_a_definition_updates_only_that_alarm_and_names_the_field() {
+    let (mut observed, recorded) = in_sync();
+    let name = desired().alarms[0].definition.alarm_name.clone();
+    observed.alarms.get_mut(&name).unwrap().definition.threshold = 5.0;
+    let actions = plan(&desired(), TOPIC, &observed, &recorded, &owner());
+    let writes = writes(&actions);
+    assert_eq!(writes.len(), 1, "{writes:#?}");
+    match writes[0] {
+        Action::UpdateAlarm {
+            record,
+            definition: Some((definition, fields)),
+            tags,
+        } => {
+            assert_eq!(record.alarm_name, name);
+            assert_eq!(definition.threshold, 100.0);
+            assert_eq!(fields, &vec!["threshold"]);
+            assert!(tags.is_empty());
+        }
+        other => panic!("expected an update, got {other:?}"),
+    }
+    assert!(writes[0].to_string().contains("threshold differ"));
+}
+
+#[test]
+fn changed_tags_are_read_and_rewritten_without_touching_the_definition() {
+    let (mut observed, mut recorded) = in_sync();
+    let desired = desired();
+    let name = desired.alarms[0].definition.alarm_name.clone();
+    // The status recorded other tags: the plan must read the alarm's tags.
+    recorded.alarms.get_mut(&name).unwrap().tags_digest = Some("old".into());
+    let reads = tag_reads(&desired.alarms, &desired.rules, &observed, &recorded);
+    assert_eq!(reads.alarms, vec![(name.clone(), arn(&name))]);
+    assert!(reads.rules.is_empty());
+
+    let mut current = desired.alarms[0].tags.clone();
+    current.insert("Team".into(), "someone-else".into());
+    current.insert("Stale".into(), "1".into());
+    observed.alarm_tags.insert(name.clone(), current);
+    let actions = plan(&desired, TOPIC, &observed, &recorded, &owner());
+    let writes = writes(&actions);
+    assert_eq!(writes.len(), 1);
+    match writes[0] {
+        Action::UpdateAlarm {
+            definition: None,
+            tags,
+            ..
+        } => {
+            assert_eq!(tags.add.get("Team").map(String::as_str), Some("platform"));
+            assert_eq!(tags.remove, vec!["Stale".to_string()]);
+        }
+        other => panic!("expected a retag, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_alarm_dropped_from_the_spec_is_deleted_when_ours() {
+    let (mut observed, mut recorded) = in_sync();
+    let dropped = "alertops/test/team-a/elb/old".to_string();
+    let mut definition = desired().alarms[0].definition.clone();
+    definition.alarm_name = dropped.clone();
+    observed.alarms.insert(
+        dropped.clone(),
+        ObservedAlarm {
+            arn: Some(arn(&dropped)),
+            definition,
+            state: None,
+        },
+    );
+    recorded.alarms.insert(
+        dropped.clone(),
+        AlarmStatus {
+            name: "old".into(),
+            alarm_name: dropped.clone(),
+            arn: Some(arn(&dropped)),
+            tags_digest: None,
+        },
+    );
+    let actions = plan(&desired(), TOPIC, &observed, &recorded, &owner());
+    assert_eq!(
+        writes(&actions),
+        vec![&Action::DeleteAlarms {
+            names: vec![dropped]
+        }]
+    );
+}
+
+#[test]
+fn an_unrecorded_leftover_is_deleted_only_if_its_tags_say_it_is_ours() {
+    let (mut observed, recorded) = in_sync();
+    let ours = "alertops/test/team-a/elb/ours".to_string();
+    let theirs = "alertops/test/team-a/elb/theirs".to_string();
+    for name in [&ours, &theirs] {
+        let mut definition = desired().alarms[0].definition.clone();
+        definition.alarm_name = name.clone();
+        observed.alarms.insert(
+            name.clone(),
+            ObservedAlarm {
+                arn: Some(arn(name)),
+                definition,
+                state: None,
+            },
+        );
+    }
+    let desired = desired();
+    let reads = tag_reads(&desired.alarms, &desired.rules, &observed, &recorded);
+    assert_eq!(
+        reads.alarms,
+        vec![(ours.clone(), arn(&ours)), (theirs.clone(), arn(&theirs))],
+        "both are unrecorded: their tags decide"
+    );
+    observed
+        .alarm_tags
+        .insert(ours.clone(), owner().ownership_tags());
+    observed
+        .alarm_tags
+        .insert(theirs.clone(), Tags::from([("Team".into(), "x".into())]));
+    let actions = plan(&desired, TOPIC, &observed, &recorded, &owner());
+    assert_eq!(
+        writes(&actions),
+        vec![&Action::DeleteAlarms { names: vec![ours] }]
+    );
+}
+
+#[test]
+fn an_alarm_with_our_name_owned_by_someone_else_is_skipped_and_blocks() {
+    let desired = desired();
+    let name = desired.alarms[0].definition.alarm_name.clone();
+    let mut observed = Observed::default();
+    observed.alarms.insert(
+        name.clone(),
+        ObservedAlarm {
+            arn: Some(arn(&name)),
+            definition: desired.alarms[0].definition.clone(),
+            state: None,
+        },
+    );
+    observed
+        .alarm_tags
+        .insert(name.clone(), Tags::from([("Team".into(), "other".into())]));
+    let actions = plan(&desired, TOPIC, &observed, &Recorded::default(), &owner());
+    assert!(actions.contains(&Action::SkipUnownedAlarm { name: name.clone() }));
+    assert!(
+        !actions
+            .iter()
+            .any(|a| matches!(a, Action::UpdateAlarm { record, .. } if record.alarm_name == name)),
+        "never modified"
+    );
+    let blocker = actions.iter().find_map(Action::blocker).unwrap();
+    assert_eq!(blocker.reason, "AlarmNotOwned");
+    assert!(blocker.message.contains(&name));
+}
+
+#[test]
+fn a_rule_whose_target_was_removed_gets_it_back() {
+    let (mut observed, recorded) = in_sync();
+    let name = desired().rules[0].definition.rule_name.clone();
+    observed.rule_targets.insert(name.clone(), Vec::new());
+    let actions = plan(&desired(), TOPIC, &observed, &recorded, &owner());
+    match writes(&actions).as_slice() {
+        [
+            Action::UpdateRule {
+                target: Some(target),
+                definition: None,
+                ..
+            },
+        ] => assert_eq!(target.arn, TOPIC),
+        other => panic!("expected a target fix, got {other:?}"),
+    }
+}
+
+#[test]
+fn deletion_removes_what_is_ours_and_keeps_what_is_not() {
+    let (mut observed, recorded) = in_sync();
+    let foreign = "alertops/test/team-a/elb/foreign".to_string();
+    let mut definition = desired().alarms[0].definition.clone();
+    definition.alarm_name = foreign.clone();
+    observed.alarms.insert(
+        foreign.clone(),
+        ObservedAlarm {
+            arn: Some(arn(&foreign)),
+            definition,
+            state: None,
+        },
+    );
+    observed.alarm_tags.insert(foreign.clone(), Tags::new());
+    let recorded = Recorded {
+        topic_arn: Some(TOPIC.into()),
+        ..recorded
+    };
+    assert_eq!(
+        deletion_tag_reads(&observed, &recorded).alarms,
+        vec![(foreign.clone(), arn(&foreign))]
+    );
+    let actions = plan_deletion(
+        &observed,
+        &recorded,
+        Some(&owner().ownership_tags()),
+        &owner(),
+    );
+    let deleted_alarms = actions.iter().find_map(|a| match a {
+        Action::DeleteAlarms { names } => Some(names.clone()),
+        _ => None,
+    });
+    assert_eq!(deleted_alarms.unwrap().len(), 2, "ours only: {actions:#?}");
+    assert!(actions.contains(&Action::DeleteTopic { arn: TOPIC.into() }));
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::DeleteRule { .. }))
+    );
+
+    // A topic that no longer carries our tags is not deleted.
+    let actions = plan_deletion(&observed, &recorded, Some(&Tags::new()), &owner());
+    assert!(
+        !actions
+            .iter()
+            .any(|a| matches!(a, Action::DeleteTopic { .. }))
+    );
+}
+
+#[test]
+fn a_missing_topic_is_created_and_a_foreign_one_blocks() {
+    let (topic, tags) = super::super::desired::topic(&spec(), &owner());
+    match plan_topic(&topic, &tags, &ObservedTopic::Absent, &owner()) {
+        TopicPlan::Create(TopicAction::Create { name, tags }) => {
+            assert_eq!(name, owner().topic_name());
+            assert!(owner().owns(&tags));
+        }
+        other => panic!("expected a creation, got {other:?}"),
+    }
+    let foreign = ObservedTopic::Present {
+        arn: TOPIC.into(),
+        tags: Tags::new(),
+        attributes: HashMap::new(),
+    };
+    assert!(matches!(
+        plan_topic(&topic, &tags, &foreign, &owner()),
+        TopicPlan::Blocked(Blocker {
+            reason: "TopicNotOwned",
+            ..
+        })
+    ));
+    assert!(matches!(
+        plan_topic(&topic, &tags, &ObservedTopic::NameTaken, &owner()),
+        TopicPlan::Blocked(Blocker {
+            reason: "TopicNotOwned",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn our_topic_gets_its_policy_display_name_and_tags_only_where_they_differ() {
+    let (topic, tags) = super::super::desired::topic(&spec(), &owner());
+    let attributes =
+        HashMap::from([("Policy".to_string(), topic_access_policy(TOPIC).to_string())]);
+    let present = ObservedTopic::Present {
+        arn: TOPIC.into(),
+        tags: tags.clone(),
+        attributes: attributes.clone(),
+    };
+    assert_eq!(
+        plan_topic(&topic, &tags, &present, &owner()),
+        TopicPlan::Ready {
+            arn: TOPIC.into(),
+            owned: true,
+            actions: Vec::new()
+        }
+    );
+    let mut drifted_tags = tags.clone();
+    drifted_tags.remove("Team");
+    let drifted = ObservedTopic::Present {
+        arn: TOPIC.into(),
+        tags: drifted_tags,
+        attributes: HashMap::new(),
+    };
+    let TopicPlan::Ready { actions, .. } = plan_topic(&topic, &tags, &drifted, &owner()) else {
+        panic!("our topic is ready");
+    };
+    assert!(matches!(
+        &actions[0],
+        TopicAction::SetAttribute { name: "Policy", .. }
+    ));
+    assert!(
+        matches!(&actions[1], TopicAction::Retag { changes, .. } if changes.add.contains_key("Team"))
+    );
+}
+
+#[test]
+fn a_referenced_topic_is_used_as_is_or_blocks_when_missing() {
+    let referenced = DesiredTopic::Existing { arn: TOPIC.into() };
+    let exists = ObservedTopic::Referenced {
+        arn: TOPIC.into(),
+        exists: true,
+    };
+    assert_eq!(
+        plan_topic(&referenced, &Tags::new(), &exists, &owner()),
+        TopicPlan::Ready {
+            arn: TOPIC.into(),
+            owned: false,
+            actions: Vec::new()
+        }
+    );
+    let missing = ObservedTopic::Referenced {
+        arn: TOPIC.into(),
+        exists: false,
+    };
+    assert!(matches!(
+        plan_topic(&referenced, &Tags::new(), &missing, &owner()),
+        TopicPlan::Blocked(Blocker {
+            reason: "TopicNotFound",
+            ..
+        })
+    ));
+}

@@ -1,0 +1,252 @@
+//! The AlarmPolicy reconciler end to end over the in-memory cluster and the in-memory AWS: the
+//! skeleton's steps (finalizer, status, conditions, deletion policies) and the plan's execution.
+//! The same behaviours run against the emulator in `tests/integration/alarm_policy.rs`.
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::*;
+use crate::aws::AwsErrorKind;
+use crate::aws::fake::FakeAws;
+use crate::k8s::MemoryCluster;
+use crate::reconcile::OperatorSettings;
+use crate::resources::Tags;
+
+const NAMESPACE: &str = "team-a";
+
+struct Fixture {
+    cluster: MemoryCluster,
+    aws: FakeAws,
+    ctx: Context<MemoryCluster>,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let cluster = MemoryCluster::new();
+        let aws = FakeAws::new();
+        let ctx = Context::new(cluster.clone(), aws.clone(), OperatorSettings::new("test"));
+        Fixture { cluster, aws, ctx }
+    }
+
+    fn apply(&self, deletion_policy: &str) {
+        self.cluster
+            .apply_manifest(json!({
+                "apiVersion": "alertops.dev/v1alpha1",
+                "kind": "AlarmPolicy",
+                "metadata": {"name": "elb", "namespace": NAMESPACE},
+                "spec": {
+                    "deletionPolicy": deletion_policy,
+                    "tags": {"Team": "platform"},
+                    "alarms": [{
+                        "name": "errors",
+                        "metric": {"namespace": "AWS/ELB", "name": "BackendConnectionErrors", "statistic": "Sum"},
+                        "period": 60, "evaluationPeriods": 5, "threshold": 100,
+                        "comparison": "GreaterThanThreshold"
+                    }],
+                    "eventRules": [{"name": "emr", "preset": "EmrClusterFailed"}]
+                }
+            }))
+            .expect("manifest applies");
+    }
+
+    fn policy(&self) -> Option<AlarmPolicy> {
+        self.cluster.object(NAMESPACE, "elb").expect("read")
+    }
+
+    async fn reconcile(&self) -> Result<Action, ReconcileError> {
+        reconcile(Arc::new(self.policy().expect("exists")), &self.ctx).await
+    }
+
+    fn ready(&self) -> (String, String) {
+        let status = self.policy().unwrap().status.expect("status");
+        let ready = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .expect("Ready");
+        (ready.status.clone(), ready.reason.clone())
+    }
+
+    fn delete(&self) {
+        self.cluster
+            .request_delete("alertops.dev/v1alpha1", "AlarmPolicy", NAMESPACE, "elb")
+            .unwrap();
+    }
+}
+
+fn alarm_name() -> String {
+    OwnerIdentity::new("test", KIND, NAMESPACE, "elb").alarm_name("errors")
+}
+
+#[tokio::test]
+async fn creates_everything_then_a_resync_writes_nothing_and_reads_no_tags() {
+    let f = Fixture::new();
+    f.apply("Delete");
+    f.reconcile().await.unwrap();
+    assert_eq!(f.ready(), ("True".into(), "Reconciled".into()));
+    assert_eq!(f.aws.alarm_names(), vec![alarm_name()]);
+    assert_eq!(f.aws.rule_names().len(), 1);
+    assert_eq!(f.aws.topic_arns().len(), 1);
+    let status = f.policy().unwrap().status.unwrap();
+    assert_eq!(
+        status.alarms[0]
+            .arn
+            .as_deref()
+            .map(|a| a.ends_with(&alarm_name())),
+        Some(true)
+    );
+    assert_eq!(status.topic_owned, Some(true));
+    assert!(
+        f.policy()
+            .unwrap()
+            .metadata
+            .finalizers
+            .unwrap()
+            .contains(&FINALIZER_NAME.to_string())
+    );
+
+    f.aws.clear_calls();
+    f.reconcile().await.unwrap();
+    assert!(f.aws.writes().is_empty(), "{:?}", f.aws.calls());
+    assert_eq!(
+        f.aws.calls(),
+        vec![
+            "GetTopicAttributes",
+            "ListTagsForResource",
+            "DescribeAlarms",
+            "ListRules",
+            "ListTargetsByRule"
+        ],
+        "the topic's tags, one page of alarms, one of rules, the rule's target: no alarm tags"
+    );
+}
+
+const FINALIZER_NAME: &str = crate::reconcile::FINALIZER;
+
+#[tokio::test]
+async fn drift_made_behind_the_controllers_back_is_repaired() {
+    let f = Fixture::new();
+    f.apply("Delete");
+    f.reconcile().await.unwrap();
+    let (mut definition, tags) = f.aws.alarm(&alarm_name()).unwrap();
+    definition.threshold = 1.0;
+    f.aws.insert_alarm(definition, tags);
+    f.aws.clear_calls();
+    f.reconcile().await.unwrap();
+    assert_eq!(f.aws.writes(), vec!["PutMetricAlarm"]);
+    assert_eq!(f.aws.alarm(&alarm_name()).unwrap().0.threshold, 100.0);
+    let events = f.cluster.events();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.reason == "AlarmUpdated"
+                && e.note.as_deref().unwrap_or("").contains("threshold")),
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn retain_leaves_aws_alone_and_releases_the_finalizer() {
+    let f = Fixture::new();
+    f.apply("Retain");
+    f.reconcile().await.unwrap();
+    f.delete();
+    f.aws.clear_calls();
+    f.reconcile().await.unwrap();
+    assert!(f.aws.calls().is_empty(), "{:?}", f.aws.calls());
+    assert!(
+        f.policy().is_none(),
+        "the finalizer went, and the object with it"
+    );
+    assert_eq!(f.aws.alarm_names(), vec![alarm_name()]);
+}
+
+#[tokio::test]
+async fn delete_removes_what_the_policy_owns() {
+    let f = Fixture::new();
+    f.apply("Delete");
+    f.reconcile().await.unwrap();
+    f.delete();
+    f.reconcile().await.unwrap();
+    assert!(f.policy().is_none());
+    assert!(f.aws.alarm_names().is_empty());
+    assert!(f.aws.rule_names().is_empty());
+    assert!(f.aws.topic_arns().is_empty());
+}
+
+#[tokio::test]
+async fn an_alarm_someone_else_owns_blocks_and_is_never_touched() {
+    let f = Fixture::new();
+    let foreign = crate::aws::cloudwatch::AlarmDefinition {
+        alarm_name: alarm_name(),
+        description: Some("hand-made".into()),
+        actions_enabled: true,
+        alarm_actions: Vec::new(),
+        ok_actions: Vec::new(),
+        insufficient_data_actions: Vec::new(),
+        metric: crate::aws::cloudwatch::AlarmMetric::Math(Vec::new()),
+        evaluation_periods: 1,
+        datapoints_to_alarm: 1,
+        threshold: 1.0,
+        comparison: "GreaterThanThreshold".into(),
+        treat_missing_data: "missing".into(),
+    };
+    f.aws.insert_alarm(
+        foreign.clone(),
+        Tags::from([("Team".into(), "other".into())]),
+    );
+    f.apply("Delete");
+    let action = f.reconcile().await.unwrap();
+    assert_eq!(f.ready(), ("False".into(), "AlarmNotOwned".into()));
+    assert_eq!(action, Action::requeue(lifecycle::BLOCKED_RECHECK));
+    assert_eq!(f.aws.alarm(&alarm_name()).unwrap().0, foreign);
+    assert!(
+        f.cluster
+            .events()
+            .iter()
+            .any(|e| e.reason == "AlarmNotOwned")
+    );
+
+    // Deleting the policy leaves it too.
+    f.delete();
+    f.reconcile().await.unwrap();
+    assert_eq!(f.aws.alarm(&alarm_name()).unwrap().0, foreign);
+}
+
+#[tokio::test]
+async fn an_aws_error_is_a_condition_keeps_the_record_and_is_returned_for_backoff() {
+    let f = Fixture::new();
+    f.apply("Delete");
+    f.reconcile().await.unwrap();
+    let recorded = f.policy().unwrap().status.unwrap();
+    f.aws.fail("DescribeAlarms", AwsErrorKind::AccessDenied);
+    let error = f.reconcile().await.unwrap_err();
+    assert_eq!(error.category(), "access_denied");
+    assert_eq!(f.ready(), ("False".into(), "AwsAccessDenied".into()));
+    let status = f.policy().unwrap().status.unwrap();
+    assert_eq!(status.alarms, recorded.alarms, "what was recorded is kept");
+    assert_eq!(status.topic_arn, recorded.topic_arn);
+}
+
+#[tokio::test]
+async fn an_invalid_spec_is_a_condition_and_calls_no_aws() {
+    let f = Fixture::new();
+    f.cluster
+        .apply_manifest(json!({
+            "apiVersion": "alertops.dev/v1alpha1",
+            "kind": "AlarmPolicy",
+            "metadata": {"name": "elb", "namespace": NAMESPACE},
+            "spec": {"alarms": [{
+                "name": "errors",
+                "metric": {"namespace": "AWS/ELB", "name": "Errors", "statistic": "Sum"},
+                "period": 60, "evaluationPeriods": 2, "datapointsToAlarm": 5, "threshold": 1,
+                "comparison": "GreaterThanThreshold"
+            }]}
+        }))
+        .unwrap();
+    let action = f.reconcile().await.unwrap();
+    assert_eq!(action, Action::await_change());
+    assert_eq!(f.ready(), ("False".into(), "InvalidSpec".into()));
+    assert!(f.aws.calls().is_empty());
+}
