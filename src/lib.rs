@@ -8,6 +8,8 @@
 //!   error classification, and an in-memory fake;
 //! - `names`: every name alertops derives (AWS resources, ownership tags, workloads), recomputable
 //!   from the resource alone;
+//! - `workloads`: the Kubernetes objects of everything alertops runs (consumers, digests, and
+//!   the security settings the retry Jobs share);
 //! - `k8s`: the narrow Kubernetes interface (kube client or in-memory store), leader election;
 //! - `controller`: the kube-runtime wiring of `alertops controller`;
 //! - `local`: the local mode (manifests from a folder, no cluster);
@@ -41,3 +43,4 @@ pub mod retry;
 pub mod secret;
 pub mod slack;
 pub mod telemetry;
+pub mod workloads;

@@ -157,6 +157,42 @@ fn readable_name(parts: &[&str], hash: &str, max: usize) -> String {
     format!("{readable}_{hash}")
 }
 
+/// Workload names stay within 52 characters: a CronJob's Jobs append 11, and pods more.
+pub const MAX_WORKLOAD_NAME: usize = 52;
+/// Label values are at most 63 characters.
+pub const MAX_LABEL_VALUE: usize = 63;
+
+/// Name of the consumer Deployment and ServiceAccount of a route.
+pub fn consumer_name(route: &str) -> String {
+    workload_name(route, "-consumer")
+}
+
+/// Name of the CronJob and ServiceAccount of a digest schedule.
+pub fn digest_name(schedule: &str) -> String {
+    workload_name(schedule, "-digest")
+}
+
+/// `<base><suffix>`, or a truncated base with a hash of the whole base when too long.
+fn workload_name(base: &str, suffix: &str) -> String {
+    if base.len() + suffix.len() <= MAX_WORKLOAD_NAME {
+        return format!("{base}{suffix}");
+    }
+    let hash = short_hash(base);
+    let keep = MAX_WORKLOAD_NAME - suffix.len() - hash.len() - 1;
+    let head = base[..keep].trim_end_matches(['-', '.']);
+    format!("{head}-{hash}{suffix}")
+}
+
+/// A label value naming a resource: the name itself, or a truncated name with its hash.
+pub fn instance_label(name: &str) -> String {
+    if name.len() <= MAX_LABEL_VALUE {
+        return name.to_string();
+    }
+    let hash = short_hash(name);
+    let keep = MAX_LABEL_VALUE - hash.len() - 1;
+    format!("{}-{hash}", name[..keep].trim_end_matches(['-', '.', '_']))
+}
+
 /// First 12 hex digits of the SHA-256 of `input`: 48 bits, ample for names that also carry a
 /// readable prefix.
 pub fn short_hash(input: &str) -> String {

@@ -3,11 +3,11 @@
 //! Every SQS message becomes one [`Alert`] ([`decode_sqs_body`] never fails); routes select
 //! alerts with [`matches`]; the `slack` module renders them.
 
-pub mod decode;
-pub mod matching;
-pub mod model;
+pub(crate) mod decode;
+pub(crate) mod matching;
+pub(crate) mod model;
 
-pub mod enrich;
+pub(crate) mod enrich;
 
 pub use decode::{SnsEnvelope, decode_message, decode_sqs_body, unwrap_sns_envelope};
 pub use enrich::{Enricher, ResourceFacts};

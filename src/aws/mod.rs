@@ -9,16 +9,17 @@
 //! then `AwsError::from_sdk("Operation", e)` (or `.aws("Operation")`) to classify a failure.
 
 mod call_log;
-pub mod cloudwatch;
-pub mod emr;
+pub(crate) mod cloudwatch;
+pub(crate) mod emr;
 mod error;
-pub mod eventbridge;
-pub mod fake;
+pub(crate) mod eventbridge;
+#[cfg(test)]
+pub(crate) mod fake;
 mod rate_limit;
-pub mod ses;
-pub mod sns;
-pub mod sqs;
-pub mod tags;
+pub(crate) mod ses;
+pub(crate) mod sns;
+pub(crate) mod sqs;
+pub(crate) mod tags;
 
 pub use call_log::{
     AwsMetrics, CallLog, CallOutcome, CallRecord, CallRecorder, DEFAULT_CALL_LOG_CAPACITY,

@@ -9,11 +9,11 @@
 
 mod args;
 mod consumer;
-pub mod email;
-pub mod metrics;
-pub mod plan;
-pub mod queue;
-pub mod store;
+pub(crate) mod email;
+pub(crate) mod metrics;
+pub(crate) mod plan;
+pub(crate) mod queue;
+pub(crate) mod store;
 
 pub use args::ConsumeArgs;
 pub use consumer::{BatchReport, Consumer, ConsumerOptions};

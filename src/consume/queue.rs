@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use aws_sdk_sqs::types::MessageSystemAttributeName;
-use tokio::time::Instant;
 
 use crate::aws::sqs::{self, ReceiveRequest, SqsQueues};
 pub use crate::aws::sqs::{MAX_VISIBILITY, SQS_BATCH};
@@ -23,8 +22,6 @@ pub struct ReceivedMessage {
     pub body: String,
     /// How many times SQS has handed this message out, this time included.
     pub receive_count: u32,
-    /// When this consumer received it.
-    pub received_at: Instant,
 }
 
 /// The queue attributes the consumer acts on.
@@ -84,7 +81,6 @@ pub async fn receive(
         attributes: &[MessageSystemAttributeName::ApproximateReceiveCount],
     };
     let messages = sqs::receive(aws, queue_url, request).await?;
-    let received_at = Instant::now();
     Ok(messages
         .iter()
         .filter_map(|m| {
@@ -105,7 +101,6 @@ pub async fn receive(
                 )
                 .and_then(|c| c.parse().ok())
                 .unwrap_or(1),
-                received_at,
             })
         })
         .collect())

@@ -23,10 +23,10 @@ use tracing::{info, warn};
 use crate::aws::{AwsClients, AwsSettings};
 use crate::k8s::{EventInfo, EventType, KubeCluster};
 use crate::reconcile::lifecycle::{self, Reconciled};
-use crate::reconcile::workloads::MANAGED_BY;
 use crate::reconcile::{Context, ReconcileError};
 use crate::resources::{AlarmPolicy, AlertRoute, DigestSchedule, SourceRef};
 use crate::telemetry::{self, Readiness, ReconcileMetrics};
+use crate::workloads::MANAGED_BY;
 
 mod args;
 

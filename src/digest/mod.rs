@@ -4,11 +4,11 @@
 //!
 //! [`consolidate`](mod@consolidate) and [`render`] are pure; [`queue`] and [`run`] do the I/O.
 
-pub mod command;
-pub mod consolidate;
-pub mod queue;
-pub mod render;
-pub mod run;
+pub(crate) mod command;
+pub(crate) mod consolidate;
+pub(crate) mod queue;
+pub(crate) mod render;
+pub(crate) mod run;
 
 pub use consolidate::{AlertGroup, DigestSummary, ReasonTotal, TeamSummary, consolidate};
 pub use render::{DigestContext, render_email, render_slack_summary};

@@ -109,11 +109,6 @@ pub fn muted(content: Html) -> Html {
     ))
 }
 
-/// Bold text.
-pub fn strong(content: Html) -> Html {
-    Html(format!("<strong>{content}</strong>"))
-}
-
 /// A line break.
 pub fn line_break() -> Html {
     Html("<br>".to_string())

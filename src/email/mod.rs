@@ -3,9 +3,9 @@
 //! Rendering is pure ([`html`], [`text`]); [`send_email`] is the only part that talks to SES.
 //! Every email carries an HTML part and a plain-text part with the same content.
 
-pub mod html;
-pub mod ses;
-pub mod text;
+pub(crate) mod html;
+pub(crate) mod ses;
+pub(crate) mod text;
 
 pub use html::Html;
 pub use ses::{EmailError, SentEmail, send_email};

@@ -8,9 +8,10 @@ use k8s_openapi::api::batch::v1::Job;
 use serde_json::{Value, json};
 
 use crate::alert::Fingerprint;
-use crate::names::short_hash;
+use crate::names::{consumer_name, short_hash};
 use crate::resources::AlertRoute;
 use crate::slack::{PostedMessage, SlackMessage};
+use crate::workloads::{container_security_context, pod_security_context};
 
 /// `app.kubernetes.io/name` of retry Jobs.
 pub const RETRY_APP: &str = "alertops-retry";
@@ -32,10 +33,6 @@ pub const RETRY_ACTIVE_DEADLINE_SECONDS: i64 = 600;
 
 /// Kubernetes object names are at most 63 characters where they become label values.
 const MAX_JOB_NAME: usize = 63;
-/// Non-root user of the distroless image.
-const RUN_AS_USER: i64 = 65532;
-/// Consumer workloads are named `<route>-consumer`, shortened with a hash past this length.
-const MAX_WORKLOAD_NAME: usize = 52;
 
 /// What a retry Job is built from.
 #[derive(Clone, Debug)]
@@ -114,19 +111,6 @@ pub fn retry_job_name(original_cluster_id: &str, attempt: u32) -> String {
     } else {
         format!("{prefix}{head}-{hash}{suffix}")
     }
-}
-
-/// The ServiceAccount of the route's consumer (`<route>-consumer`), which may already read the
-/// route, its Slack secret and EMR; the retry runs as it.
-pub fn consumer_service_account(route_name: &str) -> String {
-    let suffix = "-consumer";
-    if route_name.len() + suffix.len() <= MAX_WORKLOAD_NAME {
-        return format!("{route_name}{suffix}");
-    }
-    let hash = short_hash(route_name);
-    let keep = MAX_WORKLOAD_NAME - suffix.len() - hash.len() - 1;
-    let head = route_name[..keep].trim_end_matches(['-', '.']);
-    format!("{head}-{hash}{suffix}")
 }
 
 /// The command-line arguments of the Job's container (after the binary).
@@ -238,14 +222,11 @@ pub fn retry_job(
                         .service_account
                         .clone()
                         .filter(|n| !n.is_empty())
-                        .unwrap_or_else(|| consumer_service_account(&route_name)),
+                        // The consumer's ServiceAccount may already read the route, its Slack
+                        // secret and EMR; the retry runs as it.
+                        .unwrap_or_else(|| consumer_name(&route_name)),
                     "restartPolicy": "Never",
-                    "securityContext": {
-                        "runAsNonRoot": true,
-                        "runAsUser": RUN_AS_USER,
-                        "runAsGroup": RUN_AS_USER,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
+                    "securityContext": pod_security_context(),
                     "containers": [{
                         "name": RETRY_CONTAINER,
                         "image": settings.image,
@@ -256,13 +237,7 @@ pub fn retry_job(
                             "requests": {"cpu": "50m", "memory": "64Mi"},
                             "limits": {"memory": "256Mi"},
                         },
-                        "securityContext": {
-                            "allowPrivilegeEscalation": false,
-                            "readOnlyRootFilesystem": true,
-                            "runAsNonRoot": true,
-                            "privileged": false,
-                            "capabilities": {"drop": ["ALL"]},
-                        },
+                        "securityContext": container_security_context(),
                         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
                     }],
                     "volumes": [{"name": "tmp", "emptyDir": {}}],

@@ -14,9 +14,9 @@
 
 mod args;
 pub mod job;
-pub mod metrics;
-pub mod payload;
-pub mod signature;
+pub(crate) mod metrics;
+pub(crate) mod payload;
+pub(crate) mod signature;
 
 use std::sync::Arc;
 

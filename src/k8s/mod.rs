@@ -7,9 +7,9 @@
 //!
 //! [`leader`] runs the controller only while this replica holds a `Lease`.
 
-pub mod kube_cluster;
-pub mod leader;
-pub mod memory;
+pub(crate) mod kube_cluster;
+pub(crate) mod leader;
+pub(crate) mod memory;
 
 use std::fmt::Debug;
 use std::future::Future;

@@ -5,9 +5,9 @@
 //! `alertops lint -f PATH` calls [`lint_path`], prints [`LintReport::render`] and exits 1 when
 //! [`LintReport::has_errors`]. The controller reuses [`rules::lint_alarm_policy`] for status.
 
-pub mod manifests;
+pub(crate) mod manifests;
 pub mod rules;
-pub mod schema;
+pub(crate) mod schema;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -46,7 +46,7 @@ pub enum LintError {
 }
 
 /// Ids used in [`Finding::rule`] for checks that are not alarm lint rules.
-pub mod checks {
+pub(crate) mod checks {
     /// A file or document that is not valid YAML or JSON.
     pub const PARSE: &str = "parse";
     /// An `alertops.dev` apiVersion with an unknown kind or version.

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use kube::ResourceExt;
 use tracing::{info, warn};
 
-use crate::k8s::{ClusterApi, MemoryCluster};
+use crate::k8s::MemoryCluster;
 use crate::lint::manifests::{DocumentClass, load_path};
 use crate::lint::schema::SchemaValidator;
 use crate::reconcile::{Context, ReconcileError, alarm_policy, alert_route, digest_schedule};
@@ -185,13 +185,4 @@ impl LocalDriver {
             }
         }
     }
-}
-
-/// Whether an object still exists (helper for callers that wait for deletions).
-pub async fn exists<K: crate::k8s::NamespacedResource>(
-    cluster: &MemoryCluster,
-    namespace: &str,
-    name: &str,
-) -> bool {
-    matches!(cluster.get::<K>(namespace, name).await, Ok(Some(_)))
 }

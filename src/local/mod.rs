@@ -4,9 +4,9 @@
 //!
 //! It is the project's demo and its fastest end-to-end test bed.
 
-pub mod command;
-pub mod driver;
-pub mod runtime;
+pub(crate) mod command;
+pub(crate) mod driver;
+pub(crate) mod runtime;
 
 pub use driver::{LoadError, LocalDriver, ReconcileSummary};
 pub use runtime::{LocalConfig, LocalError, run};

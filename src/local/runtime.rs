@@ -256,7 +256,7 @@ async fn supervise(
             info!(route = %key, "consumer started");
             // There is no kubelet here: the consumer runs in this process, so its Deployment
             // is reported ready for the route's status, as a cluster would once the pod runs.
-            let deployment = crate::reconcile::workloads::consumer_name(&route.name_any());
+            let deployment = crate::names::consumer_name(&route.name_any());
             if let Ok(Some(d)) = shared
                 .cluster
                 .get::<Deployment>(&namespace, &deployment)

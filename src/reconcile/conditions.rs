@@ -90,6 +90,7 @@ pub fn merge(
     out
 }
 
+#[cfg(test)]
 /// The condition of the given type, if present.
 pub fn find<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
     conditions.iter().find(|c| c.type_ == type_)

@@ -5,12 +5,11 @@
 
 pub mod alarm_policy;
 pub mod alert_route;
-pub mod conditions;
+pub(crate) mod conditions;
 pub mod digest_schedule;
-pub mod lifecycle;
-pub mod outcome;
-pub mod queues;
-pub mod workloads;
+pub(crate) mod lifecycle;
+pub(crate) mod outcome;
+pub(crate) mod queues;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -199,7 +198,7 @@ pub enum ReconcileError {
     Cluster(#[from] ClusterError),
     /// An owned Kubernetes object could not be built.
     #[error(transparent)]
-    Workload(#[from] workloads::WorkloadError),
+    Workload(#[from] crate::workloads::WorkloadError),
     /// The object has no namespace (all alertops resources are namespaced).
     #[error("{kind} {name} has no namespace")]
     MissingNamespace {

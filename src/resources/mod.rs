@@ -4,8 +4,8 @@
 //! them (`alertops crds`), and a test fails when the checked-in files drift.
 
 pub mod alarm_policy;
-pub mod alert_route;
-pub mod common;
+pub(crate) mod alert_route;
+pub(crate) mod common;
 pub mod crd;
 pub mod digest_schedule;
 

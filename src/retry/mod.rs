@@ -5,8 +5,8 @@
 //! The rebuild ([`rebuild`]) and the rules ([`policy`]) are pure; this module does the I/O.
 
 mod args;
-pub mod policy;
-pub mod rebuild;
+pub(crate) mod policy;
+pub(crate) mod rebuild;
 
 use aws_sdk_emr::operation::run_job_flow::RunJobFlowInput;
 use aws_sdk_emr::types::{Cluster, InstanceCollectionType};

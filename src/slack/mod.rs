@@ -5,11 +5,11 @@
 //! [`ActionSigner::verify`] and updates messages with [`mark_acknowledged`] and
 //! [`mark_retry_progress`].
 
-pub mod action_token;
-pub mod client;
-pub mod render;
-pub mod target;
-pub mod text;
+pub(crate) mod action_token;
+pub(crate) mod client;
+pub(crate) mod render;
+pub(crate) mod target;
+pub(crate) mod text;
 
 pub use action_token::{
     ActionPayload, ActionSigner, ActionTokenError, ButtonAction, DEFAULT_MAX_AGE, RouteRef,

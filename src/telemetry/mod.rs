@@ -1,8 +1,8 @@
 //! Observability shared by every workload: the Prometheus registry, the reconcile metrics, and a
 //! small HTTP server for `/metrics`, `/healthz` and `/readyz`.
 
-pub mod logging;
-pub mod shutdown;
+pub(crate) mod logging;
+pub(crate) mod shutdown;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -133,6 +133,10 @@ pub async fn execute(
         }
     }
     applied.notices = actions.iter().filter_map(Action::notice).collect();
+    tracing::debug!(
+        writes = actions.iter().filter(|a| a.is_write()).count(),
+        "applied the alarm policy's plan"
+    );
     Ok(applied)
 }
 

@@ -3,11 +3,11 @@
 //! (pure), [`observe`] (reads), [`plan`] (pure decisions), [`execute`] (writes).
 
 pub mod desired;
-pub mod execute;
-pub mod observe;
-pub mod plan;
-pub mod presets;
-pub mod validate;
+pub(crate) mod execute;
+pub(crate) mod observe;
+pub(crate) mod plan;
+pub(crate) mod presets;
+pub(crate) mod validate;
 
 use std::sync::Arc;
 

@@ -88,6 +88,10 @@ async fn creates_everything_then_a_resync_writes_nothing_and_reads_no_tags() {
     assert_eq!(f.aws.alarm_names(), vec![alarm_name()]);
     assert_eq!(f.aws.rule_names().len(), 1);
     assert_eq!(f.aws.topic_arns().len(), 1);
+    let topic = &f.aws.topic_arns()[0];
+    assert_eq!(f.aws.rule_targets_of(&f.aws.rule_names()[0])[0].arn, *topic);
+    let owner = OwnerIdentity::new("test", KIND, NAMESPACE, "elb");
+    assert!(owner.owns(&f.aws.topic_tags_of(topic).unwrap()));
     let status = f.policy().unwrap().status.unwrap();
     assert_eq!(
         status.alarms[0]

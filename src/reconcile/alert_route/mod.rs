@@ -16,10 +16,10 @@ use crate::reconcile::queues::execute::QueueOutcome;
 use crate::reconcile::queues::{
     self, QueueConfig, REASON_SOURCE_NOT_READY, ResolvedSources, resolve_sources,
 };
-use crate::reconcile::workloads::{self, WorkloadParams};
 use crate::reconcile::{Context, ReconcileError};
 use crate::resources::alert_route::{AlertRoute, AlertRouteSpec, AlertRouteStatus};
 use crate::resources::{CONDITION_READY, DeletionPolicy};
+use crate::workloads::{self, WorkloadParams};
 
 /// Kind name used in ownership tags and events.
 pub const KIND: &str = "AlertRoute";
@@ -239,3 +239,6 @@ fn route_conditions(
     };
     vec![ready, sources_condition]
 }
+
+#[cfg(test)]
+mod tests;

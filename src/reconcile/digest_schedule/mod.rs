@@ -17,10 +17,10 @@ use crate::reconcile::conditions::ConditionUpdate;
 use crate::reconcile::lifecycle::{self, Applied, Reconciled, Requeue, StatusFields};
 use crate::reconcile::outcome::Notice;
 use crate::reconcile::queues::{self, QueueConfig, REASON_SOURCE_NOT_READY, resolve_sources};
-use crate::reconcile::workloads::{self, DIGEST_ACTIVE_DEADLINE_SECONDS, WorkloadParams};
 use crate::reconcile::{Context, ReconcileError};
 use crate::resources::digest_schedule::{DigestSchedule, DigestScheduleStatus};
 use crate::resources::{CONDITION_READY, DeletionPolicy};
+use crate::workloads::{self, DIGEST_ACTIVE_DEADLINE_SECONDS, WorkloadParams};
 
 use schedule::{Schedule, ScheduleError};
 

@@ -118,6 +118,10 @@ pub async fn apply(
     out.dead_letter = queue_ref(&observed.dead_letter);
     out.queue = queue_ref(&observed.queue);
     out.unreachable_topics = plan.unreachable_topics.clone();
+    tracing::debug!(
+        writes = plan.actions.iter().filter(|a| a.is_write()).count(),
+        "applying the queue plan"
+    );
     for action in &plan.actions {
         execute(aws, action, &mut out).await?;
     }

@@ -6,8 +6,8 @@
 //! canonical JSON), so a no-op resync writes nothing. Queues that exist without our ownership tags
 //! are never modified or deleted. Source topics are only subscribed to, never modified.
 
-pub mod execute;
-pub mod plan;
+pub(crate) mod execute;
+pub(crate) mod plan;
 
 use std::collections::BTreeSet;
 

@@ -1,6 +1,8 @@
 //! Pure builders of the Kubernetes workloads alertops owns: the consumer Deployment (and its
 //! ServiceAccount) of an AlertRoute, and the CronJob (and its ServiceAccount) of a
-//! DigestSchedule. They run the operator's own image with another subcommand.
+//! DigestSchedule. They run the operator's own image with another subcommand. The pod and
+//! container security settings here are the ones every alertops workload runs with, the retry
+//! Jobs `interact` creates included.
 //!
 //! Every object carries the `app.kubernetes.io/*` labels and a controller owner reference to its
 //! resource, so Kubernetes garbage-collects it with the resource and the controller hears of its
@@ -16,7 +18,9 @@ use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::names::short_hash;
+#[cfg(test)]
+use crate::names::{MAX_LABEL_VALUE, MAX_WORKLOAD_NAME};
+use crate::names::{consumer_name, digest_name, instance_label};
 use crate::reconcile::OperatorSettings;
 use crate::resources::{AlertRoute, DigestSchedule};
 
@@ -36,10 +40,6 @@ pub const DIGEST_CONTAINER: &str = "digest";
 /// visibility timeout so that messages a stopped run received are not seen twice by one run.
 pub const DIGEST_ACTIVE_DEADLINE_SECONDS: i64 = 1500;
 
-/// Workload names stay within 52 characters: a CronJob's Jobs append 11, and pods more.
-const MAX_WORKLOAD_NAME: usize = 52;
-/// Label values are at most 63 characters.
-const MAX_LABEL_VALUE: usize = 63;
 /// Non-root user of the distroless image.
 const RUN_AS_USER: i64 = 65532;
 
@@ -120,37 +120,6 @@ impl WorkloadParams {
 enum WorkloadKind {
     Consumer,
     Digest,
-}
-
-/// Name of the consumer Deployment and ServiceAccount of a route.
-pub fn consumer_name(route: &str) -> String {
-    workload_name(route, "-consumer")
-}
-
-/// Name of the CronJob and ServiceAccount of a digest schedule.
-pub fn digest_name(schedule: &str) -> String {
-    workload_name(schedule, "-digest")
-}
-
-/// `<base><suffix>`, or a truncated base with a hash of the whole base when too long.
-fn workload_name(base: &str, suffix: &str) -> String {
-    if base.len() + suffix.len() <= MAX_WORKLOAD_NAME {
-        return format!("{base}{suffix}");
-    }
-    let hash = short_hash(base);
-    let keep = MAX_WORKLOAD_NAME - suffix.len() - hash.len() - 1;
-    let head = base[..keep].trim_end_matches(['-', '.']);
-    format!("{head}-{hash}{suffix}")
-}
-
-/// A label value naming a resource: the name itself, or a truncated name with its hash.
-fn instance_label(name: &str) -> String {
-    if name.len() <= MAX_LABEL_VALUE {
-        return name.to_string();
-    }
-    let hash = short_hash(name);
-    let keep = MAX_LABEL_VALUE - hash.len() - 1;
-    format!("{}-{hash}", name[..keep].trim_end_matches(['-', '.', '_']))
 }
 
 /// The selector labels of a workload: its app and the resource it serves.
@@ -394,18 +363,25 @@ fn pod_spec(service_account: &str, container: Value, restart_policy: &str) -> Va
         "serviceAccountName": service_account,
         "restartPolicy": restart_policy,
         "terminationGracePeriodSeconds": 60,
-        "securityContext": {
-            "runAsNonRoot": true,
-            "runAsUser": RUN_AS_USER,
-            "runAsGroup": RUN_AS_USER,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": pod_security_context(),
         "containers": [container],
         "volumes": [{"name": "tmp", "emptyDir": {}}],
     })
 }
 
-fn container_security_context() -> Value {
+/// The pod security context of every alertops workload: non-root, the runtime's seccomp profile.
+pub fn pod_security_context() -> Value {
+    json!({
+        "runAsNonRoot": true,
+        "runAsUser": RUN_AS_USER,
+        "runAsGroup": RUN_AS_USER,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    })
+}
+
+/// The container security context of every alertops workload: no privilege, no capability, a
+/// read-only root file system (`/tmp` is an emptyDir).
+pub fn container_security_context() -> Value {
     json!({
         "allowPrivilegeEscalation": false,
         "readOnlyRootFilesystem": true,

@@ -1,0 +1,183 @@
+//! The AlertRoute reconciler over the in-memory cluster and the in-memory AWS: queues,
+//! subscriptions, the consumer and the conditions. The same behaviours run against the emulator
+//! in `tests/integration/alert_route.rs`.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::*;
+use crate::aws::fake::FakeAws;
+use crate::k8s::MemoryCluster;
+use crate::names::TAG_OWNER;
+use crate::reconcile::OperatorSettings;
+use crate::resources::Tags;
+
+const NAMESPACE: &str = "team-a";
+
+struct Fixture {
+    cluster: MemoryCluster,
+    aws: FakeAws,
+    ctx: Context<MemoryCluster>,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let cluster = MemoryCluster::new();
+        let aws = FakeAws::new();
+        let ctx = Context::new(cluster.clone(), aws.clone(), OperatorSettings::new("test"));
+        Fixture { cluster, aws, ctx }
+    }
+
+    fn apply(&self, sources: Value) {
+        self.cluster
+            .apply_manifest(json!({
+                "apiVersion": "alertops.dev/v1alpha1",
+                "kind": "AlertRoute",
+                "metadata": {"name": "oncall", "namespace": NAMESPACE},
+                "spec": {
+                    "sources": sources,
+                    "email": {"from": "alerts@example.com", "to": ["oncall@example.com"]},
+                },
+            }))
+            .expect("manifest applies");
+    }
+
+    fn route(&self) -> AlertRoute {
+        self.cluster.object(NAMESPACE, "oncall").unwrap().unwrap()
+    }
+
+    async fn reconcile(&self) -> Action {
+        reconcile(Arc::new(self.route()), &self.ctx).await.unwrap()
+    }
+
+    fn condition(&self, type_: &str) -> (String, String) {
+        let status = self.route().status.expect("status");
+        let c = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == type_)
+            .unwrap_or_else(|| panic!("no {type_}"));
+        (c.status.clone(), c.reason.clone())
+    }
+
+    fn queue_arn(&self) -> String {
+        self.route().status.unwrap().queue_arn.unwrap()
+    }
+}
+
+fn topic_tags() -> Tags {
+    Tags::from([(TAG_OWNER.into(), "someone".into())])
+}
+
+#[tokio::test]
+async fn queues_subscriptions_and_the_consumer_then_a_resync_writes_nothing() {
+    let f = Fixture::new();
+    let topic = f.aws.insert_topic("alerts", topic_tags());
+    f.apply(json!([{"topicArn": topic}]));
+    f.reconcile().await;
+    let owner = OwnerIdentity::new("test", KIND, NAMESPACE, "oncall");
+    let mut expected = vec![owner.queue_name(""), owner.queue_name("-dlq")];
+    expected.sort();
+    assert_eq!(
+        f.aws.queue_names(),
+        expected,
+        "both queues, under the route's names"
+    );
+    let queue_name = f.queue_arn().rsplit(':').next().unwrap().to_string();
+    let attributes = f.aws.queue_attributes_of(&queue_name).unwrap();
+    assert!(
+        attributes["Policy"].contains(&topic),
+        "the policy admits the source"
+    );
+    assert!(attributes["RedrivePolicy"].contains("-dlq"));
+    let subscriptions = f.aws.subscriptions();
+    assert_eq!(subscriptions.len(), 1);
+    assert_eq!(subscriptions[0].endpoint, f.queue_arn());
+    assert!(
+        f.cluster
+            .object::<k8s_openapi::api::apps::v1::Deployment>(NAMESPACE, "oncall-consumer")
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        f.condition("SourcesReady"),
+        ("True".into(), "AllSourcesSubscribed".into())
+    );
+    assert_eq!(
+        f.condition("Ready"),
+        ("False".into(), "ConsumerNotReady".into())
+    );
+
+    f.aws.clear_calls();
+    f.reconcile().await;
+    assert!(f.aws.writes().is_empty(), "{:?}", f.aws.calls());
+}
+
+#[tokio::test]
+async fn a_missing_source_topic_waits_with_backoff_and_is_not_admitted() {
+    let f = Fixture::new();
+    let present = f.aws.insert_topic("present", topic_tags());
+    let missing = "arn:aws:sns:us-east-1:123456789012:missing";
+    f.apply(json!([{"topicArn": present}, {"topicArn": missing}]));
+    let action = f.reconcile().await;
+    assert_eq!(
+        f.condition("Ready"),
+        ("False".into(), REASON_SOURCE_NOT_READY.into())
+    );
+    assert_eq!(
+        action,
+        Action::requeue(std::time::Duration::from_secs(5)),
+        "backoff"
+    );
+    let queue_name = f.queue_arn().rsplit(':').next().unwrap().to_string();
+    let policy = &f.aws.queue_attributes_of(&queue_name).unwrap()["Policy"];
+    assert!(policy.contains(&present) && !policy.contains(missing));
+}
+
+#[tokio::test]
+async fn a_dropped_source_is_unsubscribed() {
+    let f = Fixture::new();
+    let a = f.aws.insert_topic("a", topic_tags());
+    let b = f.aws.insert_topic("b", topic_tags());
+    f.apply(json!([{"topicArn": a}, {"topicArn": b}]));
+    f.reconcile().await;
+    assert_eq!(f.aws.subscriptions().len(), 2);
+    f.apply(json!([{"topicArn": a}]));
+    f.reconcile().await;
+    let left: Vec<String> = f
+        .aws
+        .subscriptions()
+        .into_iter()
+        .map(|s| s.topic_arn)
+        .collect();
+    assert_eq!(left, vec![a]);
+    assert!(
+        f.cluster
+            .events()
+            .iter()
+            .any(|e| e.reason == "Unsubscribed")
+    );
+}
+
+#[tokio::test]
+async fn deletion_removes_the_queues_and_every_subscription_to_them() {
+    let f = Fixture::new();
+    let topic = f.aws.insert_topic("alerts", topic_tags());
+    f.apply(json!([{"topicArn": topic}]));
+    f.reconcile().await;
+    // A subscription the status does not know (a lost status) is found by its endpoint.
+    f.aws.insert_subscription(&topic, "sqs", &f.queue_arn());
+    f.cluster
+        .request_delete("alertops.dev/v1alpha1", "AlertRoute", NAMESPACE, "oncall")
+        .unwrap();
+    f.reconcile().await;
+    assert!(f.aws.queue_names().is_empty());
+    assert!(f.aws.subscriptions().is_empty());
+    assert!(
+        f.cluster
+            .object::<AlertRoute>(NAMESPACE, "oncall")
+            .unwrap()
+            .is_none()
+    );
+}
