@@ -60,6 +60,24 @@ pub fn default_workload_image() -> String {
 }
 
 impl OperatorSettings {
+    /// The parameters of the workloads these settings describe, in `aws_region`.
+    pub fn workload_params(&self, aws_region: Option<String>) -> crate::workloads::WorkloadParams {
+        crate::workloads::WorkloadParams {
+            image: self.workload_image.clone(),
+            service_account_annotations: self.service_account_annotations.clone(),
+            aws_region,
+            cluster_id: self.cluster_id.clone(),
+            shared_service_account: self
+                .workload_service_account
+                .clone()
+                .filter(|n| !n.is_empty()),
+            image_pull_policy: self.workload_image_pull_policy.clone(),
+            action_key_secret: self.action_key_secret.clone(),
+            slack_api_base: self.slack_api_base.clone(),
+            aws_endpoint_url: self.aws_endpoint_url.clone(),
+        }
+    }
+
     /// Settings with defaults: resync every 10 minutes, [`default_workload_image`], no
     /// service-account annotations.
     pub fn new(cluster_id: impl Into<String>) -> Self {

@@ -21,7 +21,6 @@ use serde_json::{Value, json};
 #[cfg(test)]
 use crate::names::{MAX_LABEL_VALUE, MAX_WORKLOAD_NAME};
 use crate::names::{consumer_name, digest_name, instance_label};
-use crate::reconcile::OperatorSettings;
 use crate::resources::{AlertRoute, DigestSchedule};
 
 /// `app.kubernetes.io/name` of consumer Deployments.
@@ -91,24 +90,6 @@ pub struct WorkloadParams {
 }
 
 impl WorkloadParams {
-    /// Parameters from the operator's settings and its AWS region.
-    pub fn new(settings: &OperatorSettings, aws_region: Option<String>) -> Self {
-        WorkloadParams {
-            image: settings.workload_image.clone(),
-            service_account_annotations: settings.service_account_annotations.clone(),
-            aws_region,
-            cluster_id: settings.cluster_id.clone(),
-            shared_service_account: settings
-                .workload_service_account
-                .clone()
-                .filter(|n| !n.is_empty()),
-            image_pull_policy: settings.workload_image_pull_policy.clone(),
-            action_key_secret: settings.action_key_secret.clone(),
-            slack_api_base: settings.slack_api_base.clone(),
-            aws_endpoint_url: settings.aws_endpoint_url.clone(),
-        }
-    }
-
     /// The ServiceAccount a workload named `own` runs as.
     fn service_account_name(&self, own: String) -> String {
         self.shared_service_account.clone().unwrap_or(own)

@@ -19,7 +19,7 @@ use crate::reconcile::queues::{
 use crate::reconcile::{Context, ReconcileError};
 use crate::resources::alert_route::{AlertRoute, AlertRouteSpec, AlertRouteStatus};
 use crate::resources::{CONDITION_READY, DeletionPolicy};
-use crate::workloads::{self, WorkloadParams};
+use crate::workloads;
 
 /// Kind name used in ownership tags and events.
 pub const KIND: &str = "AlertRoute";
@@ -119,7 +119,7 @@ impl AlertRoute {
 
         // The consumer reads the queue URL from the status, so it runs only once the queue exists.
         let consumer = if outcome.queue.is_some() {
-            let params = WorkloadParams::new(&ctx.settings, ctx.aws.region());
+            let params = ctx.settings.workload_params(ctx.aws.region());
             ctx.cluster
                 .apply(&workloads::consumer_service_account(self, &params)?)
                 .await?;

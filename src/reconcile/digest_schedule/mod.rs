@@ -20,7 +20,7 @@ use crate::reconcile::queues::{self, QueueConfig, REASON_SOURCE_NOT_READY, resol
 use crate::reconcile::{Context, ReconcileError};
 use crate::resources::digest_schedule::{DigestSchedule, DigestScheduleStatus};
 use crate::resources::{CONDITION_READY, DeletionPolicy};
-use crate::workloads::{self, DIGEST_ACTIVE_DEADLINE_SECONDS, WorkloadParams};
+use crate::workloads::{self, DIGEST_ACTIVE_DEADLINE_SECONDS};
 
 use schedule::{Schedule, ScheduleError};
 
@@ -143,7 +143,7 @@ impl DigestSchedule {
         sources.mark_unreachable(&outcome.unreachable_topics);
 
         let cron_job = if outcome.queue.is_some() {
-            let params = WorkloadParams::new(&ctx.settings, ctx.aws.region());
+            let params = ctx.settings.workload_params(ctx.aws.region());
             ctx.cluster
                 .apply(&workloads::digest_service_account(self, &params)?)
                 .await?;
