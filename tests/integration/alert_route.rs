@@ -680,3 +680,87 @@ async fn a_queue_owned_by_someone_else_is_left_untouched() {
         "left untouched"
     );
 }
+
+/// `status.subscriptions` is writable by others: a recorded subscription is removed only when
+/// SNS reports this route's queue as its endpoint, at resync and at deletion.
+#[tokio::test]
+async fn a_recorded_subscription_of_another_queue_is_never_removed() {
+    let f = Fixture::new().await;
+    let kept = f.existing_topic().await;
+    let theirs = f.existing_topic().await;
+    f.apply(
+        "AlertRoute",
+        "guarded",
+        route_spec(json!([{"topicArn": kept}])),
+    );
+    f.reconcile("guarded").await;
+
+    let other_queue = f
+        .aws()
+        .sqs
+        .create_queue()
+        .queue_name(harness::unique("another-team"))
+        .send()
+        .await
+        .unwrap();
+    let other_arn = f.queue_attributes(other_queue.queue_url().unwrap()).await
+        [&QueueAttributeName::QueueArn]
+        .clone();
+    let foreign = f
+        .aws()
+        .sns
+        .subscribe()
+        .topic_arn(&theirs)
+        .protocol("sqs")
+        .endpoint(&other_arn)
+        .return_subscription_arn(true)
+        .send()
+        .await
+        .unwrap()
+        .subscription_arn()
+        .unwrap()
+        .to_string();
+    let route = f.route("guarded").await.unwrap();
+    let mut status = route.status.clone().unwrap();
+    status
+        .subscriptions
+        .push(alertops::resources::SubscriptionStatus {
+            topic_arn: theirs.clone(),
+            subscription_arn: foreign.clone(),
+        });
+    f.cluster
+        .patch_status(&route, serde_json::to_value(&status).unwrap())
+        .await
+        .unwrap();
+
+    f.reconcile("guarded").await;
+    assert_eq!(
+        f.sqs_subscriptions(&theirs).await,
+        vec![(foreign.clone(), other_arn.clone())]
+    );
+    assert!(
+        f.cluster
+            .events()
+            .iter()
+            .any(|e| e.reason == "SubscriptionNotOwned")
+    );
+
+    f.cluster
+        .request_delete(
+            "alertops.dev/v1alpha1",
+            "AlertRoute",
+            &f.namespace,
+            "guarded",
+        )
+        .unwrap();
+    let route = f.route("guarded").await.unwrap();
+    alert_route::reconcile(Arc::new(route), &f.ctx)
+        .await
+        .expect("deletion succeeds");
+    assert_eq!(
+        f.sqs_subscriptions(&theirs).await,
+        vec![(foreign, other_arn)],
+        "the route's deletion leaves it too"
+    );
+    assert!(f.sqs_subscriptions(&kept).await.is_empty());
+}

@@ -181,3 +181,61 @@ async fn deletion_removes_the_queues_and_every_subscription_to_them() {
             .is_none()
     );
 }
+
+/// `status.subscriptions` is writable by whoever can write the status: a recorded subscription
+/// is removed only once AWS confirms its endpoint is this route's own queue.
+#[tokio::test]
+async fn a_recorded_subscription_to_someone_elses_queue_is_never_removed() {
+    let f = Fixture::new();
+    let ours = f.aws.insert_topic("ours", topic_tags());
+    let theirs = f.aws.insert_topic("theirs", topic_tags());
+    f.apply(json!([{"topicArn": ours}]));
+    f.reconcile().await;
+    let foreign = f.aws.insert_subscription(
+        &theirs,
+        "sqs",
+        "arn:aws:sqs:us-east-1:123456789012:another-teams-queue",
+    );
+    // Someone records the other team's subscription in this route's status.
+    let route = f.route();
+    let mut status = route.status.clone().unwrap();
+    status
+        .subscriptions
+        .push(crate::resources::SubscriptionStatus {
+            topic_arn: theirs.clone(),
+            subscription_arn: foreign.clone(),
+        });
+    f.cluster
+        .patch_status(&route, serde_json::to_value(&status).unwrap())
+        .await
+        .unwrap();
+
+    f.reconcile().await;
+    assert!(
+        f.aws
+            .subscriptions()
+            .iter()
+            .any(|s| s.arn.as_deref() == Some(&foreign)),
+        "another queue's subscription survives a resync"
+    );
+    assert!(
+        f.cluster
+            .events()
+            .iter()
+            .any(|e| e.reason == "SubscriptionNotOwned"),
+        "and the refusal is visible: {:?}",
+        f.cluster.events()
+    );
+
+    f.cluster
+        .request_delete("alertops.dev/v1alpha1", "AlertRoute", NAMESPACE, "oncall")
+        .unwrap();
+    f.reconcile().await;
+    assert!(
+        f.aws
+            .subscriptions()
+            .iter()
+            .any(|s| s.arn.as_deref() == Some(&foreign)),
+        "and the route's deletion"
+    );
+}

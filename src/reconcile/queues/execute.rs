@@ -101,6 +101,7 @@ pub async fn apply(
         queue,
         topics: BTreeMap::new(),
         raw_delivery: BTreeMap::new(),
+        recorded_endpoints: BTreeMap::new(),
     };
     for topic in topic_arns {
         let subscriptions = aws.topic_subscriptions(topic).await?;
@@ -114,6 +115,16 @@ pub async fn apply(
         }
     }
 
+    for stale in recorded
+        .iter()
+        .filter(|s| !topic_arns.contains(&s.topic_arn))
+    {
+        if let Some(endpoint) = subscription_endpoint(aws, &stale.subscription_arn).await? {
+            observed
+                .recorded_endpoints
+                .insert(stale.subscription_arn.clone(), endpoint);
+        }
+    }
     let plan = plan::plan(config, topic_arns, &observed, recorded);
     out.dead_letter = queue_ref(&observed.dead_letter);
     out.queue = queue_ref(&observed.queue);
@@ -198,6 +209,13 @@ async fn execute(
                 subscription_arn: subscription_arn.clone(),
             });
         }
+        QueueAction::SkipForeignSubscription {
+            topic_arn,
+            subscription_arn,
+            endpoint,
+        } => out
+            .notices
+            .push(foreign_subscription(topic_arn, subscription_arn, endpoint)),
         QueueAction::Unsubscribe {
             topic_arn,
             subscription_arn,
@@ -239,11 +257,32 @@ pub async fn delete(
     recorded: &[SubscriptionStatus],
 ) -> Result<Vec<Notice>, AwsError> {
     let mut notices = Vec::new();
-    let mut subscriptions: BTreeSet<String> = recorded
+    let queue_name = owner.queue_name(QUEUE_SUFFIX);
+    let queue = observe_queue(aws, owner, &queue_name).await?;
+    // A recorded subscription is ours only if AWS names our queue as its endpoint (by ARN, or by
+    // our queue's name when the queue is already gone).
+    let mut subscriptions = BTreeSet::new();
+    for stale in recorded
         .iter()
-        .map(|s| s.subscription_arn.clone())
-        .collect();
-    let queue = observe_queue(aws, owner, &owner.queue_name(QUEUE_SUFFIX)).await?;
+        .filter(|s| is_confirmed(&s.subscription_arn))
+    {
+        let Some(endpoint) = subscription_endpoint(aws, &stale.subscription_arn).await? else {
+            continue;
+        };
+        let ours = match queue.arn() {
+            Some(arn) => endpoint == arn,
+            None => endpoint.rsplit(':').next() == Some(queue_name.as_str()),
+        };
+        if ours {
+            subscriptions.insert(stale.subscription_arn.clone());
+        } else {
+            notices.push(foreign_subscription(
+                &stale.topic_arn,
+                &stale.subscription_arn,
+                &endpoint,
+            ));
+        }
+    }
     if let Some(arn) = queue.arn() {
         subscriptions.extend(
             aws.subscriptions_to(arn)
@@ -277,6 +316,34 @@ pub async fn delete(
         }
     }
     Ok(notices)
+}
+
+/// The endpoint of a subscription as SNS reports it; `None` when it no longer exists.
+async fn subscription_endpoint(
+    aws: &dyn ControllerAws,
+    subscription_arn: &str,
+) -> Result<Option<String>, AwsError> {
+    if !is_confirmed(subscription_arn) {
+        return Ok(None);
+    }
+    match aws.subscription_attributes(subscription_arn).await {
+        Ok(attributes) => Ok(Some(
+            attributes.get("Endpoint").cloned().unwrap_or_default(),
+        )),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn foreign_subscription(topic_arn: &str, subscription_arn: &str, endpoint: &str) -> Notice {
+    Notice {
+        warning: true,
+        reason: "SubscriptionNotOwned",
+        note: format!(
+            "left subscription {subscription_arn} to {topic_arn} in place: the status records it, \
+             but its endpoint is {endpoint}, not this resource's queue"
+        ),
+    }
 }
 
 /// SNS reports `PendingConfirmation` (or `Deleted`) instead of an ARN for unconfirmed ones.

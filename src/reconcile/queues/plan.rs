@@ -9,7 +9,8 @@
 //!   is reported as unreachable. The queue policy admits exactly the reachable topics.
 //! - Each reachable topic gets one confirmed subscription of the queue, with the SNS envelope (raw
 //!   delivery turned off where someone turned it on).
-//! - A recorded subscription to a topic that is no longer a source is removed.
+//! - A recorded subscription to a topic that is no longer a source is removed, but only when AWS
+//!   reports our queue as its endpoint: the status is writable by others.
 
 use std::collections::BTreeMap;
 
@@ -105,6 +106,10 @@ pub struct Observed {
     pub topics: BTreeMap<String, Option<Vec<Subscription>>>,
     /// Whether raw delivery is on, for each of our subscriptions, by subscription ARN.
     pub raw_delivery: BTreeMap<String, bool>,
+    /// The endpoint AWS reports for each recorded subscription to a topic that is no longer a
+    /// source, by subscription ARN (absent: the subscription is gone). The status is writable by
+    /// others, so only what AWS says decides what is ours.
+    pub recorded_endpoints: BTreeMap<String, String>,
 }
 
 impl Observed {
@@ -146,6 +151,16 @@ pub enum QueueAction {
         /// Whether raw delivery must be turned off.
         disable_raw_delivery: bool,
     },
+    /// Leave alone a recorded subscription whose endpoint is not our queue (a status written by
+    /// someone else): reported, never removed.
+    SkipForeignSubscription {
+        /// The topic.
+        topic_arn: String,
+        /// The subscription.
+        subscription_arn: String,
+        /// Its endpoint as AWS reports it.
+        endpoint: String,
+    },
     /// Remove a subscription to a topic that is no longer a source.
     Unsubscribe {
         /// The topic.
@@ -163,7 +178,7 @@ impl QueueAction {
             QueueAction::KeepSubscription {
                 disable_raw_delivery: false,
                 ..
-            }
+            } | QueueAction::SkipForeignSubscription { .. }
         )
     }
 }
@@ -246,10 +261,21 @@ pub fn plan(
         .iter()
         .filter(|s| !topic_arns.contains(&s.topic_arn))
     {
-        plan.actions.push(QueueAction::Unsubscribe {
-            topic_arn: stale.topic_arn.clone(),
-            subscription_arn: stale.subscription_arn.clone(),
-        });
+        match observed.recorded_endpoints.get(&stale.subscription_arn) {
+            // Already gone.
+            None => {}
+            Some(endpoint) if endpoint == queue_arn => {
+                plan.actions.push(QueueAction::Unsubscribe {
+                    topic_arn: stale.topic_arn.clone(),
+                    subscription_arn: stale.subscription_arn.clone(),
+                })
+            }
+            Some(endpoint) => plan.actions.push(QueueAction::SkipForeignSubscription {
+                topic_arn: stale.topic_arn.clone(),
+                subscription_arn: stale.subscription_arn.clone(),
+                endpoint: endpoint.clone(),
+            }),
+        }
     }
     plan
 }

@@ -54,6 +54,7 @@ fn in_sync() -> Observed {
             Some(vec![subscription(TOPIC_A, "arn:sub-a")]),
         )]),
         raw_delivery: BTreeMap::from([("arn:sub-a".to_string(), false)]),
+        recorded_endpoints: BTreeMap::new(),
     }
 }
 
@@ -156,7 +157,11 @@ fn a_recorded_subscription_to_a_dropped_source_is_removed() {
             subscription_arn: "arn:sub-b".into(),
         },
     ];
-    let plan = plan(&config(), &[TOPIC_A.to_string()], &in_sync(), &recorded);
+    let mut observed = in_sync();
+    observed
+        .recorded_endpoints
+        .insert("arn:sub-b".into(), QUEUE_ARN.into());
+    let plan = plan(&config(), &[TOPIC_A.to_string()], &observed, &recorded);
     assert_eq!(
         plan.actions
             .iter()
@@ -166,6 +171,41 @@ fn a_recorded_subscription_to_a_dropped_source_is_removed() {
             topic_arn: TOPIC_B.into(),
             subscription_arn: "arn:sub-b".into()
         }]
+    );
+}
+
+#[test]
+fn a_recorded_subscription_is_removed_only_when_aws_names_our_queue_its_endpoint() {
+    let recorded = vec![
+        SubscriptionStatus {
+            topic_arn: TOPIC_B.into(),
+            subscription_arn: "arn:foreign".into(),
+        },
+        SubscriptionStatus {
+            topic_arn: TOPIC_B.into(),
+            subscription_arn: "arn:gone".into(),
+        },
+    ];
+    let mut observed = in_sync();
+    observed.recorded_endpoints.insert(
+        "arn:foreign".into(),
+        "arn:aws:sqs:us-east-1:123456789012:another-queue".into(),
+    );
+    let plan = plan(&config(), &[TOPIC_A.to_string()], &observed, &recorded);
+    assert!(
+        !plan
+            .actions
+            .iter()
+            .any(|a| matches!(a, QueueAction::Unsubscribe { .. })),
+        "{plan:#?}"
+    );
+    assert!(
+        plan.actions
+            .contains(&QueueAction::SkipForeignSubscription {
+                topic_arn: TOPIC_B.into(),
+                subscription_arn: "arn:foreign".into(),
+                endpoint: "arn:aws:sqs:us-east-1:123456789012:another-queue".into()
+            })
     );
 }
 
