@@ -225,6 +225,19 @@ async fn creates_topic_alarms_and_rules_with_tags() {
         principals,
         vec!["cloudwatch.amazonaws.com", "events.amazonaws.com"]
     );
+    // Only our own alarms and rules, and no statement for any other principal.
+    let statements = policy_doc["Statement"].as_array().unwrap();
+    assert_eq!(statements.len(), 2);
+    let alarm_source = statements[0]["Condition"]["ArnLike"]["aws:SourceArn"]
+        .as_str()
+        .unwrap();
+    assert!(
+        alarm_source.ends_with(&format!(
+            ":alarm:alertops/{}/{}/elb/*",
+            f.ctx.settings.cluster_id, f.namespace
+        )),
+        "{alarm_source}"
+    );
 
     // Alarms: as specified.
     let alarm = f

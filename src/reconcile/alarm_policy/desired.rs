@@ -298,33 +298,33 @@ pub fn rule_differences(desired: &RuleDefinition, observed: &RuleDefinition) -> 
     out
 }
 
-/// The topic's access policy: the account keeps managing the topic (the policy SNS writes by
-/// default), and CloudWatch alarms and EventBridge rules of the same account may publish.
-pub fn topic_access_policy(topic_arn: &str) -> Value {
-    let account = topic_arn.split(':').nth(4).unwrap_or_default();
+/// The topic's access policy: only this policy's CloudWatch alarms and EventBridge rules, in the
+/// topic's own account and region, may publish (`aws:SourceArn` under our name prefixes). No
+/// statement admits other principals: a message on our topics comes from our alarms and rules,
+/// or from a principal of the account that IAM itself allows (retries still check the cluster's
+/// live state, never the message alone).
+pub fn topic_access_policy(topic_arn: &str, owner: &OwnerIdentity) -> Value {
+    // arn:PARTITION:sns:REGION:ACCOUNT:NAME
+    let parts: Vec<&str> = topic_arn.split(':').collect();
+    let part = |i: usize| parts.get(i).copied().unwrap_or_default();
+    let (partition, region, account) = (part(1), part(3), part(4));
     json!({
         "Version": "2012-10-17",
         "Id": "alertops",
         "Statement": [
-            {
-                "Sid": "AccountManagesTopic",
-                "Effect": "Allow",
-                "Principal": {"AWS": "*"},
-                "Action": [
-                    "SNS:GetTopicAttributes", "SNS:SetTopicAttributes", "SNS:AddPermission",
-                    "SNS:RemovePermission", "SNS:DeleteTopic", "SNS:Subscribe",
-                    "SNS:ListSubscriptionsByTopic", "SNS:Publish"
-                ],
-                "Resource": topic_arn,
-                "Condition": {"StringEquals": {"AWS:SourceOwner": account}}
-            },
             {
                 "Sid": "CloudWatchAlarmsPublish",
                 "Effect": "Allow",
                 "Principal": {"Service": "cloudwatch.amazonaws.com"},
                 "Action": "sns:Publish",
                 "Resource": topic_arn,
-                "Condition": {"StringEquals": {"aws:SourceAccount": account}}
+                "Condition": {
+                    "StringEquals": {"aws:SourceAccount": account},
+                    "ArnLike": {"aws:SourceArn": format!(
+                        "arn:{partition}:cloudwatch:{region}:{account}:alarm:{}*",
+                        owner.alarm_prefix()
+                    )}
+                }
             },
             {
                 "Sid": "EventBridgeRulesPublish",
@@ -332,7 +332,13 @@ pub fn topic_access_policy(topic_arn: &str) -> Value {
                 "Principal": {"Service": "events.amazonaws.com"},
                 "Action": "sns:Publish",
                 "Resource": topic_arn,
-                "Condition": {"StringEquals": {"aws:SourceAccount": account}}
+                "Condition": {
+                    "StringEquals": {"aws:SourceAccount": account},
+                    "ArnLike": {"aws:SourceArn": format!(
+                        "arn:{partition}:events:{region}:{account}:rule/{}*",
+                        owner.rule_prefix()
+                    )}
+                }
             }
         ]
     })
@@ -493,11 +499,10 @@ mod tests {
     }
 
     #[test]
-    fn topic_policy_lets_cloudwatch_and_eventbridge_publish_from_the_account() {
-        let policy = topic_access_policy(TOPIC);
-        let services: Vec<&str> = policy["Statement"]
-            .as_array()
-            .unwrap()
+    fn topic_policy_admits_only_our_alarms_and_rules_of_the_account() {
+        let policy = topic_access_policy(TOPIC, &owner());
+        let statements = policy["Statement"].as_array().unwrap();
+        let services: Vec<&str> = statements
             .iter()
             .filter_map(|s| s["Principal"]["Service"].as_str())
             .collect();
@@ -505,9 +510,28 @@ mod tests {
             services,
             vec!["cloudwatch.amazonaws.com", "events.amazonaws.com"]
         );
+        assert_eq!(statements.len(), 2, "no statement for any other principal");
+        for statement in statements {
+            assert_eq!(statement["Effect"], "Allow");
+            assert_eq!(statement["Action"], "sns:Publish");
+            assert_eq!(
+                statement["Condition"]["StringEquals"]["aws:SourceAccount"],
+                "123456789012"
+            );
+        }
         assert_eq!(
-            policy["Statement"][1]["Condition"]["StringEquals"]["aws:SourceAccount"],
-            "123456789012"
+            statements[0]["Condition"]["ArnLike"]["aws:SourceArn"],
+            format!(
+                "arn:aws:cloudwatch:us-east-1:123456789012:alarm:{}*",
+                owner().alarm_prefix()
+            )
+        );
+        assert_eq!(
+            statements[1]["Condition"]["ArnLike"]["aws:SourceArn"],
+            format!(
+                "arn:aws:events:us-east-1:123456789012:rule/{}*",
+                owner().rule_prefix()
+            )
         );
     }
 

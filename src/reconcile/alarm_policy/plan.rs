@@ -184,7 +184,7 @@ pub fn plan_topic(
                 return TopicPlan::Blocked(not_owned_topic(name));
             }
             let mut actions = Vec::new();
-            let desired_policy = topic_access_policy(arn);
+            let desired_policy = topic_access_policy(arn, owner);
             let current_policy = attributes
                 .get("Policy")
                 .and_then(|p| serde_json::from_str(p).ok())

@@ -403,8 +403,10 @@ fn a_missing_topic_is_created_and_a_foreign_one_blocks() {
 #[test]
 fn our_topic_gets_its_policy_display_name_and_tags_only_where_they_differ() {
     let (topic, tags) = super::super::desired::topic(&spec(), &owner());
-    let attributes =
-        HashMap::from([("Policy".to_string(), topic_access_policy(TOPIC).to_string())]);
+    let attributes = HashMap::from([(
+        "Policy".to_string(),
+        topic_access_policy(TOPIC, &owner()).to_string(),
+    )]);
     let present = ObservedTopic::Present {
         arn: TOPIC.into(),
         tags: tags.clone(),
