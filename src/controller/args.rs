@@ -50,6 +50,11 @@ pub struct OperatorArgs {
     /// emulator); unset uses AWS itself.
     #[arg(long, env = "AWS_ENDPOINT_URL")]
     pub aws_endpoint_url: Option<String>,
+    /// Comma-separated ARN patterns (`*` wildcards) of the SNS topics that routes and digests
+    /// may name as `topicArn` sources (the chart's `sources.allowedTopicArns`); an empty value
+    /// allows none. Unset allows any.
+    #[arg(long, env = "ALERTOPS_ALLOWED_SOURCE_TOPICS")]
+    pub allowed_source_topics: Option<String>,
 }
 
 impl OperatorArgs {
@@ -87,6 +92,13 @@ impl OperatorArgs {
         settings.action_key_secret = set(&self.action_key_secret);
         settings.slack_api_base = set(&self.slack_api_base);
         settings.aws_endpoint_url = set(&self.aws_endpoint_url);
+        settings.allowed_source_topics = self.allowed_source_topics.as_ref().map(|list| {
+            list.split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_string)
+                .collect()
+        });
         settings.validate()?;
         Ok(settings)
     }

@@ -52,6 +52,10 @@ pub struct OperatorSettings {
     /// `AWS_ENDPOINT_URL` passed on to the workloads, so they reach the AWS endpoint the
     /// controller reaches (a test cluster's emulator).
     pub aws_endpoint_url: Option<String>,
+    /// ARN patterns (`*` wildcards) of the SNS topics routes and digests may name as `topicArn`
+    /// sources; `None` admits any (the local mode), an empty list none. AlarmPolicy sources of
+    /// the resource's own namespace are always allowed.
+    pub allowed_source_topics: Option<Vec<String>>,
 }
 
 /// The image of the workloads when none is configured: this build's own release image.
@@ -91,6 +95,7 @@ impl OperatorSettings {
             action_key_secret: None,
             slack_api_base: None,
             aws_endpoint_url: None,
+            allowed_source_topics: None,
         }
     }
 

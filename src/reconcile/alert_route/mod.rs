@@ -105,8 +105,17 @@ impl AlertRoute {
             .as_ref()
             .map(|s| s.subscriptions.clone())
             .unwrap_or_default();
-        let mut sources =
-            resolve_sources(&ctx.cluster, &owner.namespace, &self.spec.sources).await?;
+        let mut sources = resolve_sources(
+            &ctx.cluster,
+            &owner.namespace,
+            &self.spec.sources,
+            ctx.settings.allowed_source_topics.as_deref(),
+        )
+        .await?;
+        if !sources.not_allowed.is_empty() {
+            let (reason, message) = queues::not_allowed_condition(&sources.not_allowed);
+            return Ok(Applied::invalid(reason, message, Vec::new()));
+        }
         let outcome = queues::execute::apply(
             &*ctx.aws,
             owner,

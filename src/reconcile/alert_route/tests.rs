@@ -239,3 +239,31 @@ async fn a_recorded_subscription_to_someone_elses_queue_is_never_removed() {
         "and the route's deletion"
     );
 }
+
+#[tokio::test]
+async fn a_topic_source_off_the_allow_list_is_refused_and_nothing_is_made() {
+    let mut f = Fixture::new();
+    f.ctx.settings.allowed_source_topics =
+        Some(vec!["arn:aws:sns:us-east-1:123456789012:shared-*".into()]);
+    let shared = f.aws.insert_topic("shared-alerts", topic_tags());
+    let private = f.aws.insert_topic("another-teams-alerts", topic_tags());
+    f.apply(json!([{"topicArn": shared}, {"topicArn": private}]));
+    f.aws.clear_calls();
+    let action = f.reconcile().await;
+    assert_eq!(action, Action::await_change());
+    let (status, reason) = f.condition("Ready");
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "SourceNotAllowed")
+    );
+    assert!(f.aws.calls().is_empty(), "{:?}", f.aws.calls());
+    assert!(f.aws.queue_names().is_empty());
+
+    f.apply(json!([{"topicArn": shared}]));
+    f.reconcile().await;
+    assert_eq!(
+        f.aws.subscriptions().len(),
+        1,
+        "an allowed topic is subscribed"
+    );
+}

@@ -27,6 +27,8 @@ pub const MAX_RETENTION_SECONDS: i32 = 1_209_600;
 pub const MIN_RETENTION_SECONDS: i32 = 60;
 /// Reason of the Ready condition while a source has no topic to subscribe to.
 pub const REASON_SOURCE_NOT_READY: &str = "SourceNotReady";
+/// Reason of the Ready condition when a `topicArn` source is not on the operator's allow-list.
+pub const REASON_SOURCE_NOT_ALLOWED: &str = "SourceNotAllowed";
 
 /// SQS attribute names, as SQS spells them.
 pub const ATTR_VISIBILITYTIMEOUT: &str = "VisibilityTimeout";
@@ -57,6 +59,8 @@ pub struct ResolvedSources {
     pub topic_arns: Vec<String>,
     /// Sources without a topic yet, each described for a person.
     pub not_ready: Vec<String>,
+    /// `topicArn` sources the operator's allow-list does not admit: never subscribed.
+    pub not_allowed: Vec<String>,
 }
 
 impl ResolvedSources {
@@ -72,14 +76,17 @@ impl ResolvedSources {
 }
 
 /// Resolves each source: an `alarmPolicy` to the `status.topicArn` of that AlarmPolicy in
-/// `namespace` (not ready while it does not exist or has no topic yet), a `topicArn` to itself.
+/// `namespace` (not ready while it does not exist or has no topic yet; only the resource's own
+/// namespace is looked in), a `topicArn` to itself when `allowed_topics` admits it (`None`: any).
 pub async fn resolve_sources<C: ClusterApi>(
     cluster: &C,
     namespace: &str,
     sources: &[SourceRef],
+    allowed_topics: Option<&[String]>,
 ) -> Result<ResolvedSources, ClusterError> {
     let mut topics = BTreeSet::new();
     let mut not_ready = Vec::new();
+    let mut not_allowed = Vec::new();
     for source in sources {
         match (&source.alarm_policy, &source.topic_arn) {
             (Some(policy), _) => {
@@ -92,7 +99,13 @@ pub async fn resolve_sources<C: ClusterApi>(
                 }
             }
             (None, Some(arn)) => {
-                topics.insert(arn.clone());
+                if allowed_topics
+                    .is_none_or(|patterns| patterns.iter().any(|p| arn_matches(p, arn)))
+                {
+                    topics.insert(arn.clone());
+                } else {
+                    not_allowed.push(arn.clone());
+                }
             }
             // The CRD's CEL rule forbids this; report it rather than ignore it.
             (None, None) => {
@@ -103,7 +116,41 @@ pub async fn resolve_sources<C: ClusterApi>(
     Ok(ResolvedSources {
         topic_arns: topics.into_iter().collect(),
         not_ready,
+        not_allowed,
     })
+}
+
+/// Whether `arn` matches `pattern`, where `*` stands for any run of characters (as in IAM).
+pub fn arn_matches(pattern: &str, arn: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = arn.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(i) => rest = &rest[i + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
+/// The reason and message of `Ready=False` for sources the allow-list does not admit.
+pub fn not_allowed_condition(not_allowed: &[String]) -> (&'static str, String) {
+    (
+        REASON_SOURCE_NOT_ALLOWED,
+        format!(
+            "topicArn sources must be on the operator's allow-list (Helm value \
+             sources.allowedTopicArns); not allowed: {}. Nothing was created. Use an AlarmPolicy \
+             of this namespace as the source, or ask the platform team to allow the topic.",
+            not_allowed.join(", ")
+        ),
+    )
 }
 
 /// The topic of an AlarmPolicy, or why there is none yet.
@@ -276,10 +323,30 @@ mod tests {
     }
 
     #[test]
+    fn arn_patterns_match_with_wildcards_only_where_written() {
+        let arn = "arn:aws:sns:us-east-1:123456789012:shared-alerts";
+        assert!(arn_matches(arn, arn));
+        assert!(arn_matches("arn:aws:sns:us-east-1:123456789012:*", arn));
+        assert!(arn_matches("arn:aws:sns:*:123456789012:shared-*", arn));
+        assert!(arn_matches("*", arn));
+        assert!(!arn_matches(
+            "arn:aws:sns:us-east-1:123456789012:shared",
+            arn
+        ));
+        assert!(!arn_matches("arn:aws:sns:us-east-1:999999999999:*", arn));
+        assert!(!arn_matches("arn:aws:sns:*:123456789012:other-*", arn));
+        assert!(!arn_matches(
+            "arn:aws:sns:us-east-1:123456789012:shared-alerts-x*",
+            arn
+        ));
+    }
+
+    #[test]
     fn unreachable_topics_become_not_ready_sources() {
         let mut sources = ResolvedSources {
             topic_arns: vec!["arn:a".into(), "arn:b".into()],
             not_ready: vec![],
+            not_allowed: vec![],
         };
         sources.mark_unreachable(&["arn:b".to_string()]);
         assert_eq!(sources.topic_arns, vec!["arn:a".to_string()]);
