@@ -21,7 +21,7 @@ use tokio::sync::watch;
 
 use super::{
     ClusterApi, ClusterError, Created, EventInfo, EventType, NamespacedResource, Result,
-    add_finalizer_patch, namespace_and_name, remove_finalizer_patch,
+    StatusWriter, add_finalizer_patch, namespace_and_name, remove_finalizer_patch,
 };
 
 /// Kinds without a namespace that a folder of manifests may still contain.
@@ -110,6 +110,9 @@ struct Store {
     /// Like etcd's revision: one counter for the whole store, also used as resourceVersion.
     revision: u64,
     uids_issued: u64,
+    /// Which writer owns which top-level status fields of an object, as server-side apply's
+    /// managed fields record it.
+    status_owners: BTreeMap<ObjectKey, BTreeMap<StatusWriter, BTreeSet<String>>>,
 }
 
 impl Default for MemoryCluster {
@@ -439,6 +442,8 @@ impl Store {
     }
 
     fn insert_new(&mut self, key: ObjectKey, mut object: Map<String, Value>) -> Value {
+        // A new object of an old name starts without managed fields.
+        self.status_owners.remove(&key);
         let uid = self.new_uid();
         let revision = self.next_revision();
         if let Some(Value::Object(metadata)) = object.get_mut("metadata") {
@@ -531,8 +536,39 @@ impl Store {
         value
     }
 
-    fn patch_status(&mut self, key: &ObjectKey, status: Value) -> Result<()> {
+    /// Server-side apply of `writer`'s status fields, with the API server's ownership rules
+    /// over top-level fields: the applied fields become the writer's (forced), fields it applied
+    /// before and leaves out now are removed unless another writer owns them too, and fields of
+    /// other writers stay.
+    fn patch_status(&mut self, key: &ObjectKey, writer: StatusWriter, status: Value) -> Result<()> {
         let mut value = self.stored(key)?.clone();
+        let applied = match status {
+            Value::Object(fields) => fields,
+            Value::Null => Map::new(),
+            other => {
+                return Err(ClusterError::Invalid(format!(
+                    "status of {key} must be an object, not {other}"
+                )));
+            }
+        };
+        let mut current = match value.get("status") {
+            Some(Value::Object(fields)) => fields.clone(),
+            _ => Map::new(),
+        };
+        let owners = self.status_owners.entry(key.clone()).or_default();
+        let previously = owners.remove(&writer).unwrap_or_default();
+        for field in previously {
+            let still_owned = owners.values().any(|fields| fields.contains(&field));
+            if !applied.contains_key(&field) && !still_owned {
+                current.remove(&field);
+            }
+        }
+        for fields in owners.values_mut() {
+            fields.retain(|field| !applied.contains_key(field));
+        }
+        owners.insert(writer, applied.keys().cloned().collect());
+        current.extend(applied);
+        let status = Value::Object(current);
         if value.get("status") == Some(&status) {
             return Ok(());
         }
@@ -653,9 +689,15 @@ impl ClusterApi for MemoryCluster {
         values.into_iter().map(decode).collect()
     }
 
-    async fn patch_status<K: NamespacedResource>(&self, obj: &K, status: Value) -> Result<()> {
+    async fn apply_status<K: NamespacedResource>(
+        &self,
+        obj: &K,
+        writer: StatusWriter,
+        status: Value,
+    ) -> Result<()> {
         let key = key_of(obj)?;
-        self.mutate(|store| store.patch_status(&key, status))
+        let status = writer.own_part(&key.kind, status);
+        self.mutate(|store| store.patch_status(&key, writer, status))
     }
 
     async fn add_finalizer<K: NamespacedResource>(&self, obj: &K, finalizer: &str) -> Result<K> {
@@ -698,6 +740,33 @@ impl ClusterApi for MemoryCluster {
         let value = serde_json::to_value(obj)?;
         let (_, stored) = self.mutate(|store| store.upsert(value, None))?;
         decode(stored)
+    }
+
+    async fn merge_patch<T: NamespacedResource>(
+        &self,
+        namespace: &str,
+        name: &str,
+        patch: &Value,
+    ) -> Result<Option<T>> {
+        let key = ObjectKey::of::<T>(namespace, name);
+        let patched = self.mutate(|store| {
+            let Some(old) = store.objects.get(&key).cloned() else {
+                return Ok(None);
+            };
+            let mut merged = old.clone();
+            json_patch::merge(&mut merged, patch);
+            // Writes to the main resource never change status (it is a subresource).
+            match old.get("status") {
+                Some(status) => merged["status"] = status.clone(),
+                None => {
+                    if let Value::Object(fields) = &mut merged {
+                        fields.remove("status");
+                    }
+                }
+            }
+            store.upsert(merged, None).map(|(_, value)| Some(value))
+        })?;
+        patched.map(decode).transpose()
     }
 
     async fn create<T: NamespacedResource>(&self, obj: &T) -> Result<Created<T>> {
@@ -925,6 +994,60 @@ mod tests {
         assert_eq!(keys, ["ConfigMap team-a/c", "Namespace /team-a"]);
         let err = cluster.apply_yaml("kind: [unclosed").unwrap_err();
         assert!(matches!(err, ClusterError::Serialization(_)), "{err:?}");
+    }
+
+    /// Server-side apply's ownership of status fields, per writer (issue 11 item 7).
+    #[tokio::test]
+    async fn status_writers_keep_each_others_fields() {
+        use crate::resources::DigestSchedule;
+        let cluster = MemoryCluster::new();
+        cluster
+            .apply_manifest(json!({
+                "apiVersion": "alertops.dev/v1alpha1", "kind": "DigestSchedule",
+                "metadata": { "name": "nightly", "namespace": "team-a" },
+                "spec": { "schedule": "0 8 * * *", "sources": [],
+                    "email": { "from": "a@example.com", "to": ["b@example.com"] } },
+            }))
+            .unwrap();
+        let schedule: DigestSchedule = cluster.get("team-a", "nightly").await.unwrap().unwrap();
+        let status = |cluster: &MemoryCluster| {
+            cluster
+                .value(&ObjectKey::of::<DigestSchedule>("team-a", "nightly"))
+                .unwrap()["status"]
+                .clone()
+        };
+        cluster
+            .patch_status(
+                &schedule,
+                json!({ "observedGeneration": 1, "cronJob": "c" }),
+            )
+            .await
+            .unwrap();
+        let run = json!({ "time": "2024-05-01T15:00:00Z", "alertCount": 3, "sent": true });
+        cluster
+            .apply_status(&schedule, StatusWriter::Digest, json!({ "lastRun": run }))
+            .await
+            .unwrap();
+        // The controller drops a field of its own, and offers an older lastRun from a stale copy.
+        cluster
+            .patch_status(
+                &schedule,
+                json!({ "observedGeneration": 2,
+                    "lastRun": { "time": "2024-04-30T15:00:00Z", "alertCount": 1, "sent": true } }),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            status(&cluster),
+            json!({ "observedGeneration": 2, "lastRun": run }),
+            "the controller's dropped field goes; the digest's field stays as the digest wrote it"
+        );
+        // A writer's own field goes when it stops applying it.
+        cluster
+            .apply_status(&schedule, StatusWriter::Digest, json!({}))
+            .await
+            .unwrap();
+        assert_eq!(status(&cluster), json!({ "observedGeneration": 2 }));
     }
 
     #[tokio::test]
