@@ -3,8 +3,9 @@
 //! still updates the message the first notification posted.
 //!
 //! One data key per alert fingerprint (hex, a valid ConfigMap key), whose value is the JSON of a
-//! [`StoredMessage`]. The map is bounded to the newest [`MAX_STORED_MESSAGES`] entries, which
-//! keeps it far below the 1 MiB object limit (an entry is about 150 bytes).
+//! [`StoredMessage`]. The map is bounded to about the newest [`MAX_STORED_MESSAGES`] entries,
+//! which keeps it far below the 1 MiB object limit (an entry is about 150 bytes). Entries are
+//! written by JSON merge patches of their own keys (see [`save`]), never by rewriting the map.
 
 use std::collections::BTreeMap;
 
@@ -15,7 +16,7 @@ use kube::Resource;
 use serde::{Deserialize, Serialize};
 
 use crate::alert::Fingerprint;
-use crate::k8s::{ClusterApi, ClusterError};
+use crate::k8s::{ClusterApi, ClusterError, Created};
 use crate::resources::{AlertRoute, AlertState};
 use crate::slack::PostedMessage;
 
@@ -100,19 +101,33 @@ impl MessageIndex {
 
     /// Drops the oldest entries until at most `max` remain.
     pub fn bound(&mut self, max: usize) {
-        if self.entries.len() <= max {
-            return;
-        }
-        let mut by_age: Vec<(DateTime<Utc>, Fingerprint)> = self
-            .entries
-            .iter()
-            .map(|(fp, m)| (m.at, fp.clone()))
-            .collect();
-        by_age.sort();
-        let excess = self.entries.len() - max;
-        for (_, fingerprint) in by_age.into_iter().take(excess) {
+        let excess = self.entries.len().saturating_sub(max);
+        for fingerprint in self.oldest(excess) {
             self.entries.remove(&fingerprint);
         }
+    }
+
+    /// The `count` oldest entries' fingerprints.
+    fn oldest(&self, count: usize) -> Vec<Fingerprint> {
+        let mut by_age: Vec<(DateTime<Utc>, &Fingerprint)> =
+            self.entries.iter().map(|(fp, m)| (m.at, fp)).collect();
+        by_age.sort();
+        by_age
+            .into_iter()
+            .take(count)
+            .map(|(_, fp)| fp.clone())
+            .collect()
+    }
+
+    /// The entries as ConfigMap data: fingerprint → JSON of the message.
+    fn data(&self) -> BTreeMap<String, String> {
+        self.entries
+            .iter()
+            .map(|(fp, m)| {
+                let value = serde_json::to_string(m).expect("strings and an enum serialize");
+                (fp.as_str().to_string(), value)
+            })
+            .collect()
     }
 
     /// Reads the entries of a ConfigMap. Entries that do not parse (edited by hand, written by
@@ -147,14 +162,7 @@ impl MessageIndex {
             .uid
             .clone()
             .ok_or(StoreError::RouteIdentity("uid"))?;
-        let data = self
-            .entries
-            .iter()
-            .map(|(fp, m)| {
-                let value = serde_json::to_string(m).expect("strings and an enum serialize");
-                (fp.as_str().to_string(), value)
-            })
-            .collect();
+        let data = self.data();
         Ok(ConfigMap {
             metadata: ObjectMeta {
                 name: Some(config_map_name(&name)),
@@ -238,8 +246,13 @@ pub async fn load<C: ClusterApi>(
         .unwrap_or_default())
 }
 
-/// Adds `new` to the route's index. The stored index is read again just before the write and
-/// merged (newest entry wins), so that replicas sharing the queue rarely overwrite each other.
+/// Adds `new` to the route's index with a JSON merge patch of only its keys: replicas sharing
+/// the queue never overwrite each other's entries (a forced apply of the whole map by one field
+/// manager removed every key the other replica had added since this one read), and a post sends
+/// its own entry, not the whole map. Two writes of one fingerprint keep the later. The map is
+/// created, owned by the route, on first use. Once it holds more than [`MAX_STORED_MESSAGES`]
+/// entries, the oldest tenth is removed the same way (a patch of `null`s). Returns the index as
+/// stored after the write.
 pub async fn save<C: ClusterApi>(
     cluster: &C,
     route: &AlertRoute,
@@ -255,10 +268,43 @@ pub async fn save<C: ClusterApi>(
         .name
         .as_deref()
         .ok_or(StoreError::RouteIdentity("name"))?;
-    let mut index = load(cluster, namespace, name).await?;
-    index.merge(new);
-    index.bound(MAX_STORED_MESSAGES);
-    cluster.apply(&index.to_config_map(route)?).await?;
+    let map_name = config_map_name(name);
+    let patch = serde_json::json!({ "data": new.data() });
+    let stored = match cluster
+        .merge_patch::<ConfigMap>(namespace, &map_name, &patch)
+        .await?
+    {
+        Some(stored) => stored,
+        None => match cluster.create(&new.to_config_map(route)?).await? {
+            Created::New(stored) => stored,
+            // Another replica created it meanwhile: add to theirs.
+            Created::AlreadyExisted(_) => cluster
+                .merge_patch::<ConfigMap>(namespace, &map_name, &patch)
+                .await?
+                .ok_or_else(|| {
+                    ClusterError::NotFound(format!("ConfigMap {namespace}/{map_name}"))
+                })?,
+        },
+    };
+    let mut index = MessageIndex::from_config_map(&stored);
+    if index.len() > MAX_STORED_MESSAGES {
+        let keep = MAX_STORED_MESSAGES - MAX_STORED_MESSAGES / 10;
+        let expired = index.oldest(index.len() - keep);
+        let removal: serde_json::Map<String, serde_json::Value> = expired
+            .iter()
+            .map(|fp| (fp.as_str().to_string(), serde_json::Value::Null))
+            .collect();
+        cluster
+            .merge_patch::<ConfigMap>(
+                namespace,
+                &map_name,
+                &serde_json::json!({ "data": removal }),
+            )
+            .await?;
+        for fingerprint in &expired {
+            index.entries.remove(fingerprint);
+        }
+    }
     Ok(index)
 }
 
@@ -369,6 +415,162 @@ mod tests {
             MessageIndex::new().to_config_map(&r),
             Err(StoreError::RouteIdentity("uid"))
         ));
+    }
+
+    /// A cluster whose every call yields to other tasks first, as a real API server's round
+    /// trips do: two replicas saving at once interleave between their reads and writes.
+    #[derive(Clone)]
+    struct Interleaving(crate::k8s::MemoryCluster);
+
+    impl ClusterApi for Interleaving {
+        async fn get<K: crate::k8s::NamespacedResource>(
+            &self,
+            namespace: &str,
+            name: &str,
+        ) -> crate::k8s::Result<Option<K>> {
+            tokio::task::yield_now().await;
+            self.0.get(namespace, name).await
+        }
+        async fn list<K: crate::k8s::NamespacedResource>(
+            &self,
+            namespace: &str,
+        ) -> crate::k8s::Result<Vec<K>> {
+            tokio::task::yield_now().await;
+            self.0.list(namespace).await
+        }
+        async fn apply_status<K: crate::k8s::NamespacedResource>(
+            &self,
+            obj: &K,
+            writer: crate::k8s::StatusWriter,
+            status: serde_json::Value,
+        ) -> crate::k8s::Result<()> {
+            tokio::task::yield_now().await;
+            self.0.apply_status(obj, writer, status).await
+        }
+        async fn add_finalizer<K: crate::k8s::NamespacedResource>(
+            &self,
+            obj: &K,
+            finalizer: &str,
+        ) -> crate::k8s::Result<K> {
+            tokio::task::yield_now().await;
+            self.0.add_finalizer(obj, finalizer).await
+        }
+        async fn remove_finalizer<K: crate::k8s::NamespacedResource>(
+            &self,
+            obj: &K,
+            finalizer: &str,
+        ) -> crate::k8s::Result<()> {
+            tokio::task::yield_now().await;
+            self.0.remove_finalizer(obj, finalizer).await
+        }
+        async fn apply<T: crate::k8s::NamespacedResource>(&self, obj: &T) -> crate::k8s::Result<T> {
+            tokio::task::yield_now().await;
+            self.0.apply(obj).await
+        }
+        async fn merge_patch<T: crate::k8s::NamespacedResource>(
+            &self,
+            namespace: &str,
+            name: &str,
+            patch: &serde_json::Value,
+        ) -> crate::k8s::Result<Option<T>> {
+            tokio::task::yield_now().await;
+            self.0.merge_patch(namespace, name, patch).await
+        }
+        async fn create<T: crate::k8s::NamespacedResource>(
+            &self,
+            obj: &T,
+        ) -> crate::k8s::Result<crate::k8s::Created<T>> {
+            tokio::task::yield_now().await;
+            self.0.create(obj).await
+        }
+        async fn delete<T: crate::k8s::NamespacedResource>(
+            &self,
+            namespace: &str,
+            name: &str,
+        ) -> crate::k8s::Result<bool> {
+            tokio::task::yield_now().await;
+            self.0.delete::<T>(namespace, name).await
+        }
+        async fn secret_value(
+            &self,
+            namespace: &str,
+            name: &str,
+            key: &str,
+        ) -> crate::k8s::Result<Option<String>> {
+            tokio::task::yield_now().await;
+            self.0.secret_value(namespace, name, key).await
+        }
+        async fn publish_event<K: crate::k8s::NamespacedResource>(
+            &self,
+            obj: &K,
+            event: crate::k8s::EventInfo,
+        ) -> crate::k8s::Result<()> {
+            tokio::task::yield_now().await;
+            self.0.publish_event(obj, event).await
+        }
+    }
+
+    /// Issue 11 item 6: two replicas record their messages at the same time; neither loses the
+    /// other's references.
+    #[tokio::test]
+    async fn concurrent_saves_of_two_replicas_keep_both_entries() {
+        let cluster = Interleaving(crate::k8s::MemoryCluster::new());
+        let route = route();
+        // Every replica saves 20 alerts of its own, one post at a time.
+        let replica = |prefix: &'static str| {
+            let cluster = cluster.clone();
+            let route = route.clone();
+            async move {
+                for i in 0..20 {
+                    let mut entry = MessageIndex::new();
+                    entry.insert(
+                        Fingerprint::from_raw(format!("{prefix}{i}")),
+                        message(&format!("{i}.{prefix}"), i, AlertState::Firing),
+                    );
+                    save(&cluster, &route, &entry).await.expect("saved");
+                }
+            }
+        };
+        let (a, b) = (tokio::spawn(replica("a")), tokio::spawn(replica("b")));
+        a.await.unwrap();
+        b.await.unwrap();
+        let index = load(&cluster, "team", "data-eng").await.unwrap();
+        for prefix in ["a", "b"] {
+            for i in 0..20 {
+                let stored = index.get(&Fingerprint::from_raw(format!("{prefix}{i}")));
+                assert_eq!(
+                    stored.map(|m| m.ts.as_str()),
+                    Some(format!("{i}.{prefix}").as_str()),
+                    "{prefix}{i} lost"
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_map_loses_its_oldest_tenth() {
+        let cluster = crate::k8s::MemoryCluster::new();
+        let route = route();
+        let mut first = MessageIndex::new();
+        for i in 0..MAX_STORED_MESSAGES {
+            first.insert(
+                Fingerprint::from_raw(format!("fp{i}")),
+                message(&i.to_string(), i as i64, AlertState::Firing),
+            );
+        }
+        assert_eq!(save(&cluster, &route, &first).await.unwrap().len(), 2_000);
+        let mut newest = MessageIndex::new();
+        newest.insert(
+            Fingerprint::from_raw("newest"),
+            message("n", 10_000, AlertState::Firing),
+        );
+        let saved = save(&cluster, &route, &newest).await.unwrap();
+        let stored = load(&cluster, "team", "data-eng").await.unwrap();
+        assert_eq!(stored, saved);
+        assert_eq!(stored.len(), MAX_STORED_MESSAGES - MAX_STORED_MESSAGES / 10);
+        assert!(stored.get(&Fingerprint::from_raw("newest")).is_some());
+        assert!(stored.get(&Fingerprint::from_raw("fp200")).is_none());
+        assert!(stored.get(&Fingerprint::from_raw("fp201")).is_some());
     }
 
     #[test]
