@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use super::consolidate::{DigestSummary, consolidate};
 use super::queue::{self, BatchOutcome, SQS_BATCH};
 use super::render::{DigestContext, render_email, render_slack_summary};
-use crate::alert::{Alert, Enricher, decode_sqs_body, matches};
+use crate::alert::{Alert, Enricher, decode_sqs_body};
 use crate::aws::{AwsClients, AwsError};
 use crate::email::{EmailError, send_email};
 use crate::k8s::{ClusterApi, ClusterError, StatusWriter};
@@ -441,13 +441,19 @@ async fn drain(
                 drained.to_delete.push(message.receipt_handle);
                 continue;
             }
-            if let Err(e) = enricher.enrich(&mut alert).await {
-                tracing::warn!(message_id = %message.message_id, error = %e, "enrichment failed; the alert waits for the next run");
-                drained.deferred.push(message.receipt_handle);
-                continue;
+            let enrichment = match enricher.enrich(&mut alert).await {
+                Ok(enrichment) => enrichment,
+                Err(e) => {
+                    tracing::warn!(message_id = %message.message_id, error = %e, "enrichment failed; the alert waits for the next run");
+                    drained.deferred.push(message.receipt_handle);
+                    continue;
+                }
+            };
+            if let Some(missing) = &enrichment.missing {
+                tracing::warn!(message_id = %message.message_id, operation = %missing.operation, code = %missing.code, missing = missing.what, "AWS refused enrichment; the alert is summarised without these facts");
             }
             drained.to_delete.push(message.receipt_handle);
-            if matches(&schedule.spec.match_, &alert) {
+            if enrichment.accepts(&schedule.spec.match_, &alert) {
                 drained.alerts.push(alert);
             } else {
                 drained.filtered += 1;
