@@ -12,6 +12,7 @@ pub mod email;
 pub mod metrics;
 pub mod plan;
 pub mod queue;
+pub mod receipts;
 pub mod store;
 
 pub use consumer::{BatchReport, Consumer, ConsumerOptions};

@@ -147,50 +147,83 @@ impl MessageIndex {
 
     /// The ConfigMap holding these entries for `route`, owned by it (deleted with it).
     pub fn to_config_map(&self, route: &AlertRoute) -> Result<ConfigMap, StoreError> {
-        let namespace = route
-            .metadata
-            .namespace
-            .clone()
-            .ok_or(StoreError::RouteIdentity("namespace"))?;
-        let name = route
-            .metadata
-            .name
-            .clone()
-            .ok_or(StoreError::RouteIdentity("name"))?;
-        let uid = route
-            .metadata
-            .uid
-            .clone()
-            .ok_or(StoreError::RouteIdentity("uid"))?;
-        let data = self.data();
-        Ok(ConfigMap {
-            metadata: ObjectMeta {
-                name: Some(config_map_name(&name)),
-                namespace: Some(namespace),
-                labels: Some(BTreeMap::from([
-                    (
-                        "app.kubernetes.io/managed-by".to_string(),
-                        "alertops".to_string(),
-                    ),
-                    (
-                        "app.kubernetes.io/component".to_string(),
-                        "slack-messages".to_string(),
-                    ),
-                    ("alertops.dev/route".to_string(), label_value(&name)),
-                ])),
-                owner_references: Some(vec![OwnerReference {
-                    api_version: AlertRoute::api_version(&()).to_string(),
-                    kind: AlertRoute::kind(&()).to_string(),
-                    name,
-                    uid,
-                    controller: Some(false),
-                    block_owner_deletion: Some(false),
-                }]),
-                ..ObjectMeta::default()
-            },
-            data: Some(data),
-            ..ConfigMap::default()
-        })
+        owned_config_map(route, NAME_PREFIX, "slack-messages", self.data())
+    }
+}
+
+/// A ConfigMap of the route's named `prefix` + route name, labelled with `component`, owned by
+/// the route (deleted with it), holding `data`.
+pub(super) fn owned_config_map(
+    route: &AlertRoute,
+    prefix: &str,
+    component: &str,
+    data: BTreeMap<String, String>,
+) -> Result<ConfigMap, StoreError> {
+    let namespace = route
+        .metadata
+        .namespace
+        .clone()
+        .ok_or(StoreError::RouteIdentity("namespace"))?;
+    let name = route
+        .metadata
+        .name
+        .clone()
+        .ok_or(StoreError::RouteIdentity("name"))?;
+    let uid = route
+        .metadata
+        .uid
+        .clone()
+        .ok_or(StoreError::RouteIdentity("uid"))?;
+    Ok(ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(prefixed_name(prefix, &name)),
+            namespace: Some(namespace),
+            labels: Some(BTreeMap::from([
+                (
+                    "app.kubernetes.io/managed-by".to_string(),
+                    "alertops".to_string(),
+                ),
+                (
+                    "app.kubernetes.io/component".to_string(),
+                    component.to_string(),
+                ),
+                ("alertops.dev/route".to_string(), label_value(&name)),
+            ])),
+            owner_references: Some(vec![OwnerReference {
+                api_version: AlertRoute::api_version(&()).to_string(),
+                kind: AlertRoute::kind(&()).to_string(),
+                name,
+                uid,
+                controller: Some(false),
+                block_owner_deletion: Some(false),
+            }]),
+            ..ObjectMeta::default()
+        },
+        data: Some(data),
+        ..ConfigMap::default()
+    })
+}
+
+/// Writes `changes` (key → value, `null` removes the key) into the route's ConfigMap `template`
+/// names, with a JSON merge patch of those keys only; the map is created from `template` (which
+/// must hold the same entries) when it does not exist yet. Returns the stored map.
+pub(super) async fn merge_data<C: ClusterApi>(
+    cluster: &C,
+    template: &ConfigMap,
+    changes: serde_json::Map<String, serde_json::Value>,
+) -> Result<ConfigMap, StoreError> {
+    let (namespace, name) = crate::k8s::namespace_and_name(template)?;
+    let patch = serde_json::json!({ "data": changes });
+    if let Some(stored) = cluster.merge_patch(&namespace, &name, &patch).await? {
+        return Ok(stored);
+    }
+    match cluster.create(template).await? {
+        Created::New(stored) => Ok(stored),
+        // Another replica created it meanwhile: add to theirs.
+        Created::AlreadyExisted(_) => cluster
+            .merge_patch(&namespace, &name, &patch)
+            .await?
+            .ok_or_else(|| ClusterError::NotFound(format!("ConfigMap {namespace}/{name}")).into()),
     }
 }
 
@@ -208,18 +241,23 @@ pub enum StoreError {
 /// Name of the ConfigMap of the route named `route` (unique per namespace; long names end in a
 /// hash of the whole name so that two long names never share a map).
 pub fn config_map_name(route: &str) -> String {
-    let name = format!("{NAME_PREFIX}{route}");
+    prefixed_name(NAME_PREFIX, route)
+}
+
+/// `prefix` + `route`, shortened to a valid object name with a hash when too long.
+pub(super) fn prefixed_name(prefix: &str, route: &str) -> String {
+    let name = format!("{prefix}{route}");
     if name.len() <= MAX_NAME {
         return name;
     }
     let hash = crate::reconcile::names::short_hash(route);
-    let keep = MAX_NAME - NAME_PREFIX.len() - hash.len() - 1;
+    let keep = MAX_NAME - prefix.len() - hash.len() - 1;
     let mut cut = route[..keep.min(route.len())].to_string();
     // Cut on a character boundary that still forms a valid name (no trailing '.' or '-').
     while cut.ends_with(['.', '-']) {
         cut.pop();
     }
-    format!("{NAME_PREFIX}{cut}-{hash}")
+    format!("{prefix}{cut}-{hash}")
 }
 
 /// A label value (at most 63 characters) naming the route.
@@ -269,23 +307,12 @@ pub async fn save<C: ClusterApi>(
         .as_deref()
         .ok_or(StoreError::RouteIdentity("name"))?;
     let map_name = config_map_name(name);
-    let patch = serde_json::json!({ "data": new.data() });
-    let stored = match cluster
-        .merge_patch::<ConfigMap>(namespace, &map_name, &patch)
-        .await?
-    {
-        Some(stored) => stored,
-        None => match cluster.create(&new.to_config_map(route)?).await? {
-            Created::New(stored) => stored,
-            // Another replica created it meanwhile: add to theirs.
-            Created::AlreadyExisted(_) => cluster
-                .merge_patch::<ConfigMap>(namespace, &map_name, &patch)
-                .await?
-                .ok_or_else(|| {
-                    ClusterError::NotFound(format!("ConfigMap {namespace}/{map_name}"))
-                })?,
-        },
-    };
+    let changes = new
+        .data()
+        .into_iter()
+        .map(|(k, v)| (k, serde_json::Value::String(v)))
+        .collect();
+    let stored = merge_data(cluster, &new.to_config_map(route)?, changes).await?;
     let mut index = MessageIndex::from_config_map(&stored);
     if index.len() > MAX_STORED_MESSAGES {
         let keep = MAX_STORED_MESSAGES - MAX_STORED_MESSAGES / 10;
