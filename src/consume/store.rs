@@ -444,104 +444,11 @@ mod tests {
         ));
     }
 
-    /// A cluster whose every call yields to other tasks first, as a real API server's round
-    /// trips do: two replicas saving at once interleave between their reads and writes.
-    #[derive(Clone)]
-    struct Interleaving(crate::k8s::MemoryCluster);
-
-    impl ClusterApi for Interleaving {
-        async fn get<K: crate::k8s::NamespacedResource>(
-            &self,
-            namespace: &str,
-            name: &str,
-        ) -> crate::k8s::Result<Option<K>> {
-            tokio::task::yield_now().await;
-            self.0.get(namespace, name).await
-        }
-        async fn list<K: crate::k8s::NamespacedResource>(
-            &self,
-            namespace: &str,
-        ) -> crate::k8s::Result<Vec<K>> {
-            tokio::task::yield_now().await;
-            self.0.list(namespace).await
-        }
-        async fn apply_status<K: crate::k8s::NamespacedResource>(
-            &self,
-            obj: &K,
-            writer: crate::k8s::StatusWriter,
-            status: serde_json::Value,
-        ) -> crate::k8s::Result<()> {
-            tokio::task::yield_now().await;
-            self.0.apply_status(obj, writer, status).await
-        }
-        async fn add_finalizer<K: crate::k8s::NamespacedResource>(
-            &self,
-            obj: &K,
-            finalizer: &str,
-        ) -> crate::k8s::Result<K> {
-            tokio::task::yield_now().await;
-            self.0.add_finalizer(obj, finalizer).await
-        }
-        async fn remove_finalizer<K: crate::k8s::NamespacedResource>(
-            &self,
-            obj: &K,
-            finalizer: &str,
-        ) -> crate::k8s::Result<()> {
-            tokio::task::yield_now().await;
-            self.0.remove_finalizer(obj, finalizer).await
-        }
-        async fn apply<T: crate::k8s::NamespacedResource>(&self, obj: &T) -> crate::k8s::Result<T> {
-            tokio::task::yield_now().await;
-            self.0.apply(obj).await
-        }
-        async fn merge_patch<T: crate::k8s::NamespacedResource>(
-            &self,
-            namespace: &str,
-            name: &str,
-            patch: &serde_json::Value,
-        ) -> crate::k8s::Result<Option<T>> {
-            tokio::task::yield_now().await;
-            self.0.merge_patch(namespace, name, patch).await
-        }
-        async fn create<T: crate::k8s::NamespacedResource>(
-            &self,
-            obj: &T,
-        ) -> crate::k8s::Result<crate::k8s::Created<T>> {
-            tokio::task::yield_now().await;
-            self.0.create(obj).await
-        }
-        async fn delete<T: crate::k8s::NamespacedResource>(
-            &self,
-            namespace: &str,
-            name: &str,
-        ) -> crate::k8s::Result<bool> {
-            tokio::task::yield_now().await;
-            self.0.delete::<T>(namespace, name).await
-        }
-        async fn secret_value(
-            &self,
-            namespace: &str,
-            name: &str,
-            key: &str,
-        ) -> crate::k8s::Result<Option<String>> {
-            tokio::task::yield_now().await;
-            self.0.secret_value(namespace, name, key).await
-        }
-        async fn publish_event<K: crate::k8s::NamespacedResource>(
-            &self,
-            obj: &K,
-            event: crate::k8s::EventInfo,
-        ) -> crate::k8s::Result<()> {
-            tokio::task::yield_now().await;
-            self.0.publish_event(obj, event).await
-        }
-    }
-
     /// Issue 11 item 6: two replicas record their messages at the same time; neither loses the
     /// other's references.
     #[tokio::test]
     async fn concurrent_saves_of_two_replicas_keep_both_entries() {
-        let cluster = Interleaving(crate::k8s::MemoryCluster::new());
+        let cluster = crate::k8s::MemoryCluster::interleaving();
         let route = route();
         // Every replica saves 20 alerts of its own, one post at a time.
         let replica = |prefix: &'static str| {

@@ -101,6 +101,8 @@ struct Inner {
     store: Mutex<Store>,
     /// Carries the store's revision; bumped on every change.
     changes: watch::Sender<u64>,
+    /// Whether every API call yields to other tasks first (see [`MemoryCluster::interleaving`]).
+    yields: bool,
 }
 
 #[derive(Default)]
@@ -124,12 +126,31 @@ impl Default for MemoryCluster {
 impl MemoryCluster {
     /// An empty cluster.
     pub fn new() -> Self {
+        Self::with_yields(false)
+    }
+
+    /// An empty cluster whose every API call first yields to other tasks, as the round trip to
+    /// a real API server does: concurrent writers (two consumer replicas) interleave between a
+    /// read and the write that follows it, so that lost updates show in tests.
+    pub fn interleaving() -> Self {
+        Self::with_yields(true)
+    }
+
+    fn with_yields(yields: bool) -> Self {
         let (changes, _) = watch::channel(0);
         MemoryCluster {
             inner: Arc::new(Inner {
                 store: Mutex::new(Store::default()),
                 changes,
+                yields,
             }),
+        }
+    }
+
+    /// The round trip of an API call (see [`MemoryCluster::interleaving`]).
+    async fn round_trip(&self) {
+        if self.inner.yields {
+            tokio::task::yield_now().await;
         }
     }
 
@@ -672,10 +693,12 @@ fn key_of<K: NamespacedResource>(obj: &K) -> Result<ObjectKey> {
 
 impl ClusterApi for MemoryCluster {
     async fn get<K: NamespacedResource>(&self, namespace: &str, name: &str) -> Result<Option<K>> {
+        self.round_trip().await;
         self.object(namespace, name)
     }
 
     async fn list<K: NamespacedResource>(&self, namespace: &str) -> Result<Vec<K>> {
+        self.round_trip().await;
         let (api_version, kind) = (K::api_version(&()), K::kind(&()));
         let values: Vec<Value> = self
             .lock()
@@ -695,12 +718,14 @@ impl ClusterApi for MemoryCluster {
         writer: StatusWriter,
         status: Value,
     ) -> Result<()> {
+        self.round_trip().await;
         let key = key_of(obj)?;
         let status = writer.own_part(&key.kind, status);
         self.mutate(|store| store.patch_status(&key, writer, status))
     }
 
     async fn add_finalizer<K: NamespacedResource>(&self, obj: &K, finalizer: &str) -> Result<K> {
+        self.round_trip().await;
         let current = obj.meta().finalizers.clone().unwrap_or_default();
         if current.iter().any(|f| f == finalizer) {
             return Ok(obj.clone());
@@ -727,6 +752,7 @@ impl ClusterApi for MemoryCluster {
         obj: &K,
         finalizer: &str,
     ) -> Result<()> {
+        self.round_trip().await;
         let current = obj.meta().finalizers.clone().unwrap_or_default();
         let Some(patch) = remove_finalizer_patch(&current, finalizer) else {
             return Ok(());
@@ -737,6 +763,7 @@ impl ClusterApi for MemoryCluster {
     }
 
     async fn apply<T: NamespacedResource>(&self, obj: &T) -> Result<T> {
+        self.round_trip().await;
         let value = serde_json::to_value(obj)?;
         let (_, stored) = self.mutate(|store| store.upsert(value, None))?;
         decode(stored)
@@ -748,6 +775,7 @@ impl ClusterApi for MemoryCluster {
         name: &str,
         patch: &Value,
     ) -> Result<Option<T>> {
+        self.round_trip().await;
         let key = ObjectKey::of::<T>(namespace, name);
         let patched = self.mutate(|store| {
             let Some(old) = store.objects.get(&key).cloned() else {
@@ -770,6 +798,7 @@ impl ClusterApi for MemoryCluster {
     }
 
     async fn create<T: NamespacedResource>(&self, obj: &T) -> Result<Created<T>> {
+        self.round_trip().await;
         let value = serde_json::to_value(obj)?;
         let (is_new, stored) = self.mutate(|store| {
             let (key, object) = store.admit(value, None)?;
@@ -787,11 +816,13 @@ impl ClusterApi for MemoryCluster {
     }
 
     async fn delete<T: NamespacedResource>(&self, namespace: &str, name: &str) -> Result<bool> {
+        self.round_trip().await;
         let key = ObjectKey::of::<T>(namespace, name);
         Ok(self.mutate(|store| store.request_delete(&key)))
     }
 
     async fn secret_value(&self, namespace: &str, name: &str, key: &str) -> Result<Option<String>> {
+        self.round_trip().await;
         let secret_key = ObjectKey {
             api_version: "v1".into(),
             kind: "Secret".into(),
@@ -816,6 +847,7 @@ impl ClusterApi for MemoryCluster {
     }
 
     async fn publish_event<K: NamespacedResource>(&self, obj: &K, event: EventInfo) -> Result<()> {
+        self.round_trip().await;
         let regarding = key_of(obj)?;
         let recorded = RecordedEvent {
             regarding,

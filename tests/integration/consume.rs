@@ -179,7 +179,16 @@ impl Route {
     /// Applies the AlertRoute (with `spec`) and a Secret `slack` holding `secret_data`, and
     /// records the queue in the route's status as the controller would.
     async fn new(spec: Value, secret_data: Value, plumbing: &Plumbing) -> Route {
-        let cluster = MemoryCluster::new();
+        Route::new_in(MemoryCluster::new(), spec, secret_data, plumbing).await
+    }
+
+    /// [`Route::new`] in `cluster`.
+    async fn new_in(
+        cluster: MemoryCluster,
+        spec: Value,
+        secret_data: Value,
+        plumbing: &Plumbing,
+    ) -> Route {
         let namespace = harness::unique("team").to_lowercase();
         let name = harness::unique("route").to_lowercase();
         cluster
@@ -1532,4 +1541,144 @@ async fn a_denied_enrichment_delivers_without_the_facts_and_says_so() {
     );
     assert!(text.contains("AccessDenied"), "and why: {text}");
     assert_eq!(queue_counts(&aws, &plumbing.queue_url).await, (0, 0));
+}
+
+/// Item 6: two replicas share a bot-token route's queue (and its message index, through an API
+/// server whose round trips let them interleave). 200 alarms fire, then all resolve: every OK
+/// updates the message that shows its own alarm, whichever replica posted it.
+#[tokio::test]
+async fn two_replicas_and_200_alarms_every_ok_updates_its_own_message() {
+    const ALARMS: usize = 200;
+    let aws = harness::aws_clients().await;
+    let recorder = SlackRecorder::start().await;
+    let topic_arn = topic(&aws).await;
+    let plumbing = subscribed_queue(&aws, &topic_arn, 30, 5).await;
+    let route = Route::new_in(
+        MemoryCluster::interleaving(),
+        json!({
+            "sources": [{"topicArn": topic_arn}],
+            "slack": {"botTokenSecretRef": {"name": "slack", "key": "token"}, "channel": "C0REPLICAS"},
+            "grouping": {"maxAlertsPerMessage": 1, "groupWaitSeconds": 0},
+        }),
+        json!({"token": "xoxb-test-token"}),
+        &plumbing,
+    )
+    .await;
+    let prefix = harness::unique("replica-alarm");
+    let alarms: Vec<String> = (0..ALARMS).map(|i| format!("{prefix}-{i:03}")).collect();
+    let notify = |alarm: &str, state: &str, old: &str| {
+        let arn = format!("arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{alarm}");
+        alarm_notification(
+            alarm,
+            &arn,
+            state,
+            old,
+            "threshold crossed",
+            "2024-05-01T10:00:00.000+0000",
+        )
+    };
+
+    // Slack's pacing is not what this test measures.
+    let fast_slack = || {
+        Arc::new(SlackClient::new(SlackSettings {
+            api_base: recorder.api_base(),
+            min_post_interval: Duration::ZERO,
+            initial_backoff: Duration::from_millis(100),
+            ..SlackSettings::default()
+        }))
+    };
+    let mut stops = Vec::new();
+    let mut replicas = Vec::new();
+    for _ in 0..2 {
+        let mut consumer = route.consumer(&aws, fast_slack());
+        let (stop, stopped) = oneshot::channel::<()>();
+        stops.push(stop);
+        replicas.push(tokio::spawn(async move {
+            consumer
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await
+        }));
+    }
+    let calls = |method: &str| {
+        recorder
+            .requests()
+            .into_iter()
+            .filter(|r| r.method() == Some(method))
+            .collect::<Vec<_>>()
+    };
+
+    for alarm in &alarms {
+        publish(&aws, &topic_arn, None, &notify(alarm, "ALARM", "OK")).await;
+    }
+    recorder
+        .wait_until(Duration::from_secs(120), |r| {
+            r.iter()
+                .filter(|r| r.method() == Some("chat.postMessage"))
+                .count()
+                >= ALARMS
+        })
+        .await;
+    let map_name = config_map_name(&route.name);
+    route
+        .cluster
+        .wait_until(Duration::from_secs(30), |c| {
+            c.object::<ConfigMap>(&route.namespace, &map_name)
+                .ok()
+                .flatten()
+                .and_then(|m| m.data)
+                .is_some_and(|d| d.len() == ALARMS)
+        })
+        .await
+        .expect("every post is recorded in the message index");
+
+    for alarm in &alarms {
+        publish(&aws, &topic_arn, None, &notify(alarm, "OK", "ALARM")).await;
+    }
+    recorder
+        .wait_until(Duration::from_secs(120), |r| {
+            r.iter()
+                .filter(|r| r.method() == Some("chat.update"))
+                .count()
+                >= ALARMS
+        })
+        .await;
+    await_queue(&aws, &plumbing.queue_url, Duration::from_secs(30), |c| {
+        c == (0, 0)
+    })
+    .await;
+    for stop in stops {
+        stop.send(()).expect("replica still running");
+    }
+    for replica in replicas {
+        tokio::time::timeout(Duration::from_secs(30), replica)
+            .await
+            .expect("stops on shutdown")
+            .expect("no panic");
+    }
+
+    // The stand-in numbers posts in arrival order: the n-th post got ts 1700000000.n.
+    let posts = calls("chat.postMessage");
+    assert_eq!(posts.len(), ALARMS, "one post per alarm, none for an OK");
+    let posted_ts = |alarm: &str| {
+        let n = posts
+            .iter()
+            .position(|p| p.all_text().contains(alarm))
+            .unwrap_or_else(|| panic!("{alarm} was never posted"));
+        format!("1700000000.{:06}", n + 1)
+    };
+    let updates = calls("chat.update");
+    assert_eq!(updates.len(), ALARMS, "one update per OK");
+    for alarm in &alarms {
+        let update = updates
+            .iter()
+            .find(|u| u.all_text().contains(alarm.as_str()))
+            .unwrap_or_else(|| panic!("the OK of {alarm} updated no message"));
+        assert_eq!(
+            update.body["ts"].as_str(),
+            Some(posted_ts(alarm).as_str()),
+            "the OK of {alarm} updated another alarm's message"
+        );
+    }
 }
