@@ -10,7 +10,7 @@ pub(crate) mod model;
 pub(crate) mod enrich;
 
 pub use decode::{SnsEnvelope, decode_message, decode_sqs_body, unwrap_sns_envelope};
-pub use enrich::{Enricher, ResourceFacts};
+pub use enrich::{Enricher, Enrichment, MissingFacts, ResourceFacts};
 pub use matching::matches;
 pub use model::{
     Alert, Detail, EMR_FAILED_STATE, Fingerprint, Link, ORIGINAL_CLUSTER_TAG, RETRY_ATTEMPT_TAG,

@@ -1,14 +1,21 @@
 //! The consumer loop of one route: receive → decode → enrich → match → group → deliver → delete.
 //!
 //! An SQS message is deleted only after every destination of the route accepted the alert it
-//! carries — Slack (the post or update that contains it) and SES (the email that lists it) — or
-//! when the route's match deliberately filtered it out. Every other outcome leaves it
-//! in the queue: a transient failure (enrichment, Slack 5xx/429 through all retries) or a
-//! permanent Slack refusal makes it visible again after a backoff that grows with its receive
-//! count, and after `maxReceiveCount` receives SQS moves it to the dead-letter queue. Dropping
-//! the batch future at any point (abort, shutdown) therefore loses nothing: undeleted messages
-//! come back after their visibility timeout.
+//! carries — SES (the email that lists it) and Slack (the post or update that contains it) — or
+//! when the route's match deliberately filtered it out. Every other outcome leaves it in the
+//! queue: a transient failure (enrichment, Slack 5xx/429 through all retries, SES) or a
+//! permanent refusal makes it visible again after a backoff that grows with its receive count,
+//! and after `maxReceiveCount` receives SQS moves it to the dead-letter queue. Dropping the batch
+//! future at any point (abort, shutdown) therefore loses nothing: undeleted messages come back
+//! after their visibility timeout.
+//!
+//! Never doubled: each destination gets an alert once. When one destination accepted and another
+//! did not, a receipt keyed by the SQS message id (see [`super::receipts`]) makes the retry skip
+//! the one that has it. While a delivery is in progress the visibility of the held messages is
+//! extended every third of the timeout, so no other replica receives them meanwhile. Duplicates
+//! remain possible only in the windows the README's Reliability section lists.
 
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
@@ -18,7 +25,7 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio::time::Instant;
 
-use crate::alert::{Alert, Enricher, decode_sqs_body, matches};
+use crate::alert::{Alert, Enricher, decode_sqs_body};
 use crate::aws::AwsClients;
 use crate::email::EmailError;
 use crate::k8s::ClusterApi;
@@ -33,6 +40,7 @@ use super::ConsumeError;
 use super::metrics::ConsumerMetrics;
 use super::plan::{Delivery, PendingAlert, collapse, plan};
 use super::queue::{self, QueueFacts, ReceivedMessage, SQS_BATCH};
+use super::receipts::{self, Destination, Receipts};
 use super::store::{self, MessageIndex, StoredMessage};
 
 /// Tuning of a consumer. The defaults are the production values.
@@ -174,6 +182,38 @@ struct Batch {
     failed: Vec<(usize, Failure)>,
     first_pending_at: Option<Instant>,
     visibility_renewed_at: Instant,
+    /// Messages deleted: no longer held, their visibility is not extended.
+    deleted: HashSet<usize>,
+}
+
+/// Where the delivery of a batch's pending messages stands.
+struct Progress {
+    /// Per pending message: the destinations that have not accepted its alert yet.
+    needs: HashMap<usize, BTreeSet<Destination>>,
+    /// Why a message is not delivered yet (its first failure).
+    failures: HashMap<usize, Failure>,
+    /// Messages whose alert Slack accepted in a message listing several alerts.
+    grouped: HashSet<usize>,
+    /// The route's delivery receipts (kept only for routes with several destinations).
+    receipts: Receipts,
+    several: bool,
+    /// Deleted messages that have a receipt to remove.
+    to_forget: Vec<usize>,
+}
+
+impl Progress {
+    /// Whether the alert of `item` still waits for `destination`.
+    fn needs(&self, item: &PendingAlert<usize>, destination: Destination) -> bool {
+        item.messages
+            .iter()
+            .any(|i| self.needs.get(i).is_some_and(|n| n.contains(&destination)))
+    }
+
+    fn fail(&mut self, messages: &[usize], failure: Failure) {
+        for &i in messages {
+            self.failures.entry(i).or_insert(failure);
+        }
+    }
 }
 
 /// What a successful Slack call produced.
@@ -349,6 +389,7 @@ impl<C: ClusterApi> Consumer<C> {
             failed: Vec::new(),
             first_pending_at: None,
             visibility_renewed_at: Instant::now(),
+            deleted: HashSet::new(),
         };
         self.absorb(&state, first, &mut batch).await;
         self.collect_group(&state, &mut batch).await;
@@ -362,16 +403,60 @@ impl<C: ClusterApi> Consumer<C> {
             let filtered: Vec<&ReceivedMessage> =
                 batch.filtered.iter().map(|&i| &batch.messages[i]).collect();
             report.deleted += self.delete(&state, &filtered).await;
+            batch.deleted.extend(batch.filtered.iter().copied());
         }
 
         let pending = collapse(std::mem::take(&mut batch.pending));
-        let bot_token = match &state.target {
-            Some(SlackTarget::Bot { token, .. }) => Some(token.clone()),
-            _ => None,
+        if !pending.is_empty() {
+            self.deliver(&state, &mut batch, pending, &mut report).await;
+        }
+        self.delay_failed(&state, &batch, &mut report).await;
+        Ok(report)
+    }
+
+    /// Delivers the batch's pending alerts to every destination of the route that has not
+    /// accepted them yet — email first (one email per group), then Slack — and deletes each
+    /// message once all its destinations accepted. While a destination accepted a message and
+    /// another has not, a receipt records it, so the retry skips the destination that has it.
+    /// Every call runs under [`Consumer::holding`], which keeps the messages invisible to other
+    /// consumers however long the call waits.
+    async fn deliver(
+        &self,
+        state: &RouteState,
+        batch: &mut Batch,
+        pending: Vec<PendingAlert<usize>>,
+        report: &mut BatchReport,
+    ) {
+        let destinations: Vec<Destination> = [
+            state.target.as_ref().map(|_| Destination::Slack),
+            state.email.as_ref().map(|_| Destination::Email),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let several = destinations.len() > 1;
+        let receipts = if several {
+            self.load_receipts(state).await
+        } else {
+            Receipts::default()
         };
-        let index = match bot_token {
-            Some(_) if !pending.is_empty() => Some(self.load_index(&state).await),
-            _ => None,
+        let mut needs = HashMap::new();
+        for &i in pending.iter().flat_map(|p| &p.messages) {
+            let id = batch.messages[i].message_id.as_str();
+            let open: BTreeSet<Destination> = destinations
+                .iter()
+                .copied()
+                .filter(|d| !receipts.accepted(id, *d))
+                .collect();
+            needs.insert(i, open);
+        }
+        let mut progress = Progress {
+            needs,
+            failures: HashMap::new(),
+            grouped: HashSet::new(),
+            receipts,
+            several,
+            to_forget: Vec::new(),
         };
         let max_per_message = state
             .route
@@ -379,63 +464,227 @@ impl<C: ClusterApi> Consumer<C> {
             .grouping
             .max_alerts_per_message
             .clamp(1, 40) as usize;
-        let deliveries = plan(pending, index.as_ref(), max_per_message);
-        let now = Utc::now();
-        let signing = self
-            .signer
-            .as_ref()
-            .map(|signer| ButtonSigning { signer, now });
 
-        for delivery in deliveries {
-            self.renew_visibility(&state, &mut batch).await;
-            let ids = delivery.messages();
-            let alerts = alerts_of(&delivery);
-            let mut grouped = delivery.alert_count() > 1;
-            // Slack first: when it fails the email is not sent, so the retry sends it once.
-            let mut failure = match &state.target {
-                Some(target) => match self
-                    .deliver_to_slack(&state, target, bot_token.as_deref(), &delivery, signing)
-                    .await
-                {
+        // Destinations that accepted on an earlier receive are skipped; a message they were
+        // the last of is complete now.
+        let complete: Vec<usize> = progress
+            .needs
+            .iter()
+            .filter(|(_, open)| open.is_empty())
+            .map(|(&i, _)| i)
+            .collect();
+        self.settle(state, batch, &mut progress, &complete, report)
+            .await;
+
+        if let Some(email) = &state.email {
+            let for_email: Vec<&PendingAlert<usize>> = pending
+                .iter()
+                .filter(|p| progress.needs(p, Destination::Email))
+                .collect();
+            for group in for_email.chunks(max_per_message) {
+                let alerts: Vec<&Alert> = group.iter().map(|p| &p.alert).collect();
+                let ids: Vec<usize> = group.iter().flat_map(|p| p.messages.clone()).collect();
+                let sent = self
+                    .holding(state, batch, self.deliver_by_email(state, email, &alerts))
+                    .await;
+                match sent {
+                    Ok(()) => {
+                        report.emails += 1;
+                        self.accepted(
+                            state,
+                            batch,
+                            &mut progress,
+                            &ids,
+                            Destination::Email,
+                            report,
+                        )
+                        .await;
+                    }
+                    Err(failure) => progress.fail(&ids, failure),
+                }
+            }
+        }
+
+        if let Some(target) = &state.target {
+            let for_slack: Vec<PendingAlert<usize>> = pending
+                .iter()
+                .filter(|p| progress.needs(p, Destination::Slack))
+                .cloned()
+                .collect();
+            let bot_token = match target {
+                SlackTarget::Bot { token, .. } => Some(token.clone()),
+                _ => None,
+            };
+            let index = match bot_token {
+                Some(_) if !for_slack.is_empty() => Some(self.load_index(state).await),
+                _ => None,
+            };
+            let deliveries = plan(for_slack, index.as_ref(), max_per_message);
+            let now = Utc::now();
+            let signing = self
+                .signer
+                .as_ref()
+                .map(|signer| ButtonSigning { signer, now });
+            for delivery in deliveries {
+                let ids = delivery.messages().to_vec();
+                let sent = self
+                    .holding(
+                        state,
+                        batch,
+                        self.deliver_to_slack(
+                            state,
+                            target,
+                            bot_token.as_deref(),
+                            &delivery,
+                            signing,
+                        ),
+                    )
+                    .await;
+                match sent {
                     Ok(sent) => {
                         if sent.post {
                             report.posts += 1;
                         } else {
                             report.updates += 1;
                         }
-                        grouped = sent.grouped;
-                        None
+                        if sent.grouped {
+                            progress.grouped.extend(ids.iter().copied());
+                        }
+                        self.accepted(
+                            state,
+                            batch,
+                            &mut progress,
+                            &ids,
+                            Destination::Slack,
+                            report,
+                        )
+                        .await;
                     }
-                    Err(failure) => Some(failure),
-                },
-                None => None,
-            };
-            if failure.is_none()
-                && let Some(email) = &state.email
-            {
-                match self.deliver_by_email(&state, email, &alerts).await {
-                    Ok(()) => report.emails += 1,
-                    Err(email_failure) => failure = Some(email_failure),
+                    Err(failure) => progress.fail(&ids, failure),
                 }
-            }
-            match failure {
-                None => {
-                    report.delivered += ids.len();
-                    self.metrics.delivered(&state.key, ids.len());
-                    if grouped {
-                        report.grouped += ids.len();
-                        self.metrics.grouped(&state.key, ids.len());
-                    }
-                    let delivered: Vec<&ReceivedMessage> =
-                        ids.iter().map(|&i| &batch.messages[i]).collect();
-                    report.deleted += self.delete(&state, &delivered).await;
-                }
-                Some(failure) => batch.failed.extend(ids.iter().map(|&i| (i, failure))),
             }
         }
 
-        self.delay_failed(&state, &batch, &mut report).await;
-        Ok(report)
+        for (&i, open) in &progress.needs {
+            let failure = progress.failures.get(&i).copied().unwrap_or(
+                // Every open destination was tried; this only guards the bookkeeping.
+                match open.first() {
+                    Some(Destination::Email) => Failure::EmailTransient,
+                    _ => Failure::SlackTransient,
+                },
+            );
+            batch.failed.push((i, failure));
+        }
+        if !progress.to_forget.is_empty() {
+            let ids: Vec<&str> = progress
+                .to_forget
+                .iter()
+                .map(|&i| batch.messages[i].message_id.as_str())
+                .collect();
+            if let Err(error) = receipts::forget(&self.cluster, &state.route, &ids).await {
+                tracing::warn!(route = %state.key, %error, "cannot remove the delivery receipts of deleted messages; they expire with the oldest");
+            }
+        }
+    }
+
+    /// `destination` accepted the alerts of `messages`: messages it was the last destination
+    /// of are deleted, the others get a receipt saying it has them.
+    async fn accepted(
+        &self,
+        state: &RouteState,
+        batch: &mut Batch,
+        progress: &mut Progress,
+        messages: &[usize],
+        destination: Destination,
+        report: &mut BatchReport,
+    ) {
+        let mut complete = Vec::new();
+        let mut waiting = Vec::new();
+        for &i in messages {
+            let Some(open) = progress.needs.get_mut(&i) else {
+                continue;
+            };
+            open.remove(&destination);
+            if open.is_empty() {
+                complete.push(i);
+            } else {
+                waiting.push(i);
+            }
+        }
+        if progress.several && !waiting.is_empty() {
+            let at = Utc::now();
+            for &i in &waiting {
+                progress
+                    .receipts
+                    .accept(&batch.messages[i].message_id, destination, at);
+            }
+            let ids: Vec<&str> = waiting
+                .iter()
+                .map(|&i| batch.messages[i].message_id.as_str())
+                .collect();
+            if let Err(error) =
+                receipts::record(&self.cluster, &state.route, &progress.receipts, &ids).await
+            {
+                tracing::warn!(route = %state.key, destination = destination.as_str(), %error, "cannot record that the destination accepted; a retry may send it the alerts again");
+            }
+        }
+        self.settle(state, batch, progress, &complete, report).await;
+    }
+
+    /// Deletes `complete` messages (every destination accepted their alert) and counts them.
+    async fn settle(
+        &self,
+        state: &RouteState,
+        batch: &mut Batch,
+        progress: &mut Progress,
+        complete: &[usize],
+        report: &mut BatchReport,
+    ) {
+        if complete.is_empty() {
+            return;
+        }
+        report.delivered += complete.len();
+        self.metrics.delivered(&state.key, complete.len());
+        let grouped = complete
+            .iter()
+            .filter(|i| progress.grouped.contains(i))
+            .count();
+        if grouped > 0 {
+            report.grouped += grouped;
+            self.metrics.grouped(&state.key, grouped);
+        }
+        let messages: Vec<&ReceivedMessage> =
+            complete.iter().map(|&i| &batch.messages[i]).collect();
+        report.deleted += self.delete(state, &messages).await;
+        for &i in complete {
+            progress.needs.remove(&i);
+            batch.deleted.insert(i);
+            if progress.receipts.contains(&batch.messages[i].message_id) {
+                progress.to_forget.push(i);
+            }
+        }
+    }
+
+    /// Runs `work` (one delivery) while keeping the batch's undeleted messages invisible to
+    /// other consumers: their visibility timeout is extended every third of it until `work`
+    /// completes. A single Slack call can wait minutes (Retry-After, pacing of a channel);
+    /// without this another replica would receive the messages and deliver them again.
+    async fn holding<T>(
+        &self,
+        state: &RouteState,
+        batch: &mut Batch,
+        work: impl Future<Output = T>,
+    ) -> T {
+        let period = (state.queue.visibility_timeout / 3).max(Duration::from_millis(500));
+        let mut work = pin!(work);
+        loop {
+            let next = batch.visibility_renewed_at + period;
+            tokio::select! {
+                biased;
+                output = &mut work => return output,
+                () = tokio::time::sleep_until(next) => self.extend_visibility(state, batch).await,
+            }
+        }
     }
 
     /// Delivers to Slack, logging each alert with the route and its fingerprint; on success the
@@ -602,14 +851,20 @@ impl<C: ClusterApi> Consumer<C> {
                 // Raw delivery carries no topic; a route with one source knows it.
                 alert.source_topic_arn = single_topic.clone();
             }
-            if let Err(error) = self.enricher.enrich(&mut alert).await {
-                tracing::warn!(route = %state.key, fingerprint = %alert.fingerprint, %error, "enrichment failed; the message returns after a backoff");
-                batch.messages.push(message);
-                batch.failed.push((index, Failure::Enrichment));
-                continue;
+            let enrichment = match self.enricher.enrich(&mut alert).await {
+                Ok(enrichment) => enrichment,
+                Err(error) => {
+                    tracing::warn!(route = %state.key, fingerprint = %alert.fingerprint, %error, "enrichment failed; the message returns after a backoff");
+                    batch.messages.push(message);
+                    batch.failed.push((index, Failure::Enrichment));
+                    continue;
+                }
+            };
+            if let Some(missing) = &enrichment.missing {
+                tracing::warn!(route = %state.key, fingerprint = %alert.fingerprint, operation = %missing.operation, code = %missing.code, missing = missing.what, "AWS refused enrichment; delivering without these facts (grant the permission to get them)");
             }
             batch.messages.push(message);
-            if matches(&state.route.spec.match_, &alert) {
+            if enrichment.accepts(&state.route.spec.match_, &alert) {
                 batch.first_pending_at.get_or_insert_with(Instant::now);
                 batch.pending.push(PendingAlert {
                     alert,
@@ -622,20 +877,23 @@ impl<C: ClusterApi> Consumer<C> {
         }
     }
 
-    /// Extends the visibility of every held message once half the visibility timeout has passed
-    /// since the last renewal, so that slow deliveries (Slack waits, pacing of a large group) do
-    /// not let SQS hand the messages to another consumer.
-    async fn renew_visibility(&self, state: &RouteState, batch: &mut Batch) {
+    /// Extends the visibility of every message the batch still holds to a whole timeout from now.
+    async fn extend_visibility(&self, state: &RouteState, batch: &mut Batch) {
         let timeout = state.queue.visibility_timeout;
-        if batch.visibility_renewed_at.elapsed() < timeout / 2 {
+        batch.visibility_renewed_at = Instant::now();
+        let held: Vec<(&ReceivedMessage, Duration)> = batch
+            .messages
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !batch.deleted.contains(i))
+            .map(|(_, m)| (m, timeout))
+            .collect();
+        if held.is_empty() {
             return;
         }
-        let held: Vec<(&ReceivedMessage, Duration)> =
-            batch.messages.iter().map(|m| (m, timeout)).collect();
         if let Err(error) = queue::delay(&self.aws, &state.queue_url, &held).await {
-            tracing::warn!(route = %state.key, %error, "could not extend the visibility of held messages");
+            tracing::warn!(route = %state.key, %error, "could not extend the visibility of held messages; another consumer may receive them");
         }
-        batch.visibility_renewed_at = Instant::now();
     }
 
     /// Makes one Slack call for `delivery`.
@@ -706,6 +964,18 @@ impl<C: ClusterApi> Consumer<C> {
             Err(error) => {
                 tracing::warn!(route = %state.key, %error, "cannot read the message index; known alerts are posted anew");
                 MessageIndex::new()
+            }
+        }
+    }
+
+    /// The route's delivery receipts; empty (so every destination gets the alerts, and some may
+    /// get them twice) when they cannot be read.
+    async fn load_receipts(&self, state: &RouteState) -> Receipts {
+        match receipts::load(&self.cluster, &self.route.namespace, &self.route.name).await {
+            Ok(receipts) => receipts,
+            Err(error) => {
+                tracing::warn!(route = %state.key, %error, "cannot read the delivery receipts; destinations that already have an alert may get it again");
+                Receipts::default()
             }
         }
     }

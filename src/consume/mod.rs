@@ -13,6 +13,7 @@ pub(crate) mod email;
 pub(crate) mod metrics;
 pub(crate) mod plan;
 pub(crate) mod queue;
+pub(crate) mod receipts;
 pub(crate) mod store;
 
 pub use args::ConsumeArgs;

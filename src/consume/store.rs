@@ -3,8 +3,9 @@
 //! still updates the message the first notification posted.
 //!
 //! One data key per alert fingerprint (hex, a valid ConfigMap key), whose value is the JSON of a
-//! [`StoredMessage`]. The map is bounded to the newest [`MAX_STORED_MESSAGES`] entries, which
-//! keeps it far below the 1 MiB object limit (an entry is about 150 bytes).
+//! [`StoredMessage`]. The map is bounded to about the newest [`MAX_STORED_MESSAGES`] entries,
+//! which keeps it far below the 1 MiB object limit (an entry is about 150 bytes). Entries are
+//! written by JSON merge patches of their own keys (see [`save`]), never by rewriting the map.
 
 use std::collections::BTreeMap;
 
@@ -15,7 +16,7 @@ use kube::Resource;
 use serde::{Deserialize, Serialize};
 
 use crate::alert::Fingerprint;
-use crate::k8s::{ClusterApi, ClusterError};
+use crate::k8s::{ClusterApi, ClusterError, Created};
 use crate::resources::{AlertRoute, AlertState};
 use crate::slack::PostedMessage;
 
@@ -100,19 +101,33 @@ impl MessageIndex {
 
     /// Drops the oldest entries until at most `max` remain.
     pub fn bound(&mut self, max: usize) {
-        if self.entries.len() <= max {
-            return;
-        }
-        let mut by_age: Vec<(DateTime<Utc>, Fingerprint)> = self
-            .entries
-            .iter()
-            .map(|(fp, m)| (m.at, fp.clone()))
-            .collect();
-        by_age.sort();
-        let excess = self.entries.len() - max;
-        for (_, fingerprint) in by_age.into_iter().take(excess) {
+        let excess = self.entries.len().saturating_sub(max);
+        for fingerprint in self.oldest(excess) {
             self.entries.remove(&fingerprint);
         }
+    }
+
+    /// The `count` oldest entries' fingerprints.
+    fn oldest(&self, count: usize) -> Vec<Fingerprint> {
+        let mut by_age: Vec<(DateTime<Utc>, &Fingerprint)> =
+            self.entries.iter().map(|(fp, m)| (m.at, fp)).collect();
+        by_age.sort();
+        by_age
+            .into_iter()
+            .take(count)
+            .map(|(_, fp)| fp.clone())
+            .collect()
+    }
+
+    /// The entries as ConfigMap data: fingerprint → JSON of the message.
+    fn data(&self) -> BTreeMap<String, String> {
+        self.entries
+            .iter()
+            .map(|(fp, m)| {
+                let value = serde_json::to_string(m).expect("strings and an enum serialize");
+                (fp.as_str().to_string(), value)
+            })
+            .collect()
     }
 
     /// Reads the entries of a ConfigMap. Entries that do not parse (edited by hand, written by
@@ -132,57 +147,83 @@ impl MessageIndex {
 
     /// The ConfigMap holding these entries for `route`, owned by it (deleted with it).
     pub fn to_config_map(&self, route: &AlertRoute) -> Result<ConfigMap, StoreError> {
-        let namespace = route
-            .metadata
-            .namespace
-            .clone()
-            .ok_or(StoreError::RouteIdentity("namespace"))?;
-        let name = route
-            .metadata
-            .name
-            .clone()
-            .ok_or(StoreError::RouteIdentity("name"))?;
-        let uid = route
-            .metadata
-            .uid
-            .clone()
-            .ok_or(StoreError::RouteIdentity("uid"))?;
-        let data = self
-            .entries
-            .iter()
-            .map(|(fp, m)| {
-                let value = serde_json::to_string(m).expect("strings and an enum serialize");
-                (fp.as_str().to_string(), value)
-            })
-            .collect();
-        Ok(ConfigMap {
-            metadata: ObjectMeta {
-                name: Some(config_map_name(&name)),
-                namespace: Some(namespace),
-                labels: Some(BTreeMap::from([
-                    (
-                        "app.kubernetes.io/managed-by".to_string(),
-                        "alertops".to_string(),
-                    ),
-                    (
-                        "app.kubernetes.io/component".to_string(),
-                        "slack-messages".to_string(),
-                    ),
-                    ("alertops.dev/route".to_string(), label_value(&name)),
-                ])),
-                owner_references: Some(vec![OwnerReference {
-                    api_version: AlertRoute::api_version(&()).to_string(),
-                    kind: AlertRoute::kind(&()).to_string(),
-                    name,
-                    uid,
-                    controller: Some(false),
-                    block_owner_deletion: Some(false),
-                }]),
-                ..ObjectMeta::default()
-            },
-            data: Some(data),
-            ..ConfigMap::default()
-        })
+        owned_config_map(route, NAME_PREFIX, "slack-messages", self.data())
+    }
+}
+
+/// A ConfigMap of the route's named `prefix` + route name, labelled with `component`, owned by
+/// the route (deleted with it), holding `data`.
+pub(super) fn owned_config_map(
+    route: &AlertRoute,
+    prefix: &str,
+    component: &str,
+    data: BTreeMap<String, String>,
+) -> Result<ConfigMap, StoreError> {
+    let namespace = route
+        .metadata
+        .namespace
+        .clone()
+        .ok_or(StoreError::RouteIdentity("namespace"))?;
+    let name = route
+        .metadata
+        .name
+        .clone()
+        .ok_or(StoreError::RouteIdentity("name"))?;
+    let uid = route
+        .metadata
+        .uid
+        .clone()
+        .ok_or(StoreError::RouteIdentity("uid"))?;
+    Ok(ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(prefixed_name(prefix, &name)),
+            namespace: Some(namespace),
+            labels: Some(BTreeMap::from([
+                (
+                    "app.kubernetes.io/managed-by".to_string(),
+                    "alertops".to_string(),
+                ),
+                (
+                    "app.kubernetes.io/component".to_string(),
+                    component.to_string(),
+                ),
+                ("alertops.dev/route".to_string(), label_value(&name)),
+            ])),
+            owner_references: Some(vec![OwnerReference {
+                api_version: AlertRoute::api_version(&()).to_string(),
+                kind: AlertRoute::kind(&()).to_string(),
+                name,
+                uid,
+                controller: Some(false),
+                block_owner_deletion: Some(false),
+            }]),
+            ..ObjectMeta::default()
+        },
+        data: Some(data),
+        ..ConfigMap::default()
+    })
+}
+
+/// Writes `changes` (key → value, `null` removes the key) into the route's ConfigMap `template`
+/// names, with a JSON merge patch of those keys only; the map is created from `template` (which
+/// must hold the same entries) when it does not exist yet. Returns the stored map.
+pub(super) async fn merge_data<C: ClusterApi>(
+    cluster: &C,
+    template: &ConfigMap,
+    changes: serde_json::Map<String, serde_json::Value>,
+) -> Result<ConfigMap, StoreError> {
+    let (namespace, name) = crate::k8s::namespace_and_name(template)?;
+    let patch = serde_json::json!({ "data": changes });
+    if let Some(stored) = cluster.merge_patch(&namespace, &name, &patch).await? {
+        return Ok(stored);
+    }
+    match cluster.create(template).await? {
+        Created::New(stored) => Ok(stored),
+        // Another replica created it meanwhile: add to theirs.
+        Created::AlreadyExisted(_) => cluster
+            .merge_patch(&namespace, &name, &patch)
+            .await?
+            .ok_or_else(|| ClusterError::NotFound(format!("ConfigMap {namespace}/{name}")).into()),
     }
 }
 
@@ -200,18 +241,23 @@ pub enum StoreError {
 /// Name of the ConfigMap of the route named `route` (unique per namespace; long names end in a
 /// hash of the whole name so that two long names never share a map).
 pub fn config_map_name(route: &str) -> String {
-    let name = format!("{NAME_PREFIX}{route}");
+    prefixed_name(NAME_PREFIX, route)
+}
+
+/// `prefix` + `route`, shortened to a valid object name with a hash when too long.
+pub(super) fn prefixed_name(prefix: &str, route: &str) -> String {
+    let name = format!("{prefix}{route}");
     if name.len() <= MAX_NAME {
         return name;
     }
     let hash = crate::names::short_hash(route);
-    let keep = MAX_NAME - NAME_PREFIX.len() - hash.len() - 1;
+    let keep = MAX_NAME - prefix.len() - hash.len() - 1;
     let mut cut = route[..keep.min(route.len())].to_string();
     // Cut on a character boundary that still forms a valid name (no trailing '.' or '-').
     while cut.ends_with(['.', '-']) {
         cut.pop();
     }
-    format!("{NAME_PREFIX}{cut}-{hash}")
+    format!("{prefix}{cut}-{hash}")
 }
 
 /// A label value (at most 63 characters) naming the route.
@@ -238,8 +284,13 @@ pub async fn load<C: ClusterApi>(
         .unwrap_or_default())
 }
 
-/// Adds `new` to the route's index. The stored index is read again just before the write and
-/// merged (newest entry wins), so that replicas sharing the queue rarely overwrite each other.
+/// Adds `new` to the route's index with a JSON merge patch of only its keys: replicas sharing
+/// the queue never overwrite each other's entries (a forced apply of the whole map by one field
+/// manager removed every key the other replica had added since this one read), and a post sends
+/// its own entry, not the whole map. Two writes of one fingerprint keep the later. The map is
+/// created, owned by the route, on first use. Once it holds more than [`MAX_STORED_MESSAGES`]
+/// entries, the oldest tenth is removed the same way (a patch of `null`s). Returns the index as
+/// stored after the write.
 pub async fn save<C: ClusterApi>(
     cluster: &C,
     route: &AlertRoute,
@@ -255,10 +306,32 @@ pub async fn save<C: ClusterApi>(
         .name
         .as_deref()
         .ok_or(StoreError::RouteIdentity("name"))?;
-    let mut index = load(cluster, namespace, name).await?;
-    index.merge(new);
-    index.bound(MAX_STORED_MESSAGES);
-    cluster.apply(&index.to_config_map(route)?).await?;
+    let map_name = config_map_name(name);
+    let changes = new
+        .data()
+        .into_iter()
+        .map(|(k, v)| (k, serde_json::Value::String(v)))
+        .collect();
+    let stored = merge_data(cluster, &new.to_config_map(route)?, changes).await?;
+    let mut index = MessageIndex::from_config_map(&stored);
+    if index.len() > MAX_STORED_MESSAGES {
+        let keep = MAX_STORED_MESSAGES - MAX_STORED_MESSAGES / 10;
+        let expired = index.oldest(index.len() - keep);
+        let removal: serde_json::Map<String, serde_json::Value> = expired
+            .iter()
+            .map(|fp| (fp.as_str().to_string(), serde_json::Value::Null))
+            .collect();
+        cluster
+            .merge_patch::<ConfigMap>(
+                namespace,
+                &map_name,
+                &serde_json::json!({ "data": removal }),
+            )
+            .await?;
+        for fingerprint in &expired {
+            index.entries.remove(fingerprint);
+        }
+    }
     Ok(index)
 }
 
@@ -369,6 +442,69 @@ mod tests {
             MessageIndex::new().to_config_map(&r),
             Err(StoreError::RouteIdentity("uid"))
         ));
+    }
+
+    /// Issue 11 item 6: two replicas record their messages at the same time; neither loses the
+    /// other's references.
+    #[tokio::test]
+    async fn concurrent_saves_of_two_replicas_keep_both_entries() {
+        let cluster = crate::k8s::MemoryCluster::interleaving();
+        let route = route();
+        // Every replica saves 20 alerts of its own, one post at a time.
+        let replica = |prefix: &'static str| {
+            let cluster = cluster.clone();
+            let route = route.clone();
+            async move {
+                for i in 0..20 {
+                    let mut entry = MessageIndex::new();
+                    entry.insert(
+                        Fingerprint::from_raw(format!("{prefix}{i}")),
+                        message(&format!("{i}.{prefix}"), i, AlertState::Firing),
+                    );
+                    save(&cluster, &route, &entry).await.expect("saved");
+                }
+            }
+        };
+        let (a, b) = (tokio::spawn(replica("a")), tokio::spawn(replica("b")));
+        a.await.unwrap();
+        b.await.unwrap();
+        let index = load(&cluster, "team", "data-eng").await.unwrap();
+        for prefix in ["a", "b"] {
+            for i in 0..20 {
+                let stored = index.get(&Fingerprint::from_raw(format!("{prefix}{i}")));
+                assert_eq!(
+                    stored.map(|m| m.ts.as_str()),
+                    Some(format!("{i}.{prefix}").as_str()),
+                    "{prefix}{i} lost"
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_map_loses_its_oldest_tenth() {
+        let cluster = crate::k8s::MemoryCluster::new();
+        let route = route();
+        let mut first = MessageIndex::new();
+        for i in 0..MAX_STORED_MESSAGES {
+            first.insert(
+                Fingerprint::from_raw(format!("fp{i}")),
+                message(&i.to_string(), i as i64, AlertState::Firing),
+            );
+        }
+        assert_eq!(save(&cluster, &route, &first).await.unwrap().len(), 2_000);
+        let mut newest = MessageIndex::new();
+        newest.insert(
+            Fingerprint::from_raw("newest"),
+            message("n", 10_000, AlertState::Firing),
+        );
+        let saved = save(&cluster, &route, &newest).await.unwrap();
+        let stored = load(&cluster, "team", "data-eng").await.unwrap();
+        assert_eq!(stored, saved);
+        assert_eq!(stored.len(), MAX_STORED_MESSAGES - MAX_STORED_MESSAGES / 10);
+        assert!(stored.get(&Fingerprint::from_raw("newest")).is_some());
+        assert!(stored.get(&Fingerprint::from_raw("fp200")).is_none());
+        assert!(stored.get(&Fingerprint::from_raw("fp201")).is_some());
     }
 
     #[test]

@@ -14,10 +14,10 @@ use tokio::time::Instant;
 use super::consolidate::{DigestSummary, consolidate};
 use super::queue::{self, BatchOutcome, SQS_BATCH};
 use super::render::{DigestContext, render_email, render_slack_summary};
-use crate::alert::{Alert, Enricher, decode_sqs_body, matches};
+use crate::alert::{Alert, Enricher, decode_sqs_body};
 use crate::aws::{AwsClients, AwsError};
 use crate::email::{EmailError, send_email};
-use crate::k8s::{ClusterApi, ClusterError};
+use crate::k8s::{ClusterApi, ClusterError, StatusWriter};
 use crate::resources::digest_schedule::DigestRun;
 use crate::resources::{DigestSchedule, SlackDestination};
 use crate::slack::{SlackClient, resolve_target};
@@ -320,7 +320,7 @@ pub async fn run_digest_with<C: ClusterApi>(
         }
     }
 
-    let recorded = record_run(cluster, namespace, name, &schedule_ref, &report.run).await;
+    let recorded = record_run(cluster, &schedule, &schedule_ref, &report.run).await;
     if let Some((failed, reason)) = delete_error {
         if let Err(e) = recorded {
             tracing::error!(schedule = %schedule_ref, error = %e, "recording the run failed");
@@ -441,13 +441,19 @@ async fn drain(
                 drained.to_delete.push(message.receipt_handle);
                 continue;
             }
-            if let Err(e) = enricher.enrich(&mut alert).await {
-                tracing::warn!(message_id = %message.message_id, error = %e, "enrichment failed; the alert waits for the next run");
-                drained.deferred.push(message.receipt_handle);
-                continue;
+            let enrichment = match enricher.enrich(&mut alert).await {
+                Ok(enrichment) => enrichment,
+                Err(e) => {
+                    tracing::warn!(message_id = %message.message_id, error = %e, "enrichment failed; the alert waits for the next run");
+                    drained.deferred.push(message.receipt_handle);
+                    continue;
+                }
+            };
+            if let Some(missing) = &enrichment.missing {
+                tracing::warn!(message_id = %message.message_id, operation = %missing.operation, code = %missing.code, missing = missing.what, "AWS refused enrichment; the alert is summarised without these facts");
             }
             drained.to_delete.push(message.receipt_handle);
-            if matches(&schedule.spec.match_, &alert) {
+            if enrichment.accepts(&schedule.spec.match_, &alert) {
                 drained.alerts.push(alert);
             } else {
                 drained.filtered += 1;
@@ -479,11 +485,11 @@ async fn release_logged(aws: &AwsClients, queue_url: &str, handles: &[String], s
     }
 }
 
-/// Writes `status.lastRun`, keeping every other status field as the controller wrote it.
+/// Writes `status.lastRun` as the digest's own field (its own field manager): the controller's
+/// status writes, even from a copy read before this run, neither revert nor erase it.
 async fn record_run<C: ClusterApi>(
     cluster: &C,
-    namespace: &str,
-    name: &str,
+    schedule: &DigestSchedule,
     schedule_ref: &str,
     run: &DigestRun,
 ) -> Result<(), DigestError> {
@@ -491,22 +497,14 @@ async fn record_run<C: ClusterApi>(
         schedule: schedule_ref.to_string(),
         source,
     };
-    // Re-read: the controller may have changed the status during the run.
-    let Some(current) = cluster
-        .get::<DigestSchedule>(namespace, name)
-        .await
-        .map_err(status_error)?
-    else {
-        return Err(status_error(ClusterError::NotFound(format!(
-            "DigestSchedule {schedule_ref} was deleted during the run"
-        ))));
-    };
-    let mut status = current.status.clone().unwrap_or_default();
-    status.last_run = Some(run.clone());
-    let value = serde_json::to_value(&status)
+    let run = serde_json::to_value(run)
         .map_err(|e| status_error(ClusterError::Serialization(e.to_string())))?;
     cluster
-        .patch_status(&current, value)
+        .apply_status(
+            schedule,
+            StatusWriter::Digest,
+            serde_json::json!({ "lastRun": run }),
+        )
         .await
         .map_err(status_error)
 }

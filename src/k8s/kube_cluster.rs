@@ -7,7 +7,7 @@ use kube::runtime::events::{Event, EventType as KubeEventType, Recorder, Reporte
 
 use super::{
     ClusterApi, ClusterError, Created, EventInfo, EventType, FIELD_MANAGER, NamespacedResource,
-    Result, add_finalizer_patch, namespace_and_name, remove_finalizer_patch,
+    Result, StatusWriter, add_finalizer_patch, namespace_and_name, remove_finalizer_patch,
 };
 
 /// Page size of list calls: bounded memory per request, few round trips.
@@ -91,18 +91,19 @@ impl ClusterApi for KubeCluster {
         }
     }
 
-    async fn patch_status<K: NamespacedResource>(
+    async fn apply_status<K: NamespacedResource>(
         &self,
         obj: &K,
+        writer: StatusWriter,
         status: serde_json::Value,
     ) -> Result<()> {
         let (namespace, name) = namespace_and_name(obj)?;
         let patch = serde_json::json!({
             "apiVersion": K::api_version(&()),
             "kind": K::kind(&()),
-            "status": status,
+            "status": writer.own_part(&K::kind(&()), status),
         });
-        let params = PatchParams::apply(FIELD_MANAGER).force();
+        let params = PatchParams::apply(writer.field_manager()).force();
         self.api::<K>(&namespace)
             .patch_status(&name, &params, &Patch::Apply(&patch))
             .await?;
@@ -151,6 +152,27 @@ impl ClusterApi for KubeCluster {
             .api::<T>(&namespace)
             .patch(&name, &params, &Patch::Apply(&desired))
             .await?)
+    }
+
+    async fn merge_patch<T: NamespacedResource>(
+        &self,
+        namespace: &str,
+        name: &str,
+        patch: &serde_json::Value,
+    ) -> Result<Option<T>> {
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.to_string()),
+            ..PatchParams::default()
+        };
+        match self
+            .api::<T>(namespace)
+            .patch(name, &params, &Patch::Merge(patch))
+            .await
+        {
+            Ok(patched) => Ok(Some(patched)),
+            Err(err) if is_status(&err, 404) => Ok(None),
+            Err(err) => Err(err.into()),
+        }
     }
 
     async fn create<T: NamespacedResource>(&self, obj: &T) -> Result<Created<T>> {
@@ -429,6 +451,65 @@ mod tests {
         verifier.await.unwrap();
     }
 
+    /// Issue 11 item 7: a digest run applies `lastRun` alone under its own field manager; the
+    /// controller's write, under its manager, leaves `lastRun` out even when the status it
+    /// computed (from a stale copy) carries one.
+    #[tokio::test]
+    async fn each_status_writer_applies_its_own_fields_under_its_own_manager() {
+        use crate::resources::DigestSchedule;
+        let schedule: DigestSchedule = serde_json::from_value(json!({
+            "apiVersion": "alertops.dev/v1alpha1", "kind": "DigestSchedule",
+            "metadata": { "name": "nightly", "namespace": "team-a" },
+            "spec": { "schedule": "0 8 * * *", "sources": [],
+                "email": { "from": "a@example.com", "to": ["b@example.com"] } },
+        }))
+        .unwrap();
+        let path = "/apis/alertops.dev/v1alpha1/namespaces/team-a/digestschedules/nightly/status";
+        let (cluster, mut handle) = mock_cluster();
+        let answer = serde_json::to_value(&schedule).unwrap();
+        let verifier = tokio::spawn(async move {
+            let (seen, send) = next_request(&mut handle).await;
+            assert_eq!((seen.method, seen.path.as_str()), (Method::PATCH, path));
+            assert_eq!(seen.query, "&force=true&fieldManager=alertops-digest");
+            assert_eq!(
+                seen.content_type.as_deref(),
+                Some("application/apply-patch+yaml")
+            );
+            assert_eq!(
+                seen.body["status"],
+                json!({ "lastRun": { "time": "2024-05-01T15:00:00Z", "alertCount": 3, "sent": true } })
+            );
+            respond(send, 200, answer.clone());
+
+            let (seen, send) = next_request(&mut handle).await;
+            assert_eq!((seen.method, seen.path.as_str()), (Method::PATCH, path));
+            assert_eq!(seen.query, "&force=true&fieldManager=alertops");
+            assert_eq!(
+                seen.body["status"],
+                json!({ "observedGeneration": 2 }),
+                "the controller leaves lastRun to the digest"
+            );
+            respond(send, 200, answer);
+        });
+        cluster
+            .apply_status(
+                &schedule,
+                StatusWriter::Digest,
+                json!({ "lastRun": { "time": "2024-05-01T15:00:00Z", "alertCount": 3, "sent": true } }),
+            )
+            .await
+            .unwrap();
+        cluster
+            .patch_status(
+                &schedule,
+                json!({ "observedGeneration": 2,
+                    "lastRun": { "time": "2024-04-30T15:00:00Z", "alertCount": 1, "sent": true } }),
+            )
+            .await
+            .unwrap();
+        verifier.await.unwrap();
+    }
+
     #[tokio::test]
     async fn add_finalizer_sends_a_guarded_json_patch() {
         let (cluster, mut handle) = mock_cluster();
@@ -564,6 +645,45 @@ mod tests {
         desired.metadata.namespace = None;
         let err = cluster.apply(&desired).await.unwrap_err();
         assert!(matches!(err, ClusterError::Invalid(_)), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn merge_patch_sends_only_the_named_members() {
+        use k8s_openapi::api::core::v1::ConfigMap;
+        let (cluster, mut handle) = mock_cluster();
+        let verifier = tokio::spawn(async move {
+            let (seen, send) = next_request(&mut handle).await;
+            assert_eq!(seen.method, Method::PATCH);
+            assert_eq!(seen.path, "/api/v1/namespaces/team-a/configmaps/messages");
+            assert_eq!(seen.query, "&fieldManager=alertops");
+            assert_eq!(
+                seen.content_type.as_deref(),
+                Some("application/merge-patch+json")
+            );
+            assert_eq!(seen.body, json!({ "data": { "a": "1", "gone": null } }));
+            respond(
+                send,
+                200,
+                json!({ "apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": { "name": "messages", "namespace": "team-a" },
+                    "data": { "a": "1", "b": "2" } }),
+            );
+            let (_, send) = next_request(&mut handle).await;
+            respond(send, 404, status(404, "NotFound"));
+        });
+        let patch = json!({ "data": { "a": "1", "gone": null } });
+        let patched: ConfigMap = cluster
+            .merge_patch("team-a", "messages", &patch)
+            .await
+            .unwrap()
+            .expect("exists");
+        assert_eq!(patched.data.unwrap().len(), 2);
+        let absent: Option<ConfigMap> = cluster
+            .merge_patch("team-a", "absent", &patch)
+            .await
+            .unwrap();
+        assert!(absent.is_none());
+        verifier.await.unwrap();
     }
 
     #[tokio::test]

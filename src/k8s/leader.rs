@@ -5,12 +5,22 @@
 //! with an error as soon as the lease is lost or cannot be renewed: `main` then exits and the
 //! Deployment restarts the pod, which queues for the lease again. Stopping on a failed renewal is
 //! deliberate: a replica that cannot confirm its lease must assume another one may hold it.
+//!
+//! Timing, with lease duration `D` and grace `G` (the clock skew tolerated between replicas):
+//! the holder renews `2G` before expiry; each request to the Lease times out after `G/2`; and
+//! whatever the lease manager is doing, the work stops when no renewal was confirmed for
+//! `D - G` (the renewal deadline). A renewal that hangs — an API server that stops answering —
+//! therefore stops the work at least `G` before another replica may take the lease.
 
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use http::{Method, Request, Response};
 use kube::Client;
+use kube::client::Body;
 use kube_lease_manager::{LeaseManager, LeaseManagerBuilder, LeaseManagerError, LeaseParams};
+use tokio::time::Instant;
 use tracing::{info, warn};
 
 /// Seconds a lease stays valid after its last renewal, unless configured otherwise.
@@ -57,9 +67,10 @@ impl LeaseConfig {
         if self.lease_name.is_empty() || self.namespace.is_empty() || self.identity.is_empty() {
             return invalid("lease name, namespace and identity must not be empty");
         }
-        if self.grace_seconds == 0 || self.grace_seconds >= self.duration_seconds {
+        // Renewal starts 2G before expiry and the work stops G before it: 2G < D.
+        if self.grace_seconds == 0 || self.grace_seconds * 2 >= self.duration_seconds {
             return invalid(
-                "the grace period must be at least 1 s and shorter than the lease duration",
+                "the grace period must be at least 1 s and shorter than half the lease duration",
             );
         }
         Ok(())
@@ -93,6 +104,17 @@ pub enum LeaderError {
         #[source]
         source: LeaseManagerError,
     },
+    /// No renewal was confirmed in time (the API server stopped answering); the work stopped
+    /// before the lease could expire and another replica take it.
+    #[error(
+        "lease {lease} not renewed within {deadline:?} of its last confirmation; stopped before it could expire"
+    )]
+    RenewalDeadline {
+        /// The lease name.
+        lease: String,
+        /// How long after the last confirmed renewal the work is stopped.
+        deadline: Duration,
+    },
 }
 
 /// Runs `work` only while this replica holds the lease described by `config`.
@@ -107,12 +129,22 @@ pub async fn run_while_leader<F: Future>(
     work: F,
 ) -> Result<F::Output, LeaderError> {
     config.validate()?;
+    let duration = Duration::from_secs(config.duration_seconds);
+    let grace = Duration::from_secs(config.grace_seconds);
+    // The manager renews `grace` (its parameter) before expiry: 2G here, see the module doc.
     let params = LeaseParams::new(
         &config.identity,
         config.duration_seconds,
-        config.grace_seconds,
+        config.grace_seconds * 2,
     );
-    let manager = LeaseManagerBuilder::new(client, &config.lease_name)
+    let confirmations = Confirmations::default();
+    let lease_client = watched_client(
+        client,
+        lease_path(&config.namespace, &config.lease_name),
+        (grace / 2).max(Duration::from_millis(500)),
+        confirmations.clone(),
+    );
+    let manager = LeaseManagerBuilder::new(lease_client, &config.lease_name)
         .with_namespace(&config.namespace)
         .with_parameters(params)
         .build()
@@ -124,27 +156,112 @@ pub async fn run_while_leader<F: Future>(
 
     acquire(&manager, config).await;
     info!(lease = %config.lease_name, identity = %config.identity, "acquired the lease; leading");
+    let renew_deadline = duration - grace;
+    let deadline = || {
+        confirmations
+            .last()
+            .unwrap_or_else(Instant::now)
+            .checked_add(renew_deadline)
+            .expect("a lease duration fits in an Instant")
+    };
 
     let mut work = std::pin::pin!(work);
+    let mut changed = Box::pin(manager.changed());
     loop {
         tokio::select! {
             // Finished work wins over a renewal in progress.
             biased;
             output = &mut work => {
+                drop(changed);
                 if let Err(err) = manager.release().await {
                     warn!(lease = %config.lease_name, error = %err, "could not release the lease; it will expire");
                 }
                 return Ok(output);
             }
-            changed = manager.changed() => match changed {
-                Ok(true) => continue,
+            result = &mut changed => match result {
+                Ok(true) => changed = Box::pin(manager.changed()),
                 Ok(false) => return Err(LeaderError::LeadershipLost(config.lease_name.clone())),
                 Err(source) => {
                     return Err(LeaderError::RenewalFailed { lease: config.lease_name.clone(), source });
                 }
             },
+            // Woken at the deadline as it stood; a renewal confirmed meanwhile moved it on.
+            () = tokio::time::sleep_until(deadline()) => {
+                if deadline() <= Instant::now() {
+                    warn!(lease = %config.lease_name, deadline = ?renew_deadline, "no lease renewal confirmed in time; stopping before the lease can expire");
+                    return Err(LeaderError::RenewalDeadline {
+                        lease: config.lease_name.clone(),
+                        deadline: renew_deadline,
+                    });
+                }
+            }
         }
     }
+}
+
+/// When this replica last had a write to its Lease accepted: the instant the request was sent,
+/// since the renewal time it carries is taken then.
+#[derive(Clone, Default)]
+struct Confirmations(Arc<Mutex<Option<Instant>>>);
+
+impl Confirmations {
+    fn last(&self) -> Option<Instant> {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn record(&self, sent: Instant) {
+        let mut last = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.is_none_or(|t| t < sent) {
+            *last = Some(sent);
+        }
+    }
+}
+
+fn lease_path(namespace: &str, name: &str) -> String {
+    format!("/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}")
+}
+
+/// Why a request to the Lease failed before the API server answered.
+#[derive(Debug, thiserror::Error)]
+enum LeaseRequestError {
+    #[error("no answer from the API server within {0:?}")]
+    TimedOut(Duration),
+    #[error(transparent)]
+    Client(#[from] kube::Error),
+}
+
+/// A client for the lease manager alone: each request times out after `timeout` (a renewal
+/// must not hang past the deadline), and every accepted PATCH of the Lease is recorded in
+/// `confirmations`.
+fn watched_client(
+    client: Client,
+    lease_path: String,
+    timeout: Duration,
+    confirmations: Confirmations,
+) -> Client {
+    let namespace = client.default_namespace().to_string();
+    let service = tower::service_fn(move |request: Request<Body>| {
+        let client = client.clone();
+        let confirmations = confirmations.clone();
+        let writes_lease = request.method() == Method::PATCH && request.uri().path() == lease_path;
+        async move {
+            let sent = Instant::now();
+            let response: Response<Body> = tokio::time::timeout(timeout, client.send(request))
+                .await
+                .map_err(|_| LeaseRequestError::TimedOut(timeout))??;
+            if writes_lease && response.status().is_success() {
+                confirmations.record(sent);
+            }
+            Ok::<_, LeaseRequestError>(response)
+        }
+    });
+    Client::new(service, namespace)
 }
 
 /// Waits until `manager` holds the lease, retrying API errors with exponential back-off.
@@ -166,8 +283,6 @@ async fn acquire(manager: &LeaseManager, config: &LeaseConfig) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::{Method, Request, Response};
-    use kube::client::Body;
     use serde_json::{Value, json};
     use tower_test::mock::{Handle, SendResponse};
 
@@ -372,6 +487,51 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, LeaderError::RenewalFailed { .. }), "{err:?}");
         verifier.await.unwrap();
+    }
+
+    /// The API server stops answering after the lease was taken: the renewal hangs. The work
+    /// must stop before the lease can expire (`duration` after the last confirmed renewal, less
+    /// the clock skew tolerated), or another replica would lead while this one still reconciles.
+    #[tokio::test(start_paused = true)]
+    async fn work_stops_before_the_lease_expires_when_the_api_stops_answering() {
+        let (client, mut handle) = mock_client();
+        let (acquired_tx, acquired_rx) = tokio::sync::oneshot::channel();
+        let verifier = tokio::spawn(async move {
+            serve_acquisition(&mut handle).await;
+            acquired_tx.send(Instant::now()).unwrap();
+            // Every later request is received and never answered; the handles are kept so that
+            // the connection stays open, as with an API server that hangs.
+            let mut unanswered = Vec::new();
+            while let Some((request, send)) = handle.next_request().await {
+                unanswered.push((request, send));
+            }
+            unanswered.len()
+        });
+        let config = config();
+        let outcome = tokio::time::timeout(
+            Duration::from_secs(config.duration_seconds * 4),
+            run_while_leader(client, &config, std::future::pending::<()>()),
+        )
+        .await;
+        let stopped_at = Instant::now();
+        let acquired_at = acquired_rx.await.expect("the lease was acquired");
+        let err = outcome
+            .expect("the work kept running after the API stopped answering")
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                LeaderError::RenewalDeadline { .. } | LeaderError::RenewalFailed { .. }
+            ),
+            "{err:?}"
+        );
+        let latest_stop = Duration::from_secs(config.duration_seconds - config.grace_seconds);
+        assert!(
+            stopped_at - acquired_at <= latest_stop,
+            "stopped {:?} after the last confirmation; the lease is only safe for {latest_stop:?}",
+            stopped_at - acquired_at
+        );
+        verifier.abort();
     }
 
     #[tokio::test]

@@ -21,7 +21,7 @@ use tokio::sync::watch;
 
 use super::{
     ClusterApi, ClusterError, Created, EventInfo, EventType, NamespacedResource, Result,
-    add_finalizer_patch, namespace_and_name, remove_finalizer_patch,
+    StatusWriter, add_finalizer_patch, namespace_and_name, remove_finalizer_patch,
 };
 
 /// Kinds without a namespace that a folder of manifests may still contain.
@@ -101,6 +101,8 @@ struct Inner {
     store: Mutex<Store>,
     /// Carries the store's revision; bumped on every change.
     changes: watch::Sender<u64>,
+    /// Whether every API call yields to other tasks first (see [`MemoryCluster::interleaving`]).
+    yields: bool,
 }
 
 #[derive(Default)]
@@ -110,6 +112,9 @@ struct Store {
     /// Like etcd's revision: one counter for the whole store, also used as resourceVersion.
     revision: u64,
     uids_issued: u64,
+    /// Which writer owns which top-level status fields of an object, as server-side apply's
+    /// managed fields record it.
+    status_owners: BTreeMap<ObjectKey, BTreeMap<StatusWriter, BTreeSet<String>>>,
 }
 
 impl Default for MemoryCluster {
@@ -121,12 +126,31 @@ impl Default for MemoryCluster {
 impl MemoryCluster {
     /// An empty cluster.
     pub fn new() -> Self {
+        Self::with_yields(false)
+    }
+
+    /// An empty cluster whose every API call first yields to other tasks, as the round trip to
+    /// a real API server does: concurrent writers (two consumer replicas) interleave between a
+    /// read and the write that follows it, so that lost updates show in tests.
+    pub fn interleaving() -> Self {
+        Self::with_yields(true)
+    }
+
+    fn with_yields(yields: bool) -> Self {
         let (changes, _) = watch::channel(0);
         MemoryCluster {
             inner: Arc::new(Inner {
                 store: Mutex::new(Store::default()),
                 changes,
+                yields,
             }),
+        }
+    }
+
+    /// The round trip of an API call (see [`MemoryCluster::interleaving`]).
+    async fn round_trip(&self) {
+        if self.inner.yields {
+            tokio::task::yield_now().await;
         }
     }
 
@@ -439,6 +463,8 @@ impl Store {
     }
 
     fn insert_new(&mut self, key: ObjectKey, mut object: Map<String, Value>) -> Value {
+        // A new object of an old name starts without managed fields.
+        self.status_owners.remove(&key);
         let uid = self.new_uid();
         let revision = self.next_revision();
         if let Some(Value::Object(metadata)) = object.get_mut("metadata") {
@@ -531,8 +557,39 @@ impl Store {
         value
     }
 
-    fn patch_status(&mut self, key: &ObjectKey, status: Value) -> Result<()> {
+    /// Server-side apply of `writer`'s status fields, with the API server's ownership rules
+    /// over top-level fields: the applied fields become the writer's (forced), fields it applied
+    /// before and leaves out now are removed unless another writer owns them too, and fields of
+    /// other writers stay.
+    fn patch_status(&mut self, key: &ObjectKey, writer: StatusWriter, status: Value) -> Result<()> {
         let mut value = self.stored(key)?.clone();
+        let applied = match status {
+            Value::Object(fields) => fields,
+            Value::Null => Map::new(),
+            other => {
+                return Err(ClusterError::Invalid(format!(
+                    "status of {key} must be an object, not {other}"
+                )));
+            }
+        };
+        let mut current = match value.get("status") {
+            Some(Value::Object(fields)) => fields.clone(),
+            _ => Map::new(),
+        };
+        let owners = self.status_owners.entry(key.clone()).or_default();
+        let previously = owners.remove(&writer).unwrap_or_default();
+        for field in previously {
+            let still_owned = owners.values().any(|fields| fields.contains(&field));
+            if !applied.contains_key(&field) && !still_owned {
+                current.remove(&field);
+            }
+        }
+        for fields in owners.values_mut() {
+            fields.retain(|field| !applied.contains_key(field));
+        }
+        owners.insert(writer, applied.keys().cloned().collect());
+        current.extend(applied);
+        let status = Value::Object(current);
         if value.get("status") == Some(&status) {
             return Ok(());
         }
@@ -636,10 +693,12 @@ fn key_of<K: NamespacedResource>(obj: &K) -> Result<ObjectKey> {
 
 impl ClusterApi for MemoryCluster {
     async fn get<K: NamespacedResource>(&self, namespace: &str, name: &str) -> Result<Option<K>> {
+        self.round_trip().await;
         self.object(namespace, name)
     }
 
     async fn list<K: NamespacedResource>(&self, namespace: &str) -> Result<Vec<K>> {
+        self.round_trip().await;
         let (api_version, kind) = (K::api_version(&()), K::kind(&()));
         let values: Vec<Value> = self
             .lock()
@@ -653,12 +712,20 @@ impl ClusterApi for MemoryCluster {
         values.into_iter().map(decode).collect()
     }
 
-    async fn patch_status<K: NamespacedResource>(&self, obj: &K, status: Value) -> Result<()> {
+    async fn apply_status<K: NamespacedResource>(
+        &self,
+        obj: &K,
+        writer: StatusWriter,
+        status: Value,
+    ) -> Result<()> {
+        self.round_trip().await;
         let key = key_of(obj)?;
-        self.mutate(|store| store.patch_status(&key, status))
+        let status = writer.own_part(&key.kind, status);
+        self.mutate(|store| store.patch_status(&key, writer, status))
     }
 
     async fn add_finalizer<K: NamespacedResource>(&self, obj: &K, finalizer: &str) -> Result<K> {
+        self.round_trip().await;
         let current = obj.meta().finalizers.clone().unwrap_or_default();
         if current.iter().any(|f| f == finalizer) {
             return Ok(obj.clone());
@@ -685,6 +752,7 @@ impl ClusterApi for MemoryCluster {
         obj: &K,
         finalizer: &str,
     ) -> Result<()> {
+        self.round_trip().await;
         let current = obj.meta().finalizers.clone().unwrap_or_default();
         let Some(patch) = remove_finalizer_patch(&current, finalizer) else {
             return Ok(());
@@ -695,12 +763,42 @@ impl ClusterApi for MemoryCluster {
     }
 
     async fn apply<T: NamespacedResource>(&self, obj: &T) -> Result<T> {
+        self.round_trip().await;
         let value = serde_json::to_value(obj)?;
         let (_, stored) = self.mutate(|store| store.upsert(value, None))?;
         decode(stored)
     }
 
+    async fn merge_patch<T: NamespacedResource>(
+        &self,
+        namespace: &str,
+        name: &str,
+        patch: &Value,
+    ) -> Result<Option<T>> {
+        self.round_trip().await;
+        let key = ObjectKey::of::<T>(namespace, name);
+        let patched = self.mutate(|store| {
+            let Some(old) = store.objects.get(&key).cloned() else {
+                return Ok(None);
+            };
+            let mut merged = old.clone();
+            json_patch::merge(&mut merged, patch);
+            // Writes to the main resource never change status (it is a subresource).
+            match old.get("status") {
+                Some(status) => merged["status"] = status.clone(),
+                None => {
+                    if let Value::Object(fields) = &mut merged {
+                        fields.remove("status");
+                    }
+                }
+            }
+            store.upsert(merged, None).map(|(_, value)| Some(value))
+        })?;
+        patched.map(decode).transpose()
+    }
+
     async fn create<T: NamespacedResource>(&self, obj: &T) -> Result<Created<T>> {
+        self.round_trip().await;
         let value = serde_json::to_value(obj)?;
         let (is_new, stored) = self.mutate(|store| {
             let (key, object) = store.admit(value, None)?;
@@ -718,11 +816,13 @@ impl ClusterApi for MemoryCluster {
     }
 
     async fn delete<T: NamespacedResource>(&self, namespace: &str, name: &str) -> Result<bool> {
+        self.round_trip().await;
         let key = ObjectKey::of::<T>(namespace, name);
         Ok(self.mutate(|store| store.request_delete(&key)))
     }
 
     async fn secret_value(&self, namespace: &str, name: &str, key: &str) -> Result<Option<String>> {
+        self.round_trip().await;
         let secret_key = ObjectKey {
             api_version: "v1".into(),
             kind: "Secret".into(),
@@ -747,6 +847,7 @@ impl ClusterApi for MemoryCluster {
     }
 
     async fn publish_event<K: NamespacedResource>(&self, obj: &K, event: EventInfo) -> Result<()> {
+        self.round_trip().await;
         let regarding = key_of(obj)?;
         let recorded = RecordedEvent {
             regarding,
@@ -925,6 +1026,60 @@ mod tests {
         assert_eq!(keys, ["ConfigMap team-a/c", "Namespace /team-a"]);
         let err = cluster.apply_yaml("kind: [unclosed").unwrap_err();
         assert!(matches!(err, ClusterError::Serialization(_)), "{err:?}");
+    }
+
+    /// Server-side apply's ownership of status fields, per writer (issue 11 item 7).
+    #[tokio::test]
+    async fn status_writers_keep_each_others_fields() {
+        use crate::resources::DigestSchedule;
+        let cluster = MemoryCluster::new();
+        cluster
+            .apply_manifest(json!({
+                "apiVersion": "alertops.dev/v1alpha1", "kind": "DigestSchedule",
+                "metadata": { "name": "nightly", "namespace": "team-a" },
+                "spec": { "schedule": "0 8 * * *", "sources": [],
+                    "email": { "from": "a@example.com", "to": ["b@example.com"] } },
+            }))
+            .unwrap();
+        let schedule: DigestSchedule = cluster.get("team-a", "nightly").await.unwrap().unwrap();
+        let status = |cluster: &MemoryCluster| {
+            cluster
+                .value(&ObjectKey::of::<DigestSchedule>("team-a", "nightly"))
+                .unwrap()["status"]
+                .clone()
+        };
+        cluster
+            .patch_status(
+                &schedule,
+                json!({ "observedGeneration": 1, "cronJob": "c" }),
+            )
+            .await
+            .unwrap();
+        let run = json!({ "time": "2024-05-01T15:00:00Z", "alertCount": 3, "sent": true });
+        cluster
+            .apply_status(&schedule, StatusWriter::Digest, json!({ "lastRun": run }))
+            .await
+            .unwrap();
+        // The controller drops a field of its own, and offers an older lastRun from a stale copy.
+        cluster
+            .patch_status(
+                &schedule,
+                json!({ "observedGeneration": 2,
+                    "lastRun": { "time": "2024-04-30T15:00:00Z", "alertCount": 1, "sent": true } }),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            status(&cluster),
+            json!({ "observedGeneration": 2, "lastRun": run }),
+            "the controller's dropped field goes; the digest's field stays as the digest wrote it"
+        );
+        // A writer's own field goes when it stops applying it.
+        cluster
+            .apply_status(&schedule, StatusWriter::Digest, json!({}))
+            .await
+            .unwrap();
+        assert_eq!(status(&cluster), json!({ "observedGeneration": 2 }));
     }
 
     #[tokio::test]

@@ -22,9 +22,56 @@ use serde::de::DeserializeOwned;
 pub use kube_cluster::KubeCluster;
 pub use memory::MemoryCluster;
 
-/// The one field manager alertops writes with (server-side apply of objects and of status), so
-/// that ownership of fields stays stable across restarts and replicas.
+/// The field manager of the controller (server-side apply of objects and of status), so that
+/// ownership of fields stays stable across restarts and replicas.
 pub const FIELD_MANAGER: &str = "alertops";
+
+/// Who writes a status. Each writer applies only its own fields under its own field manager, so
+/// that server-side apply keeps what the others wrote: a digest run records `status.lastRun`,
+/// the controller everything else.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum StatusWriter {
+    /// The controller's reconcilers.
+    Controller,
+    /// A digest run, recording itself on its DigestSchedule.
+    Digest,
+}
+
+impl StatusWriter {
+    /// Every writer.
+    pub const ALL: [StatusWriter; 2] = [StatusWriter::Controller, StatusWriter::Digest];
+
+    /// The field manager of its server-side applies.
+    pub fn field_manager(self) -> &'static str {
+        match self {
+            StatusWriter::Controller => FIELD_MANAGER,
+            StatusWriter::Digest => "alertops-digest",
+        }
+    }
+
+    /// The top-level status fields of a `kind` that this writer alone writes. The controller
+    /// computes a whole status, possibly from a stale cached copy; its writes leave these out so
+    /// that it can neither revert nor erase them.
+    pub fn owned_fields(self, kind: &str) -> &'static [&'static str] {
+        match (self, kind) {
+            (StatusWriter::Digest, "DigestSchedule") => &["lastRun"],
+            _ => &[],
+        }
+    }
+
+    /// What `self` applies of `status` on an object of `kind`: everything but the fields another
+    /// writer owns.
+    pub fn own_part(self, kind: &str, mut status: serde_json::Value) -> serde_json::Value {
+        if let serde_json::Value::Object(fields) = &mut status {
+            for other in StatusWriter::ALL.into_iter().filter(|w| *w != self) {
+                for field in other.owned_fields(kind) {
+                    fields.remove(*field);
+                }
+            }
+        }
+        status
+    }
+}
 
 /// A namespaced Kubernetes resource type with a static API version and kind: the custom resources
 /// and the built-in workloads alertops owns (Deployment, CronJob, Job, ServiceAccount, Secret...).
@@ -213,12 +260,25 @@ pub trait ClusterApi: Clone + Send + Sync + 'static {
         namespace: &str,
     ) -> impl Future<Output = Result<Vec<K>>> + Send;
 
-    /// Replaces the status of `obj` by server-side apply to the status subresource (field manager
-    /// [`FIELD_MANAGER`], forced). `status` is the whole status this controller owns. The spec and
-    /// `metadata.generation` are never touched.
+    /// The controller's status write: [`ClusterApi::apply_status`] as
+    /// [`StatusWriter::Controller`]. `status` is the whole status the controller computed; fields
+    /// other writers own are left out of it.
     fn patch_status<K: NamespacedResource>(
         &self,
         obj: &K,
+        status: serde_json::Value,
+    ) -> impl Future<Output = Result<()>> + Send {
+        self.apply_status(obj, StatusWriter::Controller, status)
+    }
+
+    /// Server-side apply of `writer`'s part of the status of `obj` to the status subresource
+    /// (its own field manager, forced): the fields it applied before and leaves out now are
+    /// removed, fields of other writers are kept. The spec and `metadata.generation` are never
+    /// touched.
+    fn apply_status<K: NamespacedResource>(
+        &self,
+        obj: &K,
+        writer: StatusWriter,
         status: serde_json::Value,
     ) -> impl Future<Output = Result<()>> + Send;
 
@@ -244,6 +304,17 @@ pub trait ClusterApi: Clone + Send + Sync + 'static {
     /// missing, updated to `obj` otherwise (its status is ignored: status is a subresource). `obj` must
     /// name its namespace. Returns the server's copy.
     fn apply<T: NamespacedResource>(&self, obj: &T) -> impl Future<Output = Result<T>> + Send;
+
+    /// JSON merge patch (RFC 7386) of the object `namespace/name`: only the members `patch`
+    /// names change (`null` removes one), so that writers of different members never overwrite
+    /// each other. Not a status write (status is a subresource). `None` when the object does
+    /// not exist; otherwise the server's copy.
+    fn merge_patch<T: NamespacedResource>(
+        &self,
+        namespace: &str,
+        name: &str,
+        patch: &serde_json::Value,
+    ) -> impl Future<Output = Result<Option<T>>> + Send;
 
     /// Creates `obj`; an existing object of that name is a normal outcome, read back as
     /// [`Created::AlreadyExisted`]. This makes creation idempotent (one retry Job per click).

@@ -746,3 +746,42 @@ fn the_cli_rejects_a_schedule_without_namespace() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("expected NAMESPACE/NAME"), "{stderr}");
 }
+
+/// Issue 11 item 7: the controller writes the schedule's status from its cache, which may hold a
+/// copy read before the digest run. That write must not revert (or erase) the `lastRun` the run
+/// recorded: each writer owns its own fields.
+#[tokio::test]
+async fn a_controller_status_write_from_a_stale_copy_keeps_the_last_run() {
+    let f = fixture(Options {
+        send_empty: true,
+        ..Default::default()
+    })
+    .await;
+    let stale: DigestSchedule = f.cluster.object(NAMESPACE, &f.name).unwrap().unwrap();
+    assert_eq!(stale.status.as_ref().unwrap().last_run, None);
+    let report = f.run().await.expect("the run succeeds");
+    assert_eq!(f.last_run().as_ref(), Some(&report.run));
+
+    // The controller's next write, computed from the stale copy (its own fields changed).
+    let next_run = Utc.with_ymd_and_hms(2024, 5, 2, 3, 0, 0).unwrap();
+    let mut status = stale.status.clone().unwrap();
+    status.next_run_time = Some(next_run);
+    f.cluster
+        .patch_status(&stale, serde_json::to_value(&status).unwrap())
+        .await
+        .unwrap();
+
+    let current: DigestSchedule = f.cluster.object(NAMESPACE, &f.name).unwrap().unwrap();
+    let current = current.status.unwrap();
+    assert_eq!(
+        current.next_run_time,
+        Some(next_run),
+        "the controller's field"
+    );
+    assert_eq!(
+        current.last_run.as_ref(),
+        Some(&report.run),
+        "the run's record survives the controller's write"
+    );
+    assert_eq!(current.queue_url.as_deref(), Some(f.queue_url.as_str()));
+}
