@@ -22,7 +22,7 @@ use crate::k8s::KubeCluster;
 use crate::reconcile::workloads::MANAGED_BY;
 use crate::reconcile::{Context, ReconcileError, alarm_policy, alert_route, digest_schedule};
 use crate::resources::{AlarmPolicy, AlertRoute, DigestSchedule, SourceRef};
-use crate::telemetry::{self, Readiness, ReconcileMetrics};
+use crate::telemetry::{self, OperatorMetrics, Readiness, ReadyState, ReconcileMetrics};
 
 /// Why the controller stopped.
 #[derive(Debug, thiserror::Error)]
@@ -56,9 +56,8 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
 
     let aws = AwsClients::from_env(AwsSettings::default()).await;
     let reconcile_metrics = ReconcileMetrics::default();
-    let mut registry = Registry::with_prefix("alertops");
-    reconcile_metrics.register(&mut registry);
-    aws.metrics().register(&mut registry);
+    let operator_metrics = OperatorMetrics::new();
+    let registry = metrics_registry(&reconcile_metrics, &operator_metrics, aws.metrics());
     let readiness = Readiness::default();
     let server = tokio::spawn(telemetry::serve(
         args.http_listen,
@@ -77,14 +76,53 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
     // Ready once the CRDs answered: a standby replica is ready to take over the Lease.
     readiness.set(true);
 
-    let controllers = run_controllers(client.clone(), args.watch_namespace.clone(), ctx);
+    let leading = operator_metrics.clone();
+    let watch_client = client.clone();
+    let watch_namespace = args.watch_namespace.clone();
+    let controllers = async move {
+        // This future runs only while the Lease is held; losing it ends the process.
+        leading.set_leader(true);
+        run_controllers(watch_client, watch_namespace, ctx, leading).await
+    };
     let lease =
         crate::k8s::leader::LeaseConfig::new(&args.lease_name, &args.lease_namespace, &identity);
     let result = crate::k8s::leader::run_while_leader(client, &lease, controllers)
         .await
         .map_err(|e| ControllerError::Leadership(e.to_string()));
+    operator_metrics.set_leader(false);
     server.abort();
     result
+}
+
+/// The controller's `/metrics` registry: reconcile counters, the operator's gauges and the AWS
+/// layer's calls. The metric-name test gathers the exposition from this very function.
+pub fn metrics_registry(
+    reconcile: &ReconcileMetrics,
+    operator: &OperatorMetrics,
+    aws: &crate::aws::AwsMetrics,
+) -> Registry {
+    let mut registry = telemetry::registry();
+    reconcile.register(&mut registry);
+    operator.register(&mut registry);
+    aws.register(&mut registry);
+    registry
+}
+
+/// Recounts the `Ready` states of every resource in `store` into the resources gauge; called
+/// after each reconcile of that kind, whose status change the store then holds (a status write
+/// triggers the next reconcile, so the gauge trails the store by at most one run).
+fn count_ready<K>(
+    metrics: &OperatorMetrics,
+    kind: &str,
+    store: &Store<K>,
+    status: impl Fn(&K) -> Option<&[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]>,
+) where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    metrics.set_resources(
+        kind,
+        store.state().iter().map(|r| ReadyState::of(status(r))),
+    );
 }
 
 /// The API of a resource, in one namespace or all.
@@ -102,29 +140,41 @@ async fn run_controllers(
     client: Client,
     namespace: Option<String>,
     ctx: Arc<Context<KubeCluster>>,
+    metrics: OperatorMetrics,
 ) {
     info!("controllers started");
     let ns = namespace.as_deref();
     let policies = Controller::new(
         api::<AlarmPolicy>(&client, ns),
         watcher::Config::default().any_semantic(),
-    )
-    .shutdown_on_signal()
-    .run(
-        |policy, ctx: Arc<Context<KubeCluster>>| async move {
-            let resource = resource_key(&*policy);
-            timed(
-                &ctx,
+    );
+    let policy_store = policies.store();
+    let policy_metrics = metrics.clone();
+    let policies = policies
+        .shutdown_on_signal()
+        .run(
+            |policy, ctx: Arc<Context<KubeCluster>>| async move {
+                let resource = resource_key(&*policy);
+                timed(
+                    &ctx,
+                    alarm_policy::KIND,
+                    resource,
+                    alarm_policy::reconcile(policy, &ctx),
+                )
+                .await
+            },
+            |policy, error: &ReconcileError, ctx| on_error(&*policy, error, &ctx),
+            ctx.clone(),
+        )
+        .for_each(move |result| {
+            count_ready(
+                &policy_metrics,
                 alarm_policy::KIND,
-                resource,
-                alarm_policy::reconcile(policy, &ctx),
-            )
-            .await
-        },
-        |policy, error: &ReconcileError, ctx| on_error(&*policy, error, &ctx),
-        ctx.clone(),
-    )
-    .for_each(log_result);
+                &policy_store,
+                |p: &AlarmPolicy| p.status.as_ref().map(|s| s.conditions.as_slice()),
+            );
+            log_result(result)
+        });
 
     // Only the workloads alertops made: the owner references route their changes (a consumer
     // becoming ready) to the owning resource.
@@ -137,6 +187,8 @@ async fn run_controllers(
         watcher::Config::default().any_semantic(),
     );
     let route_store = routes.store();
+    let route_count_store = route_store.clone();
+    let route_metrics = metrics.clone();
     let routes = routes
         .owns(api::<Deployment>(&client, ns), owned.clone())
         // A route waiting for an AlarmPolicy's topic hears of it at once instead of at backoff.
@@ -160,13 +212,22 @@ async fn run_controllers(
             |route, error: &ReconcileError, ctx| on_error(&*route, error, &ctx),
             ctx.clone(),
         )
-        .for_each(log_result);
+        .for_each(move |result| {
+            count_ready(
+                &route_metrics,
+                alert_route::KIND,
+                &route_count_store,
+                |r: &AlertRoute| r.status.as_ref().map(|s| s.conditions.as_slice()),
+            );
+            log_result(result)
+        });
 
     let digests = Controller::new(
         api::<DigestSchedule>(&client, ns),
         watcher::Config::default().any_semantic(),
     );
     let digest_store = digests.store();
+    let digest_count_store = digest_store.clone();
     let digests = digests
         .owns(api::<CronJob>(&client, ns), owned)
         .watches(
@@ -189,7 +250,15 @@ async fn run_controllers(
             |digest, error: &ReconcileError, ctx| on_error(&*digest, error, &ctx),
             ctx,
         )
-        .for_each(log_result);
+        .for_each(move |result| {
+            count_ready(
+                &metrics,
+                digest_schedule::KIND,
+                &digest_count_store,
+                |d: &DigestSchedule| d.status.as_ref().map(|s| s.conditions.as_slice()),
+            );
+            log_result(result)
+        });
 
     futures::join!(policies, routes, digests);
     info!("controllers stopped");
