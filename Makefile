@@ -9,7 +9,7 @@ VENV_STAMP  := $(VENV)/.moto-installed
 # lupa (Lua in Python; Lua 5.1 as Argo CD's gopher-lua) to run the Argo CD health check of deploy/argocd/ over status fixtures.
 CHART_STAMP := $(VENV)/.chart-tools-installed
 
-.PHONY: venv test lint build chart-test crds demo bench
+.PHONY: venv test lint build chart-test crds demo bench iam-policies
 
 venv: $(VENV_STAMP)
 
@@ -46,6 +46,24 @@ crds:
 	cargo run --quiet -- crds --output-dir crds
 	cp crds/*.yaml charts/alertops/files/crds/
 	cargo run --quiet -- crds --reference > docs/crd-reference.md
+
+# The IAM policies of deploy/iam/ with their placeholders filled, ready for `aws iam
+# create-policy --policy-document file://...` (README "Security model"):
+#   make iam-policies CLUSTER_ID=prod-eu-1 ACCOUNT_ID=123456789012 \
+#     EMR_SERVICE_ROLE_ARN=arn:aws:iam::123456789012:role/EMR_DefaultRole_V2 \
+#     EMR_INSTANCE_PROFILE_ROLE_ARN=arn:aws:iam::123456789012:role/EMR_EC2_DefaultRole
+IAM_OUT ?= target/iam
+iam-policies:
+	@test -n "$(CLUSTER_ID)" -a -n "$(ACCOUNT_ID)" -a -n "$(EMR_SERVICE_ROLE_ARN)" -a -n "$(EMR_INSTANCE_PROFILE_ROLE_ARN)" \
+		|| { echo "set CLUSTER_ID, ACCOUNT_ID, EMR_SERVICE_ROLE_ARN and EMR_INSTANCE_PROFILE_ROLE_ARN"; exit 2; }
+	mkdir -p $(IAM_OUT)
+	for principal in controller workload retry interact; do \
+		sed -e 's|EMR_SERVICE_ROLE_ARN|$(EMR_SERVICE_ROLE_ARN)|g' \
+		    -e 's|EMR_INSTANCE_PROFILE_ROLE_ARN|$(EMR_INSTANCE_PROFILE_ROLE_ARN)|g' \
+		    -e 's|CLUSTER_ID|$(CLUSTER_ID)|g' -e 's|ACCOUNT_ID|$(ACCOUNT_ID)|g' \
+		    deploy/iam/$$principal.json > $(IAM_OUT)/$$principal.json; \
+	done
+	@echo "wrote $(IAM_OUT)/{controller,workload,retry,interact}.json"
 
 lint:
 	cargo fmt --check
