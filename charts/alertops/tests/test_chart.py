@@ -869,3 +869,19 @@ def test_crds_can_be_left_out_or_not_kept():
 def test_helm_loads_no_crds_from_the_special_folder():
     with helm.Chart.load(CHART) as chart:
         assert list(chart.crds) == []
+
+
+# Short names kubectl already resolves to built-in kinds (kubectl api-resources, Kubernetes 1.33).
+BUILTIN_SHORT_NAMES = {
+    "cm", "cs", "csr", "crd", "crds", "deploy", "ds", "ep", "ev", "hpa", "ing", "limits", "netpol",
+    "no", "ns", "pc", "pdb", "po", "psp", "pv", "pvc", "quota", "rc", "rs", "sa", "sc", "sts", "svc",
+}
+
+
+def test_crd_short_names_do_not_shadow_built_in_kinds():
+    """`ds` meant DaemonSet long before DigestSchedule; kubectl would resolve one of them."""
+    for name, data in crd_files().items():
+        crd = yaml.safe_load(data)
+        short = set(crd["spec"]["names"].get("shortNames", []))
+        assert short, f"{name} has no short name"
+        assert not short & BUILTIN_SHORT_NAMES, f"{name}: {short & BUILTIN_SHORT_NAMES} clash with built-in kinds"
