@@ -14,3 +14,4 @@ mod iam_policy;
 mod interact;
 mod lint;
 mod local;
+mod metric_names;
