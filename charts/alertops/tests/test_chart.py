@@ -749,8 +749,10 @@ def test_notes_warn_about_a_missing_iam_role_and_name_the_cluster_id():
     default = notes(MINIMAL_VALUES)
     assert "no IAM role" in default and "deploy/iam/controller.json" in default
     assert f"Cluster id: {MINIMAL_VALUES['clusterId']}" in default
+    assert "no namespace is allowed" in default
     configured = notes(ALL_VALUES)
     assert "no IAM role" not in configured
+    assert "no namespace is allowed" not in configured
     assert "https://alertops.example.com/slack/interactions" in configured
 
 
