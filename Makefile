@@ -5,10 +5,11 @@ VENV        := .venv
 MOTO_SERVER := $(CURDIR)/$(VENV)/bin/moto_server
 # Created only after a successful install, so a failed install is retried next time.
 VENV_STAMP  := $(VENV)/.moto-installed
-# Helm's own library (helm-python-sdk embeds Helm v4: no helm binary) and the chart test runner.
+# Helm's own library (helm-python-sdk embeds Helm v4: no helm binary), the chart test runner, and
+# lupa (Lua in Python; Lua 5.1 as Argo CD's gopher-lua) to run the Argo CD health check of deploy/argocd/ over status fixtures.
 CHART_STAMP := $(VENV)/.chart-tools-installed
 
-.PHONY: venv test lint build chart-test crds demo bench
+.PHONY: venv test lint build chart-test crds demo bench iam-policies
 
 venv: $(VENV_STAMP)
 
@@ -21,7 +22,7 @@ $(VENV_STAMP): Makefile | $(VENV)/bin/python
 
 $(CHART_STAMP): Makefile | $(VENV)/bin/python
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check \
-		'helm-python-sdk>=0.2.2,<0.3' 'PyYAML>=6,<7' 'pytest>=8,<10'
+		'helm-python-sdk>=0.2.2,<0.3' 'PyYAML>=6,<7' 'pytest>=8,<10' 'lupa>=2.2,<3'
 	touch $@
 
 test: venv chart-test
@@ -32,17 +33,37 @@ test: venv chart-test
 bench: venv
 	MOTO_SERVER=$(MOTO_SERVER) cargo bench --bench targets
 
-# Lints charts/alertops strictly and checks what it renders (default values and
-# charts/alertops/ci/all-values.yaml): kinds, every RBAC rule, probes, security contexts, CRDs.
+# Lints charts/alertops strictly and checks what it renders (charts/alertops/ci/*-values.yaml):
+# kinds, every RBAC rule, probes, security contexts, CRDs on install and upgrade, monitoring;
+# and runs the Argo CD health check (deploy/argocd/) over status fixtures.
 chart-test: $(CHART_STAMP)
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider charts/alertops/tests
 
-# Regenerates crds/ from the Rust types, copies them into the chart (kept byte-identical) and
+# Regenerates crds/ from the Rust types, copies them into the chart (kept byte-identical; the
+# chart renders them as templates so that upgrades update them) and
 # regenerates the CRD reference in docs/.
 crds:
 	cargo run --quiet -- crds --output-dir crds
-	cp crds/*.yaml charts/alertops/crds/
+	cp crds/*.yaml charts/alertops/files/crds/
 	cargo run --quiet -- crds --reference > docs/crd-reference.md
+
+# The IAM policies of deploy/iam/ with their placeholders filled, ready for `aws iam
+# create-policy --policy-document file://...` (README "Security model"):
+#   make iam-policies CLUSTER_ID=prod-eu-1 ACCOUNT_ID=123456789012 \
+#     EMR_SERVICE_ROLE_ARN=arn:aws:iam::123456789012:role/EMR_DefaultRole_V2 \
+#     EMR_INSTANCE_PROFILE_ROLE_ARN=arn:aws:iam::123456789012:role/EMR_EC2_DefaultRole
+IAM_OUT ?= target/iam
+iam-policies:
+	@test -n "$(CLUSTER_ID)" -a -n "$(ACCOUNT_ID)" -a -n "$(EMR_SERVICE_ROLE_ARN)" -a -n "$(EMR_INSTANCE_PROFILE_ROLE_ARN)" \
+		|| { echo "set CLUSTER_ID, ACCOUNT_ID, EMR_SERVICE_ROLE_ARN and EMR_INSTANCE_PROFILE_ROLE_ARN"; exit 2; }
+	mkdir -p $(IAM_OUT)
+	for principal in controller workload retry interact; do \
+		sed -e 's|EMR_SERVICE_ROLE_ARN|$(EMR_SERVICE_ROLE_ARN)|g' \
+		    -e 's|EMR_INSTANCE_PROFILE_ROLE_ARN|$(EMR_INSTANCE_PROFILE_ROLE_ARN)|g' \
+		    -e 's|CLUSTER_ID|$(CLUSTER_ID)|g' -e 's|ACCOUNT_ID|$(ACCOUNT_ID)|g' \
+		    deploy/iam/$$principal.json > $(IAM_OUT)/$$principal.json; \
+	done
+	@echo "wrote $(IAM_OUT)/{controller,workload,retry,interact}.json"
 
 lint:
 	cargo fmt --check

@@ -22,10 +22,10 @@ use tracing::{info, warn};
 
 use crate::aws::{AwsClients, AwsSettings};
 use crate::k8s::{EventInfo, EventType, KubeCluster};
-use crate::reconcile::lifecycle::{self, Reconciled};
+use crate::reconcile::lifecycle::{self, Reconciled, StatusFields};
 use crate::reconcile::{Context, ReconcileError};
 use crate::resources::{AlarmPolicy, AlertRoute, DigestSchedule, SourceRef};
-use crate::telemetry::{self, Readiness, ReconcileMetrics};
+use crate::telemetry::{self, OperatorMetrics, Readiness, ReadyState, ReconcileMetrics};
 use crate::workloads::MANAGED_BY;
 
 mod args;
@@ -75,9 +75,8 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
 
     let aws = AwsClients::from_env(AwsSettings::default()).await;
     let reconcile_metrics = ReconcileMetrics::default();
-    let mut registry = Registry::with_prefix("alertops");
-    reconcile_metrics.register(&mut registry);
-    aws.metrics().register(&mut registry);
+    let operator_metrics = OperatorMetrics::new();
+    let registry = metrics_registry(&reconcile_metrics, &operator_metrics, aws.metrics());
     let readiness = Readiness::default();
     let server = tokio::spawn(telemetry::serve(
         args.http_listen,
@@ -94,14 +93,36 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
     // Ready once the CRDs answered: a standby replica is ready to take over the Lease.
     readiness.set(true);
 
-    let controllers = run_controllers(client.clone(), args.watch_namespace.clone(), ctx);
+    let leading = operator_metrics.clone();
+    let watch_client = client.clone();
+    let watch_namespace = args.watch_namespace.clone();
+    let controllers = async move {
+        // This future runs only while the Lease is held; losing it ends the process.
+        leading.set_leader(true);
+        run_controllers(watch_client, watch_namespace, ctx, leading).await
+    };
     let lease =
         crate::k8s::leader::LeaseConfig::new(&args.lease_name, &args.lease_namespace, &identity);
     let result = crate::k8s::leader::run_while_leader(client, &lease, controllers)
         .await
         .map_err(|e| ControllerError::Leadership(e.to_string()));
+    operator_metrics.set_leader(false);
     server.abort();
     result
+}
+
+/// The controller's `/metrics` registry: reconcile counters, the operator's gauges and the AWS
+/// layer's calls. The metric-name test gathers the exposition from this very function.
+pub fn metrics_registry(
+    reconcile: &ReconcileMetrics,
+    operator: &OperatorMetrics,
+    aws: &crate::aws::AwsMetrics,
+) -> Registry {
+    let mut registry = telemetry::registry();
+    reconcile.register(&mut registry);
+    operator.register(&mut registry);
+    aws.register(&mut registry);
+    registry
 }
 
 /// The API of a resource, in one namespace or all.
@@ -119,6 +140,7 @@ async fn run_controllers(
     client: Client,
     namespace: Option<String>,
     ctx: Arc<Context<KubeCluster>>,
+    metrics: OperatorMetrics,
 ) {
     info!("controllers started");
     let ns = namespace.as_deref();
@@ -153,19 +175,24 @@ async fn run_controllers(
     );
 
     futures::join!(
-        run_one(policies, ctx.clone()),
-        run_one(routes, ctx.clone()),
-        run_one(digests, ctx)
+        run_one(policies, ctx.clone(), metrics.clone()),
+        run_one(routes, ctx.clone(), metrics.clone()),
+        run_one(digests, ctx, metrics)
     );
     info!("controllers stopped");
 }
 
 /// Runs one controller until SIGTERM: each object through the reconcile skeleton, timed, with
-/// per-object backoff on errors.
-async fn run_one<K>(controller: Controller<DeserializeGuard<K>>, ctx: Arc<Context<KubeCluster>>)
-where
+/// per-object backoff on errors; after each reconcile, the ready count of the kind is refreshed
+/// from the controller's store.
+async fn run_one<K>(
+    controller: Controller<DeserializeGuard<K>>,
+    ctx: Arc<Context<KubeCluster>>,
+    metrics: OperatorMetrics,
+) where
     K: Reconciled + Resource<DynamicType = ()> + DeserializeOwned,
 {
+    let store = controller.store();
     controller
         .shutdown_on_signal()
         .run(
@@ -190,7 +217,18 @@ where
             |guard, error: &ReconcileError, ctx| on_error(&*guard, error, &ctx),
             ctx,
         )
-        .for_each(log_result)
+        .for_each(move |result| {
+            metrics.set_resources(
+                K::KIND,
+                store.state().iter().filter_map(|guard| {
+                    let obj = guard.0.as_ref().ok()?;
+                    Some(ReadyState::of(
+                        obj.current_status().map(|s| s.conditions()),
+                    ))
+                }),
+            );
+            log_result(result)
+        })
         .await
 }
 

@@ -19,7 +19,7 @@ use super::common::{
     kind = "DigestSchedule",
     namespaced,
     status = "DigestScheduleStatus",
-    shortname = "ds",
+    shortname = "dsched",
     category = "alertops",
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Schedule","type":"string","jsonPath":".spec.schedule"}"#,

@@ -1,4 +1,5 @@
-//! `deploy/iam-policy.json` lists exactly the AWS actions the code calls.
+//! The IAM policies in `deploy/iam/` (one per principal) grant exactly the AWS actions the code
+//! calls, scoped by our naming and ownership tags.
 //!
 //! The scanner reads `src/**/*.rs` (comments, string literals and `#[cfg(test)]` items removed),
 //! finds method calls on the six SDK client fields of `AwsClients` (`cloudwatch`, `sns`, `sqs`,
@@ -487,15 +488,120 @@ fn operations_called() -> BTreeMap<SdkCall, BTreeSet<String>> {
     calls
 }
 
+/// The principals, their policy files, and the actions each needs. The union must be exactly
+/// what the scanner finds in `src/` (so a new SDK call fails here until a principal gets it);
+/// each policy must grant exactly its row. Who calls what: the reconcilers (controller); the
+/// consumers and digests, which read their queues, enrich (EMR cluster, alarm tags) and send
+/// email; the retry Job, which rebuilds and runs the cluster; the interaction server, which
+/// reads the failed cluster before it creates the Job.
+const PRINCIPALS: &[(&str, &[&str])] = &[
+    (
+        "controller",
+        &[
+            "cloudwatch:DeleteAlarms",
+            "cloudwatch:DescribeAlarms",
+            "cloudwatch:ListTagsForResource",
+            "cloudwatch:PutMetricAlarm",
+            "cloudwatch:TagResource",
+            "cloudwatch:UntagResource",
+            "events:DeleteRule",
+            "events:ListRules",
+            "events:ListTagsForResource",
+            "events:ListTargetsByRule",
+            "events:PutRule",
+            "events:PutTargets",
+            "events:RemoveTargets",
+            "events:TagResource",
+            "events:UntagResource",
+            "sns:CreateTopic",
+            "sns:DeleteTopic",
+            "sns:GetSubscriptionAttributes",
+            "sns:GetTopicAttributes",
+            "sns:ListSubscriptions",
+            "sns:ListSubscriptionsByTopic",
+            "sns:ListTagsForResource",
+            "sns:SetSubscriptionAttributes",
+            "sns:SetTopicAttributes",
+            "sns:Subscribe",
+            "sns:TagResource",
+            "sns:UntagResource",
+            "sns:Unsubscribe",
+            "sqs:CreateQueue",
+            "sqs:DeleteQueue",
+            "sqs:GetQueueAttributes",
+            "sqs:GetQueueUrl",
+            "sqs:ListQueueTags",
+            "sqs:SetQueueAttributes",
+            "sqs:TagQueue",
+        ],
+    ),
+    (
+        "workload",
+        &[
+            "cloudwatch:ListTagsForResource",
+            "elasticmapreduce:DescribeCluster",
+            "ses:SendEmail",
+            "sqs:ChangeMessageVisibility",
+            "sqs:DeleteMessage",
+            "sqs:GetQueueAttributes",
+            "sqs:ReceiveMessage",
+        ],
+    ),
+    (
+        "retry",
+        &[
+            "elasticmapreduce:AddTags",
+            "elasticmapreduce:DescribeCluster",
+            "elasticmapreduce:ListBootstrapActions",
+            "elasticmapreduce:ListInstanceFleets",
+            "elasticmapreduce:ListInstanceGroups",
+            "elasticmapreduce:ListSteps",
+            "elasticmapreduce:RunJobFlow",
+            "iam:PassRole",
+        ],
+    ),
+    ("interact", &["elasticmapreduce:DescribeCluster"]),
+];
+
+/// The ownership tag the controller's modify and delete statements are conditioned on
+/// (`src/names.rs`).
+const CLUSTER_TAG: &str = alertops::names::TAG_CLUSTER;
+
+/// Actions, listed in statements of one policy.
+fn statement_actions(statement: &Value) -> Vec<String> {
+    match &statement["Action"] {
+        Value::String(a) => vec![a.clone()],
+        Value::Array(list) => list
+            .iter()
+            .map(|a| a.as_str().expect("actions are strings").to_string())
+            .collect(),
+        other => panic!("Action must be a string or a list: {other}"),
+    }
+}
+
+fn statement_resources(statement: &Value) -> Vec<String> {
+    match &statement["Resource"] {
+        Value::String(r) => vec![r.clone()],
+        Value::Array(list) => list
+            .iter()
+            .map(|r| r.as_str().expect("resources are strings").to_string())
+            .collect(),
+        other => panic!("Resource must be a string or a list: {other}"),
+    }
+}
+
+fn statements(policy: &Value) -> &Vec<Value> {
+    policy["Statement"].as_array().expect("Statement is a list")
+}
+
 /// The actions of every Allow statement of the policy, checking the document's shape on the way.
 fn policy_actions(policy: &Value) -> BTreeSet<String> {
     assert_eq!(
         policy["Version"], "2012-10-17",
         "IAM policy language version"
     );
-    let statements = policy["Statement"].as_array().expect("Statement is a list");
     let mut actions = BTreeSet::new();
-    for statement in statements {
+    for statement in statements(policy) {
         assert_eq!(
             statement["Effect"], "Allow",
             "only Allow statements: {statement}"
@@ -504,27 +610,80 @@ fn policy_actions(policy: &Value) -> BTreeSet<String> {
             statement.get("Resource").is_some(),
             "no Resource: {statement}"
         );
-        let listed: Vec<&str> = match &statement["Action"] {
-            Value::String(a) => vec![a.as_str()],
-            Value::Array(list) => list.iter().filter_map(Value::as_str).collect(),
-            other => panic!("Action must be a string or a list: {other}"),
-        };
+        let listed = statement_actions(statement);
+        let unique: BTreeSet<&String> = listed.iter().collect();
+        assert_eq!(
+            unique.len(),
+            listed.len(),
+            "an action listed twice in {statement}"
+        );
         for action in listed {
             assert!(!action.contains('*'), "no wildcard actions: {action}");
-            assert!(actions.insert(action.to_string()), "{action} listed twice");
+            actions.insert(action);
         }
     }
     actions
 }
 
-fn policy_document() -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/iam-policy.json");
-    let text = std::fs::read_to_string(&path).expect("read deploy/iam-policy.json");
-    serde_json::from_str(&text).expect("deploy/iam-policy.json is JSON")
+fn deploy_file(name: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("deploy/iam")
+        .join(name);
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+/// Every policy by principal.
+fn policies() -> Vec<(&'static str, Value)> {
+    PRINCIPALS
+        .iter()
+        .map(|(principal, _)| (*principal, deploy_file(&format!("{principal}.json"))))
+        .collect()
+}
+
+/// Read-only by IAM's own naming: nothing that creates, changes, deletes, sends or runs.
+fn is_read_only(action: &str) -> bool {
+    let (_, name) = action.split_once(':').expect("service:Action");
+    ["Describe", "Get", "List"]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+}
+
+/// Whether an IAM resource pattern (`*` for any run of characters, `?` for one) matches.
+fn arn_matches(pattern: &str, arn: &str) -> bool {
+    fn go(p: &[u8], a: &[u8]) -> bool {
+        match p.split_first() {
+            None => a.is_empty(),
+            Some((b'*', rest)) => (0..=a.len()).any(|i| go(rest, &a[i..])),
+            Some((b'?', rest)) => !a.is_empty() && go(rest, &a[1..]),
+            Some((c, rest)) => a.first() == Some(c) && go(rest, &a[1..]),
+        }
+    }
+    go(pattern.as_bytes(), arn.as_bytes())
+}
+
+const ACCOUNT: &str = "123456789012";
+
+/// The policy with its placeholders filled in for one cluster.
+fn filled(policy: &Value, cluster_id: &str) -> Value {
+    let text = policy
+        .to_string()
+        .replace("CLUSTER_ID", cluster_id)
+        .replace("ACCOUNT_ID", ACCOUNT);
+    serde_json::from_str(&text).expect("still JSON")
+}
+
+/// Whether some statement of `policy` allows `action` on `arn`, ignoring conditions.
+fn allows(policy: &Value, action: &str, arn: &str) -> bool {
+    statements(policy).iter().any(|s| {
+        statement_actions(s).iter().any(|a| a == action)
+            && statement_resources(s).iter().any(|r| arn_matches(r, arn))
+    })
 }
 
 #[test]
-fn iam_policy_lists_exactly_the_actions_the_code_calls() {
+fn iam_policies_grant_exactly_the_actions_the_code_calls() {
     let called = operations_called();
     assert!(
         !called.is_empty(),
@@ -539,50 +698,225 @@ fn iam_policy_lists_exactly_the_actions_the_code_calls() {
                 .extend(files.iter().cloned());
         }
     }
-    let documented = policy_actions(&policy_document());
-
+    let assigned: BTreeSet<String> = PRINCIPALS
+        .iter()
+        .flat_map(|(_, actions)| actions.iter().map(|a| a.to_string()))
+        .collect();
     let missing: Vec<String> = needed
         .iter()
-        .filter(|(action, _)| !documented.contains(*action))
+        .filter(|(action, _)| !assigned.contains(*action))
         .map(|(action, files)| format!("{action} (called in {files:?})"))
         .collect();
     assert!(
         missing.is_empty(),
-        "deploy/iam-policy.json lacks actions the code calls; add them:\n  {}",
+        "no principal's policy grants actions the code calls; add them to PRINCIPALS and to \
+         the policy in deploy/iam/:\n  {}",
         missing.join("\n  ")
     );
-    let unused: Vec<&String> = documented
+    let unused: Vec<&String> = assigned
         .iter()
         .filter(|action| !needed.contains_key(*action))
         .collect();
     assert!(
         unused.is_empty(),
-        "deploy/iam-policy.json grants actions no code in src/ calls; remove them: {unused:?}"
+        "PRINCIPALS grants actions no code in src/ calls; remove them: {unused:?}"
+    );
+    for ((principal, expected), (_, policy)) in PRINCIPALS.iter().zip(policies()) {
+        let expected: BTreeSet<String> = expected.iter().map(|a| a.to_string()).collect();
+        assert_eq!(
+            policy_actions(&policy),
+            expected,
+            "deploy/iam/{principal}.json must grant exactly its PRINCIPALS row"
+        );
+    }
+}
+
+#[test]
+fn every_mutating_action_on_any_resource_is_listed_with_a_reason() {
+    let listed = deploy_file("unscoped-actions.json");
+    let listed = listed["Actions"].as_object().expect("Actions is an object");
+    for (action, reason) in listed {
+        assert!(
+            reason.as_str().is_some_and(|r| r.len() > 40),
+            "{action} needs a reason"
+        );
+    }
+    let mut used = BTreeSet::new();
+    for (principal, policy) in policies() {
+        for statement in statements(&policy) {
+            if !statement_resources(statement).iter().any(|r| r == "*") {
+                continue;
+            }
+            for action in statement_actions(statement) {
+                if is_read_only(&action) {
+                    continue;
+                }
+                assert!(
+                    listed.contains_key(&action),
+                    "deploy/iam/{principal}.json grants the mutating {action} on \"*\"; scope \
+                     it, or list it with the reason in deploy/iam/unscoped-actions.json"
+                );
+                used.insert(action);
+            }
+        }
+    }
+    let stale: Vec<&String> = listed.keys().filter(|a| !used.contains(*a)).collect();
+    assert!(stale.is_empty(), "listed but scoped (remove): {stale:?}");
+}
+
+#[test]
+fn the_controller_modifies_only_what_carries_its_cluster_tag() {
+    let policy = deploy_file("controller.json");
+    for statement in statements(&policy) {
+        let mutating = statement_actions(statement)
+            .iter()
+            .any(|a| !is_read_only(a));
+        let scoped = !statement_resources(statement).iter().any(|r| r == "*");
+        if !mutating || !scoped || statement["Sid"] == "SubscribeOurQueuesOnly" {
+            continue;
+        }
+        let condition = statement["Condition"]["StringEquals"]
+            .as_object()
+            .unwrap_or_else(|| panic!("no StringEquals condition: {statement}"));
+        let tag = [
+            format!("aws:ResourceTag/{CLUSTER_TAG}"),
+            format!("aws:RequestTag/{CLUSTER_TAG}"),
+        ];
+        assert!(
+            tag.iter()
+                .any(|key| condition.get(key) == Some(&Value::from("CLUSTER_ID"))),
+            "a modify/delete statement without the cluster-tag condition: {statement}"
+        );
+    }
+    // Subscribe is scoped by what it subscribes: our own queues, over SQS.
+    let subscribe = statements(&policy)
+        .iter()
+        .find(|s| s["Sid"] == "SubscribeOurQueuesOnly")
+        .expect("a Subscribe statement");
+    assert_eq!(
+        subscribe["Condition"]["StringEquals"]["sns:Protocol"],
+        "sqs"
+    );
+    assert!(
+        subscribe["Condition"]["ArnLike"]["sns:Endpoint"]
+            .as_str()
+            .is_some_and(|e| e.contains("alertops_CLUSTER_ID_"))
     );
 }
 
 #[test]
-fn pass_role_is_limited_to_emr() {
-    let policy = policy_document();
-    for statement in policy["Statement"].as_array().expect("statements") {
-        let grants_pass_role = match &statement["Action"] {
-            Value::String(a) => a == "iam:PassRole",
-            Value::Array(list) => list.iter().any(|a| a == "iam:PassRole"),
-            _ => false,
-        };
-        if grants_pass_role {
-            assert_eq!(
-                statement["Condition"]["StringEquals"]["iam:PassedToService"],
-                "elasticmapreduce.amazonaws.com",
-                "iam:PassRole must be conditioned on iam:PassedToService: {statement}"
-            );
+fn arn_patterns_match_our_names_and_not_another_clusters() {
+    use alertops::names::OwnerIdentity;
+    let ours = OwnerIdentity::new("prod-eu-1", "AlarmPolicy", "team-data", "emr-failures");
+    let theirs = OwnerIdentity::new("prod-eu-10", "AlarmPolicy", "team-data", "emr-failures");
+    let controller = filled(&deploy_file("controller.json"), "prod-eu-1");
+    let workload = filled(&deploy_file("workload.json"), "prod-eu-1");
+    let alarm = |id: &OwnerIdentity| {
+        format!(
+            "arn:aws:cloudwatch:eu-west-1:{ACCOUNT}:alarm:{}",
+            id.alarm_name("failed")
+        )
+    };
+    let topic = |id: &OwnerIdentity| format!("arn:aws:sns:eu-west-1:{ACCOUNT}:{}", id.topic_name());
+    let queue = |id: &OwnerIdentity, suffix: &str| {
+        format!("arn:aws:sqs:eu-west-1:{ACCOUNT}:{}", id.queue_name(suffix))
+    };
+    let rule = format!(
+        "arn:aws:events:eu-west-1:{ACCOUNT}:rule/{}",
+        ours.rule_name("emr")
+    );
+    assert!(allows(
+        &controller,
+        "cloudwatch:DeleteAlarms",
+        &alarm(&ours)
+    ));
+    assert!(!allows(
+        &controller,
+        "cloudwatch:DeleteAlarms",
+        &alarm(&theirs)
+    ));
+    assert!(allows(&controller, "sns:DeleteTopic", &topic(&ours)));
+    assert!(!allows(&controller, "sns:DeleteTopic", &topic(&theirs)));
+    for suffix in ["", "-dlq"] {
+        assert!(allows(
+            &controller,
+            "sqs:DeleteQueue",
+            &queue(&ours, suffix)
+        ));
+        assert!(!allows(
+            &controller,
+            "sqs:DeleteQueue",
+            &queue(&theirs, suffix)
+        ));
+        assert!(allows(
+            &workload,
+            "sqs:DeleteMessage",
+            &queue(&ours, suffix)
+        ));
+        assert!(!allows(
+            &workload,
+            "sqs:DeleteMessage",
+            &queue(&theirs, suffix)
+        ));
+    }
+    // Rule names carry a hash, not the cluster id: the tag condition tells clusters apart.
+    assert!(allows(&controller, "events:DeleteRule", &rule));
+    assert!(!allows(
+        &controller,
+        "events:DeleteRule",
+        &format!("arn:aws:events:eu-west-1:{ACCOUNT}:rule/someone-elses")
+    ));
+    assert!(!allows(
+        &controller,
+        "cloudwatch:DeleteAlarms",
+        &format!("arn:aws:cloudwatch:eu-west-1:{ACCOUNT}:alarm:HandMade")
+    ));
+}
+
+#[test]
+fn pass_role_only_for_the_configured_emr_roles() {
+    for (principal, policy) in policies() {
+        for statement in statements(&policy) {
+            if !statement_actions(statement)
+                .iter()
+                .any(|a| a == "iam:PassRole")
+            {
+                continue;
+            }
+            assert_eq!(principal, "retry", "only the retry Job passes roles");
             assert_eq!(
                 statement["Action"],
                 Value::String("iam:PassRole".to_string()),
                 "iam:PassRole needs its own statement, so the condition covers nothing else"
             );
+            let resources = statement_resources(statement);
+            assert!(
+                resources == ["EMR_SERVICE_ROLE_ARN"]
+                    || resources == ["EMR_INSTANCE_PROFILE_ROLE_ARN"],
+                "iam:PassRole on a configured role only: {statement}"
+            );
+            let service = &statement["Condition"]["StringEquals"]["iam:PassedToService"];
+            let expected = if resources == ["EMR_SERVICE_ROLE_ARN"] {
+                "elasticmapreduce.amazonaws.com"
+            } else {
+                "ec2.amazonaws.com"
+            };
+            assert_eq!(service, expected, "iam:PassedToService: {statement}");
         }
     }
+}
+
+#[test]
+fn the_arn_matcher_is_a_glob() {
+    assert!(arn_matches(
+        "arn:aws:sqs:*:1:alertops_a_*",
+        "arn:aws:sqs:eu:1:alertops_a_x"
+    ));
+    assert!(!arn_matches(
+        "arn:aws:sqs:*:1:alertops_a_*",
+        "arn:aws:sqs:eu:1:alertops_ab_x"
+    ));
+    assert!(arn_matches("a?c", "abc") && !arn_matches("a?c", "ac"));
 }
 
 mod scanner {

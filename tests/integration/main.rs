@@ -15,3 +15,4 @@ mod iam_policy;
 mod interact;
 mod lint;
 mod local;
+mod metric_names;

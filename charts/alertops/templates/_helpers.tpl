@@ -68,9 +68,35 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end }}
 
-{{/* The cluster id: the value, else the release name cut to the 32 characters AWS names allow. */}}
+{{/* The cluster id. No default: two clusters left at a default (the release name is usually
+     "alertops" everywhere) would own, and delete, each other's AWS resources. */}}
 {{- define "alertops.clusterId" -}}
-{{- default (.Release.Name | trunc 32 | trimSuffix "-") .Values.clusterId }}
+{{- if not .Values.clusterId }}
+{{- fail "clusterId is required: set it to an id unique among the Kubernetes clusters sharing this AWS account (1-32 lowercase letters, digits or dashes, e.g. --set clusterId=prod-eu-1). It names and tags every AWS resource alertops owns and must not change after the first install." }}
+{{- end }}
+{{- .Values.clusterId }}
+{{- end }}
+
+{{/* The allowed namespaces: watchNamespace alone when set, else workloads.namespaces. */}}
+{{- define "alertops.allowedNamespaces" -}}
+{{- if .Values.watchNamespace }}
+{{- list .Values.watchNamespace | toJson }}
+{{- else }}
+{{- .Values.workloads.namespaces | uniq | toJson }}
+{{- end }}
+{{- end }}
+
+{{/* topologySpreadConstraints of one component, with its selector filled in where left out:
+     call with (dict "root" $ "component" "controller" "constraints" list). */}}
+{{- define "alertops.topologySpread" -}}
+{{- $selector := include "alertops.selectorLabels" (dict "root" .root "component" .component) | fromYaml }}
+{{- range .constraints }}
+{{- $c := deepCopy . }}
+{{- if not (hasKey $c "labelSelector") }}
+{{- $_ := set $c "labelSelector" (dict "matchLabels" $selector) }}
+{{- end }}
+- {{ toYaml $c | nindent 2 | trim }}
+{{- end }}
 {{- end }}
 
 {{- define "alertops.leaseName" -}}

@@ -1,15 +1,16 @@
 """Checks the alertops Helm chart with Helm's own library (PyPI helm-python-sdk, Helm v4).
 
-Run by `make chart-test`: lints the chart strictly, renders it for the default values and for
-ci/all-values.yaml, and checks the rendered objects. The RBAC tables below are the contract:
-every rule the chart grants is listed with the reason the code needs it, and any extra or
-missing verb or resource fails.
+Run by `make chart-test`: lints the chart strictly, renders it for ci/minimal-values.yaml (the
+defaults plus the required clusterId) and ci/all-values.yaml, and checks the rendered objects.
+The RBAC tables below are the contract: every rule the chart grants is listed with the reason
+the code needs it, and any extra or missing verb or resource fails.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,21 @@ REPO = CHART.parents[1]
 RELEASE = "alertops"
 NAMESPACE = "alertops-system"
 ALL_VALUES = yaml.safe_load((CHART / "ci" / "all-values.yaml").read_text())
+MINIMAL_VALUES = yaml.safe_load((CHART / "ci" / "minimal-values.yaml").read_text())
+
+
+def minimal(**values: Any) -> dict[str, Any]:
+    """The minimal values (the required clusterId) with `values` on top."""
+    return {**MINIMAL_VALUES, **values}
+
+
+def rust_const(path: str, name: str) -> str:
+    """The value of `pub const NAME: &str = "..."` (or an integer) in a source file, so the chart
+    is checked against what the code really uses."""
+    text = (REPO / path).read_text()
+    match = re.search(rf"pub const {name}: [^=]+= \"?([^\";]+)\"?;", text)
+    assert match, f"no const {name} in {path}"
+    return match.group(1)
 
 # (apiGroup, resource) -> (verbs, why). The controller's ClusterRole (Role with watchNamespace).
 CONTROLLER_RULES: dict[tuple[str, str], tuple[set[str], str]] = {
@@ -47,17 +63,12 @@ CONTROLLER_RULES: dict[tuple[str, str], tuple[set[str], str]] = {
         for plural in ("alarmpolicies", "alertroutes", "digestschedules")
     },
     ("apps", "deployments"): (
-        {"get", "list", "watch", "create", "patch", "delete"},
-        "consumer Deployments owned by AlertRoutes: server-side apply (patch; create when "
-        "absent), watched for readiness, pruned when no longer desired",
+        {"get", "list", "watch"},
+        "consumer Deployments owned by AlertRoutes, watched for readiness (Controller::owns)",
     ),
     ("batch", "cronjobs"): (
-        {"get", "list", "watch", "create", "patch", "delete"},
-        "digest CronJobs owned by DigestSchedules, as for Deployments",
-    ),
-    ("", "serviceaccounts"): (
-        {"get", "create", "patch", "delete"},
-        "the workloads' ServiceAccount in each namespace, with its IAM annotations",
+        {"get", "list", "watch"},
+        "digest CronJobs owned by DigestSchedules, watched as for Deployments",
     ),
     # Not granted (no reconciler calls them; the workloads do, under the workload role):
     # batch/jobs (retry Jobs are created by the interaction server), configmaps (the consumer's
@@ -65,6 +76,20 @@ CONTROLLER_RULES: dict[tuple[str, str], tuple[set[str], str]] = {
     ("events.k8s.io", "events"): (
         {"create", "patch"},
         "events recorder: new events are created, repeats patch the series count",
+    ),
+}
+
+# What the controller writes, bound by RoleBindings in the allowed namespaces only.
+CONTROLLER_WORKLOAD_RULES = {
+    ("apps", "deployments"): (
+        {"create", "patch", "delete"},
+        "consumer Deployments: server-side apply (patch; create when absent), pruned when no "
+        "longer desired",
+    ),
+    ("batch", "cronjobs"): ({"create", "patch", "delete"}, "digest CronJobs, as for Deployments"),
+    ("", "serviceaccounts"): (
+        {"get", "create", "patch", "delete"},
+        "the workloads' ServiceAccount in each allowed namespace, with its IAM annotations",
     ),
 }
 
@@ -76,8 +101,8 @@ LEADER_ELECTION_RULES = {
     ),
 }
 
-# The ClusterRole of the consumers, digests, retry Jobs and the interaction server. Each rule
-# names the ClusterApi calls that need it (src/consume, src/interact, src/retry, src/digest).
+# The ClusterRole of the consumers, digests and retry Jobs, bound per allowed namespace. Each
+# rule names the ClusterApi calls that need it (src/consume, src/retry, src/digest).
 WORKLOAD_RULES = {
     ("alertops.dev", "alertroutes"): (
         {"get"},
@@ -90,17 +115,27 @@ WORKLOAD_RULES = {
     ),
     ("", "secrets"): (
         {"get"},
-        "secret_value: Slack webhook URLs and bot tokens of consume, interact (user groups), "
-        "retry (thread reply) and digest (Slack summary)",
+        "secret_value: Slack webhook URLs and bot tokens of consume, retry (thread reply) and "
+        "digest (Slack summary)",
     ),
     ("", "configmaps"): (
         {"get", "create", "patch"},
         "the consumer's Slack message store: get to load it, server-side apply (patch) to save, "
         "and create because server-side apply of an absent ConfigMap creates it",
     ),
+}
+
+# The interaction server's ClusterRole, bound per allowed namespace and never cluster-wide: the
+# calls of src/interact (read through src/k8s/kube_cluster.rs).
+INTERACT_RULES = {
+    ("alertops.dev", "alertroutes"): ({"get"}, "retry::load_route reads the button's route"),
+    ("", "secrets"): (
+        {"get"},
+        "retry::route_bot_token: the route's bot token, to look up allowed user groups",
+    ),
     ("batch", "jobs"): (
         {"get", "create"},
-        "interact creates one retry Job per attempt; a 409 AlreadyExists is read back (get)",
+        "one retry Job per attempt (create); KubeCluster::create reads a 409 AlreadyExists back (get)",
     ),
 }
 
@@ -118,11 +153,13 @@ ACTION_KEY_RULES = {
 # Rendering
 
 
-def render(values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Every object the chart renders (templates only; CRDs are checked apart)."""
+def render(values: dict[str, Any] | None = None, upgrade: bool = False) -> list[dict[str, Any]]:
+    """Every object the chart renders, CRDs included, on install (or on upgrade)."""
     with helm.Chart.load(CHART) as chart:
         chart.validate_schema(values)
-        manifests = chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+        manifests = chart.render(
+            values, name=RELEASE, namespace=NAMESPACE, is_install=not upgrade, is_upgrade=upgrade
+        )
     objects = []
     for path, text in sorted(manifests.items()):
         if path.endswith("NOTES.txt"):
@@ -142,7 +179,7 @@ def notes(values: dict[str, Any] | None = None) -> str:
 
 @pytest.fixture(scope="module")
 def default_objects() -> list[dict[str, Any]]:
-    return render(None)
+    return render(MINIMAL_VALUES)
 
 
 @pytest.fixture(scope="module")
@@ -154,6 +191,12 @@ def find(objects, kind: str, name: str) -> dict[str, Any]:
     found = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
     assert len(found) == 1, f"expected one {kind}/{name}, found {len(found)}"
     return found[0]
+
+
+CRD_NAMES = {
+    ("CustomResourceDefinition", f"{plural}.alertops.dev", None)
+    for plural in ("alarmpolicies", "alertroutes", "digestschedules")
+}
 
 
 def kinds(objects) -> set[tuple[str, str, str | None]]:
@@ -187,11 +230,25 @@ def env(c: dict[str, Any]) -> dict[str, Any]:
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in c["env"]}
 
 
+def grants(objects) -> list[tuple[dict[str, Any], str | None, tuple[str, str, str]]]:
+    """Every (subject, namespace the grant holds in or None for cluster-wide, rule triple)."""
+    roles = {(o["kind"], o["metadata"]["name"], o["metadata"].get("namespace")): o for o in objects if o["kind"] in ("Role", "ClusterRole")}
+    out = []
+    for binding in (o for o in objects if o["kind"] in ("RoleBinding", "ClusterRoleBinding")):
+        namespace = binding["metadata"].get("namespace") if binding["kind"] == "RoleBinding" else None
+        ref = binding["roleRef"]
+        role = roles[(ref["kind"], ref["name"], namespace if ref["kind"] == "Role" else None)]
+        for subject in binding["subjects"]:
+            for triple in rule_triples(role["rules"], allow_resource_names=True):
+                out.append((subject, namespace, triple))
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
-# Lint and schema
+# Lint, schema and required values
 
 
-@pytest.mark.parametrize("values", [None, ALL_VALUES], ids=["defaults", "all-values"])
+@pytest.mark.parametrize("values", [MINIMAL_VALUES, ALL_VALUES], ids=["minimal", "all-values"])
 def test_lints_strictly_without_warnings(values):
     report = helm.lint(CHART, values, strict=True, namespace=NAMESPACE)
     assert report["errors"] == []
@@ -206,6 +263,15 @@ def test_lint_reports_a_broken_value():
     assert report["errors"] or any(m["severity"] >= 2 for m in report["messages"])
 
 
+@pytest.mark.parametrize("values", [None, {"clusterId": ""}, {"watchNamespace": "team"}])
+def test_the_chart_refuses_to_render_without_a_cluster_id(values):
+    """Two clusters left at a default id would own each other's AWS resources (issue 10)."""
+    with helm.Chart.load(CHART) as chart:
+        with pytest.raises(helm.HelmError) as error:
+            chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+    assert "clusterId is required" in str(error.value)
+
+
 @pytest.mark.parametrize(
     "values",
     [
@@ -214,8 +280,11 @@ def test_lint_reports_a_broken_value():
         {"unknownTopLevel": True},
         {"controller": {"replicaCount": 2}},
         {"interact": {"ingress": {"enabled": "yes"}}},
+        {"interact": {"ingress": {"hosts": [{"host": "a.example", "paths": [{"path": "/", "pathType": "Prefix"}]}]}}},
         {"logFormat": "xml"},
         {"watchNamespace": "Not A Namespace"},
+        {"metrics": {"serviceMonitor": {"interval": "often"}}},
+        {"crds": {"install": True}},
     ],
 )
 def test_schema_rejects_bad_values(values):
@@ -246,64 +315,81 @@ def test_schema_describes_every_default_value():
 
 
 def test_default_values_render_the_expected_objects(default_objects):
-    assert kinds(default_objects) == {
+    assert kinds(default_objects) == CRD_NAMES | {
         ("ServiceAccount", "alertops-controller", NAMESPACE),
         ("ServiceAccount", "alertops-interact", NAMESPACE),
         ("ClusterRole", "alertops-controller", None),
         ("ClusterRoleBinding", "alertops-controller", None),
         ("Role", "alertops-leader-election", NAMESPACE),
         ("RoleBinding", "alertops-leader-election", NAMESPACE),
+        ("ClusterRole", "alertops-controller-workloads", None),
         ("ClusterRole", "alertops-workload", None),
-        ("ClusterRoleBinding", "alertops-interact", None),
+        ("ClusterRole", "alertops-interact", None),
+        # No allowed namespace yet: nothing is bound for workloads or the interaction server.
         ("Deployment", "alertops-controller", NAMESPACE),
         ("Deployment", "alertops-interact", NAMESPACE),
         ("Service", "alertops-interact", NAMESPACE),
+        ("Service", "alertops-metrics", NAMESPACE),
         ("Secret", "alertops-action-key", NAMESPACE),
+        ("Pod", "alertops-test-controller", NAMESPACE),
     }
 
 
-def test_all_values_render_namespaced_rbac_and_the_ingress(all_objects):
-    assert kinds(all_objects) == {
+def test_all_values_render_namespaced_rbac_monitoring_and_the_ingress(all_objects):
+    assert kinds(all_objects) == CRD_NAMES | {
         ("ServiceAccount", "alertops-controller", NAMESPACE),
         ("ServiceAccount", "alertops-interact", NAMESPACE),
         ("Role", "alertops-controller", "platform"),
         ("RoleBinding", "alertops-controller", "platform"),
         ("Role", "alertops-leader-election", NAMESPACE),
         ("RoleBinding", "alertops-leader-election", NAMESPACE),
+        ("ClusterRole", "alertops-controller-workloads", None),
         ("ClusterRole", "alertops-workload", None),
-        # With watchNamespace set, workloads.namespaces is ignored: only "platform" is served.
+        ("ClusterRole", "alertops-interact", None),
+        # With watchNamespace set, workloads.namespaces is ignored: only "platform" is allowed.
+        ("RoleBinding", "alertops-controller-workloads", "platform"),
         ("RoleBinding", "alertops-workload", "platform"),
+        ("RoleBinding", "alertops-interact", "platform"),
         ("Role", "alertops-action-key", NAMESPACE),
         ("RoleBinding", "alertops-action-key", NAMESPACE),
         ("Secret", "alertops-action-key", NAMESPACE),
-        ("RoleBinding", "alertops-interact", "platform"),
         ("Deployment", "alertops-controller", NAMESPACE),
         ("Deployment", "alertops-interact", NAMESPACE),
         ("Service", "alertops-interact", NAMESPACE),
+        ("Service", "alertops-metrics", NAMESPACE),
         ("Ingress", "alertops-interact", NAMESPACE),
+        ("PodDisruptionBudget", "alertops-controller", NAMESPACE),
+        ("PodDisruptionBudget", "alertops-interact", NAMESPACE),
+        ("NetworkPolicy", "alertops-controller", NAMESPACE),
+        ("NetworkPolicy", "alertops-interact", NAMESPACE),
+        ("ServiceMonitor", "alertops", NAMESPACE),
+        ("PodMonitor", "alertops-consumers", NAMESPACE),
+        ("PrometheusRule", "alertops", NAMESPACE),
+        ("ConfigMap", "alertops-dashboard", "monitoring"),
+        ("ConfigMap", "alertops-extra", None),
+        ("Pod", "alertops-test-controller", NAMESPACE),
     }
 
 
 def test_interact_can_be_disabled():
-    objects = render({"interact": {"enabled": False}})
+    objects = render(minimal(interact={"enabled": False}, workloads={"namespaces": ["a"]}))
     names = {(o["kind"], o["metadata"]["name"]) for o in objects}
     assert not any(name.endswith("-interact") for _, name in names)
     assert ("Deployment", "alertops-controller") in names
 
 
-def test_workload_role_is_bound_in_each_listed_namespace():
-    objects = render({"workloads": {"serviceAccount": {"name": "runner"}, "namespaces": ["a", "b"]}})
-    bindings = [o for o in objects if o["kind"] == "RoleBinding" and o["metadata"]["name"] == "alertops-workload"]
-    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["a", "b"]
-    for binding in bindings:
-        assert binding["roleRef"] == {
-            "apiGroup": "rbac.authorization.k8s.io",
-            "kind": "ClusterRole",
-            "name": "alertops-workload",
-        }
-        assert binding["subjects"] == [
-            {"kind": "ServiceAccount", "name": "runner", "namespace": binding["metadata"]["namespace"]}
-        ]
+def test_workload_roles_are_bound_in_each_allowed_namespace():
+    objects = render(minimal(workloads={"serviceAccount": {"name": "runner"}, "namespaces": ["a", "b"]}))
+    for name, role, subject in [
+        ("alertops-workload", "alertops-workload", lambda ns: {"kind": "ServiceAccount", "name": "runner", "namespace": ns}),
+        ("alertops-controller-workloads", "alertops-controller-workloads", lambda ns: {"kind": "ServiceAccount", "name": "alertops-controller", "namespace": NAMESPACE}),
+        ("alertops-interact", "alertops-interact", lambda ns: {"kind": "ServiceAccount", "name": "alertops-interact", "namespace": NAMESPACE}),
+    ]:
+        bindings = [o for o in objects if o["kind"] == "RoleBinding" and o["metadata"]["name"] == name]
+        assert sorted(b["metadata"]["namespace"] for b in bindings) == ["a", "b"], name
+        for binding in bindings:
+            assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role}
+            assert binding["subjects"] == [subject(binding["metadata"]["namespace"])]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -315,8 +401,10 @@ def test_no_role_grants_more_than_the_tables(default_objects, all_objects):
         roles = [o for o in objects if o["kind"] in ("Role", "ClusterRole")]
         assert {o["metadata"]["name"] for o in roles} <= {
             "alertops-controller",
+            "alertops-controller-workloads",
             "alertops-leader-election",
             "alertops-workload",
+            "alertops-interact",
             "alertops-action-key",
         }
 
@@ -335,13 +423,47 @@ def test_controller_rules_are_exactly_the_table(request, fixture, kind, namespac
 
 
 @pytest.mark.parametrize("fixture", ["default_objects", "all_objects"])
-def test_leader_election_and_workload_rules_are_exactly_the_tables(request, fixture):
+def test_leader_election_workload_and_interact_rules_are_exactly_the_tables(request, fixture):
     objects = request.getfixturevalue(fixture)
     lease_role = find(objects, "Role", "alertops-leader-election")
     assert lease_role["metadata"]["namespace"] == NAMESPACE
     assert rule_triples(lease_role["rules"]) == table_triples(LEADER_ELECTION_RULES)
-    workload = find(objects, "ClusterRole", "alertops-workload")
-    assert rule_triples(workload["rules"]) == table_triples(WORKLOAD_RULES)
+    for name, table in [
+        ("alertops-workload", WORKLOAD_RULES),
+        ("alertops-controller-workloads", CONTROLLER_WORKLOAD_RULES),
+        ("alertops-interact", INTERACT_RULES),
+    ]:
+        assert rule_triples(find(objects, "ClusterRole", name)["rules"]) == table_triples(table), name
+
+
+WRITES = {"create", "update", "patch", "delete", "deletecollection"}
+
+
+@pytest.mark.parametrize(
+    "values",
+    [MINIMAL_VALUES, ALL_VALUES, minimal(workloads={"namespaces": ["team-a", "team-b"]})],
+    ids=["minimal", "all-values", "two-namespaces"],
+)
+def test_every_grant_is_listed_and_scoped(values):
+    """Lists every (subject, scope, rule) the chart grants and fails on a cluster-wide Secret
+    read or Job create by the interaction server, on any grant of it outside the allowed
+    namespaces, and on a cluster-wide write of workloads by the controller."""
+    objects = render(values)
+    allowed = [values["watchNamespace"]] if values.get("watchNamespace") else values.get("workloads", {}).get("namespaces", [])
+    interact_sa = {"kind": "ServiceAccount", "name": "alertops-interact", "namespace": NAMESPACE}
+    controller_sa = {"kind": "ServiceAccount", "name": "alertops-controller", "namespace": NAMESPACE}
+    listed = grants(objects)
+    assert listed, "no grant at all: the lister is broken"
+    for subject, namespace, (group, resource, verb) in listed:
+        if subject == interact_sa:
+            assert namespace is not None, f"cluster-wide grant to the interaction server: {resource} {verb}"
+            assert namespace in allowed, f"interaction server granted {resource} {verb} in {namespace}"
+            assert (group, resource, verb) in table_triples(INTERACT_RULES)
+        if subject == controller_sa and (group, resource) in {("apps", "deployments"), ("batch", "cronjobs"), ("", "serviceaccounts")}:
+            if verb in WRITES:
+                assert namespace in allowed, f"controller may {verb} {resource} in {namespace or 'every namespace'}"
+    interact_grants = {(ns, triple) for subject, ns, triple in listed if subject == interact_sa}
+    assert interact_grants == {(ns, t) for ns in allowed for t in table_triples(INTERACT_RULES)}
 
 
 def test_bindings_tie_each_role_to_its_service_account(default_objects, all_objects):
@@ -351,6 +473,7 @@ def test_bindings_tie_each_role_to_its_service_account(default_objects, all_obje
     assert binding["roleRef"]["kind"] == "ClusterRole"
     assert binding["roleRef"]["name"] == "alertops-controller"
     assert binding["subjects"] == [controller_sa]
+    assert [o for o in default_objects if o["kind"] == "ClusterRoleBinding"] == [binding], "only the controller's read access is cluster-wide"
     binding = find(all_objects, "RoleBinding", "alertops-controller")
     assert binding["metadata"]["namespace"] == "platform"
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "alertops-controller"}
@@ -359,18 +482,16 @@ def test_bindings_tie_each_role_to_its_service_account(default_objects, all_obje
         lease = find(objects, "RoleBinding", "alertops-leader-election")
         assert lease["roleRef"]["name"] == "alertops-leader-election"
         assert lease["subjects"] == [controller_sa]
-    interact = find(default_objects, "ClusterRoleBinding", "alertops-interact")
-    assert interact["roleRef"]["name"] == "alertops-workload"
-    assert interact["subjects"] == [interact_sa]
     interact = find(all_objects, "RoleBinding", "alertops-interact")
     assert interact["metadata"]["namespace"] == "platform"
-    assert interact["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "alertops-workload"}
+    assert interact["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "alertops-interact"}
+    assert interact["subjects"] == [interact_sa]
     workload = find(all_objects, "RoleBinding", "alertops-workload")
     assert workload["subjects"] == [{"kind": "ServiceAccount", "name": "alertops-runner", "namespace": "platform"}]
 
 
 def test_action_key_role_reads_only_its_secret_for_the_workloads():
-    objects = render({"workloads": {"serviceAccount": {"name": "runner"}, "namespaces": ["a", "b"]}})
+    objects = render(minimal(workloads={"serviceAccount": {"name": "runner"}, "namespaces": ["a", "b"]}))
     role = find(objects, "Role", "alertops-action-key")
     assert role["metadata"]["namespace"] == NAMESPACE
     assert rule_triples(role["rules"], allow_resource_names=True) == table_triples(ACTION_KEY_RULES)
@@ -382,7 +503,7 @@ def test_action_key_role_reads_only_its_secret_for_the_workloads():
         {"kind": "ServiceAccount", "name": "runner", "namespace": "a"},
         {"kind": "ServiceAccount", "name": "runner", "namespace": "b"},
     ]
-    existing = render({"actionKey": {"existingSecret": "my-key", "existingSecretKey": "k"}, "workloads": {"namespaces": ["a"]}})
+    existing = render(minimal(actionKey={"existingSecret": "my-key", "existingSecretKey": "k"}, workloads={"namespaces": ["a"]}))
     assert not any(o["kind"] == "Secret" for o in existing), "an existing Secret is not rendered"
     role = find(existing, "Role", "alertops-action-key")
     assert [r["resourceNames"] for r in role["rules"]] == [["my-key"]]
@@ -402,16 +523,15 @@ def test_generated_action_key_is_long_and_shared(default_objects):
     assert e["ALERTOPS_ACTION_TOKEN_KEY"] == {"secretKeyRef": {"name": "alertops-action-key", "key": "key"}}
 
 
-def test_slack_api_base_reaches_the_controller_and_the_interaction_server():
-    objects = render({"slack": {"apiBase": "https://slack.example/api/"}})
+def test_slack_api_base_reaches_the_controller_and_the_interaction_server(default_objects):
+    objects = render(minimal(slack={"apiBase": "https://slack.example/api/"}))
     for name in ("alertops-controller", "alertops-interact"):
         assert env(container(find(objects, "Deployment", name)))["ALERTOPS_SLACK_API_BASE"] == "https://slack.example/api/"
-    defaults = render(None)
-    assert "ALERTOPS_SLACK_API_BASE" not in env(container(find(defaults, "Deployment", "alertops-controller")))
+    assert "ALERTOPS_SLACK_API_BASE" not in env(container(find(default_objects, "Deployment", "alertops-controller")))
 
 
 def test_every_rule_in_the_tables_says_why():
-    for table in (CONTROLLER_RULES, LEADER_ELECTION_RULES, WORKLOAD_RULES, ACTION_KEY_RULES):
+    for table in (CONTROLLER_RULES, CONTROLLER_WORKLOAD_RULES, LEADER_ELECTION_RULES, WORKLOAD_RULES, INTERACT_RULES, ACTION_KEY_RULES):
         for key, (verbs, why) in table.items():
             assert verbs and len(why) > 10, key
 
@@ -431,10 +551,11 @@ def test_probes_on_the_http_port(request, fixture, name):
 
 @pytest.mark.parametrize("fixture", ["default_objects", "all_objects"])
 def test_every_pod_is_locked_down(request, fixture):
-    deployments = [o for o in request.getfixturevalue(fixture) if o["kind"] == "Deployment"]
-    assert len(deployments) == 2
-    for deployment in deployments:
-        pod = deployment["spec"]["template"]["spec"]
+    objects = request.getfixturevalue(fixture)
+    pods = [o["spec"]["template"]["spec"] for o in objects if o["kind"] == "Deployment"]
+    pods += [o["spec"] for o in objects if o["kind"] == "Pod"]
+    assert len(pods) == 3
+    for pod in pods:
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
         for c in pod["containers"] + pod.get("initContainers", []):
@@ -460,7 +581,7 @@ def test_images_default_to_the_chart_image(default_objects):
 
 def test_digest_pins_every_image():
     digest = "sha256:" + "a" * 64
-    objects = render({"image": {"digest": digest}})
+    objects = render(minimal(image={"digest": digest}))
     c = container(find(objects, "Deployment", "alertops-controller"))
     assert c["image"] == f"ghcr.io/alertops/alertops@{digest}"
     assert env(c)["ALERTOPS_WORKLOAD_IMAGE"] == c["image"]
@@ -474,7 +595,7 @@ def test_controller_command_and_environment(default_objects, all_objects):
     e = env(c)
     assert e["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     assert e["POD_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
-    assert e["ALERTOPS_CLUSTER_ID"] == RELEASE
+    assert e["ALERTOPS_CLUSTER_ID"] == MINIMAL_VALUES["clusterId"]
     assert e["ALERTOPS_HTTP_LISTEN"] == "0.0.0.0:8080"
     assert e["ALERTOPS_WORKLOAD_SERVICE_ACCOUNT"] == "alertops-workload"
     assert json.loads(e["ALERTOPS_WORKLOAD_SERVICE_ACCOUNT_ANNOTATIONS"]) == {}
@@ -486,6 +607,7 @@ def test_controller_command_and_environment(default_objects, all_objects):
     e = env(c)
     assert c["image"] == "registry.example.com/alertops:0.1.0-rc1"
     assert c["imagePullPolicy"] == "Always"
+    assert c["args"] == ["controller", "--lease-name", "alertops-controller", "--resync-seconds=300"]
     assert e["ALERTOPS_WORKLOAD_IMAGE"] == "registry.example.com/alertops-workloads:0.1.0-rc1"
     assert e["ALERTOPS_CLUSTER_ID"] == "prod-eu-1"
     assert e["ALERTOPS_WATCH_NAMESPACE"] == "platform"
@@ -500,6 +622,11 @@ def test_controller_command_and_environment(default_objects, all_objects):
     assert pod["imagePullSecrets"] == [{"name": "registry"}]
     assert pod["priorityClassName"] == "system-cluster-critical"
     assert pod["serviceAccountName"] == "alertops-controller"
+    assert c["volumeMounts"] == [
+        {"name": "tmp", "mountPath": "/tmp"},
+        {"name": "ca-bundle", "mountPath": "/etc/ssl/corporate", "readOnly": True},
+    ]
+    assert [v["name"] for v in pod["volumes"]] == ["tmp", "ca-bundle"]
 
 
 def test_two_controller_replicas_spread_and_share_one_lease(all_objects):
@@ -507,7 +634,65 @@ def test_two_controller_replicas_spread_and_share_one_lease(all_objects):
     term = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]
     assert term["podAffinityTerm"]["labelSelector"]["matchLabels"]["app.kubernetes.io/component"] == "controller"
     # Both replicas get the same Lease name and distinct identities (the pod name).
-    assert pod["containers"][0]["args"][1:] == ["--lease-name", "alertops-controller"]
+    assert pod["containers"][0]["args"][1:3] == ["--lease-name", "alertops-controller"]
+    [spread] = pod["topologySpreadConstraints"]
+    assert spread["topologyKey"] == "topology.kubernetes.io/zone"
+    # Left out in the values, the selector is filled with the component's own labels.
+    assert spread["labelSelector"] == {"matchLabels": find(all_objects, "Deployment", "alertops-controller")["spec"]["selector"]["matchLabels"]}
+
+
+def test_a_given_spread_selector_is_kept():
+    constraint = {"maxSkew": 2, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {"matchLabels": {"x": "y"}}}
+    objects = render(minimal(interact={"topologySpreadConstraints": [constraint]}))
+    assert find(objects, "Deployment", "alertops-interact")["spec"]["template"]["spec"]["topologySpreadConstraints"] == [constraint]
+
+
+def test_pod_disruption_budgets_only_with_more_than_one_replica(default_objects, all_objects):
+    assert not [o for o in default_objects if o["kind"] == "PodDisruptionBudget"]
+    for component in ("controller", "interact"):
+        pdb = find(all_objects, "PodDisruptionBudget", f"alertops-{component}")
+        assert pdb["spec"]["minAvailable"] == 1
+        assert pdb["spec"]["selector"] == find(all_objects, "Deployment", f"alertops-{component}")["spec"]["selector"]
+    # minAvailable never blocks every eviction: at most replicas - 1.
+    three = render(minimal(controller={"replicas": 3, "podDisruptionBudget": {"enabled": True, "minAvailable": 5}}))
+    assert find(three, "PodDisruptionBudget", "alertops-controller")["spec"]["minAvailable"] == 2
+    off = render(minimal(controller={"replicas": 2, "podDisruptionBudget": {"enabled": False, "minAvailable": 1}}))
+    assert not [o for o in off if o["kind"] == "PodDisruptionBudget" and o["metadata"]["name"] == "alertops-controller"]
+
+
+def test_network_policies_admit_only_the_listed_peers_on_the_http_port(all_objects):
+    test_peer = {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "alertops", "app.kubernetes.io/instance": RELEASE, "app.kubernetes.io/component": "test"}}}
+    monitoring = ALL_VALUES["networkPolicy"]["metricsFrom"]
+    ingress_ns = ALL_VALUES["networkPolicy"]["interactFrom"]
+    controller = find(all_objects, "NetworkPolicy", "alertops-controller")
+    assert controller["spec"]["policyTypes"] == ["Ingress"]
+    assert controller["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "controller"
+    assert controller["spec"]["ingress"] == [{"ports": [{"port": "http", "protocol": "TCP"}], "from": monitoring + [test_peer]}]
+    interact = find(all_objects, "NetworkPolicy", "alertops-interact")
+    assert interact["spec"]["ingress"] == [{"ports": [{"port": "http", "protocol": "TCP"}], "from": monitoring + ingress_ns + [test_peer]}]
+    test_pod = find(all_objects, "Pod", "alertops-test-controller")
+    assert test_peer["podSelector"]["matchLabels"].items() <= test_pod["metadata"]["labels"].items()
+
+
+def test_extra_objects_are_rendered_with_templates(all_objects):
+    extra = find(all_objects, "ConfigMap", "alertops-extra")
+    assert extra["data"] == {"cluster": "prod-eu-1"}
+
+
+def test_helm_test_asks_the_controller_through_the_metrics_service(all_objects):
+    pod = find(all_objects, "Pod", "alertops-test-controller")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    assert pod["spec"]["restartPolicy"] == "Never"
+    [c] = pod["spec"]["containers"]
+    assert c["image"] == "registry.example.com/busybox:1.37"
+    script = c["command"][-1]
+    url = f"http://alertops-metrics.{NAMESPACE}.svc:9090"
+    assert f"{url}/readyz" in script and f"{url}/metrics" in script
+    assert "alertops_build_info" in script
+    service = find(all_objects, "Service", "alertops-metrics")
+    assert service["spec"]["ports"] == [{"name": "http", "port": 9090, "targetPort": "http", "protocol": "TCP"}]
+    assert service["spec"]["selector"] == find(all_objects, "Deployment", "alertops-controller")["spec"]["selector"]["matchLabels"]
+    assert not [o for o in render(minimal(tests={"enabled": False, "image": "busybox:1.37"})) if o["kind"] == "Pod"]
 
 
 def test_interaction_server(default_objects, all_objects):
@@ -526,15 +711,23 @@ def test_interaction_server(default_objects, all_objects):
     ingress = find(all_objects, "Ingress", "alertops-interact")
     assert ingress["spec"]["ingressClassName"] == "alb"
     assert ingress["spec"]["tls"] == [{"secretName": "alertops-tls", "hosts": ["alertops.example.com"]}]
-    [rule] = ingress["spec"]["rules"]
-    assert rule["host"] == "alertops.example.com"
-    assert rule["http"]["paths"] == [
-        {
-            "path": "/slack/interactions",
-            "pathType": "Prefix",
-            "backend": {"service": {"name": "alertops-interact", "port": {"name": "http"}}},
-        }
-    ]
+
+
+@pytest.mark.parametrize("hosts", [None, [{"host": "a.example"}, {"host": "b.example"}]])
+def test_the_ingress_exposes_only_the_slack_request_url(hosts):
+    """Never /metrics (nor /healthz, /readyz): only the path the server routes to Slack."""
+    interactions = rust_const("src/interact/mod.rs", "INTERACTIONS_PATH")
+    ingress_values = {"enabled": True} | ({"hosts": hosts} if hosts else {})
+    ingress = find(render(minimal(interact={"ingress": ingress_values})), "Ingress", "alertops-interact")
+    assert len(ingress["spec"]["rules"]) == len(hosts or [None])
+    for rule in ingress["spec"]["rules"]:
+        assert rule["http"]["paths"] == [
+            {
+                "path": interactions,
+                "pathType": "Exact",
+                "backend": {"service": {"name": "alertops-interact", "port": {"name": "http"}}},
+            }
+        ]
 
 
 def test_service_account_annotations(default_objects, all_objects):
@@ -552,39 +745,145 @@ def test_service_account_annotations(default_objects, all_objects):
     }
 
 
-def test_notes_warn_about_missing_iam_role_and_cluster_id():
-    default = notes(None)
-    assert "no IAM role" in default and "set clusterId explicitly" in default
+def test_notes_warn_about_a_missing_iam_role_and_name_the_cluster_id():
+    default = notes(MINIMAL_VALUES)
+    assert "no IAM role" in default and "deploy/iam/controller.json" in default
+    assert f"Cluster id: {MINIMAL_VALUES['clusterId']}" in default
+    assert "no namespace is allowed" in default
     configured = notes(ALL_VALUES)
     assert "no IAM role" not in configured
+    assert "no namespace is allowed" not in configured
     assert "https://alertops.example.com/slack/interactions" in configured
 
 
 # ---------------------------------------------------------------------------------------------
-# CRDs
+# Monitoring
 
 
-def test_crds_are_those_of_the_repository_byte_for_byte():
-    repo_crds = sorted(p.name for p in (REPO / "crds").glob("*.yaml"))
-    chart_crds = sorted(p.name for p in (CHART / "crds").iterdir())
-    assert repo_crds, "crds/ is empty"
-    assert chart_crds == repo_crds, "run make crds"
-    for name in repo_crds:
-        assert (CHART / "crds" / name).read_bytes() == (REPO / "crds" / name).read_bytes(), (
-            f"charts/alertops/crds/{name} differs from crds/{name}: run make crds"
+def test_service_monitor_scrapes_the_controller_and_the_interaction_server(all_objects):
+    monitor = find(all_objects, "ServiceMonitor", "alertops")
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert monitor["spec"]["endpoints"] == [{"port": "http", "path": "/metrics", "interval": "15s"}]
+    selector = monitor["spec"]["selector"]
+
+    def selected(service):
+        labels = service["metadata"]["labels"]
+        return all(labels.get(k) == v for k, v in selector["matchLabels"].items()) and all(
+            labels.get(e["key"]) in e["values"] for e in selector["matchExpressions"]
         )
 
+    services = [o for o in all_objects if o["kind"] == "Service"]
+    assert {s["metadata"]["name"] for s in services if selected(s)} == {"alertops-metrics", "alertops-interact"}
+    for service in services:
+        assert [p["name"] for p in service["spec"]["ports"]] == ["http"]
 
-def test_helm_loads_the_three_crds():
-    with helm.Chart.load(CHART) as chart:
-        loaded = {Path(c["filename"]).name: c["data"] for c in chart.crds}
-    assert set(loaded) == {
-        "alarmpolicies.alertops.dev.yaml",
-        "alertroutes.alertops.dev.yaml",
-        "digestschedules.alertops.dev.yaml",
+
+def test_pod_monitor_selects_the_consumers_the_controller_creates(all_objects, default_objects):
+    """The labels and port come from src/workloads/mod.rs, where the consumers are built."""
+    monitor = find(all_objects, "PodMonitor", "alertops-consumers")
+    assert monitor["spec"]["selector"]["matchLabels"] == {
+        "app.kubernetes.io/name": rust_const("src/workloads/mod.rs", "CONSUMER_APP"),
+        "app.kubernetes.io/managed-by": rust_const("src/workloads/mod.rs", "MANAGED_BY"),
     }
-    for name, data in loaded.items():
+    workloads = (REPO / "src/workloads/mod.rs").read_text()
+    [endpoint] = monitor["spec"]["podMetricsEndpoints"]
+    assert f'"ports": [{{"name": "{endpoint["port"]}", "containerPort": HEALTH_PORT' in workloads
+    assert endpoint["path"] == "/metrics"
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["platform"]}
+    listed = render(minimal(workloads={"namespaces": ["a", "b"]}, metrics={"podMonitor": {"enabled": True}}))
+    assert find(listed, "PodMonitor", "alertops-consumers")["spec"]["namespaceSelector"] == {"matchNames": ["a", "b"]}
+    assert not [o for o in default_objects if o["kind"] in ("PodMonitor", "ServiceMonitor", "PrometheusRule")]
+
+
+def test_prometheus_rule_alerts_on_what_an_operator_needs(all_objects):
+    rule = find(all_objects, "PrometheusRule", "alertops")
+    [group] = rule["spec"]["groups"]
+    alerts = {r["alert"]: r for r in group["rules"]}
+    assert set(alerts) == {
+        "AlertopsNoLeader",
+        "AlertopsReconcileFailures",
+        "AlertopsAwsThrottling",
+        "AlertopsDeadLetterRisk",
+        "AlertopsConsumerNotReady",
+    }
+    for alert in alerts.values():
+        assert alert["labels"]["severity"] in ("warning", "critical")
+        assert alert["labels"]["team"] == "platform"
+        assert alert["annotations"]["summary"] and alert["annotations"]["description"]
+        # Prometheus' own templating survives Helm's.
+        assert "{{ $labels" not in alert["expr"]
+    assert f'namespace="{NAMESPACE}"' in alerts["AlertopsNoLeader"]["expr"]
+    assert "{{ $labels.route }}" in alerts["AlertopsDeadLetterRisk"]["annotations"]["summary"]
+
+
+def test_dashboard_config_map_is_labelled_for_the_grafana_sidecar(all_objects):
+    dashboard = find(all_objects, "ConfigMap", "alertops-dashboard")
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    board = json.loads(dashboard["data"]["alertops.json"])
+    assert board["uid"] == "alertops-operator"
+    assert board == json.loads((CHART / "files" / "dashboards" / "alertops.json").read_text())
+    exprs = [t["expr"] for p in board["panels"] for t in p["targets"]]
+    assert len(exprs) >= 10 and all("alertops_" in e for e in exprs)
+
+
+# ---------------------------------------------------------------------------------------------
+# CRDs: templates, so that upgrades update them
+
+
+def crd_files() -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((REPO / "crds").glob("*.yaml"))}
+
+
+def test_chart_crds_are_those_of_the_repository_byte_for_byte():
+    repo_crds = crd_files()
+    chart_crds = {p.name: p.read_bytes() for p in sorted((CHART / "files" / "crds").iterdir())}
+    assert repo_crds, "crds/ is empty"
+    assert sorted(chart_crds) == sorted(repo_crds), "run make crds"
+    for name, data in repo_crds.items():
+        assert chart_crds[name] == data, f"charts/alertops/files/crds/{name} differs from crds/{name}: run make crds"
+    assert not (CHART / "crds").exists(), "Helm's crds/ folder is never upgraded: keep the CRDs in files/crds/"
+
+
+@pytest.mark.parametrize("upgrade", [False, True], ids=["install", "upgrade"])
+def test_crds_render_on_install_and_upgrade_with_the_keep_policy(upgrade):
+    objects = render(MINIMAL_VALUES, upgrade=upgrade)
+    rendered = {o["metadata"]["name"]: o for o in objects if o["kind"] == "CustomResourceDefinition"}
+    expected = {f"{yaml.safe_load(data)['metadata']['name']}": yaml.safe_load(data) for data in crd_files().values()}
+    assert set(rendered) == set(expected)
+    for name, crd in rendered.items():
+        assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+        assert crd["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
+        # Apart from the labels and annotations the chart adds, the file itself.
+        source = expected[name]
+        assert {k: v for k, v in crd.items() if k != "metadata"} == {k: v for k, v in source.items() if k != "metadata"}
+        assert crd["metadata"]["name"] == source["metadata"]["name"]
+        for key, value in (source["metadata"].get("annotations") or {}).items():
+            assert crd["metadata"]["annotations"][key] == value
+
+
+def test_crds_can_be_left_out_or_not_kept():
+    assert not [o for o in render(minimal(crds={"enabled": False, "keep": True})) if o["kind"] == "CustomResourceDefinition"]
+    unkept = [o for o in render(minimal(crds={"enabled": True, "keep": False})) if o["kind"] == "CustomResourceDefinition"]
+    assert len(unkept) == 3
+    assert all("helm.sh/resource-policy" not in (o["metadata"]["annotations"] or {}) for o in unkept)
+
+
+def test_helm_loads_no_crds_from_the_special_folder():
+    with helm.Chart.load(CHART) as chart:
+        assert list(chart.crds) == []
+
+
+# Short names kubectl already resolves to built-in kinds (kubectl api-resources, Kubernetes 1.33).
+BUILTIN_SHORT_NAMES = {
+    "cm", "cs", "csr", "crd", "crds", "deploy", "ds", "ep", "ev", "hpa", "ing", "limits", "netpol",
+    "no", "ns", "pc", "pdb", "po", "psp", "pv", "pvc", "quota", "rc", "rs", "sa", "sc", "sts", "svc",
+}
+
+
+def test_crd_short_names_do_not_shadow_built_in_kinds():
+    """`ds` meant DaemonSet long before DigestSchedule; kubectl would resolve one of them."""
+    for name, data in crd_files().items():
         crd = yaml.safe_load(data)
-        assert crd["kind"] == "CustomResourceDefinition"
-        assert crd["metadata"]["name"] == name.removesuffix(".yaml")
-        assert data.encode() == (REPO / "crds" / name).read_bytes()
+        short = set(crd["spec"]["names"].get("shortNames", []))
+        assert short, f"{name} has no short name"
+        assert not short & BUILTIN_SHORT_NAMES, f"{name}: {short & BUILTIN_SHORT_NAMES} clash with built-in kinds"
