@@ -222,9 +222,7 @@ async fn run_one<K>(
                 K::KIND,
                 store.state().iter().filter_map(|guard| {
                     let obj = guard.0.as_ref().ok()?;
-                    Some(ReadyState::of(
-                        obj.current_status().map(|s| s.conditions()),
-                    ))
+                    Some(ReadyState::of(obj.current_status().map(|s| s.conditions())))
                 }),
             );
             log_result(result)

@@ -634,3 +634,87 @@ async fn lint_findings_reach_status_and_events() {
             .any(|e| e.reason == "LintFinding" && e.note.as_deref().unwrap_or("").contains("Sum"))
     );
 }
+
+/// Adoption is explicit: with `alertops.dev/adopt: "true"`, a hand-made alarm and topic of our
+/// names are tagged as ours, brought to the spec, and reported with an `Adopted` Event.
+#[tokio::test]
+async fn an_opted_in_policy_adopts_the_alarm_and_topic_teams_built_by_hand() {
+    let f = Fixture::new().await;
+    let name = f.alarm_name("legacy", "backend-errors");
+    f.aws()
+        .cloudwatch
+        .put_metric_alarm()
+        .alarm_name(&name)
+        .namespace("AWS/ELB")
+        .metric_name("BackendConnectionErrors")
+        .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(7.0)
+        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold)
+        .send()
+        .await
+        .unwrap();
+    let owner = alertops::names::OwnerIdentity::new(
+        &f.ctx.settings.cluster_id,
+        "AlarmPolicy",
+        &f.namespace,
+        "legacy",
+    );
+    let topic = f
+        .aws()
+        .sns
+        .create_topic()
+        .name(owner.topic_name())
+        .tags(
+            aws_sdk_sns::types::Tag::builder()
+                .key("Team")
+                .value("legacy")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .topic_arn()
+        .unwrap()
+        .to_string();
+
+    f.cluster
+        .apply_manifest(json!({
+            "apiVersion": "alertops.dev/v1alpha1",
+            "kind": "AlarmPolicy",
+            "metadata": {
+                "name": "legacy",
+                "namespace": f.namespace,
+                "annotations": {"alertops.dev/adopt": "true"},
+            },
+            "spec": {"alarms": [elb_alarm("backend-errors", 100.0)]},
+        }))
+        .unwrap();
+    let policy = f.reconcile("legacy").await;
+    let (status, reason, message) = ready(&policy);
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("True", "Reconciled"),
+        "{message}"
+    );
+    assert_eq!(
+        policy.status.as_ref().unwrap().topic_arn.as_deref(),
+        Some(topic.as_str())
+    );
+
+    let alarm = f.alarm(&name).await.unwrap();
+    assert_eq!(alarm.threshold(), Some(100.0), "brought to the spec");
+    let tags = cloudwatch_tags(f.aws(), alarm.alarm_arn().unwrap()).await;
+    assert!(owner.owns(&tags.into_iter().collect()), "tagged as ours");
+    let adopted: Vec<String> = f
+        .cluster
+        .events()
+        .into_iter()
+        .filter(|e| e.reason == "Adopted")
+        .filter_map(|e| e.note)
+        .collect();
+    assert!(adopted.iter().any(|n| n.contains(&name)), "{adopted:?}");
+    assert!(adopted.iter().any(|n| n.contains(&topic)), "{adopted:?}");
+}

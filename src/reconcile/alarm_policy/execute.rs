@@ -41,6 +41,21 @@ pub async fn create_topic(
     }
 }
 
+/// The existing topic of the name `action` would create, found by CreateTopic without tags (which
+/// returns the ARN of an existing topic of that name), with its attributes and tags.
+pub async fn find_topic(
+    aws: &dyn ControllerAws,
+    action: &TopicAction,
+) -> Result<ObservedTopic, AwsError> {
+    let TopicAction::Create { name, .. } = action else {
+        return Ok(ObservedTopic::Absent);
+    };
+    match aws.create_topic(name, &Default::default()).await? {
+        TopicCreation::Arn(arn) => observe::present_topic(aws, &arn).await,
+        TopicCreation::NameTaken => Ok(ObservedTopic::NameTaken),
+    }
+}
+
 /// Sets the topic's attributes and tags.
 pub async fn topic(aws: &dyn ControllerAws, actions: &[TopicAction]) -> Result<(), AwsError> {
     for action in actions {
@@ -69,7 +84,10 @@ pub async fn execute(
         .filter(|a| {
             matches!(
                 a,
-                Action::CreateAlarm { .. } | Action::UpdateAlarm { .. } | Action::KeepAlarm { .. }
+                Action::CreateAlarm { .. }
+                    | Action::UpdateAlarm { .. }
+                    | Action::AdoptAlarm { .. }
+                    | Action::KeepAlarm { .. }
             )
         })
         .collect();
@@ -114,6 +132,12 @@ pub async fn execute(
                 definition,
                 tags,
                 target,
+            }
+            | Action::AdoptRule {
+                record,
+                definition,
+                tags,
+                target,
             } => {
                 if let (Some(arn), false) = (&record.arn, tags.is_empty()) {
                     aws.change_rule_tags(arn, tags).await?;
@@ -151,6 +175,11 @@ async fn apply_alarm(aws: &dyn ControllerAws, action: &Action) -> Result<AlarmSt
             Ok(record.clone())
         }
         Action::UpdateAlarm {
+            record,
+            definition,
+            tags,
+        }
+        | Action::AdoptAlarm {
             record,
             definition,
             tags,

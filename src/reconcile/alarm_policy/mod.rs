@@ -24,7 +24,7 @@ use crate::reconcile::{Context, ReconcileError};
 use crate::resources::alarm_policy::{AlarmPolicy, AlarmPolicyStatus, LintFinding, LintLevel};
 use crate::resources::{CONDITION_LINT, CONDITION_READY, DeletionPolicy};
 
-use plan::{Recorded, TopicPlan};
+use plan::{ObservedTopic, Recorded, TopicPlan};
 
 /// Kind name used in ownership tags and events.
 pub const KIND: &str = "AlarmPolicy";
@@ -118,7 +118,13 @@ impl Reconciled for AlarmPolicy {
             return applied;
         }
 
-        let mut applied = match apply_to_aws(&self.spec, &*ctx.aws, owner, &previous).await {
+        let adopt = self
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(plan::ADOPT_ANNOTATION))
+            .is_some_and(|v| v == "true");
+        let mut applied = match apply_to_aws(&self.spec, &*ctx.aws, owner, &previous, adopt).await {
             Ok(outcome) => outcome.into_applied(lint.clone(), lint_condition),
             Err(e) => {
                 let mut failed = Applied::failed(e, vec![lint_condition]);
@@ -197,16 +203,27 @@ async fn apply_to_aws(
     aws: &dyn crate::aws::ControllerAws,
     owner: &OwnerIdentity,
     previous: &AlarmPolicyStatus,
+    adopt: bool,
 ) -> Result<PolicyOutcome, AwsError> {
     let recorded = Recorded::from_status(previous);
     let (topic, topic_tags) = desired::topic(spec, owner);
     let mut observed_topic = observe::topic(aws, &topic, &recorded).await?;
-    let mut topic_plan = plan::plan_topic(&topic, &topic_tags, &observed_topic, owner);
+    let mut topic_plan = plan::plan_topic(&topic, &topic_tags, &observed_topic, owner, adopt);
     let mut notices = Vec::new();
     if let TopicPlan::Create(create) = &topic_plan {
         observed_topic = execute::create_topic(aws, create).await?;
-        topic_plan = plan::plan_topic(&topic, &topic_tags, &observed_topic, owner);
-        if let TopicPlan::Ready { arn, .. } = &topic_plan {
+        if observed_topic == ObservedTopic::NameTaken && adopt {
+            // CreateTopic without tags returns the existing topic of that name: read it back and
+            // plan its adoption.
+            observed_topic = execute::find_topic(aws, create).await?;
+        }
+        topic_plan = plan::plan_topic(&topic, &topic_tags, &observed_topic, owner, adopt);
+        if let TopicPlan::Ready {
+            arn,
+            adopted: false,
+            ..
+        } = &topic_plan
+        {
             notices.push(Notice::normal(
                 "TopicCreated",
                 format!("created SNS topic {arn}"),
@@ -217,9 +234,20 @@ async fn apply_to_aws(
         TopicPlan::Ready {
             arn,
             owned,
+            adopted,
             actions,
         } => {
             execute::topic(aws, &actions).await?;
+            if adopted {
+                notices.push(Notice::normal(
+                    "Adopted",
+                    format!(
+                        "adopted SNS topic {arn}: it carried no alertops ownership tags and the \
+                         policy opted in ({}); it is now managed (and deleted) with the policy",
+                        plan::ADOPT_ANNOTATION
+                    ),
+                ));
+            }
             (arn, owned)
         }
         TopicPlan::Blocked(blocker) => {
@@ -245,7 +273,7 @@ async fn apply_to_aws(
     let desired = desired::build(spec, owner, &topic_arn);
     let observed =
         observe::alarms_and_rules(aws, owner, &desired.alarms, &desired.rules, &recorded).await?;
-    let actions = plan::plan(&desired, &topic_arn, &observed, &recorded, owner);
+    let actions = plan::plan(&desired, &topic_arn, &observed, &recorded, owner, adopt);
     let blockers = actions.iter().filter_map(plan::Action::blocker).collect();
     let applied = execute::execute(aws, &owner.alarm_prefix(), &actions).await?;
     Ok(PolicyOutcome {

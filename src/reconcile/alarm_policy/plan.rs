@@ -16,6 +16,9 @@
 //!   the reason. Tags are rewritten only where they differ (PutMetricAlarm ignores tags on update).
 //! - Alarms and rules under the policy's prefixes that the spec no longer has are deleted when
 //!   ours (recorded or tagged).
+//! - Adoption is explicit: with the annotation [`ADOPT_ANNOTATION`] `"true"` on the policy, an
+//!   existing alarm, rule or topic of our name without our tags is taken over (our tags added,
+//!   what differs rewritten, an `Adopted` Event); without it, it is left alone as above.
 //! - Deleting the policy with `deletionPolicy: Delete` removes what is ours: alarms and rules
 //!   under its prefixes and the topic it created; `Retain` plans nothing.
 
@@ -34,6 +37,9 @@ use super::desired::{
     DesiredAlarm, DesiredPolicy, DesiredRule, DesiredTopic, RULE_TARGET_ID, alarm_differences,
     canonical_policy, rule_differences, topic_access_policy,
 };
+
+/// Annotation by which an AlarmPolicy opts in to adopting existing AWS resources of its names.
+pub const ADOPT_ANNOTATION: &str = "alertops.dev/adopt";
 
 /// What the status recorded of earlier applies: lets a resync skip ownership and tag reads that
 /// were already verified.
@@ -134,6 +140,8 @@ pub enum TopicPlan {
         arn: String,
         /// Whether alertops owns it.
         owned: bool,
+        /// Whether it is being adopted (it had no ownership tags of ours).
+        adopted: bool,
         /// Writes to make.
         actions: Vec<TopicAction>,
     },
@@ -141,18 +149,21 @@ pub enum TopicPlan {
     Blocked(Blocker),
 }
 
-/// Plans the topic.
+/// Plans the topic. With `adopt`, an existing topic of our name without our tags is taken over
+/// (our tags added) instead of blocking the policy.
 pub fn plan_topic(
     desired: &DesiredTopic,
     desired_tags: &Tags,
     observed: &ObservedTopic,
     owner: &OwnerIdentity,
+    adopt: bool,
 ) -> TopicPlan {
     match (desired, observed) {
         (DesiredTopic::Existing { arn }, ObservedTopic::Referenced { exists: true, .. }) => {
             TopicPlan::Ready {
                 arn: arn.clone(),
                 owned: false,
+                adopted: false,
                 actions: Vec::new(),
             }
         }
@@ -180,7 +191,8 @@ pub fn plan_topic(
                 attributes,
             },
         ) => {
-            if !owner.owns(tags) {
+            let adopted = !owner.owns(tags);
+            if adopted && !adopt {
                 return TopicPlan::Blocked(not_owned_topic(name));
             }
             let mut actions = Vec::new();
@@ -215,6 +227,7 @@ pub fn plan_topic(
             TopicPlan::Ready {
                 arn: arn.clone(),
                 owned: true,
+                adopted,
                 actions,
             }
         }
@@ -342,6 +355,16 @@ pub enum Action {
         /// Their names.
         names: Vec<String>,
     },
+    /// Take over an existing alarm that carries no ownership tags of ours, because the policy
+    /// opted in ([`ADOPT_ANNOTATION`]): add our tags, rewrite what differs.
+    AdoptAlarm {
+        /// What the status records.
+        record: AlarmStatus,
+        /// The definition, when it differs, with the differing fields.
+        definition: Option<(AlarmDefinition, Vec<&'static str>)>,
+        /// Tag changes (our ownership tags among them).
+        tags: TagChanges,
+    },
     /// An alarm with our name that someone else owns: left alone.
     SkipUnownedAlarm {
         /// Its name.
@@ -380,6 +403,17 @@ pub enum Action {
         name: String,
         /// Ids of its targets, removed first (unknown when empty: the executor lists them).
         target_ids: Vec<String>,
+    },
+    /// Take over an existing rule without our ownership tags, because the policy opted in.
+    AdoptRule {
+        /// What the status records.
+        record: EventRuleStatus,
+        /// The definition, when it differs, with the differing fields.
+        definition: Option<(RuleDefinition, Vec<&'static str>)>,
+        /// Tag changes (our ownership tags among them).
+        tags: TagChanges,
+        /// The target, when it is missing or points elsewhere.
+        target: Option<RuleTarget>,
     },
     /// A rule with our name that someone else owns: left alone.
     SkipUnownedRule {
@@ -432,6 +466,22 @@ impl Action {
                     "updated CloudWatch alarm {}: {}",
                     record.alarm_name,
                     fields.join(", ")
+                ),
+            )),
+            Action::AdoptAlarm { record, .. } => Some(Notice::normal(
+                "Adopted",
+                format!(
+                    "adopted CloudWatch alarm {}: it carried no alertops ownership tags and the \
+                     policy opted in ({ADOPT_ANNOTATION}); it is now managed (and deleted) with the policy",
+                    record.alarm_name
+                ),
+            )),
+            Action::AdoptRule { record, .. } => Some(Notice::normal(
+                "Adopted",
+                format!(
+                    "adopted EventBridge rule {}: it carried no alertops ownership tags and the \
+                     policy opted in ({ADOPT_ANNOTATION}); it is now managed (and deleted) with the policy",
+                    record.rule_name
                 ),
             )),
             Action::DeleteAlarms { names } if !names.is_empty() => Some(Notice::normal(
@@ -507,6 +557,21 @@ impl fmt::Display for Action {
                 write_tag_changes(f, tags)
             }
             Action::KeepAlarm { record } => write!(f, "keep alarm {}: in sync", record.alarm_name),
+            Action::AdoptAlarm {
+                record,
+                definition,
+                tags,
+            } => {
+                write!(
+                    f,
+                    "adopt alarm {}: exists without our tags, adoption opted in;",
+                    record.alarm_name
+                )?;
+                if let Some((_, fields)) = definition {
+                    write!(f, " {} differ", fields.join(", "))?;
+                }
+                write_tag_changes(f, tags)
+            }
             Action::DeleteAlarms { names } => {
                 write!(
                     f,
@@ -536,6 +601,22 @@ impl fmt::Display for Action {
                 write_tag_changes(f, tags)
             }
             Action::KeepRule { record } => write!(f, "keep rule {}: in sync", record.rule_name),
+            Action::AdoptRule {
+                record,
+                definition,
+                tags,
+                ..
+            } => {
+                write!(
+                    f,
+                    "adopt rule {}: exists without our tags, adoption opted in;",
+                    record.rule_name
+                )?;
+                if let Some((_, fields)) = definition {
+                    write!(f, " {} differ", fields.join(", "))?;
+                }
+                write_tag_changes(f, tags)
+            }
             Action::DeleteRule { name, .. } => {
                 write!(f, "delete rule {name}: no longer in the spec")
             }
@@ -565,18 +646,19 @@ pub fn plan(
     observed: &Observed,
     recorded: &Recorded,
     owner: &OwnerIdentity,
+    adopt: bool,
 ) -> Vec<Action> {
     let mut actions: Vec<Action> = desired
         .alarms
         .iter()
-        .map(|alarm| plan_alarm(alarm, observed, recorded, owner))
+        .map(|alarm| plan_alarm(alarm, observed, recorded, owner, adopt))
         .collect();
     actions.extend(stale_alarms(desired, observed, recorded, owner));
     actions.extend(
         desired
             .rules
             .iter()
-            .map(|rule| plan_rule(rule, topic_arn, observed, recorded, owner)),
+            .map(|rule| plan_rule(rule, topic_arn, observed, recorded, owner, adopt)),
     );
     actions.extend(stale_rules(desired, observed, recorded, owner));
     actions
@@ -587,6 +669,7 @@ fn plan_alarm(
     observed: &Observed,
     recorded: &Recorded,
     owner: &OwnerIdentity,
+    adopt: bool,
 ) -> Action {
     let name = &alarm.definition.alarm_name;
     let mut record = AlarmStatus {
@@ -604,10 +687,14 @@ fn plan_alarm(
     };
     record.arn = current.arn.clone();
     // Tags were read exactly when not verified before (see `tag_reads`).
+    let mut adopting = false;
     let tags = match observed.alarm_tags.get(name) {
         Some(current_tags) => {
             if !recorded.alarms.contains_key(name) && !owner.owns(current_tags) {
-                return Action::SkipUnownedAlarm { name: name.clone() };
+                if !adopt {
+                    return Action::SkipUnownedAlarm { name: name.clone() };
+                }
+                adopting = true;
             }
             TagChanges::between(&alarm.tags, current_tags)
         }
@@ -615,6 +702,13 @@ fn plan_alarm(
     };
     let fields = alarm_differences(&alarm.definition, &current.definition);
     let definition = (!fields.is_empty()).then(|| (alarm.definition.clone(), fields));
+    if adopting {
+        return Action::AdoptAlarm {
+            record,
+            definition,
+            tags,
+        };
+    }
     if definition.is_none() && tags.is_empty() {
         Action::KeepAlarm { record }
     } else {
@@ -663,6 +757,7 @@ fn plan_rule(
     observed: &Observed,
     recorded: &Recorded,
     owner: &OwnerIdentity,
+    adopt: bool,
 ) -> Action {
     let name = &rule.definition.rule_name;
     let target = RuleTarget {
@@ -684,10 +779,14 @@ fn plan_rule(
         };
     };
     record.arn = Some(current.arn.clone());
+    let mut adopting = false;
     let tags = match observed.rule_tags.get(name) {
         Some(current_tags) => {
             if !recorded.rules.contains_key(name) && !owner.owns(current_tags) {
-                return Action::SkipUnownedRule { name: name.clone() };
+                if !adopt {
+                    return Action::SkipUnownedRule { name: name.clone() };
+                }
+                adopting = true;
             }
             TagChanges::between(&rule.tags, current_tags)
         }
@@ -700,6 +799,14 @@ fn plan_rule(
         .get(name)
         .is_some_and(|targets| targets.contains(&target));
     let target = (!target_in_place).then_some(target);
+    if adopting {
+        return Action::AdoptRule {
+            record,
+            definition,
+            tags,
+            target,
+        };
+    }
     if definition.is_none() && tags.is_empty() && target.is_none() {
         Action::KeepRule { record }
     } else {

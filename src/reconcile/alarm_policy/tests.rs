@@ -254,3 +254,53 @@ async fn an_invalid_spec_is_a_condition_and_calls_no_aws() {
     assert_eq!(f.ready(), ("False".into(), "InvalidSpec".into()));
     assert!(f.aws.calls().is_empty());
 }
+
+#[tokio::test]
+async fn an_opted_in_policy_adopts_a_hand_made_alarm_and_says_so() {
+    let f = Fixture::new();
+    let hand_made = crate::aws::cloudwatch::AlarmDefinition {
+        alarm_name: alarm_name(),
+        description: Some("made in the console".into()),
+        actions_enabled: true,
+        alarm_actions: Vec::new(),
+        ok_actions: Vec::new(),
+        insufficient_data_actions: Vec::new(),
+        metric: crate::aws::cloudwatch::AlarmMetric::Math(Vec::new()),
+        evaluation_periods: 1,
+        datapoints_to_alarm: 1,
+        threshold: 1.0,
+        comparison: "GreaterThanThreshold".into(),
+        treat_missing_data: "missing".into(),
+    };
+    f.aws
+        .insert_alarm(hand_made, Tags::from([("Team".into(), "legacy".into())]));
+    f.apply("Delete");
+    let mut policy = f.policy().unwrap();
+    policy.metadata.annotations = Some(
+        [(plan::ADOPT_ANNOTATION.to_string(), "true".to_string())]
+            .into_iter()
+            .collect(),
+    );
+    f.cluster
+        .apply_manifest(serde_json::to_value(&policy).unwrap())
+        .unwrap();
+    f.reconcile().await.unwrap();
+    assert_eq!(f.ready(), ("True".into(), "Reconciled".into()));
+    let (definition, tags) = f.aws.alarm(&alarm_name()).unwrap();
+    assert_eq!(
+        definition.threshold,
+        100.0,
+        "the spec's definition now: {:?} {:?}",
+        f.aws.calls(),
+        f.policy().unwrap().metadata.annotations
+    );
+    let owner = OwnerIdentity::new("test", KIND, NAMESPACE, "elb");
+    assert!(owner.owns(&tags), "{tags:?}");
+    assert!(
+        f.cluster
+            .events()
+            .iter()
+            .any(|e| e.reason == "Adopted"
+                && e.note.as_deref().unwrap_or("").contains(&alarm_name()))
+    );
+}

@@ -110,7 +110,7 @@ fn a_resync_of_what_was_applied_writes_nothing_and_reads_no_tags() {
         tag_reads(&desired.alarms, &desired.rules, &observed, &recorded),
         TagReads::default()
     );
-    let actions = plan(&desired, TOPIC, &observed, &recorded, &owner());
+    let actions = plan(&desired, TOPIC, &observed, &recorded, &owner(), false);
     assert!(writes(&actions).is_empty(), "{actions:#?}");
     assert_eq!(actions.len(), 3, "two kept alarms and one kept rule");
 }
@@ -124,6 +124,7 @@ fn nothing_in_aws_creates_every_alarm_and_rule_with_tags_and_target() {
         &Observed::default(),
         &Recorded::default(),
         &owner(),
+        false,
     );
     let created: Vec<&str> = actions
         .iter()
@@ -153,7 +154,7 @@ fn drift_in_a_definition_updates_only_that_alarm_and_names_the_field() {
     let (mut observed, recorded) = in_sync();
     let name = desired().alarms[0].definition.alarm_name.clone();
     observed.alarms.get_mut(&name).unwrap().definition.threshold = 5.0;
-    let actions = plan(&desired(), TOPIC, &observed, &recorded, &owner());
+    let actions = plan(&desired(), TOPIC, &observed, &recorded, &owner(), false);
     let writes = writes(&actions);
     assert_eq!(writes.len(), 1, "{writes:#?}");
     match writes[0] {
@@ -187,7 +188,7 @@ fn changed_tags_are_read_and_rewritten_without_touching_the_definition() {
     current.insert("Team".into(), "someone-else".into());
     current.insert("Stale".into(), "1".into());
     observed.alarm_tags.insert(name.clone(), current);
-    let actions = plan(&desired, TOPIC, &observed, &recorded, &owner());
+    let actions = plan(&desired, TOPIC, &observed, &recorded, &owner(), false);
     let writes = writes(&actions);
     assert_eq!(writes.len(), 1);
     match writes[0] {
@@ -226,7 +227,7 @@ fn an_alarm_dropped_from_the_spec_is_deleted_when_ours() {
             tags_digest: None,
         },
     );
-    let actions = plan(&desired(), TOPIC, &observed, &recorded, &owner());
+    let actions = plan(&desired(), TOPIC, &observed, &recorded, &owner(), false);
     assert_eq!(
         writes(&actions),
         vec![&Action::DeleteAlarms {
@@ -265,7 +266,7 @@ fn an_unrecorded_leftover_is_deleted_only_if_its_tags_say_it_is_ours() {
     observed
         .alarm_tags
         .insert(theirs.clone(), Tags::from([("Team".into(), "x".into())]));
-    let actions = plan(&desired, TOPIC, &observed, &recorded, &owner());
+    let actions = plan(&desired, TOPIC, &observed, &recorded, &owner(), false);
     assert_eq!(
         writes(&actions),
         vec![&Action::DeleteAlarms { names: vec![ours] }]
@@ -288,7 +289,14 @@ fn an_alarm_with_our_name_owned_by_someone_else_is_skipped_and_blocks() {
     observed
         .alarm_tags
         .insert(name.clone(), Tags::from([("Team".into(), "other".into())]));
-    let actions = plan(&desired, TOPIC, &observed, &Recorded::default(), &owner());
+    let actions = plan(
+        &desired,
+        TOPIC,
+        &observed,
+        &Recorded::default(),
+        &owner(),
+        false,
+    );
     assert!(actions.contains(&Action::SkipUnownedAlarm { name: name.clone() }));
     assert!(
         !actions
@@ -306,7 +314,7 @@ fn a_rule_whose_target_was_removed_gets_it_back() {
     let (mut observed, recorded) = in_sync();
     let name = desired().rules[0].definition.rule_name.clone();
     observed.rule_targets.insert(name.clone(), Vec::new());
-    let actions = plan(&desired(), TOPIC, &observed, &recorded, &owner());
+    let actions = plan(&desired(), TOPIC, &observed, &recorded, &owner(), false);
     match writes(&actions).as_slice() {
         [
             Action::UpdateRule {
@@ -372,7 +380,7 @@ fn deletion_removes_what_is_ours_and_keeps_what_is_not() {
 #[test]
 fn a_missing_topic_is_created_and_a_foreign_one_blocks() {
     let (topic, tags) = super::super::desired::topic(&spec(), &owner());
-    match plan_topic(&topic, &tags, &ObservedTopic::Absent, &owner()) {
+    match plan_topic(&topic, &tags, &ObservedTopic::Absent, &owner(), false) {
         TopicPlan::Create(TopicAction::Create { name, tags }) => {
             assert_eq!(name, owner().topic_name());
             assert!(owner().owns(&tags));
@@ -385,14 +393,14 @@ fn a_missing_topic_is_created_and_a_foreign_one_blocks() {
         attributes: HashMap::new(),
     };
     assert!(matches!(
-        plan_topic(&topic, &tags, &foreign, &owner()),
+        plan_topic(&topic, &tags, &foreign, &owner(), false),
         TopicPlan::Blocked(Blocker {
             reason: "TopicNotOwned",
             ..
         })
     ));
     assert!(matches!(
-        plan_topic(&topic, &tags, &ObservedTopic::NameTaken, &owner()),
+        plan_topic(&topic, &tags, &ObservedTopic::NameTaken, &owner(), false),
         TopicPlan::Blocked(Blocker {
             reason: "TopicNotOwned",
             ..
@@ -413,10 +421,11 @@ fn our_topic_gets_its_policy_display_name_and_tags_only_where_they_differ() {
         attributes: attributes.clone(),
     };
     assert_eq!(
-        plan_topic(&topic, &tags, &present, &owner()),
+        plan_topic(&topic, &tags, &present, &owner(), false),
         TopicPlan::Ready {
             arn: TOPIC.into(),
             owned: true,
+            adopted: false,
             actions: Vec::new()
         }
     );
@@ -427,7 +436,8 @@ fn our_topic_gets_its_policy_display_name_and_tags_only_where_they_differ() {
         tags: drifted_tags,
         attributes: HashMap::new(),
     };
-    let TopicPlan::Ready { actions, .. } = plan_topic(&topic, &tags, &drifted, &owner()) else {
+    let TopicPlan::Ready { actions, .. } = plan_topic(&topic, &tags, &drifted, &owner(), false)
+    else {
         panic!("our topic is ready");
     };
     assert!(matches!(
@@ -447,10 +457,11 @@ fn a_referenced_topic_is_used_as_is_or_blocks_when_missing() {
         exists: true,
     };
     assert_eq!(
-        plan_topic(&referenced, &Tags::new(), &exists, &owner()),
+        plan_topic(&referenced, &Tags::new(), &exists, &owner(), false),
         TopicPlan::Ready {
             arn: TOPIC.into(),
             owned: false,
+            adopted: false,
             actions: Vec::new()
         }
     );
@@ -459,10 +470,70 @@ fn a_referenced_topic_is_used_as_is_or_blocks_when_missing() {
         exists: false,
     };
     assert!(matches!(
-        plan_topic(&referenced, &Tags::new(), &missing, &owner()),
+        plan_topic(&referenced, &Tags::new(), &missing, &owner(), false),
         TopicPlan::Blocked(Blocker {
             reason: "TopicNotFound",
             ..
         })
     ));
+}
+
+#[test]
+fn adoption_takes_over_only_when_opted_in_and_adds_our_tags() {
+    let desired = desired();
+    let name = desired.alarms[0].definition.alarm_name.clone();
+    let mut hand_made = desired.alarms[0].definition.clone();
+    hand_made.threshold = 7.0;
+    let mut observed = Observed::default();
+    observed.alarms.insert(
+        name.clone(),
+        ObservedAlarm {
+            arn: Some(arn(&name)),
+            definition: hand_made,
+            state: None,
+        },
+    );
+    observed
+        .alarm_tags
+        .insert(name.clone(), Tags::from([("Team".into(), "legacy".into())]));
+    let recorded = Recorded::default();
+
+    let refused = plan(&desired, TOPIC, &observed, &recorded, &owner(), false);
+    assert!(refused.contains(&Action::SkipUnownedAlarm { name: name.clone() }));
+
+    let adopted = plan(&desired, TOPIC, &observed, &recorded, &owner(), true);
+    let action = adopted
+        .iter()
+        .find(|a| matches!(a, Action::AdoptAlarm { .. }))
+        .expect("adopted");
+    let Action::AdoptAlarm {
+        definition, tags, ..
+    } = action
+    else {
+        unreachable!()
+    };
+    assert_eq!(definition.as_ref().unwrap().1, vec!["threshold"]);
+    assert!(
+        owner().owns(&tags.add),
+        "our ownership tags are added: {tags:?}"
+    );
+    assert_eq!(action.notice().unwrap().reason, "Adopted");
+    assert!(action.blocker().is_none());
+
+    let (topic, topic_tags) = super::super::desired::topic(&spec(), &owner());
+    let foreign = ObservedTopic::Present {
+        arn: TOPIC.into(),
+        tags: Tags::new(),
+        attributes: HashMap::new(),
+    };
+    match plan_topic(&topic, &topic_tags, &foreign, &owner(), true) {
+        TopicPlan::Ready {
+            adopted: true,
+            actions,
+            ..
+        } => assert!(actions.iter().any(
+            |a| matches!(a, TopicAction::Retag { changes, .. } if owner().owns(&changes.add))
+        )),
+        other => panic!("expected an adoption, got {other:?}"),
+    }
 }
