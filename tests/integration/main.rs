@@ -5,6 +5,7 @@ mod alert_route;
 mod aws_layer;
 mod chart_env;
 mod cli;
+mod cloudwatch_emulator;
 mod consume;
 mod crds;
 mod digest;
