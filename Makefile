@@ -1,5 +1,7 @@
 # Development entry points. `make test` installs the AWS emulator (moto_server) into .venv once,
-# then runs every test against it, and checks the Helm chart (`make chart-test`).
+# then runs every test against it, and checks the Helm chart (`make chart-test`). CloudWatch is
+# served over RPC-v2 CBOR by tests/integration/harness/cloudwatch_cbor.py in front of moto (moto
+# speaks only its Query protocol); it runs on the same .venv and needs botocore's CBOR parser.
 
 VENV        := .venv
 MOTO_SERVER := $(CURDIR)/$(VENV)/bin/moto_server
@@ -17,7 +19,8 @@ $(VENV)/bin/python:
 	python3 -m venv $(VENV)
 
 $(VENV_STAMP): Makefile | $(VENV)/bin/python
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'moto[server]>=5.2,<5.3'
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'moto[server]>=5.2,<5.3' \
+		'botocore>=1.42,<2'
 	touch $@
 
 $(CHART_STAMP): Makefile | $(VENV)/bin/python

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """`make demo`: alertops end to end on a laptop, with no cloud and no cluster.
 
-Starts the AWS emulator (moto_server) and a local Slack stand-in, runs `alertops local` on
-examples/, then plays the users' scenarios: an EMR cluster fails, an ELB alarm fires, someone
-presses Retry, the twice-daily digest goes out. Everything it starts is stopped on exit.
+Starts the AWS emulator (moto_server, with the tests' CloudWatch CBOR translator in front of it)
+and a local Slack stand-in, runs `alertops local` on examples/, then plays the users' scenarios:
+an EMR cluster fails, an ELB alarm fires, someone presses Retry, the twice-daily digest goes out.
+Everything it starts is stopped on exit.
 """
 
 import argparse
@@ -30,6 +31,8 @@ REGION = "ap-southeast-2"  # the region of the per-environment topics in example
 ACCOUNT = "123456789012"   # the emulator's account
 NAMESPACE = "alerting"
 SIGNING_SECRET = "demo-signing-secret-not-for-production"
+CLOUDWATCH_CBOR = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir,
+                               "tests", "integration", "harness", "cloudwatch_cbor.py")
 ACTION_KEY = "demo-action-key-0123456789abcdef0123456789abcdef"
 RETRY_USER = "U0ALICE01"    # on the recommendations team's allow-list in examples/
 BOLD, DIM, GREEN, YELLOW, RESET = "\033[1m", "\033[2m", "\033[32m", "\033[33m", "\033[0m"
@@ -195,6 +198,17 @@ def run(args, processes, slack):
                                       stdout=moto_log, stderr=subprocess.STDOUT))
     endpoint = f"http://127.0.0.1:{moto_port}"
     wait_for("the AWS emulator", lambda: http("GET", endpoint + "/moto-api/")[0] == 200)
+    # moto speaks CloudWatch's Query protocol, the SDK only RPC-v2 CBOR: the tests' translator
+    # serves CloudWatch on its own port, which the SDK reads from AWS_ENDPOINT_URL_CLOUDWATCH.
+    cloudwatch_port = free_port()
+    cloudwatch_log = open(os.path.join(args.workdir, "cloudwatch-cbor.log"), "w")
+    python = os.path.join(os.path.dirname(args.moto_server), "python")
+    processes.append(subprocess.Popen(
+        [python if os.path.isfile(python) else sys.executable, CLOUDWATCH_CBOR,
+         "--port", str(cloudwatch_port), "--upstream", endpoint],
+        stdout=cloudwatch_log, stderr=subprocess.STDOUT))
+    cloudwatch_endpoint = f"http://127.0.0.1:{cloudwatch_port}"
+    wait_for("CloudWatch over CBOR", lambda: http("GET", cloudwatch_endpoint + "/ping")[0] == 200)
     print(f"AWS emulator at {endpoint}; Slack stand-in at http://127.0.0.1:{slack.port}")
     aws = dict(endpoint_url=endpoint, region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test")
     sns, sqs, emr, sesv2 = (boto3.client(s, **aws) for s in ("sns", "sqs", "emr", "sesv2"))
@@ -208,7 +222,8 @@ def run(args, processes, slack):
     section("Running `alertops local` on examples/")
     listen_port = free_port()
     base = f"http://127.0.0.1:{listen_port}"
-    env = dict(os.environ, AWS_ENDPOINT_URL=endpoint, AWS_REGION=REGION, AWS_ACCESS_KEY_ID="test",
+    env = dict(os.environ, AWS_ENDPOINT_URL=endpoint, AWS_ENDPOINT_URL_CLOUDWATCH=cloudwatch_endpoint,
+               AWS_REGION=REGION, AWS_ACCESS_KEY_ID="test",
                AWS_SECRET_ACCESS_KEY="test", ALERTOPS_SLACK_SIGNING_SECRET=SIGNING_SECRET,
                ALERTOPS_ACTION_TOKEN_KEY=ACTION_KEY, RUST_LOG=os.environ.get("RUST_LOG", "info"))
     alertops_log = open(os.path.join(args.workdir, "alertops.log"), "w")

@@ -1,7 +1,10 @@
 //! The AWS emulator (`moto_server`) for the benchmarks, started as the integration tests start
 //! it: `MOTO_SERVER`, else the project's `.venv`, else `PATH`; a free port; readiness polling; a
-//! supervising shell that stops the emulator when this process exits, however it exits.
+//! supervising shell that stops the emulator when this process exits, however it exits. As in
+//! the tests, CloudWatch is served over RPC-v2 CBOR by the harness's `cloudwatch_cbor.py` in front
+//! of it (which also pages DescribeAlarms as CloudWatch does; moto ignores `MaxRecords`).
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -16,11 +19,13 @@ pub const REGION: &str = "us-east-1";
 /// How long the emulator may take to answer its first request.
 const STARTUP_DEADLINE: Duration = Duration::from_secs(60);
 
-/// Runs the emulator in the background and kills it when this shell's standard input closes
-/// (when the bench process exits). Arguments: `$1` program, `$2` port, `$3` log file.
+/// Runs a server in the background and kills it when this shell's standard input closes (when
+/// the bench process exits). Arguments: `$1` log file, then the server's command line.
 const SUPERVISOR: &str = r#"
+log=$1
+shift
 exec 3<&0
-"$1" -H 127.0.0.1 -p "$2" </dev/null >"$3" 2>&1 &
+"$@" </dev/null >"$log" 2>&1 &
 pid=$!
 { cat <&3 >/dev/null; kill "$pid" 2>/dev/null; } &
 exec 3<&-
@@ -29,24 +34,77 @@ wait "$pid"
 
 /// The running emulator.
 pub struct Moto {
+    moto: Server,
+    cloudwatch: Server,
+}
+
+/// A server process.
+struct Server {
     endpoint: String,
-    // Its piped stdin closing when this is dropped (or the process exits) stops the emulator.
+    // Its piped stdin closing when this is dropped (or the process exits) stops the server.
     _supervisor: Child,
 }
 
 impl Moto {
-    /// Starts the emulator and waits until it answers.
+    /// Starts the emulator and its CloudWatch translator and waits until they answer.
     pub async fn start() -> Result<Moto, String> {
         let program = program();
+        let moto = Server::start("moto", "/moto-api/", |port| {
+            vec![
+                program.clone().into_os_string(),
+                "-H".into(),
+                "127.0.0.1".into(),
+                "-p".into(),
+                port.to_string().into(),
+            ]
+        })
+        .await?;
+        let python = python_next_to(&program);
+        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/integration/harness/cloudwatch_cbor.py");
+        let cloudwatch = Server::start("cloudwatch-cbor", "/ping", |port| {
+            vec![
+                python.clone().into_os_string(),
+                script.clone().into_os_string(),
+                "--port".into(),
+                port.to_string().into(),
+                "--upstream".into(),
+                moto.endpoint.clone().into(),
+            ]
+        })
+        .await?;
+        Ok(Moto { moto, cloudwatch })
+    }
+
+    /// The emulator's base URL.
+    pub fn endpoint(&self) -> &str {
+        &self.moto.endpoint
+    }
+
+    /// AWS clients pointed at the emulator, with `settings` (rate limits) and their own call log.
+    pub async fn clients(&self, settings: AwsSettings) -> AwsClients {
+        clients_at(&self.moto.endpoint, settings)
+            .await
+            .with_cloudwatch_endpoint(&self.cloudwatch.endpoint)
+    }
+}
+
+impl Server {
+    /// Starts `command(port)` on a free port and waits until `GET ready_path` answers 2xx.
+    async fn start(
+        name: &str,
+        ready_path: &str,
+        command: impl Fn(u16) -> Vec<OsString>,
+    ) -> Result<Server, String> {
         let port = free_port()?;
-        let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("bench-moto-{port}.log"));
+        let log =
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("bench-{name}-{port}.log"));
         let mut supervisor = Command::new("sh")
             .arg("-c")
             .arg(SUPERVISOR)
-            .arg("moto-supervisor")
-            .arg(&program)
-            .arg(port.to_string())
+            .arg(format!("{name}-supervisor"))
             .arg(&log)
+            .args(command(port))
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -63,46 +121,48 @@ impl Moto {
             poll.tick().await;
             if let Ok(Some(status)) = supervisor.try_wait() {
                 return Err(format!(
-                    "{} exited ({status}); run `make venv` or set MOTO_SERVER; log {}",
-                    program.display(),
+                    "{name} exited ({status}); run `make venv` or set MOTO_SERVER; log {}",
                     log.display()
                 ));
             }
             let ready = http
-                .get(format!("{endpoint}/moto-api/"))
+                .get(format!("{endpoint}{ready_path}"))
                 .send()
                 .await
                 .is_ok_and(|response| response.status().is_success());
             if ready {
-                return Ok(Moto {
+                return Ok(Server {
                     endpoint,
                     _supervisor: supervisor,
                 });
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(format!(
-                    "{} did not answer within {STARTUP_DEADLINE:?}; log {}",
-                    program.display(),
+                    "{name} did not answer within {STARTUP_DEADLINE:?}; log {}",
                     log.display()
                 ));
             }
         }
     }
-
-    /// The emulator's base URL.
-    pub fn endpoint(&self) -> &str {
-        &self.endpoint
-    }
-
-    /// AWS clients pointed at the emulator, with `settings` (rate limits) and their own call log.
-    pub async fn clients(&self, settings: AwsSettings) -> AwsClients {
-        clients_at(&self.endpoint, settings).await
-    }
 }
 
-/// AWS clients pointed at `endpoint` (the emulator, or a proxy in front of it), with static test
-/// credentials, `settings` (rate limits) and their own call log.
-pub async fn clients_at(endpoint: &str, settings: AwsSettings) -> AwsClients {
+/// The python that runs `cloudwatch_cbor.py`: the one of the emulator's virtualenv (it needs
+/// botocore, which moto brings), else `python3`.
+fn python_next_to(program: &Path) -> PathBuf {
+    let python = program.with_file_name("python");
+    if program
+        .parent()
+        .is_some_and(|dir| !dir.as_os_str().is_empty())
+        && python.is_file()
+    {
+        return python;
+    }
+    PathBuf::from("python3")
+}
+
+/// AWS clients pointed at `endpoint` (CloudWatch included: see [`Moto::clients`]), with static
+/// test credentials, `settings` (rate limits) and their own call log.
+async fn clients_at(endpoint: &str, settings: AwsSettings) -> AwsClients {
     let config = aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(Region::new(REGION))

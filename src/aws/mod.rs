@@ -78,7 +78,8 @@ impl AwsClients {
         AwsClients::from_sdk_config(config, AwsSettings::default())
     }
 
-    /// Clients from the SDK's standard environment (`AWS_REGION`, `AWS_ENDPOINT_URL`, the
+    /// Clients from the SDK's standard environment (`AWS_REGION`, `AWS_ENDPOINT_URL` and the
+    /// per-service `AWS_ENDPOINT_URL_<SERVICE>` such as `AWS_ENDPOINT_URL_CLOUDWATCH`, the
     /// credentials chain, profiles), with the standard retry strategy: throttling and transient
     /// errors retried with exponential backoff up to `settings.max_attempts` attempts.
     pub async fn from_env(settings: AwsSettings) -> Self {
@@ -136,6 +137,22 @@ impl AwsClients {
             call_log,
             settings,
         }
+    }
+
+    /// The same clients with CloudWatch at its own endpoint (the other services keep theirs).
+    /// In code this is what `AWS_ENDPOINT_URL_CLOUDWATCH` is in the environment: the SDK honours
+    /// that variable only when the global endpoint also comes from the environment, not when
+    /// code sets it, as the tests and benchmarks do (their emulator serves CloudWatch on its own
+    /// port, see the README's testing notes). Interceptors, retries and the call log are kept.
+    pub fn with_cloudwatch_endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        let config = self
+            .cloudwatch
+            .config()
+            .to_builder()
+            .endpoint_url(endpoint)
+            .build();
+        self.cloudwatch = aws_sdk_cloudwatch::Client::from_conf(config);
+        self
     }
 
     /// The same clients with other rate limiters (e.g. on a [`RateClock::fake`] in tests).

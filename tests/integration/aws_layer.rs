@@ -299,22 +299,36 @@ async fn rate_limiter_spaces_calls_on_a_fake_clock() {
 }
 
 /// A stand-in CloudWatch endpoint that throttles the first `throttled` requests, because the
-/// emulator never throttles. Returns its URL and the count of requests served.
+/// emulator never throttles. It answers as CloudWatch does over RPC-v2 CBOR: the error code in
+/// `x-amzn-query-error` and `__type`, an empty DescribeAlarms answer as an empty map. Returns its
+/// URL and the count of requests served.
 async fn throttling_cloudwatch(throttled: usize) -> (String, Arc<AtomicUsize>) {
-    const THROTTLED: &str = r#"<ErrorResponse xmlns="http://monitoring.amazonaws.com/doc/2010-08-01/"><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>t</RequestId></ErrorResponse>"#;
-    const EMPTY: &str = r#"<DescribeAlarmsResponse xmlns="http://monitoring.amazonaws.com/doc/2010-08-01/"><DescribeAlarmsResult><MetricAlarms/><CompositeAlarms/></DescribeAlarmsResult><ResponseMetadata><RequestId>ok</RequestId></ResponseMetadata></DescribeAlarmsResponse>"#;
     let served = Arc::new(AtomicUsize::new(0));
     let counter = served.clone();
     let app = axum::Router::new().fallback(move || {
         let n = counter.fetch_add(1, Ordering::SeqCst);
         async move {
-            let status = if n < throttled { 400 } else { 200 };
-            let body = if n < throttled { THROTTLED } else { EMPTY };
-            (
-                http::StatusCode::from_u16(status).expect("valid status"),
-                [(http::header::CONTENT_TYPE, "text/xml")],
-                body,
-            )
+            let cbor = http::Response::builder()
+                .header("content-type", "application/cbor")
+                .header("smithy-protocol", "rpc-v2-cbor");
+            let response = if n < throttled {
+                let mut body = vec![0xa2]; // a map of two entries
+                for text in [
+                    "__type",
+                    "com.amazonaws.cloudwatch#Throttling",
+                    "message",
+                    "Rate exceeded",
+                ] {
+                    body.extend(cbor_text(text));
+                }
+                cbor.status(400)
+                    .header("x-amzn-query-error", "Throttling;Sender")
+                    .body(axum::body::Body::from(body))
+            } else {
+                // An empty map: no alarms, no NextToken.
+                cbor.status(200).body(axum::body::Body::from(vec![0xa0]))
+            };
+            response.expect("a valid response")
         }
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -323,6 +337,18 @@ async fn throttling_cloudwatch(throttled: usize) -> (String, Arc<AtomicUsize>) {
     let url = format!("http://{}", listener.local_addr().expect("local address"));
     tokio::spawn(async move { axum::serve(listener, app).await });
     (url, served)
+}
+
+/// `text` as a CBOR text string (major type 3) shorter than 256 bytes.
+fn cbor_text(text: &str) -> Vec<u8> {
+    let length = u8::try_from(text.len()).expect("shorter than 256 bytes");
+    let mut encoded = if length < 24 {
+        vec![0x60 | length]
+    } else {
+        vec![0x78, length]
+    };
+    encoded.extend(text.as_bytes());
+    encoded
 }
 
 async fn clients_for(endpoint: &str, max_attempts: u32) -> AwsClients {

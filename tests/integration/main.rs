@@ -6,6 +6,7 @@ mod architecture;
 mod aws_layer;
 mod chart_env;
 mod cli;
+mod cloudwatch_emulator;
 mod consume;
 mod crds;
 mod digest;

@@ -1,6 +1,8 @@
-//! Shared fixtures of the integration tests: one AWS emulator (`moto_server`) per test process,
-//! AWS clients pointed at it, and per-test unique names (tests share the emulator and run in
-//! parallel, so they never reset it).
+//! Shared fixtures of the integration tests: one AWS emulator (`moto_server`) per test process
+//! with CloudWatch served over RPC-v2 CBOR by `cloudwatch_cbor.py` in front of it (moto speaks
+//! only the Query protocol, the SDK only CBOR; see the README's testing notes), AWS clients
+//! pointed at them, and per-test unique names (tests share the emulator and run in parallel, so
+//! they never reset it).
 
 #![allow(dead_code)] // Each test module uses a different part of the harness.
 
@@ -24,13 +26,15 @@ const STARTUP_DEADLINE: Duration = Duration::from_secs(60);
 /// How many free ports to try if the emulator dies at start (another process took the port).
 const START_ATTEMPTS: usize = 3;
 
-/// Runs the emulator in the background and kills it when the standard input of this shell
-/// closes, which happens when the test process exits however it exits. The shell itself exits
-/// when the emulator does, so an emulator that fails to start is noticed at once.
-/// Arguments: `$1` program, `$2` port, `$3` log file.
+/// Runs a server in the background and kills it when the standard input of this shell closes,
+/// which happens when the test process exits however it exits. The shell itself exits when the
+/// server does, so a server that fails to start is noticed at once.
+/// Arguments: `$1` log file, then the server's command line.
 const SUPERVISOR: &str = r#"
+log=$1
+shift
 exec 3<&0
-"$1" -H 127.0.0.1 -p "$2" </dev/null >"$3" 2>&1 &
+"$@" </dev/null >"$log" 2>&1 &
 pid=$!
 { cat <&3 >/dev/null; kill "$pid" 2>/dev/null; } &
 exec 3<&-
@@ -40,22 +44,35 @@ wait "$pid"
 /// The running emulator of this test process.
 #[derive(Debug)]
 pub struct Moto {
-    endpoint: String,
-    log: PathBuf,
-    // Kept for the whole process: its piped stdin closing at exit is what stops the emulator.
-    _supervisor: Child,
+    server: Server,
+    cloudwatch: Server,
 }
 
 impl Moto {
     /// The emulator's base URL, e.g. `http://127.0.0.1:40123`.
     pub fn endpoint(&self) -> &str {
-        &self.endpoint
+        &self.server.endpoint
+    }
+
+    /// The base URL of CloudWatch (RPC-v2 CBOR, translated to the emulator's Query protocol).
+    pub fn cloudwatch_endpoint(&self) -> &str {
+        &self.cloudwatch.endpoint
     }
 
     /// The file the emulator logs to (every request it served).
     pub fn log(&self) -> &Path {
-        &self.log
+        &self.server.log
     }
+}
+
+/// A server process of the harness.
+#[derive(Debug)]
+struct Server {
+    endpoint: String,
+    log: PathBuf,
+    // Kept for the whole process: its piped stdin closing at exit is what stops the server.
+    // None for a server this harness did not start.
+    _supervisor: Option<Child>,
 }
 
 static MOTO: OnceCell<Moto> = OnceCell::const_new();
@@ -69,10 +86,19 @@ pub async fn moto() -> &'static Moto {
 /// limits high enough never to slow a test down. Each call makes fresh clients with their own
 /// call log.
 pub async fn aws_clients() -> AwsClients {
-    AwsClients::from_sdk_config(&sdk_config().await, test_settings())
+    clients_with(&sdk_config().await, test_settings()).await
 }
 
-/// The SDK configuration of [`aws_clients`], for tests that build clients themselves.
+/// Clients for `config` and `settings`, with CloudWatch at the emulator's CloudWatch endpoint
+/// (the other services at the endpoint of `config`).
+pub async fn clients_with(config: &SdkConfig, settings: AwsSettings) -> AwsClients {
+    AwsClients::from_sdk_config(config, settings)
+        .with_cloudwatch_endpoint(moto().await.cloudwatch_endpoint())
+}
+
+/// The SDK configuration of [`aws_clients`], for tests that build clients themselves. Its
+/// endpoint is the emulator's, which does not serve CloudWatch: build clients with
+/// [`clients_with`].
 pub async fn sdk_config() -> SdkConfig {
     let moto = moto().await;
     aws_config::defaults(BehaviorVersion::latest())
@@ -164,32 +190,107 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// The python that runs `cloudwatch_cbor.py`: the one of the emulator's virtualenv (it needs
+/// botocore, which moto brings), else `python3`.
+fn python_next_to(program: &Path) -> PathBuf {
+    let python = program.with_file_name("python");
+    if program
+        .parent()
+        .is_some_and(|dir| !dir.as_os_str().is_empty())
+        && python.is_file()
+    {
+        return python;
+    }
+    PathBuf::from("python3")
+}
+
+/// The CBOR-to-Query translator in front of the emulator.
+fn cloudwatch_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/integration/harness/cloudwatch_cbor.py")
+}
+
 async fn start_moto() -> Moto {
     let program = moto_program();
+    let server = start_server(
+        "moto",
+        &program.display().to_string(),
+        "/moto-api/",
+        |port| {
+            vec![
+                program.clone().into_os_string(),
+                "-H".into(),
+                "127.0.0.1".into(),
+                "-p".into(),
+                port.to_string().into(),
+            ]
+        },
+    )
+    .await;
+    // Another CloudWatch to test against (e.g. ministack, to compare): `CLOUDWATCH_ENDPOINT`.
+    if let Some(endpoint) = std::env::var("CLOUDWATCH_ENDPOINT")
+        .ok()
+        .filter(|e| !e.is_empty())
+    {
+        let cloudwatch = Server {
+            endpoint,
+            log: PathBuf::new(),
+            _supervisor: None,
+        };
+        return Moto { server, cloudwatch };
+    }
+    let python = python_next_to(&program);
+    let cloudwatch = start_server(
+        "cloudwatch-cbor",
+        &format!("{} {}", python.display(), cloudwatch_script().display()),
+        "/ping",
+        |port| {
+            vec![
+                python.clone().into_os_string(),
+                cloudwatch_script().into_os_string(),
+                "--port".into(),
+                port.to_string().into(),
+                "--upstream".into(),
+                server.endpoint.clone().into(),
+            ]
+        },
+    )
+    .await;
+    Moto { server, cloudwatch }
+}
+
+/// Starts `command(port)` on a free port and waits until `GET ready_path` answers 2xx.
+async fn start_server(
+    name: &str,
+    description: &str,
+    ready_path: &str,
+    command: impl Fn(u16) -> Vec<std::ffi::OsString>,
+) -> Server {
     let mut failures = Vec::new();
     for _ in 0..START_ATTEMPTS {
-        match try_start(&program).await {
-            Ok(moto) => return moto,
+        match try_start(name, ready_path, &command).await {
+            Ok(server) => return server,
             Err(failure) => failures.push(failure),
         }
     }
     panic!(
-        "could not start the AWS emulator {} (set MOTO_SERVER, or run `make venv`):\n{}",
-        program.display(),
+        "could not start {name} ({description}; set MOTO_SERVER, or run `make venv`):\n{}",
         failures.join("\n---\n")
     );
 }
 
-async fn try_start(program: &Path) -> Result<Moto, String> {
+async fn try_start(
+    name: &str,
+    ready_path: &str,
+    command: &impl Fn(u16) -> Vec<std::ffi::OsString>,
+) -> Result<Server, String> {
     let port = free_port();
-    let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("moto-{port}.log"));
+    let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{port}.log"));
     let mut supervisor = Command::new("sh")
         .arg("-c")
         .arg(SUPERVISOR)
-        .arg("moto-supervisor")
-        .arg(program)
-        .arg(port.to_string())
+        .arg(format!("{name}-supervisor"))
         .arg(&log)
+        .args(command(port))
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -206,28 +307,28 @@ async fn try_start(program: &Path) -> Result<Moto, String> {
         poll.tick().await;
         if let Ok(Some(status)) = supervisor.try_wait() {
             return Err(format!(
-                "the emulator exited ({status}); its log {}:\n{}",
+                "{name} exited ({status}); its log {}:\n{}",
                 log.display(),
                 log_tail(&log)
             ));
         }
         let ready = http
-            .get(format!("{endpoint}/moto-api/"))
+            .get(format!("{endpoint}{ready_path}"))
             .send()
             .await
             .is_ok_and(|response| response.status().is_success());
         if ready {
-            return Ok(Moto {
+            return Ok(Server {
                 endpoint,
                 log,
-                _supervisor: supervisor,
+                _supervisor: Some(supervisor),
             });
         }
         if tokio::time::Instant::now() >= deadline {
-            // Dropping the stdin stops the emulator.
+            // Dropping the stdin stops the server.
             drop(supervisor.stdin.take());
             return Err(format!(
-                "the emulator did not answer within {STARTUP_DEADLINE:?}; its log {}:\n{}",
+                "{name} did not answer within {STARTUP_DEADLINE:?}; its log {}:\n{}",
                 log.display(),
                 log_tail(&log)
             ));

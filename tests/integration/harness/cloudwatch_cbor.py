@@ -1,0 +1,235 @@
+"""CloudWatch over RPC-v2 CBOR in front of moto_server, which speaks only the Query protocol.
+
+aws-sdk-cloudwatch 1.100 and later speak only RPC-v2 CBOR. This proxy takes those requests,
+replays each as the Query request botocore would make for the same operation (the same service
+model describes both protocols), and answers moto's XML back as CBOR. So CloudWatch state stays
+in moto next to SNS, SQS, EventBridge and EMR (same account, same ARNs, same
+/moto-api/data.json), with moto's full alarm model: metric math queries and percentiles
+round-trip, which ministack 1.5 does not (it drops `Metrics` and reports `Statistic: Average` for
+percentile alarms; see the README's testing notes).
+
+moto ignores `MaxRecords`; this proxy pages DescribeAlarms as CloudWatch does (at most
+`MaxRecords` alarms per page, 50 by default, 1 to 100 allowed, alarms in name order, the token
+naming the next page's first alarm), so tests and benchmarks count real pages.
+
+Runs with the python of moto's virtualenv: it needs only botocore, which moto depends on.
+
+    python cloudwatch_cbor.py --port PORT --upstream http://127.0.0.1:MOTO_PORT
+
+`GET /ping` answers 200 once it serves.
+"""
+
+import argparse
+import datetime
+import struct
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import botocore.parsers
+import botocore.serialize
+import botocore.session
+
+MODEL = botocore.session.get_session().get_service_model("cloudwatch")
+PATH_PREFIX = "/service/GraniteServiceVersion20100801/operation/"
+DEFAULT_PAGE = 50
+MAX_PAGE = 100
+# Headers moto reads to pick the service, region and account; the rest are the CBOR request's.
+FORWARDED_HEADERS = ("authorization", "x-amz-date", "x-amz-security-token", "user-agent")
+
+
+# --- CBOR encoding (RFC 8949): the subset the SDK reads in CloudWatch answers. ---------------
+
+
+def _head(major, length):
+    if length < 24:
+        return bytes([major << 5 | length])
+    for info, size in ((24, 1), (25, 2), (26, 4), (27, 8)):
+        if length < 1 << (8 * size):
+            return bytes([major << 5 | info]) + length.to_bytes(size, "big")
+    raise ValueError(f"CBOR length too large: {length}")
+
+
+def cbor(value):
+    if value is True:
+        return b"\xf5"
+    if value is False:
+        return b"\xf4"
+    if value is None:
+        return b"\xf6"
+    if isinstance(value, int):
+        return _head(0, value) if value >= 0 else _head(1, -1 - value)
+    if isinstance(value, float):
+        return b"\xfb" + struct.pack(">d", value)
+    if isinstance(value, str):
+        data = value.encode("utf-8")
+        return _head(3, len(data)) + data
+    if isinstance(value, bytes):
+        return _head(2, len(value)) + value
+    if isinstance(value, datetime.datetime):
+        # Tag 1: epoch seconds, as smithy timestamps travel in RPC-v2 CBOR.
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=datetime.timezone.utc)
+        return b"\xc1" + cbor(value.timestamp())
+    if isinstance(value, (list, tuple)):
+        return _head(4, len(value)) + b"".join(cbor(item) for item in value)
+    if isinstance(value, dict):
+        items = [(k, v) for k, v in value.items() if v is not None]
+        return _head(5, len(items)) + b"".join(cbor(k) + cbor(v) for k, v in items)
+    raise TypeError(f"cannot encode {type(value).__name__} as CBOR")
+
+
+# --- The translation. -------------------------------------------------------------------------
+
+
+class Answer(Exception):
+    """A CloudWatch error answered without asking moto."""
+
+    def __init__(self, status, code, message):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def decode_request(operation, body):
+    """The request's parameters, typed by the operation's input shape."""
+    shape = MODEL.operation_model(operation).input_shape
+    if not body or shape is None:
+        return {}
+    parsed = botocore.parsers.RpcV2CBORParser().parse(
+        {"body": body, "headers": {}, "status_code": 200}, shape
+    )
+    parsed.pop("ResponseMetadata", None)
+    return parsed
+
+
+def call_moto(upstream, operation, params, headers):
+    """Sends `params` to moto as a Query request; returns (status, parsed answer)."""
+    operation_model = MODEL.operation_model(operation)
+    request = botocore.serialize.QuerySerializer().serialize_to_request(params, operation_model)
+    body = urllib.parse.urlencode(request["body"]).encode()
+    forwarded = {k: v for k, v in headers.items() if k.lower() in FORWARDED_HEADERS}
+    forwarded["Content-Type"] = "application/x-www-form-urlencoded; charset=utf-8"
+    http_request = urllib.request.Request(upstream + "/", data=body, headers=forwarded, method="POST")
+    try:
+        with urllib.request.urlopen(http_request, timeout=60) as response:
+            status, answer_headers, answer = response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        status, answer_headers, answer = error.code, dict(error.headers), error.read()
+    parser = botocore.parsers.QueryParser()
+    parsed = parser.parse(
+        {"body": answer, "headers": answer_headers, "status_code": status},
+        operation_model.output_shape,
+    )
+    parsed.pop("ResponseMetadata", None)
+    return status, parsed
+
+
+def describe_alarms(upstream, params, headers):
+    """One page of DescribeAlarms, cut from moto's complete (unpaged) answer."""
+    size = params.pop("MaxRecords", None)
+    if size is None:
+        size = DEFAULT_PAGE
+    if not 1 <= size <= MAX_PAGE:
+        raise Answer(
+            400,
+            "ValidationError",
+            f"1 validation error detected: Value '{size}' at 'maxRecords' failed to satisfy "
+            f"constraint: Member must have value between 1 and {MAX_PAGE}",
+        )
+    token = params.pop("NextToken", None)
+    status, parsed = call_moto(upstream, "DescribeAlarms", params, headers)
+    if status >= 300:
+        return status, parsed
+    listing = sorted(
+        [(a["AlarmName"], 0, a) for a in parsed.get("MetricAlarms", [])]
+        + [(a["AlarmName"], 1, a) for a in parsed.get("CompositeAlarms", [])],
+        key=lambda entry: entry[:2],
+    )
+    # As on CloudWatch, a page starts at the first name at or after the token, so alarms created
+    # or deleted between two pages shift nothing.
+    if token:
+        listing = [entry for entry in listing if entry[0] >= token]
+    page = listing[:size]
+    answer = {
+        "MetricAlarms": [a for _, kind, a in page if kind == 0],
+        "CompositeAlarms": [a for _, kind, a in page if kind == 1],
+    }
+    if len(listing) > size:
+        answer["NextToken"] = listing[size][0]
+    return status, answer
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        if self.path == "/ping":
+            self._send(200, b"ok", {"Content-Type": "text/plain"})
+        else:
+            self._send(404, b"not found", {"Content-Type": "text/plain"})
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length)
+        if not self.path.startswith(PATH_PREFIX):
+            self._error(404, "UnknownOperationException", f"not a CloudWatch path: {self.path}")
+            return
+        operation = self.path[len(PATH_PREFIX):].split("?")[0]
+        if operation not in MODEL.operation_names:
+            self._error(404, "UnknownOperationException", f"unknown operation {operation}")
+            return
+        headers = dict(self.headers.items())
+        try:
+            params = decode_request(operation, body)
+            if operation == "DescribeAlarms":
+                status, answer = describe_alarms(self.server.upstream, params, headers)
+            else:
+                status, answer = call_moto(self.server.upstream, operation, params, headers)
+        except Answer as answer:
+            self._error(answer.status, answer.code, answer.message)
+            return
+        except Exception as error:  # noqa: BLE001 - the SDK must see a 500, not a dropped socket
+            self._error(500, "InternalFailure", f"{type(error).__name__}: {error}")
+            return
+        if status >= 300:
+            error = answer.get("Error", {})
+            self._error(status, error.get("Code") or "InternalFailure", error.get("Message") or "",
+                        error.get("Type") or "Sender")
+            return
+        self._send(status, cbor(answer), {})
+
+    def _error(self, status, code, message, kind="Sender"):
+        # The SDK reads the code from `x-amzn-query-error` (CloudWatch is query-compatible) and
+        # falls back to `__type`.
+        body = cbor({"__type": f"com.amazonaws.cloudwatch#{code}", "message": message})
+        self._send(status, body, {"x-amzn-query-error": f"{code};{kind}"})
+
+    def _send(self, status, body, headers):
+        self.send_response(status)
+        headers = {"Content-Type": "application/cbor", "smithy-protocol": "rpc-v2-cbor", **headers}
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format, *args):  # noqa: A002 - the base class's signature
+        sys.stderr.write("cloudwatch-cbor: " + (format % args) + "\n")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--upstream", required=True, help="moto_server's base URL")
+    args = parser.parse_args()
+    server = ThreadingHTTPServer((args.host, args.port), Handler)
+    server.daemon_threads = True
+    server.upstream = args.upstream.rstrip("/")
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
