@@ -167,11 +167,17 @@ async fn interactions<C: ClusterApi>(
     (StatusCode::OK, "")
 }
 
+/// An answer only the presser sees. The texts quote errors and refusals that can carry AWS and
+/// Kubernetes text, and none means to mention or link: all of it is escaped.
 async fn ephemeral(slack: &SlackClient, response_url: &str, text: &str) {
-    let body = json!({"response_type": "ephemeral", "replace_original": false, "text": text});
+    let body = ephemeral_body(text);
     if let Err(error) = slack.respond(response_url, &body).await {
         tracing::warn!(error = %error, "cannot answer through the response URL");
     }
+}
+
+fn ephemeral_body(text: &str) -> Value {
+    json!({"response_type": "ephemeral", "replace_original": false, "text": crate::slack::text::escape(text)})
 }
 
 async fn replace(slack: &SlackClient, response_url: &str, message: &crate::slack::SlackMessage) {
@@ -502,4 +508,21 @@ pub fn state_from_args<C: ClusterApi>(
         },
         metrics: InteractMetrics::default(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::slack::text::{INJECTIONS, live_injections};
+
+    #[test]
+    fn ephemeral_answers_escape_quoted_errors() {
+        let body = ephemeral_body(&format!(
+            "⚠️ Retry could not start: {}",
+            INJECTIONS.join(" ")
+        ));
+        let text = body["text"].as_str().unwrap();
+        assert_eq!(live_injections(text), Vec::<&str>::new(), "{text}");
+        assert!(text.starts_with("⚠️ Retry could not start: &lt;!channel&gt;"));
+    }
 }

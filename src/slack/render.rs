@@ -17,7 +17,7 @@ use super::action_token::{ActionPayload, ActionSigner, ButtonAction, RouteRef};
 use super::text::{
     MAX_ACTION_ELEMENTS, MAX_BLOCKS, MAX_BUTTON_TEXT, MAX_BUTTON_VALUE, MAX_CONTEXT_ELEMENTS,
     MAX_FALLBACK_TEXT, MAX_FIELD_TEXT, MAX_FIELDS, MAX_HEADER_TEXT, MAX_ID, MAX_SECTION_TEXT,
-    escape, link, slack_date, truncate, user_mention,
+    escape, link, plain, slack_date, truncate, user_mention,
 };
 use crate::alert::{Alert, Fingerprint};
 use crate::resources::{AlertRoute, AlertState, Severity};
@@ -212,10 +212,13 @@ pub fn render_alert(
         "elements": [mrkdwn(&truncate(&status, MAX_FIELD_TEXT))],
     }));
 
-    let mut text = format!("[{}] {}", state_label(alert.state), alert.title);
+    // The fallback is what notifications and mobile clients show, and Slack parses it as
+    // mrkdwn: AWS text in it is escaped like in the blocks. The route's own mentions are the only
+    // live ones.
+    let mut text = format!("[{}] {}", state_label(alert.state), escape(&alert.title));
     if !alert.summary.is_empty() {
         text.push_str(": ");
-        text.push_str(&alert.summary);
+        text.push_str(&escape(&alert.summary));
     }
     if let Some(line) = mention_line {
         text = format!("{line} {text}");
@@ -303,7 +306,7 @@ pub fn render_group(
 
     let titles = alerts
         .iter()
-        .map(|a| format!("[{}] {}", state_label(a.state), a.title))
+        .map(|a| format!("[{}] {}", state_label(a.state), escape(&a.title)))
         .collect::<Vec<_>>()
         .join("; ");
     let mut text = format!("{headline}. {titles}");
@@ -467,7 +470,7 @@ fn mrkdwn(text: &str) -> Value {
 fn header(text: &str) -> Value {
     json!({
         "type": "header",
-        "text": { "type": "plain_text", "text": truncate(text, MAX_HEADER_TEXT), "emoji": true },
+        "text": { "type": "plain_text", "text": truncate(&plain(text), MAX_HEADER_TEXT), "emoji": true },
     })
 }
 
@@ -644,7 +647,7 @@ fn button(
     let value = signer.sign(payload).ok()?;
     let mut button = json!({
         "type": "button",
-        "text": { "type": "plain_text", "text": truncate(label, MAX_BUTTON_TEXT), "emoji": true },
+        "text": { "type": "plain_text", "text": truncate(&plain(label), MAX_BUTTON_TEXT), "emoji": true },
         "action_id": truncate(action_id, MAX_ID),
         "value": value,
     });
