@@ -409,22 +409,9 @@ pub struct LocalArgs {
     pub resync_seconds: u64,
 }
 
-/// Sets up logging.
+/// Sets up logging (see [`crate::telemetry::logging`]).
 pub fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,aws_smithy_runtime=warn,aws_config=warn,kube=warn")
-    });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .init(),
-        LogFormat::Text => builder.init(),
-    }
+    crate::telemetry::logging::init(format);
 }
 
 /// Runs the command line.

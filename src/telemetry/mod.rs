@@ -1,6 +1,8 @@
 //! Observability shared by every workload: the Prometheus registry, the reconcile metrics, and a
 //! small HTTP server for `/metrics`, `/healthz` and `/readyz`.
 
+pub mod logging;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
