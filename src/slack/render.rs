@@ -144,7 +144,7 @@ pub fn render_alert(
     blocks.push(header(&format!(
         "{} {}: {}",
         state_emoji(alert),
-        state_label(alert.state),
+        alert_label(alert),
         alert.title
     )));
 
@@ -203,8 +203,8 @@ pub fn render_alert(
     let status = match (resolved, alert.time) {
         (true, Some(at)) => format!("Resolved at {}", slack_date(at)),
         (true, None) => "Resolved".to_string(),
-        (false, Some(at)) => format!("{} at {}", state_label(alert.state), slack_date(at)),
-        (false, None) => state_label(alert.state).to_string(),
+        (false, Some(at)) => format!("{} at {}", alert_label(alert), slack_date(at)),
+        (false, None) => alert_label(alert).to_string(),
     };
     blocks.push(json!({
         "type": "context",
@@ -215,7 +215,7 @@ pub fn render_alert(
     // The fallback is what notifications and mobile clients show, and Slack parses it as
     // mrkdwn: AWS text in it is escaped like in the blocks. The route's own mentions are the only
     // live ones.
-    let mut text = format!("[{}] {}", state_label(alert.state), escape(&alert.title));
+    let mut text = format!("[{}] {}", alert_label(alert), escape(&alert.title));
     if !alert.summary.is_empty() {
         text.push_str(": ");
         text.push_str(&escape(&alert.summary));
@@ -306,7 +306,7 @@ pub fn render_group(
 
     let titles = alerts
         .iter()
-        .map(|a| format!("[{}] {}", state_label(a.state), escape(&a.title)))
+        .map(|a| format!("[{}] {}", alert_label(a), escape(&a.title)))
         .collect::<Vec<_>>()
         .join("; ");
     let mut text = format!("{headline}. {titles}");
@@ -478,6 +478,15 @@ fn section(text: &str) -> Value {
     json!({ "type": "section", "text": mrkdwn(&truncate(text, MAX_SECTION_TEXT)) })
 }
 
+/// The label of an alert's state; a plain message is not an alert and is not called "Firing".
+fn alert_label(alert: &Alert) -> &'static str {
+    if alert.kind == crate::resources::AlertKind::Message && alert.state == AlertState::Firing {
+        "Message"
+    } else {
+        state_label(alert.state)
+    }
+}
+
 fn state_label(state: AlertState) -> &'static str {
     match state {
         AlertState::Firing => "Firing",
@@ -489,6 +498,9 @@ fn state_label(state: AlertState) -> &'static str {
 
 /// Firing alerts look urgent, by severity; resolved ones look done.
 fn state_emoji(alert: &Alert) -> &'static str {
+    if alert.kind == crate::resources::AlertKind::Message && alert.state == AlertState::Firing {
+        return "📨";
+    }
     match alert.state {
         AlertState::Firing => match alert.effective_severity() {
             Severity::Critical => "🚨",
@@ -511,12 +523,11 @@ fn mentions_for(alert: &Alert, options: &RenderOptions) -> Option<String> {
 }
 
 fn summary_fields(alert: &Alert) -> Vec<String> {
+    // The severity routes act on: what the source or a tag said, Warning otherwise (see the
+    // README's severity table). Shown as the one value, never with a "(default)" aside.
     let mut fields = vec![format!(
         "*Severity*\n{}",
-        alert
-            .severity
-            .map(Severity::as_str)
-            .unwrap_or("Warning (default)")
+        alert.effective_severity().as_str()
     )];
     let mut push = |label: &str, value: Option<&str>| {
         if let Some(value) = value.filter(|v| !v.is_empty()) {
@@ -582,7 +593,9 @@ fn buttons_for(alert: &Alert, options: &RenderOptions, signing: ButtonSigning<'_
 }
 
 fn ack_button(alert: &Alert, options: &RenderOptions, signing: ButtonSigning<'_>) -> Option<Value> {
-    if !options.acknowledge || alert.state == AlertState::Resolved {
+    // Resolved alerts and information (a steady state, a normal termination) leave nothing
+    // for anyone to acknowledge.
+    if !options.acknowledge || matches!(alert.state, AlertState::Resolved | AlertState::Info) {
         return None;
     }
     let payload = ActionPayload {
@@ -666,7 +679,7 @@ fn group_section(
         "{} *{}* — {}",
         state_emoji(alert),
         escape(&alert.title),
-        state_label(alert.state)
+        alert_label(alert)
     );
     if let Some(severity) = alert.severity {
         text.push_str(&format!(", {}", severity.as_str()));

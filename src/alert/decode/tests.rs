@@ -397,3 +397,52 @@ fn message_fingerprint_depends_on_topic_subject_and_body() {
         decode_sqs_body(fixture!("sns_plain_text.json")).fingerprint
     );
 }
+
+fn envelope(topic: &str, subject: Option<&str>, message: &str) -> String {
+    let mut value = serde_json::json!({
+        "Type": "Notification",
+        "MessageId": "m-1",
+        "TopicArn": topic,
+        "Message": message,
+        "Timestamp": "2023-04-18T02:00:00.000Z",
+    });
+    if let Some(subject) = subject {
+        value["Subject"] = subject.into();
+    }
+    value.to_string()
+}
+
+#[test]
+fn plain_null_message_is_titled_by_its_topic() {
+    let topic = "arn:aws:sns:us-east-1:123456789012:payments-alerts";
+    let alert = decode_sqs_body(&envelope(topic, None, "null"));
+    assert_eq!(alert.title, "Message on payments-alerts");
+    let alert = decode_sqs_body(&envelope(topic, Some("Deploy finished"), "null"));
+    assert_eq!(alert.title, "Deploy finished");
+}
+
+#[test]
+fn nested_sns_envelope_is_unwrapped() {
+    let inner_event = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/events/emr_cluster_terminated_with_errors.json"
+    ));
+    let inner = unwrap_sns_envelope(inner_event)
+        .map(|(_, m)| m)
+        .unwrap_or_else(|| inner_event.to_string());
+    let once = envelope("arn:aws:sns:us-east-1:123456789012:inner", None, &inner);
+    let twice = envelope("arn:aws:sns:us-east-1:123456789012:outer", None, &once);
+    let alert = decode_sqs_body(&twice);
+    assert_eq!(
+        alert.kind,
+        AlertKind::EmrClusterStateChange,
+        "{}",
+        alert.title
+    );
+    assert!(!alert.title.starts_with('{'), "{}", alert.title);
+    assert_eq!(
+        alert.source_topic_arn.as_deref(),
+        Some("arn:aws:sns:us-east-1:123456789012:inner"),
+        "the topic that published the event"
+    );
+}

@@ -325,8 +325,8 @@ fn group_lists_alerts_with_per_alert_acknowledge_and_shared_retry() {
             .iter()
             .filter(|s| s["accessory"].is_object())
             .count(),
-        3,
-        "resolved alerts have no Acknowledge"
+        2,
+        "resolved alerts and information (the ECS steady state) have no Acknowledge"
     );
     let actions = message
         .blocks
@@ -650,4 +650,48 @@ fn injected_mentions_and_links_are_escaped_in_fallback_text_and_blocks() {
     assert_eq!(live_injections(&all_text(&updated)), Vec::<&str>::new());
     let acked = mark_acknowledged(&group, &alert.fingerprint, "<@U123>", now());
     assert_eq!(live_injections(&all_text(&acked)), Vec::<&str>::new());
+}
+
+#[test]
+fn info_events_have_no_acknowledge_button() {
+    let signer = signer();
+    let signing = ButtonSigning {
+        signer: &signer,
+        now: now(),
+    };
+    let steady = decode_sqs_body(fixture!("ecs_service_steady_state.json"));
+    assert_eq!(steady.state, AlertState::Info);
+    assert!(buttons(&render_alert(&steady, &options(true, &[]), Some(signing))).is_empty());
+    let group = render_group(
+        &[steady, emr_failure()],
+        &options(false, &[]),
+        Some(signing),
+    );
+    assert_eq!(
+        buttons(&group).len(),
+        1,
+        "only the failure can be acknowledged"
+    );
+}
+
+#[test]
+fn severity_never_says_default_and_messages_are_not_firing() {
+    let alarm = decode_sqs_body(fixture!("cloudwatch_alarm_single_metric.json"));
+    assert_eq!(alarm.severity, None);
+    let message = render_alert(&alarm, &options(false, &[]), None);
+    let text = all_text(&message);
+    assert!(!text.contains("(default)"), "{text}");
+    assert!(text.contains("*Severity*\\nWarning"), "{text}");
+
+    let plain = decode_sqs_body(fixture!("sns_plain_text.json"));
+    let message = render_alert(&plain, &options(false, &[]), None);
+    assert_eq!(
+        message.blocks[0]["text"]["text"],
+        "📨 Message: Nightly backup failed"
+    );
+    assert!(
+        message.text.starts_with("[Message] Nightly backup failed"),
+        "{}",
+        message.text
+    );
 }
