@@ -446,3 +446,50 @@ fn nested_sns_envelope_is_unwrapped() {
         "the topic that published the event"
     );
 }
+
+#[test]
+fn emr_step_failure_names_step_and_cluster_with_event_severity() {
+    let alert = decode_sqs_body(fixture!("emr_step_failed_raw.json"));
+    assert_eq!(
+        alert.title,
+        "EMR step CustomJAR (s-1OLVP7KQ4QKNW) on j-1YONHTCP3YZKC failed"
+    );
+    assert_eq!(alert.state, AlertState::Firing);
+    assert_eq!(alert.severity, Some(Severity::High), "severity ERROR");
+    assert!(
+        alert
+            .summary
+            .starts_with("Step s-1OLVP7KQ4QKNW (CustomJAR)")
+    );
+    assert_eq!(alert.detail("Action on failure"), Some("CONTINUE"));
+    assert_eq!(
+        alert.links[0].url,
+        "https://us-east-1.console.aws.amazon.com/emr/home?region=us-east-1#/clusterDetails/j-1YONHTCP3YZKC"
+    );
+    assert_eq!(
+        alert.failed_emr_cluster_id(),
+        None,
+        "a step failure offers no cluster retry"
+    );
+}
+
+#[test]
+fn ecs_deployment_failure_names_service_with_reason_and_link() {
+    let alert = decode_sqs_body(fixture!("ecs_deployment_failed_raw.json"));
+    assert_eq!(alert.title, "ECS service servicetest: deployment failed");
+    assert_eq!(alert.state, AlertState::Firing);
+    assert_eq!(alert.severity, Some(Severity::High), "eventType ERROR");
+    assert_eq!(
+        alert.summary,
+        "ECS deployment circuit breaker: task failed to start."
+    );
+    assert_eq!(alert.detail("Deployment"), Some("ecs-svc/123"));
+    assert_eq!(alert.detail("Cluster"), Some("default"));
+    assert!(
+        alert.links[0].url.ends_with(
+            "/ecs/v2/clusters/default/services/servicetest/deployments?region=us-west-2"
+        ),
+        "{:?}",
+        alert.links
+    );
+}
