@@ -229,6 +229,18 @@ pub fn render_alert(
     }
 }
 
+/// The text of a thread reply about `alert` under the message that shows it: the fallback line
+/// of the alert, after `change` (what changed, e.g. a new reason) when there is one. Escaped
+/// like every fallback.
+pub fn render_thread_reply(alert: &Alert, options: &RenderOptions, change: Option<&str>) -> String {
+    let line = render_alert(alert, options, None).text;
+    let text = match change {
+        Some(change) => format!("*{}:* {line}", escape(change)),
+        None => line,
+    };
+    truncate(&text, MAX_FALLBACK_TEXT)
+}
+
 /// Many alerts in one message (storm control). Each alert is one section with an Acknowledge
 /// button; Retry buttons for failed EMR clusters share one actions block. Alerts beyond what 50
 /// blocks hold are counted in a closing line.
