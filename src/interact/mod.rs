@@ -334,7 +334,22 @@ async fn authorize_and_start<C: ClusterApi>(
     let job = retry_job(&request, &state.jobs).map_err(|e| ClickError::Job(e.to_string()))?;
     let name = job.metadata.name.clone().unwrap_or_default();
     match state.cluster.create(&job).await {
-        Ok(Created::New(_)) => {
+        Ok(Created::New(created)) => {
+            // The Job's pod waits for this Secret; without it the retry cannot run, so the Job
+            // goes and the click can be repeated.
+            let secret = job::response_url_secret(&created, &press.response_url)
+                .map_err(|e| ClickError::Job(e.to_string()))?;
+            if let Err(error) = state.cluster.create(&secret).await {
+                let namespace = created.metadata.namespace.clone().unwrap_or_default();
+                if let Err(cleanup) = state
+                    .cluster
+                    .delete::<k8s_openapi::api::batch::v1::Job>(&namespace, &name)
+                    .await
+                {
+                    tracing::error!(job = %name, error = %cleanup, "cannot delete the retry Job whose response-URL Secret failed; it stays pending until its deadline");
+                }
+                return Err(ClickError::Job(format!("storing the response URL: {error}")).into());
+            }
             tracing::info!(user = %press.user_id, job = %name, cluster = %cluster_id, attempt = info.next_attempt, "retry Job created");
             match &started {
                 Some(message) => replace(&state.slack, &press.response_url, message).await,
