@@ -41,7 +41,13 @@ pub(super) fn decode_cluster_state_change(head: &EventHead<'_>) -> Alert {
     head.fill(&mut alert);
     alert.source_state = Some(state.to_string()).filter(|s| !s.is_empty());
     alert.resource = Some(cluster_id.to_string());
-    alert.severity = detail_severity(detail).or(failed.then_some(Severity::High));
+    // The event's own severity when it has one; otherwise a failure is High and every other
+    // state (starting, a normal termination) is information, like the state itself.
+    alert.severity = detail_severity(detail).or(Some(if failed {
+        Severity::High
+    } else {
+        Severity::Info
+    }));
 
     let message = str_field(detail, "message");
     alert.summary = reason_message
