@@ -942,15 +942,23 @@ impl<C: ClusterApi> Consumer<C> {
                     Err(error) => Err(error),
                 }
             }
-            Delivery::ThreadReply { stored, alert, .. } => {
+            Delivery::ThreadReply {
+                stored,
+                alert,
+                change,
+                ..
+            } => {
                 let token = bot_token.expect("thread replies are planned for bot targets only");
-                let text = render_alert(alert, &state.render, None).text;
+                let text =
+                    crate::slack::render_thread_reply(alert, &state.render, change.as_deref());
                 self.slack
                     .reply_in_thread(token, &stored.posted(), &text)
                     .await?;
                 Ok(Sent {
                     posted: Some(stored.posted()),
-                    grouped: true,
+                    // A reply under a single-alert message keeps it single, so that the
+                    // resolution still rewrites it.
+                    grouped: stored.grouped,
                     post: true,
                 })
             }
@@ -1000,6 +1008,7 @@ impl<C: ClusterApi> Consumer<C> {
                     at,
                     state: alert.state,
                     grouped,
+                    reason: Some(super::plan::reason_key(alert)),
                 },
             );
         }

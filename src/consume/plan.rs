@@ -7,6 +7,9 @@
 //!   changes that message: `chat.update` of a single-alert message, a thread reply under a
 //!   grouped one. A problem that fires again after it was resolved gets a new message, so that
 //!   people are notified (an update does not notify).
+//! - A firing problem whose reason changed (two placement failures of one service, each with
+//!   its own reason) is a new fact: it goes into the thread of the first message, saying what
+//!   changed, instead of `chat.update` silently replacing the first reason.
 //! - Everything else is posted, at most `max_per_message` alerts per message, in arrival order.
 
 use crate::alert::Alert;
@@ -42,14 +45,17 @@ pub enum Delivery<M> {
         /// Its SQS messages.
         messages: Vec<M>,
     },
-    /// Reply in the thread of the grouped message that lists this problem.
+    /// Reply in the thread of the message that shows this problem: a grouped message, or one
+    /// whose problem reports a new reason.
     ThreadReply {
-        /// The grouped message.
+        /// The message.
         stored: StoredMessage,
         /// The alert's new state.
         alert: Alert,
         /// Its SQS messages.
         messages: Vec<M>,
+        /// What changed, when the reply is for a new reason (rendered before the alert).
+        change: Option<String>,
     },
 }
 
@@ -106,6 +112,23 @@ pub fn needs_new_message(stored: Option<&StoredMessage>, alert: &Alert) -> bool 
     }
 }
 
+/// A short, stable key of the alert's reason, stored with its message to tell a new reason
+/// from a repeat.
+pub fn reason_key(alert: &Alert) -> String {
+    crate::names::short_hash(alert.summary.trim())
+}
+
+/// Whether a firing alert reports a different reason than the firing message that shows it.
+/// Messages recorded before reasons were kept (no key) never count as changed.
+pub fn reason_changed(stored: &StoredMessage, alert: &Alert) -> bool {
+    alert.state == AlertState::Firing
+        && stored.state == AlertState::Firing
+        && stored
+            .reason
+            .as_deref()
+            .is_some_and(|key| key != reason_key(alert))
+}
+
 /// The Slack calls for `pending` (already collapsed). `index` is `None` for webhooks, which
 /// cannot update messages.
 pub fn plan<M>(
@@ -121,11 +144,14 @@ pub fn plan<M>(
         match stored {
             Some(stored) if !needs_new_message(Some(stored), &item.alert) => {
                 let stored = stored.clone();
-                deliveries.push(if stored.grouped {
+                let change =
+                    reason_changed(&stored, &item.alert).then(|| "The reason changed".to_string());
+                deliveries.push(if stored.grouped || change.is_some() {
                     Delivery::ThreadReply {
                         stored,
                         alert: item.alert,
                         messages: item.messages,
+                        change,
                     }
                 } else {
                     Delivery::Update {
@@ -184,7 +210,47 @@ mod tests {
             at: Utc.timestamp_opt(1_700_000_000, 0).unwrap(),
             state,
             grouped,
+            reason: None,
         }
+    }
+
+    #[test]
+    fn a_changed_reason_is_a_thread_reply_saying_so_not_an_update() {
+        let mut first = alert("svc", AlertState::Firing, None);
+        first.summary = "unable to place a task: no container instance met all requirements".into();
+        let mut message = stored(AlertState::Firing, false);
+        message.reason = Some(reason_key(&first));
+        let mut index = MessageIndex::new();
+        index.insert(Fingerprint::from_raw("svc"), message);
+
+        let mut second = first.clone();
+        second.summary = "unable to place a task: insufficient memory".into();
+        let deliveries = plan(
+            vec![PendingAlert {
+                alert: second,
+                messages: vec![1],
+            }],
+            Some(&index),
+            20,
+        );
+        assert!(
+            matches!(&deliveries[0], Delivery::ThreadReply { change: Some(c), .. } if c.contains("reason changed")),
+            "{deliveries:?}"
+        );
+
+        // The same reason again (a repeat or redelivery) still rewrites the message.
+        let deliveries = plan(
+            vec![PendingAlert {
+                alert: first,
+                messages: vec![2],
+            }],
+            Some(&index),
+            20,
+        );
+        assert!(
+            matches!(&deliveries[0], Delivery::Update { .. }),
+            "{deliveries:?}"
+        );
     }
 
     #[test]

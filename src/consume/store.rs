@@ -43,6 +43,10 @@ pub struct StoredMessage {
     /// them, a later state change goes into its thread.
     #[serde(default)]
     pub grouped: bool,
+    /// Key of the reason the message shows ([`super::plan::reason_key`]), so that a new reason
+    /// under the same fingerprint is told apart from a repeat; absent in older records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl StoredMessage {
@@ -347,6 +351,7 @@ mod tests {
             at: Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap(),
             state,
             grouped: false,
+            reason: None,
         }
     }
 

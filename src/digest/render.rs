@@ -447,7 +447,8 @@ pub fn render_slack_summary(
     ));
     let text = truncate(&lines.join("\n"), crate::slack::text::MAX_SECTION_TEXT);
     SlackMessage {
-        text: truncate(&headline, crate::slack::text::MAX_FALLBACK_TEXT),
+        // Slack parses the fallback as mrkdwn too.
+        text: truncate(&escape(&headline), crate::slack::text::MAX_FALLBACK_TEXT),
         blocks: vec![json!({"type": "section", "text": {"type": "mrkdwn", "text": text}})],
     }
 }

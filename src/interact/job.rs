@@ -21,9 +21,12 @@ pub const ORIGINAL_CLUSTER_LABEL: &str = "alertops.dev/original-cluster-id";
 pub const ATTEMPT_LABEL: &str = "alertops.dev/retry-attempt";
 /// Annotation naming who pressed Retry.
 pub const REQUESTED_BY_ANNOTATION: &str = "alertops.dev/requested-by";
-/// Environment variable carrying the interaction's response URL (a short-lived secret: kept out
-/// of the command line).
+/// Environment variable carrying the interaction's response URL. The URL is a credential (anyone
+/// holding it may rewrite the message for 30 minutes): the Job spec only references a Secret
+/// ([`response_url_secret`]), so it shows in no command line, Job or Pod spec, or `describe`.
 pub const RESPONSE_URL_ENV: &str = "ALERTOPS_RESPONSE_URL";
+/// Key of the response URL in its Secret.
+pub const RESPONSE_URL_KEY: &str = "response-url";
 /// Environment variable carrying the Slack message to update, as JSON.
 pub const SLACK_MESSAGE_ENV: &str = "ALERTOPS_SLACK_MESSAGE";
 /// Container name of the retry Job.
@@ -182,7 +185,10 @@ pub fn retry_job(
     });
     let mut env = vec![
         json!({"name": "ALERTOPS_LOG_FORMAT", "value": "json"}),
-        json!({"name": RESPONSE_URL_ENV, "value": request.response_url}),
+        json!({"name": RESPONSE_URL_ENV, "valueFrom": {"secretKeyRef": {
+            "name": response_url_secret_name(&name),
+            "key": RESPONSE_URL_KEY,
+        }}}),
     ];
     if let Some(message) = request.message {
         env.push(json!({"name": SLACK_MESSAGE_ENV, "value": serde_json::to_string(message)?}));
@@ -244,6 +250,51 @@ pub fn retry_job(
                 },
             },
         },
+    });
+    Ok(serde_json::from_value(value)?)
+}
+
+/// Name of the Secret holding a retry Job's response URL.
+pub fn response_url_secret_name(job_name: &str) -> String {
+    format!("{job_name}-response-url")
+}
+
+/// The Secret holding the response URL of `job` (as created, with its uid). It is owned by the
+/// Job, so it is deleted with it (at the Job's TTL at the latest); the pod waits for it to exist
+/// before its container starts. Only principals that may read Secrets in the namespace (the
+/// route's consumer, which already reads the route's Slack credentials) can read it.
+pub fn response_url_secret(
+    job: &Job,
+    response_url: &str,
+) -> Result<k8s_openapi::api::core::v1::Secret, RetryJobError> {
+    let name = job
+        .metadata
+        .name
+        .as_deref()
+        .ok_or(RetryJobError::MissingRouteMetadata("Job metadata.name"))?;
+    let uid = job
+        .metadata
+        .uid
+        .as_deref()
+        .ok_or(RetryJobError::MissingRouteMetadata("Job metadata.uid"))?;
+    let value = json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": response_url_secret_name(name),
+            "namespace": job.metadata.namespace,
+            "labels": job.metadata.labels,
+            "ownerReferences": [{
+                "apiVersion": "batch/v1",
+                "kind": "Job",
+                "name": name,
+                "uid": uid,
+                "controller": false,
+                "blockOwnerDeletion": false,
+            }],
+        },
+        "type": "Opaque",
+        "stringData": { RESPONSE_URL_KEY: response_url },
     });
     Ok(serde_json::from_value(value)?)
 }
@@ -350,7 +401,7 @@ mod tests {
             (owner.kind.as_str(), owner.uid.as_str(), owner.controller),
             ("AlertRoute", "uid-1", Some(false))
         );
-        let spec = job.spec.unwrap();
+        let spec = job.spec.clone().unwrap();
         assert_eq!(spec.backoff_limit, Some(0));
         assert_eq!(spec.ttl_seconds_after_finished, Some(604_800));
         let pod = spec.template.spec.unwrap();
@@ -372,9 +423,40 @@ mod tests {
             .as_ref()
             .unwrap()
             .iter()
-            .map(|e| (e.name.as_str(), e.value.clone().unwrap()))
+            .filter_map(|e| Some((e.name.as_str(), e.value.clone()?)))
             .collect();
-        assert!(env.contains(&(RESPONSE_URL_ENV, "https://hooks.slack.com/actions/x".into())));
+        // The response URL is a credential: the Job spec (readable by anyone who may list Jobs,
+        // and shown by `kubectl describe`) only references the Secret that holds it.
+        let job_json = serde_json::to_string(&job).unwrap();
+        assert!(!job_json.contains("hooks.slack.com"), "{job_json}");
+        let reference = container
+            .env
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|e| e.name == RESPONSE_URL_ENV)
+            .and_then(|e| e.value_from.as_ref())
+            .and_then(|v| v.secret_key_ref.as_ref())
+            .expect("the response URL comes from a Secret");
+        assert_eq!(reference.name, "alertops-retry-j-1-2-response-url");
+        assert_eq!(reference.key, RESPONSE_URL_KEY);
+        let mut created = job.clone();
+        created.metadata.uid = Some("job-uid".into());
+        let secret = response_url_secret(&created, request.response_url).unwrap();
+        assert_eq!(
+            secret.metadata.name.as_deref(),
+            Some(reference.name.as_str())
+        );
+        let owner = &secret.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.uid.as_str()),
+            ("Job", "job-uid"),
+            "the Secret goes with the Job"
+        );
+        assert_eq!(
+            secret.string_data.as_ref().unwrap()[RESPONSE_URL_KEY],
+            "https://hooks.slack.com/actions/x"
+        );
         assert!(env.contains(&(SLACK_MESSAGE_ENV, r#"{"text":"failed","blocks":[]}"#.into())));
         assert!(env.contains(&("AWS_REGION", "eu-west-1".into())));
         assert!(

@@ -169,11 +169,17 @@ async fn interactions<C: ClusterApi>(
     (StatusCode::OK, "")
 }
 
+/// An answer only the presser sees. The texts quote errors and refusals that can carry AWS and
+/// Kubernetes text, and none means to mention or link: all of it is escaped.
 async fn ephemeral(slack: &SlackClient, response_url: &str, text: &str) {
-    let body = json!({"response_type": "ephemeral", "replace_original": false, "text": text});
+    let body = ephemeral_body(text);
     if let Err(error) = slack.respond(response_url, &body).await {
         tracing::warn!(error = %error, "cannot answer through the response URL");
     }
+}
+
+fn ephemeral_body(text: &str) -> Value {
+    json!({"response_type": "ephemeral", "replace_original": false, "text": crate::slack::text::escape(text)})
 }
 
 async fn replace(slack: &SlackClient, response_url: &str, message: &crate::slack::SlackMessage) {
@@ -330,7 +336,22 @@ async fn authorize_and_start<C: ClusterApi>(
     let job = retry_job(&request, &state.jobs).map_err(|e| ClickError::Job(e.to_string()))?;
     let name = job.metadata.name.clone().unwrap_or_default();
     match state.cluster.create(&job).await {
-        Ok(Created::New(_)) => {
+        Ok(Created::New(created)) => {
+            // The Job's pod waits for this Secret; without it the retry cannot run, so the Job
+            // goes and the click can be repeated.
+            let secret = job::response_url_secret(&created, &press.response_url)
+                .map_err(|e| ClickError::Job(e.to_string()))?;
+            if let Err(error) = state.cluster.create(&secret).await {
+                let namespace = created.metadata.namespace.clone().unwrap_or_default();
+                if let Err(cleanup) = state
+                    .cluster
+                    .delete::<k8s_openapi::api::batch::v1::Job>(&namespace, &name)
+                    .await
+                {
+                    tracing::error!(job = %name, error = %cleanup, "cannot delete the retry Job whose response-URL Secret failed; it stays pending until its deadline");
+                }
+                return Err(ClickError::Job(format!("storing the response URL: {error}")).into());
+            }
             tracing::info!(user = %press.user_id, job = %name, cluster = %cluster_id, attempt = info.next_attempt, "retry Job created");
             match &started {
                 Some(message) => replace(&state.slack, &press.response_url, message).await,
@@ -494,4 +515,21 @@ pub fn state_from_args<C: ClusterApi>(
         },
         metrics: InteractMetrics::default(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::slack::text::{INJECTIONS, live_injections};
+
+    #[test]
+    fn ephemeral_answers_escape_quoted_errors() {
+        let body = ephemeral_body(&format!(
+            "⚠️ Retry could not start: {}",
+            INJECTIONS.join(" ")
+        ));
+        let text = body["text"].as_str().unwrap();
+        assert_eq!(live_injections(text), Vec::<&str>::new(), "{text}");
+        assert!(text.starts_with("⚠️ Retry could not start: &lt;!channel&gt;"));
+    }
 }

@@ -348,6 +348,52 @@ async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
+/// The value of an environment variable the container takes from a Secret, once the Secret
+/// exists (its creator writes it right after the Job); `None` when it does not appear in time.
+async fn job_secret_env(
+    shared: &Shared,
+    job: &Job,
+    container: &k8s_openapi::api::core::v1::Container,
+    variable: &str,
+) -> Option<String> {
+    use crate::k8s::ClusterApi;
+    let reference = container
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == variable)?
+        .value_from
+        .as_ref()?
+        .secret_key_ref
+        .clone()?;
+    let namespace = job.metadata.namespace.clone().unwrap_or_default();
+    let mut changes = shared.cluster.subscribe();
+    let wait = async {
+        loop {
+            changes.borrow_and_update();
+            match shared
+                .cluster
+                .secret_value(&namespace, &reference.name, &reference.key)
+                .await
+            {
+                Ok(Some(value)) => return Some(value),
+                Ok(None) => {}
+                Err(error) => {
+                    warn!(job = %job.name_any(), error = %error, "cannot read the Job's Secret");
+                    return None;
+                }
+            }
+            if changes.changed().await.is_err() {
+                return None;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), wait)
+        .await
+        .ok()
+        .flatten()
+}
+
 /// Runs a retry Job's command in-process, as the Job's pod would.
 async fn run_job(shared: &Shared, job: &Job) {
     let name = job.name_any();
@@ -371,9 +417,14 @@ async fn run_job(shared: &Shared, job: &Job) {
         warn!(job = %name, "not a retry Job; the local mode runs only those");
         return;
     };
-    // In a pod these come from the Job's environment; here from the Job spec.
+    // In a pod these come from the Job's environment; here from the Job spec, and the response
+    // URL from the Secret the spec references (waited for, as the kubelet waits).
     if args.response_url.is_none() {
-        args.response_url = env.get("ALERTOPS_RESPONSE_URL").cloned().map(Secret);
+        args.response_url = env
+            .get("ALERTOPS_RESPONSE_URL")
+            .cloned()
+            .or(job_secret_env(shared, job, container, "ALERTOPS_RESPONSE_URL").await)
+            .map(Secret);
     }
     if args.message_json.is_none() {
         args.message_json = env.get("ALERTOPS_SLACK_MESSAGE").cloned();

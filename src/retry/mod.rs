@@ -310,23 +310,26 @@ async fn report(
     }
 }
 
-/// One line for a thread reply or an ephemeral answer.
+/// One line for a thread reply or an ephemeral answer. Cluster ids and reasons come from AWS and
+/// from the Job's flags: escaped, so the line carries no mention but the presser's.
 fn summary(request: &RetryRequest, progress: &RetryProgress) -> String {
+    use crate::slack::text::escape;
+    let cluster = escape(&request.cluster_id);
     let key = format!(
-        "Retry {}/{} of `{}`",
-        progress.attempt, progress.max_attempts, request.cluster_id
+        "Retry {}/{} of `{cluster}`",
+        progress.attempt, progress.max_attempts
     );
     let who = crate::slack::text::user_mention(&progress.user_id);
     match &progress.status {
         RetryStatus::Started => format!("{key} started by {who}"),
-        RetryStatus::Submitted { new_cluster_id } => {
-            format!("{key} by {who}: new cluster `{new_cluster_id}` submitted")
-        }
-        RetryStatus::Failed { reason } => format!("{key} by {who} failed: {reason}"),
-        RetryStatus::Refused { reason } => format!(
-            "Retry of `{}` refused for {who}: {reason}",
-            request.cluster_id
+        RetryStatus::Submitted { new_cluster_id } => format!(
+            "{key} by {who}: new cluster `{}` submitted",
+            escape(new_cluster_id)
         ),
+        RetryStatus::Failed { reason } => format!("{key} by {who} failed: {}", escape(reason)),
+        RetryStatus::Refused { reason } => {
+            format!("Retry of `{cluster}` refused for {who}: {}", escape(reason))
+        }
     }
 }
 
@@ -364,5 +367,55 @@ pub fn exit_code(outcome: &RetryOutcome) -> std::process::ExitCode {
         RetryOutcome::Submitted { .. } => std::process::ExitCode::SUCCESS,
         RetryOutcome::Failed { .. } => std::process::ExitCode::FAILURE,
         RetryOutcome::Refused { .. } => std::process::ExitCode::from(2),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::slack::text::{INJECTIONS, live_injections};
+
+    #[test]
+    fn thread_and_ephemeral_summaries_escape_aws_text() {
+        let evil = INJECTIONS.join(" ");
+        let request = RetryRequest {
+            route: RouteRef {
+                namespace: "data".into(),
+                name: "emr".into(),
+            },
+            cluster_id: format!("j-1 {evil}"),
+            attempt: 1,
+            user_id: "U1".into(),
+            fingerprint: None,
+            response_url: None,
+            message: None,
+            posted: None,
+        };
+        let statuses = [
+            RetryStatus::Started,
+            RetryStatus::Submitted {
+                new_cluster_id: evil.clone(),
+            },
+            RetryStatus::Failed {
+                reason: evil.clone(),
+            },
+            RetryStatus::Refused {
+                reason: evil.clone(),
+            },
+        ];
+        for status in statuses {
+            let progress = RetryProgress {
+                attempt: 1,
+                max_attempts: 2,
+                user_id: "U1".into(),
+                status,
+            };
+            let line = summary(&request, &progress);
+            assert_eq!(live_injections(&line), Vec::<&str>::new(), "{line}");
+            assert!(
+                line.contains("<@U1>"),
+                "the presser stays a mention: {line}"
+            );
+        }
     }
 }

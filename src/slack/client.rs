@@ -405,7 +405,7 @@ impl SlackClient {
             Err(e) => {
                 return Ok(Attempt::Retry {
                     wait: None,
-                    reason: format!("unreadable answer: {e}"),
+                    reason: format!("unreadable answer: {}", e.without_url()),
                 });
             }
         };
@@ -454,10 +454,12 @@ fn classify(status: StatusCode) -> Outcome {
     }
 }
 
+/// A failure before Slack answered. reqwest names the URL in its errors, and a webhook's or
+/// response_url's path is the credential: it is stripped before the error is kept or logged.
 fn transport_failure<T>(error: reqwest::Error) -> Attempt<T> {
     Attempt::Retry {
         wait: None,
-        reason: format!("transport: {error}"),
+        reason: format!("transport: {}", error.without_url()),
     }
 }
 
@@ -536,5 +538,53 @@ mod tests {
             Duration::ZERO,
             "other channels are not held up"
         );
+    }
+
+    /// Failing webhook posts and response_url answers, logged as the workloads log them: the
+    /// secret path of the URL appears in no log line and no error.
+    #[tokio::test]
+    async fn failing_posts_never_log_the_webhook_url() {
+        use crate::telemetry::logging::{CapturedLogs, subscriber};
+        const SECRET: &str = "XyZsecretWebhookPart123";
+        // A port nothing listens on: every attempt is a transport failure, whose reqwest error
+        // names the URL.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let logs = CapturedLogs::default();
+        let _guard = tracing::subscriber::set_default(subscriber(
+            crate::telemetry::logging::LogFormat::Json,
+            false,
+            logs.clone(),
+        ));
+        let client = SlackClient::new(SlackSettings {
+            max_attempts: 2,
+            initial_backoff: Duration::from_millis(1),
+            min_post_interval: Duration::ZERO,
+            webhook_base: Some(format!("http://127.0.0.1:{port}/")),
+            ..SlackSettings::default()
+        });
+        let target = SlackTarget::Webhook {
+            url: format!("https://hooks.slack.com/services/T0/B0/{SECRET}"),
+        };
+        let message = SlackMessage {
+            text: "x".into(),
+            blocks: Vec::new(),
+        };
+        let error = client.post(&target, &message).await.unwrap_err();
+        tracing::warn!(%error, "delivery failed");
+        let response_url = format!("http://127.0.0.1:{port}/actions/T0/1/{SECRET}");
+        let error = client
+            .respond(&response_url, &json!({"text": "x"}))
+            .await
+            .unwrap_err();
+        tracing::warn!(%error, "answer failed");
+        let written = logs.contents();
+        assert!(
+            written.contains("transport"),
+            "the failures were logged: {written}"
+        );
+        assert!(!written.contains(SECRET), "{written}");
+        assert!(!written.contains("/services/T0"), "{written}");
     }
 }

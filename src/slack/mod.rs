@@ -19,5 +19,6 @@ pub use render::{
     ACKNOWLEDGE_ACTION_PREFIX, ACTIONS_BLOCK_ID, ALERT_BLOCK_PREFIX, ButtonSigning,
     RETRY_ACTION_PREFIX, RenderOptions, RetryProgress, RetryStatus, STATUS_BLOCK_ID, SlackMessage,
     limit_violations, mark_acknowledged, mark_retry_progress, render_alert, render_group,
+    render_thread_reply,
 };
 pub use target::{SlackTargetError, resolve_target};

@@ -17,7 +17,7 @@ use super::action_token::{ActionPayload, ActionSigner, ButtonAction, RouteRef};
 use super::text::{
     MAX_ACTION_ELEMENTS, MAX_BLOCKS, MAX_BUTTON_TEXT, MAX_BUTTON_VALUE, MAX_CONTEXT_ELEMENTS,
     MAX_FALLBACK_TEXT, MAX_FIELD_TEXT, MAX_FIELDS, MAX_HEADER_TEXT, MAX_ID, MAX_SECTION_TEXT,
-    escape, link, slack_date, truncate, user_mention,
+    escape, link, plain, slack_date, truncate, user_mention,
 };
 use crate::alert::{Alert, Fingerprint};
 use crate::resources::{AlertRoute, AlertState, Severity};
@@ -144,7 +144,7 @@ pub fn render_alert(
     blocks.push(header(&format!(
         "{} {}: {}",
         state_emoji(alert),
-        state_label(alert.state),
+        alert_label(alert),
         alert.title
     )));
 
@@ -203,8 +203,8 @@ pub fn render_alert(
     let status = match (resolved, alert.time) {
         (true, Some(at)) => format!("Resolved at {}", slack_date(at)),
         (true, None) => "Resolved".to_string(),
-        (false, Some(at)) => format!("{} at {}", state_label(alert.state), slack_date(at)),
-        (false, None) => state_label(alert.state).to_string(),
+        (false, Some(at)) => format!("{} at {}", alert_label(alert), slack_date(at)),
+        (false, None) => alert_label(alert).to_string(),
     };
     blocks.push(json!({
         "type": "context",
@@ -212,10 +212,13 @@ pub fn render_alert(
         "elements": [mrkdwn(&truncate(&status, MAX_FIELD_TEXT))],
     }));
 
-    let mut text = format!("[{}] {}", state_label(alert.state), alert.title);
+    // The fallback is what notifications and mobile clients show, and Slack parses it as
+    // mrkdwn: AWS text in it is escaped like in the blocks. The route's own mentions are the only
+    // live ones.
+    let mut text = format!("[{}] {}", alert_label(alert), escape(&alert.title));
     if !alert.summary.is_empty() {
         text.push_str(": ");
-        text.push_str(&alert.summary);
+        text.push_str(&escape(&alert.summary));
     }
     if let Some(line) = mention_line {
         text = format!("{line} {text}");
@@ -224,6 +227,18 @@ pub fn render_alert(
         text: truncate(&text, MAX_FALLBACK_TEXT),
         blocks,
     }
+}
+
+/// The text of a thread reply about `alert` under the message that shows it: the fallback line
+/// of the alert, after `change` (what changed, e.g. a new reason) when there is one. Escaped
+/// like every fallback.
+pub fn render_thread_reply(alert: &Alert, options: &RenderOptions, change: Option<&str>) -> String {
+    let line = render_alert(alert, options, None).text;
+    let text = match change {
+        Some(change) => format!("*{}:* {line}", escape(change)),
+        None => line,
+    };
+    truncate(&text, MAX_FALLBACK_TEXT)
 }
 
 /// Many alerts in one message (storm control). Each alert is one section with an Acknowledge
@@ -303,7 +318,7 @@ pub fn render_group(
 
     let titles = alerts
         .iter()
-        .map(|a| format!("[{}] {}", state_label(a.state), a.title))
+        .map(|a| format!("[{}] {}", alert_label(a), escape(&a.title)))
         .collect::<Vec<_>>()
         .join("; ");
     let mut text = format!("{headline}. {titles}");
@@ -467,12 +482,21 @@ fn mrkdwn(text: &str) -> Value {
 fn header(text: &str) -> Value {
     json!({
         "type": "header",
-        "text": { "type": "plain_text", "text": truncate(text, MAX_HEADER_TEXT), "emoji": true },
+        "text": { "type": "plain_text", "text": truncate(&plain(text), MAX_HEADER_TEXT), "emoji": true },
     })
 }
 
 fn section(text: &str) -> Value {
     json!({ "type": "section", "text": mrkdwn(&truncate(text, MAX_SECTION_TEXT)) })
+}
+
+/// The label of an alert's state; a plain message is not an alert and is not called "Firing".
+fn alert_label(alert: &Alert) -> &'static str {
+    if alert.kind == crate::resources::AlertKind::Message && alert.state == AlertState::Firing {
+        "Message"
+    } else {
+        state_label(alert.state)
+    }
 }
 
 fn state_label(state: AlertState) -> &'static str {
@@ -486,6 +510,9 @@ fn state_label(state: AlertState) -> &'static str {
 
 /// Firing alerts look urgent, by severity; resolved ones look done.
 fn state_emoji(alert: &Alert) -> &'static str {
+    if alert.kind == crate::resources::AlertKind::Message && alert.state == AlertState::Firing {
+        return "📨";
+    }
     match alert.state {
         AlertState::Firing => match alert.effective_severity() {
             Severity::Critical => "🚨",
@@ -508,12 +535,11 @@ fn mentions_for(alert: &Alert, options: &RenderOptions) -> Option<String> {
 }
 
 fn summary_fields(alert: &Alert) -> Vec<String> {
+    // The severity routes act on: what the source or a tag said, Warning otherwise (see the
+    // README's severity table). Shown as the one value, never with a "(default)" aside.
     let mut fields = vec![format!(
         "*Severity*\n{}",
-        alert
-            .severity
-            .map(Severity::as_str)
-            .unwrap_or("Warning (default)")
+        alert.effective_severity().as_str()
     )];
     let mut push = |label: &str, value: Option<&str>| {
         if let Some(value) = value.filter(|v| !v.is_empty()) {
@@ -579,7 +605,9 @@ fn buttons_for(alert: &Alert, options: &RenderOptions, signing: ButtonSigning<'_
 }
 
 fn ack_button(alert: &Alert, options: &RenderOptions, signing: ButtonSigning<'_>) -> Option<Value> {
-    if !options.acknowledge || alert.state == AlertState::Resolved {
+    // Resolved alerts and information (a steady state, a normal termination) leave nothing
+    // for anyone to acknowledge.
+    if !options.acknowledge || matches!(alert.state, AlertState::Resolved | AlertState::Info) {
         return None;
     }
     let payload = ActionPayload {
@@ -644,7 +672,7 @@ fn button(
     let value = signer.sign(payload).ok()?;
     let mut button = json!({
         "type": "button",
-        "text": { "type": "plain_text", "text": truncate(label, MAX_BUTTON_TEXT), "emoji": true },
+        "text": { "type": "plain_text", "text": truncate(&plain(label), MAX_BUTTON_TEXT), "emoji": true },
         "action_id": truncate(action_id, MAX_ID),
         "value": value,
     });
@@ -663,7 +691,7 @@ fn group_section(
         "{} *{}* — {}",
         state_emoji(alert),
         escape(&alert.title),
-        state_label(alert.state)
+        alert_label(alert)
     );
     if let Some(severity) = alert.severity {
         text.push_str(&format!(", {}", severity.as_str()));

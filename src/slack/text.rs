@@ -43,6 +43,35 @@ pub fn escape(text: &str) -> String {
     out
 }
 
+/// Text for a `plain_text` element (headers, button labels). Slack does not turn mentions in
+/// plain text into pings, but a header is also what people copy and what other tools re-post as
+/// mrkdwn; angle brackets become look-alike quotes so the text reads the same and can never be a
+/// live `<!channel>` anywhere it travels. Entities would show literally here, so `&` stays.
+pub fn plain(text: &str) -> String {
+    text.replace('<', "‹").replace('>', "›")
+}
+
+/// The strings AWS or Slack text may carry to ping people or disguise links, as tests feed them
+/// through every surface: `<!channel>`, `<!here>`, a user mention and a labelled link.
+#[cfg(test)]
+pub const INJECTIONS: [&str; 4] = [
+    "<!channel>",
+    "<!here>",
+    "<@U123>",
+    "<https://evil.example|click>",
+];
+
+/// Which of [`INJECTIONS`] appear live (unescaped) in `sent`, the text or JSON of something we
+/// send. Empty when every one was escaped.
+#[cfg(test)]
+pub fn live_injections(sent: &str) -> Vec<&'static str> {
+    INJECTIONS
+        .iter()
+        .copied()
+        .filter(|needle| sent.contains(needle))
+        .collect()
+}
+
 /// `text` cut to at most `max` characters, ending in [`TRUNCATION_MARK`] when cut. A cut never
 /// splits an `&amp;`-style entity or a `<...>` link of escaped mrkdwn.
 pub fn truncate(text: &str, max: usize) -> String {

@@ -5,7 +5,7 @@
 //! Every registry is made by [`registry`], which adds the `alertops_` prefix: metric names are
 //! registered without it (`reconciles`, not `alertops_reconciles`), or they come out doubled.
 
-pub(crate) mod logging;
+pub mod logging;
 pub(crate) mod shutdown;
 
 use std::net::SocketAddr;

@@ -14,7 +14,7 @@ use alertops::interact::job::{ORIGINAL_CLUSTER_LABEL, RESPONSE_URL_ENV, SLACK_ME
 use alertops::interact::{
     InteractMetrics, InteractState, RetryJobSettings, SlackRequestVerifier, server_router,
 };
-use alertops::k8s::MemoryCluster;
+use alertops::k8s::{ClusterApi, MemoryCluster};
 use alertops::resources::{AlertKind, AlertState};
 use alertops::retry::{self, RetryOutcome};
 use alertops::slack::{
@@ -502,8 +502,23 @@ async fn run_job(job: &Job, cluster: &MemoryCluster, aws: &AwsClients) -> RetryO
             SLACK_MESSAGE_ENV => "--message-json",
             _ => continue,
         };
+        // As the kubelet does: a value, or the key of the Secret it references (the response
+        // URL is kept out of the Job spec).
+        let value = match (env.value, env.value_from.and_then(|v| v.secret_key_ref)) {
+            (Some(value), _) => value,
+            (None, Some(reference)) => cluster
+                .secret_value(
+                    job.metadata.namespace.as_deref().unwrap(),
+                    &reference.name,
+                    &reference.key,
+                )
+                .await
+                .unwrap()
+                .expect("the Job's Secret exists once the click was answered"),
+            (None, None) => panic!("{} has no value", env.name),
+        };
         argv.push(flag.to_string());
-        argv.push(env.value.unwrap());
+        argv.push(value);
     }
     let Command::Retry(args) = Cli::try_parse_from(&argv).unwrap().command else {
         panic!("the Job does not run `alertops retry`: {argv:?}")

@@ -130,12 +130,14 @@ WORKLOAD_RULES = {
 INTERACT_RULES = {
     ("alertops.dev", "alertroutes"): ({"get"}, "retry::load_route reads the button's route"),
     ("", "secrets"): (
-        {"get"},
-        "retry::route_bot_token: the route's bot token, to look up allowed user groups",
+        {"get", "create"},
+        "retry::route_bot_token: the route's bot token, to look up allowed user groups (get); "
+        "job::response_url_secret: the Job's response URL, kept out of its spec (create)",
     ),
     ("batch", "jobs"): (
-        {"get", "create"},
-        "one retry Job per attempt (create); KubeCluster::create reads a 409 AlreadyExists back (get)",
+        {"get", "create", "delete"},
+        "one retry Job per attempt (create); KubeCluster::create reads a 409 AlreadyExists back "
+        "(get); a Job whose response-URL Secret could not be made is removed (delete)",
     ),
 }
 

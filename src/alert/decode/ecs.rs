@@ -1,4 +1,4 @@
-//! "ECS Service Action" and "ECS Task State Change" events.
+//! "ECS Service Action", "ECS Deployment State Change" and "ECS Task State Change" events.
 
 use serde_json::Value;
 
@@ -75,6 +75,92 @@ pub(super) fn decode_service_action(head: &EventHead<'_>) -> Alert {
             "Open in ECS",
             format!(
                 "{}/ecs/v2/clusters/{cluster}/services/{service_name}/health?region={region}",
+                console_origin(region)
+            ),
+        );
+    }
+    alert
+}
+
+/// A service deployment started, completed or failed (`SERVICE_DEPLOYMENT_FAILED` comes from the
+/// deployment circuit breaker). Severity follows `eventType` as for service actions: ERROR is
+/// High, WARN Warning, INFO information. One message per deployment: the fingerprint is the
+/// service and the deployment id. Kind stays `EventBridgeEvent` so routes that selected these
+/// events before keep them.
+pub(super) fn decode_deployment_state_change(head: &EventHead<'_>) -> Alert {
+    let detail = head.detail;
+    let event_type = str_field(detail, "eventType").unwrap_or("");
+    let event_name = str_field(detail, "eventName").unwrap_or("");
+    let deployment_id = str_field(detail, "deploymentId").unwrap_or("");
+    let service_arn = head
+        .resources
+        .iter()
+        .find(|r| r.contains(":service/"))
+        .copied()
+        .unwrap_or("");
+    let service_name = service_name(service_arn);
+    // `service/<cluster>/<name>`; the older `service/<name>` names no cluster.
+    let cluster_name = parse_arn(service_arn)
+        .map(|a| a.resource)
+        .and_then(|r| r.strip_prefix("service/"))
+        .and_then(|r| r.split_once('/'))
+        .map(|(cluster, _)| cluster);
+    let fingerprint = Fingerprint::of(
+        AlertKind::EventBridgeEvent,
+        &[
+            "aws.ecs",
+            "ECS Deployment State Change",
+            service_arn,
+            deployment_id,
+        ],
+    );
+    let (state, severity) = match event_type {
+        "ERROR" => (AlertState::Firing, Severity::High),
+        "WARN" => (AlertState::Firing, Severity::Warning),
+        _ => (AlertState::Info, Severity::Info),
+    };
+    let what = match event_name {
+        "SERVICE_DEPLOYMENT_FAILED" => "deployment failed",
+        "SERVICE_DEPLOYMENT_COMPLETED" => "deployment completed",
+        "SERVICE_DEPLOYMENT_IN_PROGRESS" => "deployment in progress",
+        _ => "deployment changed state",
+    };
+    let service_label = if service_name.is_empty() {
+        "ECS service".to_string()
+    } else {
+        format!("ECS service {service_name}")
+    };
+    let mut alert = Alert::new(
+        AlertKind::EventBridgeEvent,
+        state,
+        fingerprint,
+        format!("{service_label}: {what}"),
+    );
+    head.fill(&mut alert);
+    alert.source_state = Some(event_name.to_string()).filter(|s| !s.is_empty());
+    alert.severity = Some(severity);
+    alert.resource = Some(service_arn.to_string()).filter(|s| !s.is_empty());
+    let reason = str_field(detail, "reason");
+    alert.summary = reason
+        .map(str::to_string)
+        .or_else(|| service_event_description(event_name).map(str::to_string))
+        .unwrap_or_else(|| format!("{event_type} {event_name}").trim().to_string());
+    alert.push_detail("Service", service_name);
+    if let Some(cluster) = cluster_name {
+        alert.push_detail("Cluster", cluster);
+    }
+    alert.push_detail("Deployment", deployment_id);
+    alert.push_detail("Event", format!("{event_name} ({event_type})"));
+    if let Some(reason) = reason {
+        alert.push_detail("Reason", reason);
+    }
+    if let (Some(region), Some(cluster)) = (head.region.filter(|r| is_region_code(r)), cluster_name)
+        && !service_name.is_empty()
+    {
+        alert.push_link(
+            "Open deployments in ECS",
+            format!(
+                "{}/ecs/v2/clusters/{cluster}/services/{service_name}/deployments?region={region}",
                 console_origin(region)
             ),
         );
@@ -237,6 +323,7 @@ fn service_event_description(event_name: &str) -> Option<&'static str> {
         "TASKS_STOPPED" => "The service stopped running tasks.",
         "SERVICE_DEPLOYMENT_IN_PROGRESS" => "A service deployment is in progress.",
         "SERVICE_DEPLOYMENT_COMPLETED" => "The service deployment completed.",
+        "SERVICE_DEPLOYMENT_FAILED" => "The service deployment failed.",
         "SERVICE_TASK_START_IMPAIRED" => "The service is unable to consistently start tasks.",
         "SERVICE_DISCOVERY_INSTANCE_UNHEALTHY" => {
             "A task registered for service discovery is unhealthy."

@@ -53,7 +53,9 @@ pub(super) fn decode(value: &Value) -> Alert {
     let head = EventHead::read(value);
     match (head.source, head.detail_type) {
         ("aws.emr", "EMR Cluster State Change") => emr::decode_cluster_state_change(&head),
+        ("aws.emr", "EMR Step Status Change") => emr::decode_step_status_change(&head),
         ("aws.ecs", "ECS Service Action") => ecs::decode_service_action(&head),
+        ("aws.ecs", "ECS Deployment State Change") => ecs::decode_deployment_state_change(&head),
         ("aws.ecs", "ECS Task State Change") => ecs::decode_task_state_change(&head),
         ("aws.cloudwatch", "CloudWatch Alarm State Change") => {
             cloudwatch::decode_alarm_event(&head)

@@ -36,13 +36,34 @@ pub struct SnsEnvelope {
 /// The body is either an SNS envelope (`{"Type":"Notification","Message":...}`) or, with raw
 /// message delivery, the published message itself. With raw delivery the topic is unknown here;
 /// a consumer that knows it may set `source_topic_arn` afterwards.
+///
+/// A notification forwarded from one topic to another (a topic subscribed to a queue that feeds
+/// a function re-publishing it, or an SNS-to-SNS bridge) arrives as an envelope inside an
+/// envelope: envelopes are unwrapped down to the published message, up to [`MAX_NESTED_ENVELOPES`]
+/// deep, and the innermost envelope (the topic the event was published to) is kept.
 pub fn decode_sqs_body(body: &str) -> Alert {
-    let (envelope, message) = match unwrap_sns_envelope(body) {
+    let (mut envelope, mut message) = match unwrap_sns_envelope(body) {
         Some((envelope, message)) => (envelope, message),
         None => (SnsEnvelope::default(), body.to_string()),
     };
+    for _ in 1..MAX_NESTED_ENVELOPES {
+        let Some((inner, inner_message)) = unwrap_sns_envelope(&message) else {
+            break;
+        };
+        envelope = SnsEnvelope {
+            // The outer message id is what SNS delivered to us and de-duplicates redeliveries.
+            message_id: envelope.message_id.or(inner.message_id),
+            topic_arn: inner.topic_arn.or(envelope.topic_arn),
+            subject: inner.subject.or(envelope.subject),
+            timestamp: inner.timestamp.or(envelope.timestamp),
+        };
+        message = inner_message;
+    }
     decode_message(&message, &envelope)
 }
+
+/// Most SNS envelopes unwrapped from one body; deeper nesting is decoded as text.
+pub const MAX_NESTED_ENVELOPES: usize = 4;
 
 /// Splits an SNS envelope into its metadata and its `Message`; `None` when `body` is not one.
 pub fn unwrap_sns_envelope(body: &str) -> Option<(SnsEnvelope, String)> {

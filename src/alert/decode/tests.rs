@@ -397,3 +397,99 @@ fn message_fingerprint_depends_on_topic_subject_and_body() {
         decode_sqs_body(fixture!("sns_plain_text.json")).fingerprint
     );
 }
+
+fn envelope(topic: &str, subject: Option<&str>, message: &str) -> String {
+    let mut value = serde_json::json!({
+        "Type": "Notification",
+        "MessageId": "m-1",
+        "TopicArn": topic,
+        "Message": message,
+        "Timestamp": "2023-04-18T02:00:00.000Z",
+    });
+    if let Some(subject) = subject {
+        value["Subject"] = subject.into();
+    }
+    value.to_string()
+}
+
+#[test]
+fn plain_null_message_is_titled_by_its_topic() {
+    let topic = "arn:aws:sns:us-east-1:123456789012:payments-alerts";
+    let alert = decode_sqs_body(&envelope(topic, None, "null"));
+    assert_eq!(alert.title, "Message on payments-alerts");
+    let alert = decode_sqs_body(&envelope(topic, Some("Deploy finished"), "null"));
+    assert_eq!(alert.title, "Deploy finished");
+}
+
+#[test]
+fn nested_sns_envelope_is_unwrapped() {
+    let inner_event = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/events/emr_cluster_terminated_with_errors.json"
+    ));
+    let inner = unwrap_sns_envelope(inner_event)
+        .map(|(_, m)| m)
+        .unwrap_or_else(|| inner_event.to_string());
+    let once = envelope("arn:aws:sns:us-east-1:123456789012:inner", None, &inner);
+    let twice = envelope("arn:aws:sns:us-east-1:123456789012:outer", None, &once);
+    let alert = decode_sqs_body(&twice);
+    assert_eq!(
+        alert.kind,
+        AlertKind::EmrClusterStateChange,
+        "{}",
+        alert.title
+    );
+    assert!(!alert.title.starts_with('{'), "{}", alert.title);
+    assert_eq!(
+        alert.source_topic_arn.as_deref(),
+        Some("arn:aws:sns:us-east-1:123456789012:inner"),
+        "the topic that published the event"
+    );
+}
+
+#[test]
+fn emr_step_failure_names_step_and_cluster_with_event_severity() {
+    let alert = decode_sqs_body(fixture!("emr_step_failed_raw.json"));
+    assert_eq!(
+        alert.title,
+        "EMR step CustomJAR (s-1OLVP7KQ4QKNW) on j-1YONHTCP3YZKC failed"
+    );
+    assert_eq!(alert.state, AlertState::Firing);
+    assert_eq!(alert.severity, Some(Severity::High), "severity ERROR");
+    assert!(
+        alert
+            .summary
+            .starts_with("Step s-1OLVP7KQ4QKNW (CustomJAR)")
+    );
+    assert_eq!(alert.detail("Action on failure"), Some("CONTINUE"));
+    assert_eq!(
+        alert.links[0].url,
+        "https://us-east-1.console.aws.amazon.com/emr/home?region=us-east-1#/clusterDetails/j-1YONHTCP3YZKC"
+    );
+    assert_eq!(
+        alert.failed_emr_cluster_id(),
+        None,
+        "a step failure offers no cluster retry"
+    );
+}
+
+#[test]
+fn ecs_deployment_failure_names_service_with_reason_and_link() {
+    let alert = decode_sqs_body(fixture!("ecs_deployment_failed_raw.json"));
+    assert_eq!(alert.title, "ECS service servicetest: deployment failed");
+    assert_eq!(alert.state, AlertState::Firing);
+    assert_eq!(alert.severity, Some(Severity::High), "eventType ERROR");
+    assert_eq!(
+        alert.summary,
+        "ECS deployment circuit breaker: task failed to start."
+    );
+    assert_eq!(alert.detail("Deployment"), Some("ecs-svc/123"));
+    assert_eq!(alert.detail("Cluster"), Some("default"));
+    assert!(
+        alert.links[0].url.ends_with(
+            "/ecs/v2/clusters/default/services/servicetest/deployments?region=us-west-2"
+        ),
+        "{:?}",
+        alert.links
+    );
+}

@@ -170,3 +170,28 @@ fn slack_summary_is_short_and_escaped() {
     assert!(text.ends_with("_Full digest emailed to 2 recipients._"));
     assert!(crate::slack::limit_violations(&message).is_empty());
 }
+
+#[test]
+fn slack_summary_escapes_injected_mentions_everywhere() {
+    use crate::slack::text::{INJECTIONS, live_injections};
+    let evil = INJECTIONS.join(" ");
+    let alerts = vec![emr_failure(
+        "j-1",
+        Some(&evil),
+        Some(&evil),
+        &evil,
+        &evil,
+        1,
+    )];
+    let mut context = context();
+    context.schedule = format!("data/{evil}");
+    let message = render_slack_summary(&context, &consolidate(&alerts), 1);
+    assert_eq!(
+        live_injections(&message.text),
+        Vec::<&str>::new(),
+        "{}",
+        message.text
+    );
+    let blocks = serde_json::to_string(&message.blocks).unwrap();
+    assert_eq!(live_injections(&blocks), Vec::<&str>::new(), "{blocks}");
+}

@@ -325,8 +325,8 @@ fn group_lists_alerts_with_per_alert_acknowledge_and_shared_retry() {
             .iter()
             .filter(|s| s["accessory"].is_object())
             .count(),
-        3,
-        "resolved alerts have no Acknowledge"
+        2,
+        "resolved alerts and information (the ECS steady state) have no Acknowledge"
     );
     let actions = message
         .blocks
@@ -587,4 +587,111 @@ fn a_button_that_cannot_be_signed_is_left_out_not_fatal() {
         .collect();
     assert_eq!(labels, vec![Value::from("Acknowledge")]);
     assert!(limit_violations(&message).is_empty());
+}
+
+/// An alert whose every AWS-supplied text carries all of [`INJECTIONS`].
+fn injected_alert() -> Alert {
+    use crate::slack::text::INJECTIONS;
+    let evil = INJECTIONS.join(" ");
+    let mut alert = emr_failure();
+    alert.title = format!("cluster {evil}");
+    alert.summary = format!("reason {evil}");
+    alert.resource = Some(format!("j-1 {evil}"));
+    alert.source_state = Some(format!("STATE {evil}"));
+    alert.push_detail("Message", format!("detail {evil}"));
+    alert.apply_tags(Tags::from([("Owner".to_string(), evil.clone())]));
+    alert
+}
+
+#[test]
+fn injected_mentions_and_links_are_escaped_in_fallback_text_and_blocks() {
+    use crate::slack::text::live_injections;
+    let alert = injected_alert();
+    // Route-configured mentions stay live: they are the only mentions a post may carry.
+    let opts = options(true, &["<!subteam^S0123>"]);
+    let signer = signer();
+    let signing = ButtonSigning {
+        signer: &signer,
+        now: now(),
+    };
+    let single = render_alert(&alert, &opts, Some(signing));
+    assert_eq!(
+        live_injections(&single.text),
+        Vec::<&str>::new(),
+        "fallback: {}",
+        single.text
+    );
+    assert_eq!(live_injections(&all_text(&single)), Vec::<&str>::new());
+    assert!(
+        single.text.starts_with("<!subteam^S0123> "),
+        "{}",
+        single.text
+    );
+    assert!(single.text.contains("&lt;!channel&gt;"), "{}", single.text);
+
+    let group = render_group(&[alert.clone(), emr_failure()], &opts, Some(signing));
+    assert_eq!(
+        live_injections(&group.text),
+        Vec::<&str>::new(),
+        "group fallback: {}",
+        group.text
+    );
+    assert_eq!(live_injections(&all_text(&group)), Vec::<&str>::new());
+
+    let progress = RetryProgress {
+        attempt: 1,
+        max_attempts: 3,
+        user_id: "<!channel>".into(),
+        status: RetryStatus::Failed {
+            reason: crate::slack::text::INJECTIONS.join(" "),
+        },
+    };
+    let updated = mark_retry_progress(&single, &alert.fingerprint, &progress);
+    assert_eq!(live_injections(&all_text(&updated)), Vec::<&str>::new());
+    let acked = mark_acknowledged(&group, &alert.fingerprint, "<@U123>", now());
+    assert_eq!(live_injections(&all_text(&acked)), Vec::<&str>::new());
+}
+
+#[test]
+fn info_events_have_no_acknowledge_button() {
+    let signer = signer();
+    let signing = ButtonSigning {
+        signer: &signer,
+        now: now(),
+    };
+    let steady = decode_sqs_body(fixture!("ecs_service_steady_state.json"));
+    assert_eq!(steady.state, AlertState::Info);
+    assert!(buttons(&render_alert(&steady, &options(true, &[]), Some(signing))).is_empty());
+    let group = render_group(
+        &[steady, emr_failure()],
+        &options(false, &[]),
+        Some(signing),
+    );
+    assert_eq!(
+        buttons(&group).len(),
+        1,
+        "only the failure can be acknowledged"
+    );
+}
+
+#[test]
+fn severity_never_says_default_and_messages_are_not_firing() {
+    let alarm = decode_sqs_body(fixture!("cloudwatch_alarm_single_metric.json"));
+    assert_eq!(alarm.severity, None);
+    let message = render_alert(&alarm, &options(false, &[]), None);
+    let text = all_text(&message);
+    assert!(!text.contains("(default)"), "{text}");
+    assert!(text.contains("*Severity*\\nWarning"), "{text}");
+
+    let plain = decode_sqs_body(fixture!("sns_plain_text.json"));
+    let message = render_alert(&plain, &options(false, &[]), None);
+    assert_eq!(
+        message.blocks[0]["text"]["text"],
+        "📨 Message: Nightly backup failed"
+    );
+    assert!(
+        message.text.starts_with("[Message] Nightly backup failed"),
+        "{}",
+        message.text
+    );
 }
