@@ -794,6 +794,7 @@ impl<C: ClusterApi> Consumer<C> {
             None => None,
         };
         let queue = queue::queue_facts(&self.aws, &queue_url).await?;
+        self.record_queue_depths(&key, &route, &queue).await;
         let state = Arc::new(RouteState {
             render: RenderOptions::for_route(&route),
             email: route.spec.email.clone(),
@@ -808,6 +809,33 @@ impl<C: ClusterApi> Consumer<C> {
         // The route was read and its queue answered GetQueueAttributes.
         self.readiness.set(true);
         Ok(state)
+    }
+
+    /// Sets the depth gauges of the route's queue (from the facts just read) and of its
+    /// dead-letter queue (one more GetQueueAttributes per route refresh). A failed read of the
+    /// dead-letter queue only leaves its gauge as it was: it never stops delivery.
+    async fn record_queue_depths(&self, key: &str, route: &AlertRoute, queue: &QueueFacts) {
+        if let Some(waiting) = queue.waiting_messages {
+            self.metrics.queue_depth(key, "main", waiting);
+        }
+        let Some(dead_letter_url) = route
+            .status
+            .as_ref()
+            .and_then(|s| s.dead_letter_queue_url.as_deref())
+            .filter(|u| !u.is_empty())
+        else {
+            return;
+        };
+        match queue::queue_facts(&self.aws, dead_letter_url).await {
+            Ok(facts) => {
+                if let Some(waiting) = facts.waiting_messages {
+                    self.metrics.queue_depth(key, "dead_letter", waiting);
+                }
+            }
+            Err(error) => {
+                tracing::debug!(route = %key, %error, "cannot read the dead-letter queue's depth")
+            }
+        }
     }
 
     /// Keeps receiving until the route's group wait has passed since the first matching alert

@@ -5,6 +5,7 @@ use std::time::Duration;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -63,6 +64,16 @@ pub struct ConsumerMetrics {
     slack_latency: HistogramFamily<SlackCallLabels>,
     emails_sent: Family<RouteLabels, Counter>,
     email_latency: HistogramFamily<RouteLabels>,
+    queue_messages: Family<QueueLabels, Gauge>,
+}
+
+/// Labels of the queue depth gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueueLabels {
+    /// `namespace/name` of the route.
+    pub route: String,
+    /// `main` or `dead_letter`.
+    pub queue: String,
 }
 
 impl Default for ConsumerMetrics {
@@ -78,6 +89,7 @@ impl Default for ConsumerMetrics {
             slack_latency: Family::new_with_constructor(slack_latency_histogram),
             emails_sent: Family::default(),
             email_latency: Family::new_with_constructor(slack_latency_histogram),
+            queue_messages: Family::default(),
         }
     }
 }
@@ -86,6 +98,16 @@ impl ConsumerMetrics {
     /// Fresh counters.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Records how many messages wait in one of the route's queues (`main` or `dead_letter`).
+    pub fn queue_depth(&self, route: &str, queue: &str, messages: u64) {
+        self.queue_messages
+            .get_or_create(&QueueLabels {
+                route: route.to_string(),
+                queue: queue.to_string(),
+            })
+            .set(i64::try_from(messages).unwrap_or(i64::MAX));
     }
 
     /// Registers every metric (names start with `consumer_`; give the registry a prefix).
@@ -129,6 +151,12 @@ impl ConsumerMetrics {
             "consumer_slack_latency_seconds",
             "Time Slack took to accept a post or update, retries and waits included",
             self.slack_latency.clone(),
+        );
+        registry.register(
+            "consumer_queue_messages",
+            "Messages waiting in the route's queue and its dead-letter queue (SQS's approximate \
+             count at the consumer's last route refresh)",
+            self.queue_messages.clone(),
         );
         registry.register(
             "consumer_emails_sent",

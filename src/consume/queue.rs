@@ -31,6 +31,8 @@ pub struct QueueFacts {
     pub visibility_timeout: Duration,
     /// Receives before SQS moves a message to the dead-letter queue, when there is one.
     pub max_receive_count: Option<u32>,
+    /// Messages waiting to be received (SQS's approximate count), when SQS reported it.
+    pub waiting_messages: Option<u64>,
 }
 
 /// The delay before a failed message is offered again: `initial` doubled for each earlier
@@ -61,9 +63,13 @@ pub async fn queue_facts(aws: &AwsClients, queue_url: &str) -> Result<QueueFacts
             _ => None,
         })
         .map(|n| n.min(u64::from(u32::MAX)) as u32);
+    let waiting_messages = attributes
+        .and_then(|a| a.get("ApproximateNumberOfMessages"))
+        .and_then(|v| v.parse::<u64>().ok());
     Ok(QueueFacts {
         visibility_timeout,
         max_receive_count,
+        waiting_messages,
     })
 }
 

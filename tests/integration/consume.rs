@@ -1682,3 +1682,67 @@ async fn two_replicas_and_200_alarms_every_ok_updates_its_own_message() {
         );
     }
 }
+
+/// The consumer reports how many messages wait in its queue and its dead-letter queue, so the
+/// operator's alerts see a dead-letter queue filling up.
+#[tokio::test]
+async fn the_consumer_reports_the_depth_of_its_queue_and_dead_letter_queue() {
+    let aws = harness::aws_clients().await;
+    let recorder = SlackRecorder::start().await;
+    let topic_arn = topic(&aws).await;
+    let plumbing = subscribed_queue(&aws, &topic_arn, 30, 2).await;
+    for body in ["dead 1", "dead 2", "dead 3"] {
+        aws.sqs
+            .send_message()
+            .queue_url(&plumbing.dlq_url)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+    let (spec, secret) = webhook_spec(&recorder, &topic_arn, "depth");
+    let route = Route::new(spec, secret, &plumbing).await;
+    let slack = Arc::new(SlackClient::new(SlackSettings {
+        api_base: recorder.api_base(),
+        ..SlackSettings::default()
+    }));
+    let metrics = ConsumerMetrics::new();
+    let mut registry = prometheus_client::registry::Registry::default();
+    metrics.register(&mut registry);
+    let mut consumer = route.consumer(&aws, slack).with_metrics(metrics);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        consumer
+            .run(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    let label = format!("route=\"{}/{}\"", route.namespace, route.name);
+    let dead_letter = format!("consumer_queue_messages{{{label},queue=\"dead_letter\"}} 3");
+    let main = format!("consumer_queue_messages{{{label},queue=\"main\"}} 0");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let text = loop {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        if lines.contains(&dead_letter.as_str()) && lines.contains(&main.as_str()) {
+            break text;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no depth gauges after 30 s:\n{text}"
+        );
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    stop.send(()).expect("consumer still running");
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("stops on shutdown")
+        .expect("no panic");
+    assert!(
+        text.contains("# TYPE consumer_queue_messages gauge"),
+        "{text}"
+    );
+}

@@ -806,6 +806,7 @@ def test_prometheus_rule_alerts_on_what_an_operator_needs(all_objects):
         "AlertopsReconcileFailures",
         "AlertopsAwsThrottling",
         "AlertopsDeadLetterRisk",
+        "AlertopsDeadLetterQueueNotEmpty",
         "AlertopsConsumerNotReady",
     }
     for alert in alerts.values():
@@ -816,6 +817,7 @@ def test_prometheus_rule_alerts_on_what_an_operator_needs(all_objects):
         assert "{{ $labels" not in alert["expr"]
     assert f'namespace="{NAMESPACE}"' in alerts["AlertopsNoLeader"]["expr"]
     assert "{{ $labels.route }}" in alerts["AlertopsDeadLetterRisk"]["annotations"]["summary"]
+    assert 'queue="dead_letter"' in alerts["AlertopsDeadLetterQueueNotEmpty"]["expr"]
 
 
 def test_dashboard_config_map_is_labelled_for_the_grafana_sidecar(all_objects):
