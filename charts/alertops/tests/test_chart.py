@@ -891,3 +891,18 @@ def test_crd_short_names_do_not_shadow_built_in_kinds():
         short = set(crd["spec"]["names"].get("shortNames", []))
         assert short, f"{name} has no short name"
         assert not short & BUILTIN_SHORT_NAMES, f"{name}: {short & BUILTIN_SHORT_NAMES} clash with built-in kinds"
+
+
+def test_topic_sources_are_allowed_only_as_listed(default_objects, all_objects):
+    """topicArn sources reach the controller as its allow-list; none by default."""
+
+    def env_of(objects):
+        deployment = find(objects, "Deployment", "alertops-controller")
+        [container] = deployment["spec"]["template"]["spec"]["containers"]
+        return {e["name"]: e.get("value") for e in container["env"]}
+
+    assert env_of(default_objects)["ALERTOPS_ALLOWED_SOURCE_TOPICS"] == ""
+    assert env_of(all_objects)["ALERTOPS_ALLOWED_SOURCE_TOPICS"] == (
+        "arn:aws:sns:us-east-1:123456789012:shared-*,"
+        "arn:aws:sns:us-east-1:123456789012:platform-alerts"
+    )
