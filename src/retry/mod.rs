@@ -248,11 +248,7 @@ async fn chain_in_aws(
 }
 
 fn creation_time(cluster: &Cluster) -> Option<aws_smithy_types::DateTime> {
-    cluster
-        .status()?
-        .timeline()?
-        .creation_date_time()
-        .copied()
+    cluster.status()?.timeline()?.creation_date_time().copied()
 }
 
 /// Everything the rebuild needs: the description and every page of the instance, step and
@@ -334,16 +330,23 @@ async fn attempt(aws: &AwsClients, route: &AlertRoute, request: &RetryRequest) -
         }
     };
     let result: Result<RetryOutcome, RetryError> = async {
-        let Checked { failed, info } =
-            match check(aws, route, policy, &request.cluster_id, Some(request.attempt)).await {
-                Ok(checked) => checked,
-                Err(CheckFailure::Refused(refusal)) => {
-                    return Ok(RetryOutcome::Refused {
-                        reason: refusal.to_string(),
-                    });
-                }
-                Err(CheckFailure::Failed(error)) => return Err(error),
-            };
+        let Checked { failed, info } = match check(
+            aws,
+            route,
+            policy,
+            &request.cluster_id,
+            Some(request.attempt),
+        )
+        .await
+        {
+            Ok(checked) => checked,
+            Err(CheckFailure::Refused(refusal)) => {
+                return Ok(RetryOutcome::Refused {
+                    reason: refusal.to_string(),
+                });
+            }
+            Err(CheckFailure::Failed(error)) => return Err(error),
+        };
         if info.next_attempt != request.attempt {
             return Err(RetryError::AttemptMismatch {
                 cluster_id: request.cluster_id.clone(),

@@ -333,7 +333,9 @@ mod tests {
             );
         }
         assert_eq!(
-            check_failed("j-1", Some("TERMINATED")).unwrap_err().to_string(),
+            check_failed("j-1", Some("TERMINATED"))
+                .unwrap_err()
+                .to_string(),
             "cluster j-1 is TERMINATED in EMR, not TERMINATED_WITH_ERRORS: only a failed cluster is retried"
         );
     }
@@ -364,7 +366,10 @@ mod tests {
     }
 
     fn chain_tags(original: &str, attempt: &str) -> Tags {
-        tags(&[(ORIGINAL_CLUSTER_TAG, original), (RETRY_ATTEMPT_TAG, attempt)])
+        tags(&[
+            (ORIGINAL_CLUSTER_TAG, original),
+            (RETRY_ATTEMPT_TAG, attempt),
+        ])
     }
 
     #[test]
@@ -414,7 +419,10 @@ mod tests {
             check_chain(&policy(3), &info(1), &[retry("j-R2", 2)]),
             Err(Refusal::AlreadyStarted { attempt: 2, .. })
         ));
-        assert_eq!(check_chain(&policy(3), &info(2), &[retry("j-R1", 1)]), Ok(()));
+        assert_eq!(
+            check_chain(&policy(3), &info(2), &[retry("j-R1", 1)]),
+            Ok(())
+        );
     }
 
     #[test]
@@ -428,7 +436,10 @@ mod tests {
         ));
         assert!(matches!(
             check_chain(&policy(2), &info(3), &found),
-            Err(Refusal::AttemptsUsedUp { max_attempts: 2, .. })
+            Err(Refusal::AttemptsUsedUp {
+                max_attempts: 2,
+                ..
+            })
         ));
         assert_eq!(check_chain(&policy(3), &info(3), &found), Ok(()));
     }

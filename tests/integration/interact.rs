@@ -67,7 +67,11 @@ impl Fixture {
     }
 
     /// [`Fixture::start`] with the route's `match` block.
-    async fn start_matching(aws: AwsClients, max_attempts: i32, route_match: serde_json::Value) -> Fixture {
+    async fn start_matching(
+        aws: AwsClients,
+        max_attempts: i32,
+        route_match: serde_json::Value,
+    ) -> Fixture {
         let slack = SlackRecorder::start().await;
         slack.set_group_members(GROUP, &[IN_GROUP]);
         let cluster = MemoryCluster::new();
@@ -1009,7 +1013,12 @@ async fn the_answer_beats_slacks_deadline_while_aws_is_slow() {
 }
 
 /// The retry Job's request for attempt 1 of `failed`, as `interact` would write it.
-fn job_request(fixture: &Fixture, failed: &str, attempt: u32, response: &str) -> retry::RetryRequest {
+fn job_request(
+    fixture: &Fixture,
+    failed: &str,
+    attempt: u32,
+    response: &str,
+) -> retry::RetryRequest {
     let (fingerprint, message) = fixture.message(failed, None);
     retry::RetryRequest {
         route: RouteRef {
@@ -1060,7 +1069,11 @@ async fn a_cluster_that_did_not_fail_is_not_retried_whatever_the_message_says() 
         matches!(&outcome, RetryOutcome::Refused { reason } if reason.contains("not TERMINATED_WITH_ERRORS")),
         "{outcome:?}"
     );
-    assert_eq!(clusters_named(&aws, &name).await, vec![healthy], "no new cluster");
+    assert_eq!(
+        clusters_named(&aws, &name).await,
+        vec![healthy],
+        "no new cluster"
+    );
 }
 
 #[tokio::test]
@@ -1095,7 +1108,11 @@ async fn a_cluster_whose_tags_the_route_does_not_match_is_not_retried() {
         matches!(&outcome, RetryOutcome::Refused { reason } if reason.contains("do not match AlertRoute")),
         "{outcome:?}"
     );
-    assert_eq!(clusters_named(&aws, &name).await, vec![failed], "no new cluster");
+    assert_eq!(
+        clusters_named(&aws, &name).await,
+        vec![failed],
+        "no new cluster"
+    );
 }
 
 #[tokio::test]
