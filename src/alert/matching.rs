@@ -1,7 +1,7 @@
 //! Route and digest selection: does an [`AlertMatch`] block accept an alert?
 
 use super::model::Alert;
-use crate::resources::{AlertMatch, TagOperator, TagRequirement};
+use crate::resources::{AlertMatch, TagOperator, TagRequirement, Tags};
 
 /// Whether `m` accepts `alert`: every non-empty list must match, and every tag requirement hold.
 /// An alert without a severity counts as Warning for `minSeverity`.
@@ -10,11 +10,19 @@ pub fn matches(m: &AlertMatch, alert: &Alert) -> bool {
         && (m.states.is_empty() || m.states.contains(&alert.state))
         && m.min_severity
             .is_none_or(|min| alert.effective_severity() >= min)
-        && m.tags.iter().all(|req| tag_requirement_holds(req, alert))
+        && tags_match(&m.tags, &alert.tags)
 }
 
-fn tag_requirement_holds(requirement: &TagRequirement, alert: &Alert) -> bool {
-    let value = alert.tags.get(&requirement.key);
+/// Whether `tags` satisfy every requirement (the tag part of [`matches`]), e.g. a cluster's live
+/// tags against the route that offers to retry it.
+pub fn tags_match(requirements: &[TagRequirement], tags: &Tags) -> bool {
+    requirements
+        .iter()
+        .all(|req| tag_requirement_holds(req, tags))
+}
+
+fn tag_requirement_holds(requirement: &TagRequirement, tags: &Tags) -> bool {
+    let value = tags.get(&requirement.key);
     match requirement.operator {
         TagOperator::In => value.is_some_and(|v| requirement.values.contains(v)),
         TagOperator::NotIn => value.is_none_or(|v| !requirement.values.contains(v)),

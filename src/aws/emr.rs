@@ -1,5 +1,6 @@
-//! EMR in our own terms: describe a cluster (with its tags), read every page of its instance
-//! fleets or groups, steps and bootstrap actions, and submit a new cluster. The cluster shapes
+//! EMR in our own terms: describe a cluster (with its tags), find the clusters of one name created
+//! since a time, read every page of its instance fleets or groups, steps and bootstrap actions,
+//! and submit a new cluster. The cluster shapes
 //! stay the SDK's: the retry's rebuild is a pure translation from one to the other.
 
 use aws_sdk_emr::operation::run_job_flow::RunJobFlowInput;
@@ -28,6 +29,50 @@ pub async fn describe_cluster(
             if e.is_not_found() { Ok(None) } else { Err(e) }
         }
     }
+}
+
+/// The clusters named `name` that were created at or after `created_after`, each as
+/// DescribeCluster reports it (with its tags and state), in any state.
+///
+/// ListClusters filters by creation time on the server and returns summaries only (no tags), 50 a
+/// page; the name is filtered here before any DescribeCluster, so the calls made are the pages of
+/// clusters created since `created_after` plus one DescribeCluster per cluster of that name. A
+/// cluster that disappears between the two calls is skipped.
+pub async fn clusters_named_since(
+    aws: &AwsClients,
+    name: &str,
+    created_after: aws_smithy_types::DateTime,
+) -> Result<Vec<Cluster>, AwsError> {
+    let mut ids = Vec::new();
+    let mut marker = None;
+    loop {
+        aws.acquire(AwsApi::Emr).await;
+        let page = aws
+            .emr
+            .list_clusters()
+            .created_after(created_after)
+            .set_marker(marker)
+            .send()
+            .await
+            .aws("ListClusters")?;
+        ids.extend(
+            page.clusters()
+                .iter()
+                .filter(|c| c.name() == Some(name))
+                .filter_map(|c| c.id().map(str::to_string)),
+        );
+        marker = page.marker;
+        if marker.is_none() {
+            break;
+        }
+    }
+    let mut found = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(cluster) = describe_cluster(aws, &id).await? {
+            found.push(cluster);
+        }
+    }
+    Ok(found)
 }
 
 /// The tags of a described cluster.

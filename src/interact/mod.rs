@@ -4,9 +4,10 @@
 //! it, answers at once (Slack gives up after 3 seconds) and does the work in a spawned task that
 //! answers through the interaction's `response_url`:
 //! - Acknowledge: the message is replaced by itself with "Acknowledged by <@U> at ...".
-//! - Retry: the route's policy (enabled, allow-list, attempt cap) is checked, then one Job per
-//!   original cluster and attempt is created ([`job`]); a second click for the same attempt is
-//!   told that the retry is already running.
+//! - Retry: the route's policy (enabled, allow-list) and the cluster as AWS describes it now
+//!   ([`retry::check`]: failed, matched by the route, attempt within the cap and not yet in AWS)
+//!   are checked, then one Job per original cluster and attempt is created ([`job`]); a second
+//!   click for the same attempt is told that the retry is already running.
 //!
 //! `GET /healthz` answers 200. [`router`] builds the interaction routes over an
 //! [`InteractState`], so tests and the local mode run them in-process; [`server_router`] adds
@@ -305,11 +306,13 @@ async fn authorize_and_start<C: ClusterApi>(
         }));
     }
     let cluster_id = token.cluster_id.as_deref().ok_or(ClickError::NoCluster)?;
-    let failed = retry::describe_cluster(&state.aws, cluster_id).await?;
-    let info = retry::attempt_info(cluster_id, &retry::cluster_tags(&failed))
-        .map_err(retry::RetryError::from)?;
-    policy::check_attempt(policy, info.next_attempt, &info.original_cluster_id)
-        .map_err(Outcome::Refused)?;
+    // The cluster as AWS describes it now, not as the message says: failed, the route's, and no
+    // cluster for this attempt in AWS yet (the Job checks again before RunJobFlow).
+    let info = match retry::check(&state.aws, route, policy, cluster_id, None).await {
+        Ok(checked) => checked.info,
+        Err(retry::CheckFailure::Refused(refusal)) => return Err(Outcome::Refused(refusal)),
+        Err(retry::CheckFailure::Failed(error)) => return Err(error.into()),
+    };
     let max_attempts = policy::max_attempts(policy);
 
     let progress = RetryProgress {

@@ -1,6 +1,7 @@
-//! `alertops retry`, the command of the Job the interaction endpoint creates: rebuild the failed
-//! EMR cluster's definition, enforce the route's attempt cap again, submit `RunJobFlow` with the
-//! attempt and original-cluster tags, and report the outcome to the Slack message.
+//! `alertops retry`, the command of the Job the interaction endpoint creates: check the failed
+//! EMR cluster again as AWS describes it now ([`check`]: failed, the route's, attempt not yet in
+//! AWS, within the cap), rebuild its definition, submit `RunJobFlow` with the attempt and
+//! original-cluster tags, and report the outcome to the Slack message.
 //!
 //! The rebuild ([`rebuild`]) and the rules ([`policy`]) are pure; this module does the I/O.
 
@@ -22,7 +23,7 @@ use crate::slack::{
 };
 
 pub use args::{RetryArgs, parse_job_args};
-pub use policy::{AttemptInfo, Refusal, attempt_info};
+pub use policy::{AttemptInfo, ChainCluster, Refusal, attempt_info};
 pub use rebuild::{ClusterDefinition, RebuildError, rebuild_run_job_flow};
 
 /// What the retry Job was asked to do (its command-line flags).
@@ -54,7 +55,8 @@ pub enum RetryOutcome {
         /// The new cluster's id.
         new_cluster_id: String,
     },
-    /// The retry was not allowed (disabled, attempts used up); nothing was started.
+    /// The retry was not allowed (disabled, cluster not failed or not the route's, attempt
+    /// already in AWS, attempts used up); nothing was started.
     Refused {
         /// Why, for people.
         reason: String,
@@ -132,6 +134,121 @@ pub async fn describe_cluster(aws: &AwsClients, cluster_id: &str) -> Result<Clus
 /// The tags of a described cluster.
 pub fn cluster_tags(cluster: &Cluster) -> Tags {
     emr::cluster_tags(cluster)
+}
+
+/// A retry that passed [`check`]: the failed cluster as EMR describes it now, and its attempt.
+#[derive(Clone, Debug)]
+pub struct Checked {
+    /// The failed cluster (live).
+    pub failed: Cluster,
+    /// The attempt it is due.
+    pub info: AttemptInfo,
+}
+
+/// Why [`check`] let no retry go ahead.
+#[derive(Debug)]
+pub enum CheckFailure {
+    /// A rule says no; the text is for the person who pressed.
+    Refused(Refusal),
+    /// AWS could not be asked, or answered something unreadable.
+    Failed(RetryError),
+}
+
+impl From<RetryError> for CheckFailure {
+    fn from(error: RetryError) -> Self {
+        CheckFailure::Failed(error)
+    }
+}
+
+impl From<AwsError> for CheckFailure {
+    fn from(error: AwsError) -> Self {
+        CheckFailure::Failed(error.into())
+    }
+}
+
+impl From<policy::BadAttemptTag> for CheckFailure {
+    fn from(error: policy::BadAttemptTag) -> Self {
+        CheckFailure::Failed(error.into())
+    }
+}
+
+/// The checks both the interaction endpoint (before it creates the Job) and the Job (before
+/// RunJobFlow) make, on what AWS says now and never on the Slack message: the cluster is
+/// `TERMINATED_WITH_ERRORS`, its tags satisfy the route's tag match, the attempt is within the
+/// cap, and no cluster of the same name tagged with the same original cluster holds this attempt
+/// or a later one. `requested` is the attempt the Job was asked for (the cap is checked against the
+/// larger of it and the one the tags give).
+pub async fn check(
+    aws: &AwsClients,
+    route: &AlertRoute,
+    retry_policy: &crate::resources::alert_route::RetryPolicy,
+    cluster_id: &str,
+    requested: Option<u32>,
+) -> Result<Checked, CheckFailure> {
+    let failed = describe_cluster(aws, cluster_id).await?;
+    let state = failed
+        .status()
+        .and_then(|s| s.state())
+        .map(|s| s.as_str().to_string());
+    policy::check_failed(cluster_id, state.as_deref()).map_err(CheckFailure::Refused)?;
+    let tags = cluster_tags(&failed);
+    policy::check_route_owns(route, cluster_id, &tags).map_err(CheckFailure::Refused)?;
+    let info = attempt_info(cluster_id, &tags)?;
+    // The cap before anything else about the attempt: a Job replayed by hand after the cap must be
+    // refused, whatever it claims.
+    policy::check_attempt(
+        retry_policy,
+        requested.unwrap_or(0).max(info.next_attempt),
+        &info.original_cluster_id,
+    )
+    .map_err(CheckFailure::Refused)?;
+    let chain = chain_in_aws(aws, &failed, &info).await?;
+    policy::check_chain(retry_policy, &info, &chain).map_err(CheckFailure::Refused)?;
+    Ok(Checked { failed, info })
+}
+
+/// The retries of the failed cluster's original found in AWS. A retry keeps the failed cluster's
+/// name (the rebuild copies it), and is created after its original: ListClusters is asked for
+/// clusters created since the original (since the failed cluster when the original is no longer
+/// described: every attempt from the one due on is younger than it), and only the clusters of
+/// that name are described for their tags.
+async fn chain_in_aws(
+    aws: &AwsClients,
+    failed: &Cluster,
+    info: &AttemptInfo,
+) -> Result<Vec<ChainCluster>, CheckFailure> {
+    let name = failed.name().unwrap_or_default();
+    let failed_id = failed.id().unwrap_or_default();
+    let original = if info.original_cluster_id == failed_id {
+        Some(failed.clone())
+    } else {
+        // An original EMR no longer reports (or that was never real) narrows nothing: fall back.
+        emr::describe_cluster(aws, &info.original_cluster_id)
+            .await
+            .ok()
+            .flatten()
+    };
+    let since = original
+        .as_ref()
+        .and_then(creation_time)
+        .or_else(|| creation_time(failed))
+        .unwrap_or(aws_smithy_types::DateTime::from_secs(0));
+    // A second earlier: EMR's and the emulator's "created after" differ on equality and on
+    // sub-second precision; a cluster too many is filtered by its tags anyway.
+    let since = aws_smithy_types::DateTime::from_secs(since.secs().saturating_sub(1));
+    let clusters = emr::clusters_named_since(aws, name, since).await?;
+    let tagged: Vec<(String, Tags)> = clusters
+        .iter()
+        .map(|c| (c.id().unwrap_or_default().to_string(), cluster_tags(c)))
+        .collect();
+    Ok(policy::chain_of(
+        &info.original_cluster_id,
+        tagged.iter().map(|(id, tags)| (id.as_str(), tags)),
+    )?)
+}
+
+fn creation_time(cluster: &Cluster) -> Option<aws_smithy_types::DateTime> {
+    cluster.status()?.timeline()?.creation_date_time().copied()
 }
 
 /// Everything the rebuild needs: the description and every page of the instance, step and
@@ -213,19 +330,23 @@ async fn attempt(aws: &AwsClients, route: &AlertRoute, request: &RetryRequest) -
         }
     };
     let result: Result<RetryOutcome, RetryError> = async {
-        let failed = describe_cluster(aws, &request.cluster_id).await?;
-        let info = attempt_info(&request.cluster_id, &cluster_tags(&failed))?;
-        // The cap is checked before anything else about the attempt: a Job replayed by hand
-        // after the cap must be refused, whatever it claims.
-        if let Err(refusal) = policy::check_attempt(
+        let Checked { failed, info } = match check(
+            aws,
+            route,
             policy,
-            request.attempt.max(info.next_attempt),
-            &info.original_cluster_id,
-        ) {
-            return Ok(RetryOutcome::Refused {
-                reason: refusal.to_string(),
-            });
-        }
+            &request.cluster_id,
+            Some(request.attempt),
+        )
+        .await
+        {
+            Ok(checked) => checked,
+            Err(CheckFailure::Refused(refusal)) => {
+                return Ok(RetryOutcome::Refused {
+                    reason: refusal.to_string(),
+                });
+            }
+            Err(CheckFailure::Failed(error)) => return Err(error),
+        };
         if info.next_attempt != request.attempt {
             return Err(RetryError::AttemptMismatch {
                 cluster_id: request.cluster_id.clone(),

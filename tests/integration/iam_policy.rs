@@ -554,6 +554,7 @@ const PRINCIPALS: &[(&str, &[&str])] = &[
             "elasticmapreduce:DescribeCluster",
             "elasticmapreduce:ListBootstrapActions",
             "elasticmapreduce:ListInstanceFleets",
+            "elasticmapreduce:ListClusters",
             "elasticmapreduce:ListInstanceGroups",
             "elasticmapreduce:ListSteps",
             "elasticmapreduce:RunJobFlow",

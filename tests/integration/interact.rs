@@ -32,7 +32,7 @@ use k8s_openapi::api::batch::v1::Job;
 use serde_json::json;
 
 use crate::harness::slack::{RecordedRequest, SlackRecorder};
-use crate::harness::{aws_clients, moto, sdk_config, test_settings, unique};
+use crate::harness::{moto, sdk_config, test_settings, unique};
 
 const SIGNING_SECRET: &str = "test-signing-secret-0123456789";
 const TOKEN_KEY: &[u8] = b"test-action-token-key-0123456789abcdef";
@@ -60,8 +60,18 @@ struct Fixture {
 }
 
 impl Fixture {
-    /// A server whose AWS clients are `aws`, with a route allowing retries (`max_attempts`).
+    /// A server whose AWS clients are `aws`, with a route allowing retries (`max_attempts`) and
+    /// taking every alert.
     async fn start(aws: AwsClients, max_attempts: i32) -> Fixture {
+        Fixture::start_matching(aws, max_attempts, json!({})).await
+    }
+
+    /// [`Fixture::start`] with the route's `match` block.
+    async fn start_matching(
+        aws: AwsClients,
+        max_attempts: i32,
+        route_match: serde_json::Value,
+    ) -> Fixture {
         let slack = SlackRecorder::start().await;
         slack.set_group_members(GROUP, &[IN_GROUP]);
         let cluster = MemoryCluster::new();
@@ -79,6 +89,7 @@ impl Fixture {
                 "metadata": {"name": route, "namespace": NAMESPACE},
                 "spec": {
                     "sources": [{"alarmPolicy": "emr"}],
+                    "match": route_match,
                     "slack": {"botTokenSecretRef": {"name": "slack-bot", "key": "token"}, "channel": "C0ALERTS"},
                     "actions": {"acknowledge": true, "retry": {
                         "enabled": true, "maxAttempts": max_attempts,
@@ -277,8 +288,16 @@ impl Fixture {
     }
 }
 
-/// A failed cluster in the emulator with everything a retry must carry over.
+/// A failed cluster in the emulator with everything a retry must carry over: the emulator cannot
+/// fail a cluster, so [`emr_proxy`] reports it as `TERMINATED_WITH_ERRORS`.
 async fn failed_cluster(aws: &AwsClients, name: &str, extra_tags: &[(&str, &str)]) -> String {
+    let id = running_cluster(aws, name, extra_tags).await;
+    mark_failed(&id);
+    id
+}
+
+/// A cluster as the emulator runs it (never failed).
+async fn running_cluster(aws: &AwsClients, name: &str, extra_tags: &[(&str, &str)]) -> String {
     let volume = VolumeSpecification::builder()
         .volume_type("gp2")
         .size_in_gb(64)
@@ -537,7 +556,7 @@ fn text_of(request: &RecordedRequest) -> String {
 
 #[tokio::test]
 async fn a_signed_retry_click_creates_one_job_whose_command_resubmits_the_cluster() {
-    let aws = aws_clients().await;
+    let aws = emr_aws().await;
     let fixture = Fixture::start(aws.clone(), 2).await;
     let name = unique("nightly-etl");
     let failed = failed_cluster(&aws, &name, &[]).await;
@@ -627,7 +646,7 @@ async fn a_signed_retry_click_creates_one_job_whose_command_resubmits_the_cluste
 
 #[tokio::test]
 async fn two_clicks_within_a_second_create_one_job() {
-    let aws = aws_clients().await;
+    let aws = emr_aws().await;
     let fixture = Fixture::start(aws.clone(), 3).await;
     let failed = failed_cluster(&aws, &unique("double"), &[]).await;
     let (_, message) = fixture.message(&failed, None);
@@ -656,7 +675,7 @@ async fn two_clicks_within_a_second_create_one_job() {
 
 #[tokio::test]
 async fn at_the_cap_the_click_and_the_job_are_refused_and_nothing_starts() {
-    let aws = aws_clients().await;
+    let aws = emr_aws().await;
     let fixture = Fixture::start(aws.clone(), 2).await;
     let name = unique("capped");
     // The second retry of j-ORIGIN failed: both attempts are used.
@@ -706,28 +725,7 @@ async fn at_the_cap_the_click_and_the_job_are_refused_and_nothing_starts() {
         matches!(&outcome, RetryOutcome::Refused { reason } if reason.contains("all 2 retries")),
         "{outcome:?}"
     );
-    // Every page: other tests of this process start clusters in the same emulator, and
-    // ListClusters returns 50 per page.
-    let mut named = 0;
-    let mut marker = None;
-    loop {
-        let page = aws
-            .emr
-            .list_clusters()
-            .set_marker(marker)
-            .send()
-            .await
-            .unwrap();
-        named += page
-            .clusters()
-            .iter()
-            .filter(|c| c.name() == Some(name.as_str()))
-            .count();
-        marker = page.marker().map(str::to_string);
-        if marker.is_none() {
-            break;
-        }
-    }
+    let named = clusters_named(&aws, &name).await.len();
     assert_eq!(named, 1, "no new cluster");
     let reported = fixture.responses("capped-job", 1).await;
     assert!(
@@ -739,7 +737,7 @@ async fn at_the_cap_the_click_and_the_job_are_refused_and_nothing_starts() {
 
 #[tokio::test]
 async fn only_listed_users_and_group_members_may_retry() {
-    let aws = aws_clients().await;
+    let aws = emr_aws().await;
     let fixture = Fixture::start(aws.clone(), 2).await;
     let failed = failed_cluster(&aws, &unique("allow"), &[]).await;
     let (_, message) = fixture.message(&failed, None);
@@ -767,7 +765,7 @@ async fn only_listed_users_and_group_members_may_retry() {
 
 #[tokio::test]
 async fn forged_stale_and_altered_requests_get_401_and_change_nothing() {
-    let aws = aws_clients().await;
+    let aws = emr_aws().await;
     let fixture = Fixture::start(aws.clone(), 2).await;
     let failed = failed_cluster(&aws, &unique("forged"), &[]).await;
     let (_, message) = fixture.message(&failed, None);
@@ -843,7 +841,7 @@ async fn forged_stale_and_altered_requests_get_401_and_change_nothing() {
 
 #[tokio::test]
 async fn acknowledge_shows_who_and_when() {
-    let aws = aws_clients().await;
+    let aws = emr_aws().await;
     let fixture = Fixture::start(aws.clone(), 2).await;
     let (_, message) = fixture.message("j-ACKME", None);
     let body = fixture.press(&message, "alertops_ack:", ALLOWED, "ack");
@@ -874,8 +872,36 @@ async fn acknowledge_shows_who_and_when() {
     );
 }
 
-/// An HTTP proxy in front of the emulator that holds every request for `delay`.
-async fn slow_proxy(delay: Duration) -> String {
+/// Clusters the proxy reports as `TERMINATED_WITH_ERRORS`.
+static FAILED_CLUSTERS: std::sync::LazyLock<std::sync::Mutex<std::collections::HashSet<String>>> =
+    std::sync::LazyLock::new(Default::default);
+
+fn mark_failed(cluster_id: &str) {
+    FAILED_CLUSTERS
+        .lock()
+        .unwrap()
+        .insert(cluster_id.to_string());
+}
+
+/// A DescribeCluster answer with the state of a cluster marked failed rewritten.
+fn rewrite_describe_cluster(target: Option<&str>, body: &[u8]) -> Option<Vec<u8>> {
+    if target != Some("ElasticMapReduce.DescribeCluster") {
+        return None;
+    }
+    let mut answer: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let id = answer["Cluster"]["Id"].as_str()?.to_string();
+    if !FAILED_CLUSTERS.lock().unwrap().contains(&id) {
+        return None;
+    }
+    answer["Cluster"]["Status"]["State"] = json!("TERMINATED_WITH_ERRORS");
+    answer["Cluster"]["Status"]["StateChangeReason"] =
+        json!({"Code": "STEP_FAILURE", "Message": "Step transform failed"});
+    serde_json::to_vec(&answer).ok()
+}
+
+/// An HTTP proxy in front of the emulator that holds every request for `delay` and reports the
+/// clusters of [`mark_failed`] as `TERMINATED_WITH_ERRORS`, which the emulator cannot do.
+async fn proxy(delay: Duration) -> String {
     use axum::body::Bytes;
     use axum::http::{HeaderMap, Method, StatusCode, Uri};
     let target = moto().await.endpoint().to_string();
@@ -885,6 +911,10 @@ async fn slow_proxy(delay: Duration) -> String {
             let (client, target) = (client.clone(), target.clone());
             async move {
                 tokio::time::sleep(delay).await;
+                let amz_target = headers
+                    .get("x-amz-target")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
                 let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
                 let mut request = client.request(method, format!("{target}{path}")).body(body);
                 for (name, value) in &headers {
@@ -895,7 +925,12 @@ async fn slow_proxy(delay: Duration) -> String {
                 let response = request.send().await.unwrap();
                 let status = StatusCode::from_u16(response.status().as_u16()).unwrap();
                 let content_type = response.headers().get("content-type").cloned();
-                let bytes = response.bytes().await.unwrap();
+                let mut bytes = response.bytes().await.unwrap().to_vec();
+                if status.is_success()
+                    && let Some(rewritten) = rewrite_describe_cluster(amz_target.as_deref(), &bytes)
+                {
+                    bytes = rewritten;
+                }
                 let mut answer = axum::response::Response::new(axum::body::Body::from(bytes));
                 *answer.status_mut() = status;
                 if let Some(content_type) = content_type {
@@ -911,11 +946,47 @@ async fn slow_proxy(delay: Duration) -> String {
     url
 }
 
+/// AWS clients through a [`proxy`] without delay: the emulator, with failed clusters.
+async fn emr_aws() -> AwsClients {
+    let config = sdk_config()
+        .await
+        .into_builder()
+        .endpoint_url(proxy(Duration::ZERO).await)
+        .build();
+    AwsClients::from_sdk_config(&config, test_settings())
+}
+
+/// Every cluster of the emulator named `name` (every page: other tests of this process start
+/// clusters in the same emulator, and ListClusters returns 50 per page).
+async fn clusters_named(aws: &AwsClients, name: &str) -> Vec<String> {
+    let mut named = Vec::new();
+    let mut marker = None;
+    loop {
+        let page = aws
+            .emr
+            .list_clusters()
+            .set_marker(marker)
+            .send()
+            .await
+            .unwrap();
+        named.extend(
+            page.clusters()
+                .iter()
+                .filter(|c| c.name() == Some(name))
+                .filter_map(|c| c.id().map(str::to_string)),
+        );
+        marker = page.marker().map(str::to_string);
+        if marker.is_none() {
+            return named;
+        }
+    }
+}
+
 #[tokio::test]
 async fn the_answer_beats_slacks_deadline_while_aws_is_slow() {
-    let fast = aws_clients().await;
+    let fast = emr_aws().await;
     let failed = failed_cluster(&fast, &unique("slow"), &[]).await;
-    let proxy = slow_proxy(Duration::from_secs(5)).await;
+    let proxy = proxy(Duration::from_secs(5)).await;
     let slow_config = sdk_config()
         .await
         .into_builder()
@@ -954,4 +1025,165 @@ async fn the_answer_beats_slacks_deadline_while_aws_is_slow() {
         "the Job came after the slow DescribeCluster, {:?} after the click",
         clicked.elapsed()
     );
+}
+
+/// The retry Job's request for attempt 1 of `failed`, as `interact` would write it.
+fn job_request(
+    fixture: &Fixture,
+    failed: &str,
+    attempt: u32,
+    response: &str,
+) -> retry::RetryRequest {
+    let (fingerprint, message) = fixture.message(failed, None);
+    retry::RetryRequest {
+        route: RouteRef {
+            namespace: NAMESPACE.into(),
+            name: fixture.route.clone(),
+        },
+        cluster_id: failed.to_string(),
+        attempt,
+        user_id: ALLOWED.into(),
+        fingerprint: Some(fingerprint),
+        response_url: Some(fixture.slack.response_url(response)),
+        message: Some(message),
+        posted: None,
+    }
+}
+
+fn fixture_slack(fixture: &Fixture) -> SlackClient {
+    SlackClient::new(SlackSettings {
+        api_base: fixture.slack.api_base(),
+        ..Default::default()
+    })
+}
+
+#[tokio::test]
+async fn a_cluster_that_did_not_fail_is_not_retried_whatever_the_message_says() {
+    let aws = emr_aws().await;
+    let fixture = Fixture::start(aws.clone(), 3).await;
+    let name = unique("healthy");
+    // The message says TERMINATED_WITH_ERRORS (anyone may publish that); EMR says it runs.
+    let healthy = running_cluster(&aws, &name, &[]).await;
+    let (_, message) = fixture.message(&healthy, None);
+    let body = fixture.press(&message, "alertops_retry:", ALLOWED, "healthy");
+    assert_eq!(fixture.click(&body).await.0, 200);
+    let answer = fixture.responses("healthy", 1).await;
+    assert_eq!(answer[0].body["response_type"], "ephemeral");
+    let text = text_of(&answer[0]);
+    assert!(
+        text.contains(&format!("cluster {healthy} is"))
+            && text.contains("not TERMINATED_WITH_ERRORS"),
+        "{text}"
+    );
+    assert!(fixture.jobs_for(&healthy).is_empty(), "no Job");
+
+    // The Job run by hand checks again before RunJobFlow.
+    let request = job_request(&fixture, &healthy, 1, "healthy-job");
+    let outcome = retry::run(&fixture.cluster, &aws, &fixture_slack(&fixture), &request).await;
+    assert!(
+        matches!(&outcome, RetryOutcome::Refused { reason } if reason.contains("not TERMINATED_WITH_ERRORS")),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        clusters_named(&aws, &name).await,
+        vec![healthy],
+        "no new cluster"
+    );
+}
+
+#[tokio::test]
+async fn a_cluster_whose_tags_the_route_does_not_match_is_not_retried() {
+    let aws = emr_aws().await;
+    // The route takes the web team's alerts; the failed cluster is the data team's.
+    let fixture = Fixture::start_matching(
+        aws.clone(),
+        3,
+        json!({"tags": [{"key": "Team", "operator": "In", "values": ["web"]}]}),
+    )
+    .await;
+    let name = unique("not-ours");
+    let failed = failed_cluster(&aws, &name, &[]).await;
+    let (_, message) = fixture.message(&failed, None);
+    let body = fixture.press(&message, "alertops_retry:", ALLOWED, "not-ours");
+    assert_eq!(fixture.click(&body).await.0, 200);
+    let answer = fixture.responses("not-ours", 1).await;
+    let text = text_of(&answer[0]);
+    assert!(
+        text.contains(&format!(
+            "the tags of cluster {failed} do not match AlertRoute {NAMESPACE}/{}",
+            fixture.route
+        )),
+        "{text}"
+    );
+    assert!(fixture.jobs_for(&failed).is_empty(), "no Job");
+
+    let request = job_request(&fixture, &failed, 1, "not-ours-job");
+    let outcome = retry::run(&fixture.cluster, &aws, &fixture_slack(&fixture), &request).await;
+    assert!(
+        matches!(&outcome, RetryOutcome::Refused { reason } if reason.contains("do not match AlertRoute")),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        clusters_named(&aws, &name).await,
+        vec![failed],
+        "no new cluster"
+    );
+}
+
+#[tokio::test]
+async fn a_replayed_job_or_a_click_after_the_job_is_gone_starts_no_second_cluster() {
+    let aws = emr_aws().await;
+    let fixture = Fixture::start_matching(
+        aws.clone(),
+        3,
+        json!({"tags": [{"key": "Team", "operator": "In", "values": ["data"]}]}),
+    )
+    .await;
+    let name = unique("once");
+    let failed = failed_cluster(&aws, &name, &[]).await;
+    let (_, message) = fixture.message(&failed, None);
+    let body = fixture.press(&message, "alertops_retry:", ALLOWED, "once-1");
+    assert_eq!(fixture.click(&body).await.0, 200);
+    let jobs = fixture.wait_for_jobs(&failed, 1).await;
+    let RetryOutcome::Submitted { new_cluster_id } =
+        run_job(&jobs[0], &fixture.cluster, &aws).await
+    else {
+        panic!("the first retry did not submit")
+    };
+
+    // The same Job replayed (another namespace's Job for the same attempt runs the same check).
+    let replayed = run_job(&jobs[0], &fixture.cluster, &aws).await;
+    assert_eq!(
+        replayed,
+        RetryOutcome::Refused {
+            reason: format!(
+                "retry 1 of cluster {failed} already exists as cluster {new_cluster_id}; nothing more was started"
+            )
+        }
+    );
+
+    // The Job is gone (TTL, or deleted by hand): the same click again creates no Job.
+    let job_name = jobs[0].metadata.name.clone().unwrap();
+    assert!(
+        fixture
+            .cluster
+            .request_delete("batch/v1", "Job", NAMESPACE, &job_name)
+            .unwrap()
+    );
+    assert!(fixture.jobs_for(&failed).is_empty());
+    let again = fixture.press(&message, "alertops_retry:", ALLOWED, "once-2");
+    assert_eq!(fixture.click(&again).await.0, 200);
+    let answer = fixture.responses("once-2", 1).await;
+    assert!(
+        text_of(&answer[0]).contains(&format!("already exists as cluster {new_cluster_id}")),
+        "{}",
+        text_of(&answer[0])
+    );
+    assert!(fixture.jobs_for(&failed).is_empty(), "no second Job");
+
+    let mut clusters = clusters_named(&aws, &name).await;
+    clusters.sort();
+    let mut expected = vec![failed.clone(), new_cluster_id.clone()];
+    expected.sort();
+    assert_eq!(clusters, expected, "one retry in AWS");
 }
