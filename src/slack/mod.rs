@@ -9,7 +9,7 @@ pub(crate) mod action_token;
 pub(crate) mod client;
 pub(crate) mod render;
 pub(crate) mod target;
-pub(crate) mod text;
+pub mod text;
 
 pub use action_token::{
     ActionPayload, ActionSigner, ActionTokenError, ButtonAction, DEFAULT_MAX_AGE, RouteRef,

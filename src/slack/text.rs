@@ -53,7 +53,6 @@ pub fn plain(text: &str) -> String {
 
 /// The strings AWS or Slack text may carry to ping people or disguise links, as tests feed them
 /// through every surface: `<!channel>`, `<!here>`, a user mention and a labelled link.
-#[cfg(test)]
 pub const INJECTIONS: [&str; 4] = [
     "<!channel>",
     "<!here>",
@@ -63,7 +62,6 @@ pub const INJECTIONS: [&str; 4] = [
 
 /// Which of [`INJECTIONS`] appear live (unescaped) in `sent`, the text or JSON of something we
 /// send. Empty when every one was escaped.
-#[cfg(test)]
 pub fn live_injections(sent: &str) -> Vec<&'static str> {
     INJECTIONS
         .iter()

@@ -1746,3 +1746,33 @@ async fn the_consumer_reports_the_depth_of_its_queue_and_dead_letter_queue() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn mentions_injected_through_aws_text_go_out_escaped() {
+    use alertops::slack::text::{INJECTIONS, live_injections};
+    let aws = harness::aws_clients().await;
+    let recorder = SlackRecorder::start().await;
+    let topic_arn = topic(&aws).await;
+    let plumbing = subscribed_queue(&aws, &topic_arn, 30, 5).await;
+    let (spec, secret) = webhook_spec(&recorder, &topic_arn, "injected");
+    let route = Route::new(spec, secret, &plumbing).await;
+    let evil = INJECTIONS.join(" ");
+    publish(
+        &aws,
+        &topic_arn,
+        Some(&format!("Deploy {evil}")),
+        &format!("failed {evil}"),
+    )
+    .await;
+
+    let mut consumer = route.consumer(&aws, slack_client(&recorder));
+    let report = run_until(&mut consumer, Duration::from_secs(30), |r| r.delivered >= 1).await;
+    assert_eq!(report.delivered, 1);
+    let posts = recorder.delivered("/webhook/injected");
+    let body = serde_json::to_string(&posts[0].body).unwrap();
+    assert!(
+        body.contains("&lt;!channel&gt;"),
+        "the text arrived: {body}"
+    );
+    assert_eq!(live_injections(&body), Vec::<&str>::new(), "{body}");
+}
