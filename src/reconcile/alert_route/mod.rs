@@ -1,5 +1,6 @@
 //! The AlertRoute reconciler: resolve the sources → the queue pair and subscriptions in AWS →
-//! the consumer ServiceAccount, its own button-key Secret and Deployment → status (Ready follows the consumer's readiness).
+//! the consumer ServiceAccount, the route's own button-key Secret and the consumer Deployment →
+//! status (Ready follows the consumer's readiness).
 
 use std::sync::Arc;
 
