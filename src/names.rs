@@ -167,6 +167,12 @@ pub fn consumer_name(route: &str) -> String {
     workload_name(route, "-consumer")
 }
 
+/// Name of the Secret holding a route's own button key, which its consumer reads: the
+/// consumer's name (at most 52 characters) and `-action-key`, well within a Secret's 253.
+pub fn action_key_name(route: &str) -> String {
+    format!("{}-action-key", consumer_name(route))
+}
+
 /// Name of the CronJob and ServiceAccount of a digest schedule.
 pub fn digest_name(schedule: &str) -> String {
     workload_name(schedule, "-digest")

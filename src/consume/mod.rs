@@ -151,8 +151,10 @@ pub fn signer_from_env() -> Result<Option<ActionSigner>, ConsumeError> {
 }
 
 /// The button signer of a consumer: the key in the Secret `secret_location`
-/// (`NAMESPACE/NAME/KEY`, what the controller passes in a cluster) when set, else `direct_key`
-/// (`ALERTOPS_ACTION_TOKEN_KEY`, the local mode), else none (messages then carry no buttons).
+/// (`NAMESPACE/NAME/KEY`) when set, else `direct_key` (`ALERTOPS_ACTION_TOKEN_KEY`: in a cluster
+/// the route's own key, which the controller derives from the master key and the pod gets from
+/// the route's Secret), else none (messages then carry no buttons). Either key must be the
+/// route's derived key: the interaction server refuses buttons signed with anything else.
 /// A configured Secret that is missing, empty or too short is an error: the interaction
 /// server would refuse every button.
 pub async fn load_signer<C: ClusterApi>(

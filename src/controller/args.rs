@@ -39,8 +39,9 @@ pub struct OperatorArgs {
     /// `imagePullPolicy` of the workloads (Always, IfNotPresent or Never).
     #[arg(long, env = "ALERTOPS_WORKLOAD_IMAGE_PULL_POLICY")]
     pub workload_image_pull_policy: Option<String>,
-    /// The Secret key that signs Slack buttons, as `NAMESPACE/NAME/KEY`; the consumers read it
-    /// at start (the interaction server gets the same key from the Secret as environment).
+    /// The Secret key holding the master key of Slack buttons, as `NAMESPACE/NAME/KEY`: the
+    /// controller derives each route's key from it into a Secret of the route's namespace (the
+    /// interaction server gets the master from the same Secret as environment).
     #[arg(long, env = "ALERTOPS_ACTION_KEY_SECRET")]
     pub action_key_secret: Option<String>,
     /// Base URL of Slack's Web API (or a Slack-compatible endpoint) for consumers and digests.
@@ -55,6 +56,10 @@ pub struct OperatorArgs {
     /// allows none. Unset allows any.
     #[arg(long, env = "ALERTOPS_ALLOWED_SOURCE_TOPICS")]
     pub allowed_source_topics: Option<String>,
+    /// Comma-separated namespaces where routes and digests may get workloads (the chart's
+    /// `workloads.namespaces`); an empty value allows none, and unset allows every namespace.
+    #[arg(long, env = "ALERTOPS_ALLOWED_NAMESPACES", value_name = "NS,NS")]
+    pub allowed_namespaces: Option<String>,
 }
 
 impl OperatorArgs {
@@ -99,6 +104,14 @@ impl OperatorArgs {
                 .map(str::to_string)
                 .collect()
         });
+        // Unset allows every namespace; set but empty allows none (fail closed).
+        settings.allowed_namespaces = self.allowed_namespaces.as_deref().map(|list| {
+            list.split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(str::to_string)
+                .collect()
+        });
         settings.validate()?;
         Ok(settings)
     }
@@ -125,4 +138,45 @@ pub struct ControllerArgs {
     /// Watch only this namespace (the chart then grants a namespaced Role); all when unset.
     #[arg(long, env = "ALERTOPS_WATCH_NAMESPACE")]
     pub watch_namespace: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        operator: OperatorArgs,
+    }
+
+    fn settings(extra: &[&str]) -> OperatorSettings {
+        let mut argv = vec!["alertops", "--cluster-id", "prod"];
+        argv.extend_from_slice(extra);
+        Cli::try_parse_from(argv)
+            .unwrap()
+            .operator
+            .settings()
+            .unwrap()
+    }
+
+    #[test]
+    fn allowed_namespaces_are_comma_separated_and_empty_allows_none() {
+        assert_eq!(
+            settings(&[]).allowed_namespaces,
+            None,
+            "unset: every namespace"
+        );
+        assert_eq!(
+            settings(&["--allowed-namespaces", " team-a, team-b ,"]).allowed_namespaces,
+            Some(["team-a".to_string(), "team-b".to_string()].into())
+        );
+        assert_eq!(
+            settings(&["--allowed-namespaces", ""]).allowed_namespaces,
+            Some(Default::default()),
+            "an empty value allows none"
+        );
+    }
 }

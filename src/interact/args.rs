@@ -20,7 +20,8 @@ pub struct InteractArgs {
     /// The Slack app's signing secret (set it through the environment).
     #[arg(long, env = "ALERTOPS_SLACK_SIGNING_SECRET", hide_env_values = true)]
     pub signing_secret: Secret,
-    /// The key that signs button values, at least 32 bytes; the same as the consumers' (set it
+    /// The master key of button values, at least 32 bytes: each button is checked with its
+    /// route's key derived from it, as the controller derives the consumers' keys (set it
     /// through the environment).
     #[arg(long, env = "ALERTOPS_ACTION_TOKEN_KEY", hide_env_values = true)]
     pub action_token_key: Secret,

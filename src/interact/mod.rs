@@ -34,7 +34,7 @@ use crate::k8s::{ClusterApi, Created};
 use crate::resources::AlertRoute;
 use crate::retry::{self, Refusal, policy};
 use crate::slack::{
-    ActionPayload, ActionSigner, ActionTokenError, ButtonAction, RetryProgress, RetryStatus,
+    ActionPayload, ActionTokenError, ButtonAction, ButtonVerifier, RetryProgress, RetryStatus,
     SlackClient, mark_acknowledged, mark_retry_progress,
 };
 
@@ -59,8 +59,8 @@ pub struct InteractState<C> {
     pub slack: SlackClient,
     /// Checks Slack's request signatures.
     pub verifier: SlackRequestVerifier,
-    /// Checks the buttons' signed values.
-    pub signer: ActionSigner,
+    /// Checks the buttons' signed values, each with its route's key derived from the master.
+    pub buttons: ButtonVerifier,
     /// How long a button stays valid.
     pub button_max_age: chrono::Duration,
     /// What retry Jobs are made of.
@@ -127,7 +127,10 @@ async fn interactions<C: ClusterApi>(
             return (StatusCode::BAD_REQUEST, "malformed payload");
         }
     };
-    let token = match state.signer.verify(&press.value, now, state.button_max_age) {
+    let token = match state
+        .buttons
+        .verify(&press.value, now, state.button_max_age)
+    {
         Ok(token) => token,
         Err(error @ ActionTokenError::Expired { .. }) => {
             state.metrics.request(RequestOutcome::Expired);
@@ -485,7 +488,8 @@ pub fn state_from_args<C: ClusterApi>(
             "ALERTOPS_SLACK_SIGNING_SECRET is empty".into(),
         ));
     }
-    let signer = ActionSigner::new(args.action_token_key.0.as_bytes())
+    // The master key: each button is checked with its route's key, derived from it.
+    let buttons = ButtonVerifier::new(args.action_token_key.0.as_bytes())
         .map_err(|e| InteractError::Settings(format!("ALERTOPS_ACTION_TOKEN_KEY: {e}")))?;
     if args.workload_image.trim().is_empty() {
         return Err(InteractError::Settings("--workload-image is empty".into()));
@@ -500,7 +504,7 @@ pub fn state_from_args<C: ClusterApi>(
             ..Default::default()
         }),
         verifier: SlackRequestVerifier::new(args.signing_secret.0.as_bytes()),
-        signer,
+        buttons,
         button_max_age: chrono::Duration::hours(i64::from(max_age_hours)),
         jobs: RetryJobSettings {
             image: args.workload_image.clone(),

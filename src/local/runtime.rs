@@ -30,7 +30,7 @@ use crate::k8s::{ClusterApi, MemoryCluster};
 use crate::reconcile::{Context, OperatorSettings};
 use crate::resources::{AlertRoute, DigestSchedule};
 use crate::secret::Secret;
-use crate::slack::{ActionSigner, RouteRef, SlackClient, SlackSettings};
+use crate::slack::{ActionSigner, ButtonVerifier, RouteRef, SlackClient, SlackSettings};
 use crate::telemetry::{self, Readiness, ReconcileMetrics};
 
 use super::driver::{LoadError, LocalDriver};
@@ -93,7 +93,9 @@ pub async fn run(
 ) -> Result<(), LocalError> {
     let settings = OperatorSettings::new(config.cluster_id.clone());
     settings.validate().map_err(LocalError::Settings)?;
-    let signer = ActionSigner::new(config.action_key.as_bytes())
+    // The master key, as in a cluster: interact verifies with it, each consumer signs with its
+    // route's derived key.
+    let buttons = ButtonVerifier::new(config.action_key.as_bytes())
         .map_err(|e| LocalError::Settings(format!("action key: {e}")))?;
 
     let reconcile_metrics = ReconcileMetrics::default();
@@ -135,7 +137,7 @@ pub async fn run(
             ..Default::default()
         }),
         verifier: SlackRequestVerifier::new(config.signing_secret.as_bytes()),
-        signer: signer.clone(),
+        buttons,
         button_max_age: chrono::Duration::days(7),
         metrics: interact_metrics,
         jobs: RetryJobSettings {
@@ -193,7 +195,7 @@ pub async fn run(
         let resync = config.resync;
         async move { driver.run(resync, stopped(stop)).await }
     });
-    let supervisor = tokio::spawn(supervise(shared.clone(), signer, consumer_metrics, stop_rx));
+    let supervisor = tokio::spawn(supervise(shared.clone(), consumer_metrics, stop_rx));
 
     shutdown.await;
     info!("stopping");
@@ -206,7 +208,6 @@ pub async fn run(
 /// as they appear, and runs digests when they are due.
 async fn supervise(
     shared: Arc<Shared>,
-    signer: ActionSigner,
     metrics: ConsumerMetrics,
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -237,20 +238,30 @@ async fn supervise(
                 continue;
             }
             let (tx, mut rx) = tokio::sync::watch::channel(false);
+            let route_ref = RouteRef {
+                namespace: namespace.clone(),
+                name: route.name_any(),
+            };
+            // The route's own key, as the controller would put in its Secret in a cluster.
+            let signer =
+                match ActionSigner::for_route(shared.config.action_key.as_bytes(), &route_ref) {
+                    Ok(signer) => signer,
+                    Err(e) => {
+                        warn!(route = %key, error = %e, "no button key for the route");
+                        continue;
+                    }
+                };
             let mut consumer = Consumer::new(
                 shared.cluster.clone(),
                 shared.aws.clone(),
                 shared.slack.clone(),
-                RouteRef {
-                    namespace: namespace.clone(),
-                    name: route.name_any(),
-                },
+                route_ref,
                 ConsumerOptions {
                     wait_time: shared.config.consumer_wait,
                     ..Default::default()
                 },
             )
-            .with_signer(signer.clone())
+            .with_signer(signer)
             .with_enricher(enricher.clone())
             .with_metrics(metrics.clone());
             info!(route = %key, "consumer started");

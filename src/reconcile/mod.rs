@@ -11,7 +11,7 @@ pub(crate) mod lifecycle;
 pub(crate) mod outcome;
 pub(crate) mod queues;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -43,8 +43,10 @@ pub struct OperatorSettings {
     pub workload_service_account: Option<String>,
     /// `imagePullPolicy` of the workloads' containers; Kubernetes' default when `None`.
     pub workload_image_pull_policy: Option<String>,
-    /// Where the key that signs Slack buttons is, as `NAMESPACE/NAME/KEY` of a Secret; passed
-    /// to the consumers, which read it at start.
+    /// Where the master key of Slack buttons is, as `NAMESPACE/NAME/KEY` of a Secret (the
+    /// operator's own namespace). The controller derives each route's key from it and writes
+    /// that into a Secret owned by the route, which the consumer reads; the master itself
+    /// reaches only the controller and the interaction server.
     pub action_key_secret: Option<String>,
     /// Base URL of Slack's Web API (or a Slack-compatible endpoint) for consumers and digests;
     /// their own default (Slack) when `None`.
@@ -56,7 +58,16 @@ pub struct OperatorSettings {
     /// sources; `None` admits any (the local mode), an empty list none. AlarmPolicy sources of
     /// the resource's own namespace are always allowed.
     pub allowed_source_topics: Option<Vec<String>>,
+    /// Namespaces where AlertRoutes and DigestSchedules may have workloads (the chart's
+    /// `workloads.namespaces`): `None` allows every namespace (the local mode, tests); `Some`
+    /// allows only those, and an empty set allows none. A resource elsewhere gets
+    /// [`REASON_NAMESPACE_NOT_ALLOWED`] and nothing is created for it, neither in AWS nor in
+    /// Kubernetes, because a workload there would run with the workload IAM role and keys.
+    pub allowed_namespaces: Option<BTreeSet<String>>,
 }
+
+/// Ready reason of a route or digest in a namespace the operator does not serve.
+pub const REASON_NAMESPACE_NOT_ALLOWED: &str = "NamespaceNotAllowed";
 
 /// The image of the workloads when none is configured: this build's own release image.
 pub fn default_workload_image() -> String {
@@ -76,7 +87,10 @@ impl OperatorSettings {
                 .clone()
                 .filter(|n| !n.is_empty()),
             image_pull_policy: self.workload_image_pull_policy.clone(),
-            action_key_secret: self.action_key_secret.clone(),
+            buttons_signed: self
+                .action_key_secret
+                .as_deref()
+                .is_some_and(|l| !l.is_empty()),
             slack_api_base: self.slack_api_base.clone(),
             aws_endpoint_url: self.aws_endpoint_url.clone(),
         }
@@ -96,7 +110,24 @@ impl OperatorSettings {
             slack_api_base: None,
             aws_endpoint_url: None,
             allowed_source_topics: None,
+            allowed_namespaces: None,
         }
+    }
+
+    /// Why workloads may not be created in `namespace`, or `None` when they may.
+    pub fn namespace_refusal(&self, namespace: &str) -> Option<String> {
+        let allowed = self.allowed_namespaces.as_ref()?;
+        if allowed.contains(namespace) {
+            return None;
+        }
+        Some(format!(
+            "namespace {namespace:?} is not among the namespaces alertops serves ({}); add it to the chart value workloads.namespaces",
+            if allowed.is_empty() {
+                "none is allowed".to_string()
+            } else {
+                allowed.iter().cloned().collect::<Vec<_>>().join(", ")
+            }
+        ))
     }
 
     /// Checks the cluster id, which ends up in AWS names.
@@ -222,6 +253,14 @@ pub enum ReconcileError {
     /// An owned Kubernetes object could not be built.
     #[error(transparent)]
     Workload(#[from] crate::workloads::WorkloadError),
+    /// The master button key cannot be read or used (the key itself is never in the message).
+    #[error("button-signing master key {location}: {problem}")]
+    ActionKey {
+        /// `NAMESPACE/NAME/KEY` of the master key's Secret.
+        location: String,
+        /// What is wrong.
+        problem: String,
+    },
     /// The object has no namespace (all alertops resources are namespaced).
     #[error("{kind} {name} has no namespace")]
     MissingNamespace {
@@ -237,7 +276,8 @@ impl ReconcileError {
     pub fn is_terminal(&self) -> bool {
         match self {
             ReconcileError::Aws(e) => e.is_terminal(),
-            ReconcileError::Cluster(_) => false,
+            // The chart creates the Secret; it may simply not exist yet.
+            ReconcileError::Cluster(_) | ReconcileError::ActionKey { .. } => false,
             ReconcileError::Workload(_) | ReconcileError::MissingNamespace { .. } => true,
         }
     }
@@ -247,6 +287,7 @@ impl ReconcileError {
         match self {
             ReconcileError::Aws(e) => e.kind().as_str(),
             ReconcileError::Cluster(e) => e.category(),
+            ReconcileError::ActionKey { .. } => "action_key",
             ReconcileError::Workload(_) | ReconcileError::MissingNamespace { .. } => {
                 "invalid_object"
             }

@@ -4,7 +4,16 @@
 //! is signed: `v1.<payload>.<mac>`, where `payload` is the base64url of a compact JSON object
 //! (action, route, alert fingerprint, EMR cluster ids, issued-at) and `mac` the base64url of its
 //! HMAC-SHA256 under a key only alertops knows. Verification checks the MAC in constant time
-//! before it reads the payload, then the token's age.
+//! before it trusts the payload, then the token's age.
+//!
+//! Keys are per route. The chart's Secret holds a master key that only the controller and the
+//! interaction server read; each AlertRoute's consumer gets its route's key — HMAC-SHA256 of the
+//! master over [`ROUTE_KEY_LABEL`] and `namespace/name` ([`route_key`]), in hex
+//! ([`route_key_text`]) — and signs with that alone. The
+//! interaction server ([`ButtonVerifier`]) reads the route named in the token (not yet
+//! authenticated), derives that route's key and checks the MAC with it, so a consumer's key
+//! cannot mint buttons for another route, and a token signed for one route and edited to name
+//! another fails the MAC.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -27,6 +36,38 @@ pub const MAX_TOKEN_CHARS: usize = 2000;
 pub const ALLOWED_CLOCK_SKEW: Duration = Duration::minutes(5);
 /// A reasonable default for how long buttons stay usable.
 pub const DEFAULT_MAX_AGE: Duration = Duration::days(7);
+
+/// Domain-separation label of [`route_key`], so the derived keys serve no other purpose.
+pub const ROUTE_KEY_LABEL: &[u8] = b"alertops.dev/v1/button-key/route\0";
+
+/// The key of `route`'s buttons: HMAC-SHA256 of `master` over [`ROUTE_KEY_LABEL`] followed by
+/// `namespace/name` (Kubernetes names contain no `/`, so the input is unambiguous). 32 bytes.
+pub fn route_key(master: &[u8], route: &RouteRef) -> Result<[u8; 32], ActionTokenError> {
+    check_key_length(master)?;
+    let mut mac = HmacSha256::new_from_slice(master).expect("HMAC accepts keys of any length");
+    mac.update(ROUTE_KEY_LABEL);
+    mac.update(route.namespace.as_bytes());
+    mac.update(b"/");
+    mac.update(route.name.as_bytes());
+    Ok(mac.finalize().into_bytes().into())
+}
+
+/// [`route_key`] as the text a route's consumer and its verifier use as the HMAC key: 64 hex
+/// digits. Text because the key travels in a Secret to an environment variable, which cannot
+/// hold every byte (NUL).
+pub fn route_key_text(master: &[u8], route: &RouteRef) -> Result<String, ActionTokenError> {
+    Ok(hex::encode(route_key(master, route)?))
+}
+
+fn check_key_length(key: &[u8]) -> Result<(), ActionTokenError> {
+    if key.len() < MIN_KEY_BYTES {
+        return Err(ActionTokenError::KeyTooShort {
+            min: MIN_KEY_BYTES,
+            actual: key.len(),
+        });
+    }
+    Ok(())
+}
 
 /// What a button does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -142,13 +183,14 @@ impl std::fmt::Debug for ActionSigner {
 impl ActionSigner {
     /// A signer with `key`, which must be at least [`MIN_KEY_BYTES`] long.
     pub fn new(key: &[u8]) -> Result<Self, ActionTokenError> {
-        if key.len() < MIN_KEY_BYTES {
-            return Err(ActionTokenError::KeyTooShort {
-                min: MIN_KEY_BYTES,
-                actual: key.len(),
-            });
-        }
+        check_key_length(key)?;
         Ok(ActionSigner { key: key.to_vec() })
+    }
+
+    /// The signer of `route`'s buttons, with the key [`route_key_text`] derives from `master`:
+    /// what a consumer given that key in its environment signs with.
+    pub fn for_route(master: &[u8], route: &RouteRef) -> Result<Self, ActionTokenError> {
+        ActionSigner::new(route_key_text(master, route)?.as_bytes())
     }
 
     fn mac(&self) -> HmacSha256 {
@@ -241,6 +283,69 @@ impl ActionSigner {
             issued_at,
         })
     }
+}
+
+/// Verifies any route's buttons with the master key: the interaction server's side of the
+/// per-route keys (see the module docs).
+#[derive(Clone)]
+pub struct ButtonVerifier {
+    master: Vec<u8>,
+}
+
+impl std::fmt::Debug for ButtonVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the key.
+        f.debug_struct("ButtonVerifier").finish_non_exhaustive()
+    }
+}
+
+impl ButtonVerifier {
+    /// A verifier holding `master`, which must be at least [`MIN_KEY_BYTES`] long.
+    pub fn new(master: &[u8]) -> Result<Self, ActionTokenError> {
+        check_key_length(master)?;
+        Ok(ButtonVerifier {
+            master: master.to_vec(),
+        })
+    }
+
+    /// Reads the route the token claims (unauthenticated, only to pick the key), then checks
+    /// the token with that route's key exactly as [`ActionSigner::verify`] does.
+    pub fn verify(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+        max_age: Duration,
+    ) -> Result<ActionPayload, ActionTokenError> {
+        let claimed = claimed_route(token)?;
+        ActionSigner::for_route(&self.master, &claimed)?.verify(token, now, max_age)
+    }
+}
+
+/// The route a token names, before its MAC is checked: only ever used to choose the key.
+fn claimed_route(token: &str) -> Result<RouteRef, ActionTokenError> {
+    if token.len() > MAX_TOKEN_CHARS {
+        return Err(ActionTokenError::Malformed("longer than a button value"));
+    }
+    let (signed, _) = token
+        .rsplit_once('.')
+        .ok_or(ActionTokenError::Malformed("missing signature"))?;
+    let (version, payload_text) = signed
+        .split_once('.')
+        .ok_or(ActionTokenError::Malformed("missing version"))?;
+    if version != VERSION {
+        return Err(ActionTokenError::UnsupportedVersion(
+            version.chars().take(16).collect(),
+        ));
+    }
+    let json = URL_SAFE_NO_PAD
+        .decode(payload_text)
+        .map_err(|_| ActionTokenError::Malformed("payload is not base64url"))?;
+    let wire: WirePayload = serde_json::from_slice(&json)
+        .map_err(|_| ActionTokenError::Malformed("payload is not a known action"))?;
+    Ok(RouteRef {
+        namespace: wire.namespace,
+        name: wire.route,
+    })
 }
 
 #[cfg(test)]
@@ -379,5 +484,152 @@ mod tests {
             signer.sign(&payload),
             Err(ActionTokenError::TooLong { .. })
         ));
+    }
+
+    fn route(namespace: &str, name: &str) -> RouteRef {
+        RouteRef {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn route_keys_are_hmac_of_the_master_over_label_and_route() {
+        // Computed independently: Python's hmac.new(master, label + b"data/emr-failures", sha256).
+        let expected = "178af33a89634d792d8558be6d0c60cd871462eb9a6cabb04c03e20779898e9c";
+        let key = route_key(KEY, &route("data", "emr-failures")).unwrap();
+        let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, expected);
+        assert_eq!(
+            route_key_text(KEY, &route("data", "emr-failures")).unwrap(),
+            expected
+        );
+        // The consumer, given the text in its environment, signs what the verifier accepts.
+        let consumer = ActionSigner::new(expected.as_bytes()).unwrap();
+        let token = consumer.sign(&retry_payload()).unwrap();
+        assert!(
+            ButtonVerifier::new(KEY)
+                .unwrap()
+                .verify(&token, now(), DEFAULT_MAX_AGE)
+                .is_ok()
+        );
+        // Namespace and name are not interchangeable, and every route differs.
+        let keys = [
+            route_key(KEY, &route("data", "emr-failures")).unwrap(),
+            route_key(KEY, &route("data", "emr-failures2")).unwrap(),
+            route_key(KEY, &route("datax", "emr-failures")).unwrap(),
+            route_key(KEY, &route("emr-failures", "data")).unwrap(),
+        ];
+        for (i, a) in keys.iter().enumerate() {
+            for b in &keys[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        assert_eq!(
+            route_key(b"short", &route("a", "b")),
+            Err(ActionTokenError::KeyTooShort { min: 32, actual: 5 })
+        );
+    }
+
+    #[test]
+    fn the_verifier_accepts_a_routes_own_tokens() {
+        let verifier = ButtonVerifier::new(KEY).unwrap();
+        let payload = retry_payload();
+        let token = ActionSigner::for_route(KEY, &payload.route)
+            .unwrap()
+            .sign(&payload)
+            .unwrap();
+        assert_eq!(verifier.verify(&token, now(), DEFAULT_MAX_AGE), Ok(payload));
+    }
+
+    #[test]
+    fn a_token_minted_for_one_route_is_refused_for_another() {
+        let verifier = ButtonVerifier::new(KEY).unwrap();
+        let own = retry_payload();
+        let other_route = route("data", "someone-elses-route");
+        let own_signer = ActionSigner::for_route(KEY, &own.route).unwrap();
+
+        // A consumer's key used to sign a button naming another route.
+        let mut claiming_other = own.clone();
+        claiming_other.route = other_route.clone();
+        let token = own_signer.sign(&claiming_other).unwrap();
+        assert_eq!(
+            verifier.verify(&token, now(), DEFAULT_MAX_AGE),
+            Err(ActionTokenError::BadSignature)
+        );
+
+        // A genuine token edited to name another route, keeping its MAC.
+        let genuine = own_signer.sign(&own).unwrap();
+        let (_, mac) = genuine.rsplit_once('.').unwrap();
+        let edited = own_signer.sign(&claiming_other).unwrap();
+        let (edited_signed, _) = edited.rsplit_once('.').unwrap();
+        assert_eq!(
+            verifier.verify(&format!("{edited_signed}.{mac}"), now(), DEFAULT_MAX_AGE),
+            Err(ActionTokenError::BadSignature)
+        );
+
+        // The master itself signs nothing a verifier accepts: only derived keys do.
+        let with_master = ActionSigner::new(KEY).unwrap().sign(&own).unwrap();
+        assert_eq!(
+            verifier.verify(&with_master, now(), DEFAULT_MAX_AGE),
+            Err(ActionTokenError::BadSignature)
+        );
+        // Another route's own token is fine: the refusal is about the key, not the route.
+        let other_token = ActionSigner::for_route(KEY, &other_route)
+            .unwrap()
+            .sign(&claiming_other)
+            .unwrap();
+        assert!(
+            verifier
+                .verify(&other_token, now(), DEFAULT_MAX_AGE)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn the_verifier_keeps_the_age_version_and_signature_checks() {
+        let verifier = ButtonVerifier::new(KEY).unwrap();
+        let payload = retry_payload();
+        let token = ActionSigner::for_route(KEY, &payload.route)
+            .unwrap()
+            .sign(&payload)
+            .unwrap();
+        let max_age = Duration::hours(1);
+        assert!(matches!(
+            verifier.verify(&token, now() + max_age + Duration::seconds(1), max_age),
+            Err(ActionTokenError::Expired { .. })
+        ));
+        assert!(matches!(
+            verifier.verify(&token, now() - Duration::minutes(6), max_age),
+            Err(ActionTokenError::IssuedInFuture { .. })
+        ));
+        assert_eq!(
+            verifier.verify(&format!("v2{}", &token[2..]), now(), max_age),
+            Err(ActionTokenError::UnsupportedVersion("v2".into()))
+        );
+        let mut flipped = token.clone().into_bytes();
+        let last = flipped.len() - 3;
+        flipped[last] = if flipped[last] == b'A' { b'B' } else { b'A' };
+        assert_eq!(
+            verifier.verify(&String::from_utf8(flipped).unwrap(), now(), max_age),
+            Err(ActionTokenError::BadSignature)
+        );
+        for malformed in ["", "v1", "v1.abc", "v1..", "v1.!!!.abc"] {
+            assert!(
+                matches!(
+                    verifier.verify(malformed, now(), max_age),
+                    Err(ActionTokenError::Malformed(_))
+                ),
+                "{malformed:?}"
+            );
+        }
+        assert_eq!(
+            ButtonVerifier::new(b"short").unwrap_err(),
+            ActionTokenError::KeyTooShort { min: 32, actual: 5 }
+        );
+        assert!(
+            !format!("{verifier:?}").contains("0123"),
+            "Debug hides the key"
+        );
     }
 }

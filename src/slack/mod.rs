@@ -2,7 +2,7 @@
 //!
 //! Rendering is pure; [`client`] is the only part that talks to Slack. The consumer posts what [`render_alert`] and
 //! [`render_group`] return; the interaction endpoint verifies button values with
-//! [`ActionSigner::verify`] and updates messages with [`mark_acknowledged`] and
+//! [`ButtonVerifier::verify`] and updates messages with [`mark_acknowledged`] and
 //! [`mark_retry_progress`].
 
 pub(crate) mod action_token;
@@ -12,7 +12,8 @@ pub(crate) mod target;
 pub mod text;
 
 pub use action_token::{
-    ActionPayload, ActionSigner, ActionTokenError, ButtonAction, DEFAULT_MAX_AGE, RouteRef,
+    ActionPayload, ActionSigner, ActionTokenError, ButtonAction, ButtonVerifier, DEFAULT_MAX_AGE,
+    RouteRef, route_key, route_key_text,
 };
 pub use client::{PostedMessage, SlackClient, SlackError, SlackSettings, SlackTarget};
 pub use render::{

@@ -10,9 +10,11 @@
 
 use std::collections::BTreeMap;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::CronJob;
-use k8s_openapi::api::core::v1::{ResourceRequirements, ServiceAccount};
+use k8s_openapi::api::core::v1::{ResourceRequirements, Secret, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
@@ -20,7 +22,7 @@ use serde_json::{Value, json};
 
 #[cfg(test)]
 use crate::names::{MAX_LABEL_VALUE, MAX_WORKLOAD_NAME};
-use crate::names::{consumer_name, digest_name, instance_label};
+use crate::names::{action_key_name, consumer_name, digest_name, instance_label};
 use crate::resources::{AlertRoute, DigestSchedule};
 
 /// `app.kubernetes.io/name` of consumer Deployments.
@@ -35,6 +37,10 @@ pub const HEALTH_PORT: i32 = 8080;
 pub const CONSUMER_CONTAINER: &str = "consumer";
 /// Container name of the digest job.
 pub const DIGEST_CONTAINER: &str = "digest";
+/// Data key of a route's button-key Secret.
+pub const ACTION_KEY_DATA_KEY: &str = "key";
+/// The variable the consumer reads its button key from (`alertops consume`).
+pub const ACTION_TOKEN_KEY_ENV: &str = "ALERTOPS_ACTION_TOKEN_KEY";
 /// Seconds a digest run may take before Kubernetes stops it; kept below the digest queue's
 /// visibility timeout so that messages a stopped run received are not seen twice by one run.
 pub const DIGEST_ACTIVE_DEADLINE_SECONDS: i64 = 1500;
@@ -81,8 +87,9 @@ pub struct WorkloadParams {
     pub shared_service_account: Option<String>,
     /// `imagePullPolicy` of the containers.
     pub image_pull_policy: Option<String>,
-    /// `NAMESPACE/NAME/KEY` of the Secret holding the button-signing key (consumers only).
-    pub action_key_secret: Option<String>,
+    /// Whether consumers sign buttons: the operator has a master key, and each consumer gets
+    /// its route's derived key from the route's own Secret ([`consumer_action_key_secret`]).
+    pub buttons_signed: bool,
     /// Base URL of Slack's Web API for consumers and digests.
     pub slack_api_base: Option<String>,
     /// `AWS_ENDPOINT_URL` of the workloads.
@@ -94,13 +101,6 @@ impl WorkloadParams {
     fn service_account_name(&self, own: String) -> String {
         self.shared_service_account.clone().unwrap_or(own)
     }
-}
-
-/// Which workload an environment is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum WorkloadKind {
-    Consumer,
-    Digest,
 }
 
 /// The selector labels of a workload: its app and the resource it serves.
@@ -223,6 +223,27 @@ pub fn digest_service_account(
     )
 }
 
+/// The Secret holding `route`'s own button key (`key`, the hex text of
+/// [`crate::slack::route_key_text`]), owned by the route so it goes with it. Its consumer reads
+/// it as [`ACTION_TOKEN_KEY_ENV`]; the master key it is derived from never leaves the operator's
+/// namespace.
+pub fn consumer_action_key_secret(route: &AlertRoute, key: &str) -> Result<Secret, WorkloadError> {
+    let route_name = route.name_any();
+    let value = json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": action_key_name(&route_name),
+            "namespace": namespace_of(route)?,
+            "labels": labels(CONSUMER_APP, &route_name),
+            "ownerReferences": [controller_reference(route)?],
+        },
+        "type": "Opaque",
+        "data": {ACTION_KEY_DATA_KEY: BASE64.encode(key.as_bytes())},
+    });
+    build("Secret", value)
+}
+
 /// The consumer Deployment of `route`: `alertops consume --route NS/NAME`, health probes on
 /// [`HEALTH_PORT`], replicas and resources from the spec.
 pub fn consumer_deployment(
@@ -268,7 +289,7 @@ pub fn consumer_deployment(
                     container(params, json!({
                         "name": CONSUMER_CONTAINER,
                         "args": ["consume", "--route", format!("{namespace}/{route_name}")],
-                        "env": env(params, WorkloadKind::Consumer),
+                        "env": consumer_env(params, &route_name),
                         "ports": [{"name": "health", "containerPort": HEALTH_PORT, "protocol": "TCP"}],
                         "livenessProbe": probe("/healthz", 10),
                         "readinessProbe": probe("/readyz", 5),
@@ -323,7 +344,7 @@ pub fn digest_cron_job(
                             container(params, json!({
                                 "name": DIGEST_CONTAINER,
                                 "args": ["digest", "--schedule", format!("{namespace}/{schedule_name}")],
-                                "env": env(params, WorkloadKind::Digest),
+                                "env": env(params),
                                 "resources": default_resources("128Mi", "512Mi"),
                                 "securityContext": container_security_context(),
                                 "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
@@ -392,7 +413,7 @@ fn container(params: &WorkloadParams, mut container: Value) -> Value {
 
 /// The environment of a workload: only variables its subcommand reads (a test checks them
 /// against the command line).
-fn env(params: &WorkloadParams, kind: WorkloadKind) -> Value {
+fn env(params: &WorkloadParams) -> Value {
     let mut env = vec![
         json!({"name": "ALERTOPS_LOG_FORMAT", "value": "json"}),
         json!({"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}),
@@ -401,14 +422,6 @@ fn env(params: &WorkloadParams, kind: WorkloadKind) -> Value {
     if let Some(base) = params.slack_api_base.as_deref().filter(|b| !b.is_empty()) {
         env.push(json!({"name": "ALERTOPS_SLACK_API_BASE", "value": base}));
     }
-    if kind == WorkloadKind::Consumer
-        && let Some(location) = params
-            .action_key_secret
-            .as_deref()
-            .filter(|l| !l.is_empty())
-    {
-        env.push(json!({"name": "ALERTOPS_ACTION_KEY_SECRET", "value": location}));
-    }
     if let Some(region) = &params.aws_region {
         env.push(json!({"name": "AWS_REGION", "value": region}));
     }
@@ -416,6 +429,24 @@ fn env(params: &WorkloadParams, kind: WorkloadKind) -> Value {
         env.push(json!({"name": "AWS_ENDPOINT_URL", "value": endpoint}));
     }
     Value::Array(env)
+}
+
+/// The consumer's environment: [`env`] and, when buttons are signed, its route's own key from
+/// the route's Secret (never the master key, never a value in the pod spec).
+fn consumer_env(params: &WorkloadParams, route_name: &str) -> Value {
+    let mut env = env(params);
+    if params.buttons_signed
+        && let Value::Array(entries) = &mut env
+    {
+        entries.push(json!({
+            "name": ACTION_TOKEN_KEY_ENV,
+            "valueFrom": {"secretKeyRef": {
+                "name": action_key_name(route_name),
+                "key": ACTION_KEY_DATA_KEY,
+            }},
+        }));
+    }
+    env
 }
 
 fn build<T: DeserializeOwned>(kind: &'static str, value: Value) -> Result<T, WorkloadError> {
@@ -438,7 +469,7 @@ mod tests {
             cluster_id: "prod".into(),
             shared_service_account: None,
             image_pull_policy: None,
-            action_key_secret: None,
+            buttons_signed: false,
             slack_api_base: None,
             aws_endpoint_url: None,
         }
@@ -477,7 +508,7 @@ mod tests {
         let params = WorkloadParams {
             shared_service_account: Some("alertops-workload".into()),
             image_pull_policy: Some("Always".into()),
-            action_key_secret: Some("alertops-system/alertops-action-key/key".into()),
+            buttons_signed: true,
             slack_api_base: Some("https://slack.example/api/".into()),
             aws_endpoint_url: Some("http://moto.aws:5000".into()),
             ..params()
@@ -492,14 +523,31 @@ mod tests {
         let c = &pod.containers[0];
         assert_eq!(c.image_pull_policy.as_deref(), Some("Always"));
         let env = env_of(c);
+        assert!(
+            !env.contains_key("ALERTOPS_ACTION_KEY_SECRET"),
+            "the consumer is not told where the master key is"
+        );
+        let key_from = c
+            .env
+            .iter()
+            .flatten()
+            .find(|e| e.name == ACTION_TOKEN_KEY_ENV)
+            .expect("the route's key");
+        assert_eq!(key_from.value, None, "never a value in the pod spec");
+        let secret_ref = key_from
+            .value_from
+            .as_ref()
+            .and_then(|v| v.secret_key_ref.as_ref())
+            .expect("from a Secret");
         assert_eq!(
-            env["ALERTOPS_ACTION_KEY_SECRET"],
-            "alertops-system/alertops-action-key/key"
+            (secret_ref.name.as_str(), secret_ref.key.as_str()),
+            (crate::names::action_key_name("slack").as_str(), "key")
         );
         assert_eq!(env["ALERTOPS_SLACK_API_BASE"], "https://slack.example/api/");
         assert_eq!(env["AWS_ENDPOINT_URL"], "http://moto.aws:5000");
         let declared = declared_env("consume");
-        for name in env.keys().filter(|n| n.starts_with("ALERTOPS_")) {
+        let names = c.env.iter().flatten().map(|e| &e.name);
+        for name in names.filter(|n| n.starts_with("ALERTOPS_")) {
             assert!(declared.contains(name), "consume does not read {name}");
         }
 
@@ -520,7 +568,12 @@ mod tests {
         let env = env_of(&pod.containers[0]);
         assert_eq!(env["ALERTOPS_SLACK_API_BASE"], "https://slack.example/api/");
         assert!(
-            !env.contains_key("ALERTOPS_ACTION_KEY_SECRET"),
+            !env.contains_key("ALERTOPS_ACTION_KEY_SECRET")
+                && !pod.containers[0]
+                    .env
+                    .iter()
+                    .flatten()
+                    .any(|e| e.name == ACTION_TOKEN_KEY_ENV),
             "only the consumer signs buttons"
         );
         let declared = declared_env("digest");
@@ -638,6 +691,29 @@ mod tests {
             .unwrap();
         assert_eq!(resources.requests.unwrap()["cpu"].0, "1");
         assert!(resources.limits.is_none(), "the spec's resources, not ours");
+    }
+
+    #[test]
+    fn the_route_key_secret_is_owned_by_the_route_in_its_namespace() {
+        let route = route("slack", json!({}));
+        let secret = consumer_action_key_secret(&route, "abc123").unwrap();
+        assert_eq!(
+            secret.metadata.name.as_deref(),
+            Some("slack-consumer-action-key")
+        );
+        assert_eq!(
+            secret.metadata.namespace.as_deref(),
+            route.metadata.namespace.as_deref()
+        );
+        let owner = &secret.metadata.owner_references.unwrap()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.name.as_str(), owner.controller),
+            ("AlertRoute", "slack", Some(true))
+        );
+        assert_eq!(
+            secret.data.unwrap()[ACTION_KEY_DATA_KEY].0,
+            b"abc123".to_vec()
+        );
     }
 
     #[test]

@@ -18,8 +18,8 @@ use alertops::k8s::{ClusterApi, MemoryCluster};
 use alertops::resources::{AlertKind, AlertState};
 use alertops::retry::{self, RetryOutcome};
 use alertops::slack::{
-    ACTIONS_BLOCK_ID, ActionSigner, ButtonSigning, RenderOptions, RouteRef, SlackClient,
-    SlackMessage, SlackSettings, render_alert,
+    ACTIONS_BLOCK_ID, ActionSigner, ButtonSigning, ButtonVerifier, RenderOptions, RouteRef,
+    SlackClient, SlackMessage, SlackSettings, render_alert,
 };
 use aws_sdk_emr::types::{
     ActionOnFailure, Application, BootstrapActionConfig, EbsBlockDeviceConfig, EbsConfiguration,
@@ -98,7 +98,15 @@ impl Fixture {
                 },
             }))
             .unwrap();
-        let signer = ActionSigner::new(TOKEN_KEY).unwrap();
+        // The server holds the master key; the consumer of this route signs with its own key.
+        let signer = ActionSigner::for_route(
+            TOKEN_KEY,
+            &RouteRef {
+                namespace: NAMESPACE.into(),
+                name: route.clone(),
+            },
+        )
+        .unwrap();
         let verifier = SlackRequestVerifier::new(SIGNING_SECRET.as_bytes());
         let state = InteractState {
             cluster: cluster.clone(),
@@ -109,7 +117,7 @@ impl Fixture {
                 ..Default::default()
             }),
             verifier: verifier.clone(),
-            signer: signer.clone(),
+            buttons: ButtonVerifier::new(TOKEN_KEY).unwrap(),
             button_max_age: chrono::Duration::days(7),
             jobs: RetryJobSettings {
                 image: "alertops:test".into(),
@@ -155,6 +163,16 @@ impl Fixture {
 
     /// The message the consumer would have posted for the failed cluster, with signed buttons.
     fn message(&self, cluster_id: &str, original: Option<&str>) -> (Fingerprint, SlackMessage) {
+        self.message_signed_by(&self.signer, cluster_id, original)
+    }
+
+    /// The same message, its buttons signed by `signer`.
+    fn message_signed_by(
+        &self,
+        signer: &ActionSigner,
+        cluster_id: &str,
+        original: Option<&str>,
+    ) -> (Fingerprint, SlackMessage) {
         let fingerprint = Fingerprint::of(AlertKind::EmrClusterStateChange, &[cluster_id]);
         let mut alert = Alert::new(
             AlertKind::EmrClusterStateChange,
@@ -179,7 +197,7 @@ impl Fixture {
             retry: true,
         };
         let signing = ButtonSigning {
-            signer: &self.signer,
+            signer,
             now: chrono::Utc::now(),
         };
         (fingerprint, render_alert(&alert, &options, Some(signing)))
@@ -837,6 +855,41 @@ async fn forged_stale_and_altered_requests_get_401_and_change_nothing() {
         fixture.cluster.list_all::<Job>().unwrap().is_empty(),
         "nothing was created"
     );
+}
+
+#[tokio::test]
+async fn a_button_signed_with_another_routes_key_is_refused() {
+    let aws = crate::harness::aws_clients().await;
+    let fixture = Fixture::start(aws.clone(), 2).await;
+    let failed = failed_cluster(&aws, &unique("cross-route"), &[]).await;
+    // Another route's consumer (another namespace's key) mints a Retry naming this route.
+    let other = ActionSigner::for_route(
+        TOKEN_KEY,
+        &RouteRef {
+            namespace: "other-team".into(),
+            name: fixture.route.clone(),
+        },
+    )
+    .unwrap();
+    let (_, message) = fixture.message_signed_by(&other, &failed, None);
+    let body = fixture.press(&message, "alertops_retry:", ALLOWED, "cross-route");
+    assert_eq!(fixture.click(&body).await.0, 400);
+    // And the master key itself signs nothing the server accepts.
+    let master = ActionSigner::new(TOKEN_KEY).unwrap();
+    let (_, message) = fixture.message_signed_by(&master, &failed, None);
+    let body = fixture.press(&message, "alertops_retry:", ALLOWED, "cross-route");
+    assert_eq!(fixture.click(&body).await.0, 400);
+    // This route's own key is accepted.
+    let (_, message) = fixture.message(&failed, None);
+    let body = fixture.press(&message, "alertops_ack:", ALLOWED, "cross-route-own");
+    assert_eq!(fixture.click(&body).await.0, 200);
+
+    let metrics = fixture.metrics().await;
+    assert!(
+        metrics.contains(r#"alertops_interact_requests_total{outcome="invalid_button"} 2"#),
+        "{metrics}"
+    );
+    assert!(fixture.cluster.list_all::<Job>().unwrap().is_empty());
 }
 
 #[tokio::test]

@@ -91,6 +91,10 @@ CONTROLLER_WORKLOAD_RULES = {
         {"get", "create", "patch", "delete"},
         "the workloads' ServiceAccount in each allowed namespace, with its IAM annotations",
     ),
+    ("", "secrets"): (
+        {"create", "patch"},
+        "each route's derived button key, applied by server-side apply (create when absent)",
+    ),
 }
 
 # The leader-election Role in the release namespace (kube-lease-manager's calls).
@@ -141,12 +145,12 @@ INTERACT_RULES = {
     ),
 }
 
-# The Role in the release namespace that lets the workload ServiceAccounts read the one Secret
-# holding the button-signing key (resourceNames: that Secret only).
+# The Role in the release namespace that lets the controller read the one Secret holding the
+# master button key (resourceNames: that Secret only); no workload reads it.
 ACTION_KEY_RULES = {
     ("", "secrets"): (
         {"get"},
-        "the consumer reads the button-signing key at start (load_signer → secret_value)",
+        "the controller derives each route's key from the master key (alert_route reconciler)",
     ),
 }
 
@@ -492,7 +496,7 @@ def test_bindings_tie_each_role_to_its_service_account(default_objects, all_obje
     assert workload["subjects"] == [{"kind": "ServiceAccount", "name": "alertops-runner", "namespace": "platform"}]
 
 
-def test_action_key_role_reads_only_its_secret_for_the_workloads():
+def test_action_key_role_reads_only_its_secret_for_the_controller():
     objects = render(minimal(workloads={"serviceAccount": {"name": "runner"}, "namespaces": ["a", "b"]}))
     role = find(objects, "Role", "alertops-action-key")
     assert role["metadata"]["namespace"] == NAMESPACE
@@ -502,9 +506,8 @@ def test_action_key_role_reads_only_its_secret_for_the_workloads():
     assert binding["metadata"]["namespace"] == NAMESPACE
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "alertops-action-key"}
     assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": "runner", "namespace": "a"},
-        {"kind": "ServiceAccount", "name": "runner", "namespace": "b"},
-    ]
+        {"kind": "ServiceAccount", "name": "alertops-controller", "namespace": NAMESPACE},
+    ], "the master key is the controller's alone: no workload ServiceAccount reads it"
     existing = render(minimal(actionKey={"existingSecret": "my-key", "existingSecretKey": "k"}, workloads={"namespaces": ["a"]}))
     assert not any(o["kind"] == "Secret" for o in existing), "an existing Secret is not rendered"
     role = find(existing, "Role", "alertops-action-key")
@@ -906,3 +909,18 @@ def test_topic_sources_are_allowed_only_as_listed(default_objects, all_objects):
         "arn:aws:sns:us-east-1:123456789012:shared-*,"
         "arn:aws:sns:us-east-1:123456789012:platform-alerts"
     )
+
+
+def test_the_controller_creates_workloads_only_in_the_allowed_namespaces(default_objects):
+    """The controller's own allow-list is the chart's: the same namespaces its RBAC covers."""
+
+    def controller_env(objects):
+        deployment = find(objects, "Deployment", "alertops-controller")
+        [c] = deployment["spec"]["template"]["spec"]["containers"]
+        return {e["name"]: e.get("value") for e in c["env"]}
+
+    assert controller_env(default_objects)["ALERTOPS_ALLOWED_NAMESPACES"] == ""
+    two = render(minimal(workloads={"namespaces": ["team-a", "team-b"]}))
+    assert controller_env(two)["ALERTOPS_ALLOWED_NAMESPACES"] == "team-a,team-b"
+    watched = render(minimal(watchNamespace="only-here"))
+    assert controller_env(watched)["ALERTOPS_ALLOWED_NAMESPACES"] == "only-here"

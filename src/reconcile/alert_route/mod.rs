@@ -1,5 +1,6 @@
 //! The AlertRoute reconciler: resolve the sources → the queue pair and subscriptions in AWS →
-//! the consumer ServiceAccount and Deployment → status (Ready follows the consumer's readiness).
+//! the consumer ServiceAccount, the route's own button-key Secret and the consumer Deployment →
+//! status (Ready follows the consumer's readiness).
 
 use std::sync::Arc;
 
@@ -7,7 +8,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::runtime::controller::Action;
 
-use crate::k8s::ClusterApi;
+use crate::k8s::{ClusterApi, SecretLocation};
 use crate::names::OwnerIdentity;
 use crate::reconcile::conditions::ConditionUpdate;
 use crate::reconcile::lifecycle::{self, Applied, Reconciled, Requeue, StatusFields};
@@ -16,9 +17,10 @@ use crate::reconcile::queues::execute::QueueOutcome;
 use crate::reconcile::queues::{
     self, QueueConfig, REASON_SOURCE_NOT_READY, ResolvedSources, resolve_sources,
 };
-use crate::reconcile::{Context, ReconcileError};
+use crate::reconcile::{Context, REASON_NAMESPACE_NOT_ALLOWED, ReconcileError};
 use crate::resources::alert_route::{AlertRoute, AlertRouteSpec, AlertRouteStatus};
 use crate::resources::{CONDITION_READY, DeletionPolicy};
+use crate::slack::{RouteRef, route_key_text};
 use crate::workloads;
 
 /// Kind name used in ownership tags and events.
@@ -87,6 +89,10 @@ impl Reconciled for AlertRoute {
         ctx: &Context<C>,
         owner: &OwnerIdentity,
     ) -> Applied<AlertRouteStatus> {
+        // Before anything else: outside the allowed namespaces nothing is created at all.
+        if let Some(message) = ctx.settings.namespace_refusal(&owner.namespace) {
+            return Applied::invalid(REASON_NAMESPACE_NOT_ALLOWED, message, Vec::new());
+        }
         match self.apply_steps(ctx, owner).await {
             Ok(applied) => applied,
             Err(e) => Applied::failed(e, Vec::new()),
@@ -132,6 +138,12 @@ impl AlertRoute {
             ctx.cluster
                 .apply(&workloads::consumer_service_account(self, &params)?)
                 .await?;
+            if let Some(location) = &ctx.settings.action_key_secret {
+                let key = route_action_key(&ctx.cluster, location, owner).await?;
+                ctx.cluster
+                    .apply(&workloads::consumer_action_key_secret(self, &key)?)
+                    .await?;
+            }
             Some(
                 ctx.cluster
                     .apply(&workloads::consumer_deployment(self, &params)?)
@@ -182,6 +194,31 @@ impl AlertRoute {
             error: None,
         })
     }
+}
+
+/// The route's own button key, derived from the master key in the Secret at `location`
+/// (`NAMESPACE/NAME/KEY`, in the operator's namespace). Only the derived key leaves this function.
+async fn route_action_key<C: ClusterApi>(
+    cluster: &C,
+    location: &str,
+    owner: &OwnerIdentity,
+) -> Result<String, ReconcileError> {
+    let problem = |problem: String| ReconcileError::ActionKey {
+        location: location.to_string(),
+        problem,
+    };
+    let parsed = SecretLocation::parse(location).map_err(problem)?;
+    let master = cluster
+        .secret_value(&parsed.namespace, &parsed.name, &parsed.key)
+        .await
+        .map_err(|e| problem(format!("cannot read it: {e}")))?
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| problem("the Secret or its key does not exist, or is empty".into()))?;
+    let route = RouteRef {
+        namespace: owner.namespace.clone(),
+        name: owner.name.clone(),
+    };
+    route_key_text(master.as_bytes(), &route).map_err(|e| problem(e.to_string()))
 }
 
 /// Ready and SourcesReady from what the apply found, the sources and the consumer.

@@ -23,9 +23,13 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Fixture {
+        Fixture::with_settings(OperatorSettings::new("test"))
+    }
+
+    fn with_settings(settings: OperatorSettings) -> Fixture {
         let cluster = MemoryCluster::new();
         let aws = FakeAws::new();
-        let ctx = Context::new(cluster.clone(), aws.clone(), OperatorSettings::new("test"));
+        let ctx = Context::new(cluster.clone(), aws.clone(), settings);
         Fixture { cluster, aws, ctx }
     }
 
@@ -52,13 +56,18 @@ impl Fixture {
     }
 
     fn condition(&self, type_: &str) -> (String, String) {
+        let (status, reason, _) = self.condition_with_message(type_);
+        (status, reason)
+    }
+
+    fn condition_with_message(&self, type_: &str) -> (String, String, String) {
         let status = self.route().status.expect("status");
         let c = status
             .conditions
             .iter()
             .find(|c| c.type_ == type_)
             .unwrap_or_else(|| panic!("no {type_}"));
-        (c.status.clone(), c.reason.clone())
+        (c.status.clone(), c.reason.clone(), c.message.clone())
     }
 
     fn queue_arn(&self) -> String {
@@ -266,4 +275,133 @@ async fn a_topic_source_off_the_allow_list_is_refused_and_nothing_is_made() {
         1,
         "an allowed topic is subscribed"
     );
+}
+
+#[tokio::test]
+async fn a_route_outside_the_allowed_namespaces_creates_nothing() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+
+    for allowed in [vec!["team-b"], vec![]] {
+        let mut settings = OperatorSettings::new("test");
+        settings.allowed_namespaces = Some(allowed.iter().map(|n| n.to_string()).collect());
+        let f = Fixture::with_settings(settings);
+        let topic = f.aws.insert_topic("alerts", topic_tags());
+        f.aws.clear_calls();
+        f.apply(json!([{"topicArn": topic}]));
+        f.reconcile().await;
+
+        let (status, reason, message) = f.condition_with_message("Ready");
+        assert_eq!(
+            (status.as_str(), reason.as_str()),
+            ("False", "NamespaceNotAllowed"),
+            "allowed {allowed:?}"
+        );
+        assert!(
+            message.contains(NAMESPACE) && message.contains("workloads.namespaces"),
+            "{message}"
+        );
+        assert!(f.aws.calls().is_empty(), "{:?}", f.aws.calls());
+        assert!(f.cluster.list_all::<Deployment>().unwrap().is_empty());
+        assert!(f.cluster.list_all::<ServiceAccount>().unwrap().is_empty());
+        assert!(f.cluster.list_all::<Secret>().unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn a_route_in_an_allowed_namespace_is_reconciled() {
+    let mut settings = OperatorSettings::new("test");
+    settings.allowed_namespaces = Some([NAMESPACE.to_string()].into());
+    let f = Fixture::with_settings(settings);
+    let topic = f.aws.insert_topic("alerts", topic_tags());
+    f.apply(json!([{"topicArn": topic}]));
+    f.reconcile().await;
+    assert_eq!(f.aws.subscriptions().len(), 1);
+    assert_eq!(
+        f.condition("Ready"),
+        ("False".into(), "ConsumerNotReady".into())
+    );
+}
+
+const MASTER_LOCATION: &str = "alertops-system/alertops-action-key/key";
+const MASTER: &str = "master-key-that-is-long-enough-0123456789";
+
+fn with_master_key_setting() -> Fixture {
+    let mut settings = OperatorSettings::new("test");
+    settings.action_key_secret = Some(MASTER_LOCATION.into());
+    Fixture::with_settings(settings)
+}
+
+#[tokio::test]
+async fn the_consumer_gets_its_routes_derived_key_never_the_master() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::Secret;
+
+    let f = with_master_key_setting();
+    f.cluster
+        .apply_manifest(json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "alertops-action-key", "namespace": "alertops-system"},
+            "stringData": {"key": MASTER},
+        }))
+        .unwrap();
+    let topic = f.aws.insert_topic("alerts", topic_tags());
+    f.apply(json!([{"topicArn": topic}]));
+    f.reconcile().await;
+
+    let route = crate::slack::RouteRef {
+        namespace: NAMESPACE.into(),
+        name: "oncall".into(),
+    };
+    let expected = crate::slack::route_key_text(MASTER.as_bytes(), &route).unwrap();
+    let secret: Secret = f
+        .cluster
+        .object(NAMESPACE, &crate::names::action_key_name("oncall"))
+        .unwrap()
+        .expect("the route's key Secret");
+    let stored = secret.data.unwrap()["key"].0.clone();
+    assert_eq!(String::from_utf8(stored).unwrap(), expected);
+    assert_ne!(expected, MASTER);
+    let owner = &secret.metadata.owner_references.unwrap()[0];
+    assert_eq!((owner.kind.as_str(), owner.name.as_str()), (KIND, "oncall"));
+
+    let deployment: Deployment = f
+        .cluster
+        .object(NAMESPACE, "oncall-consumer")
+        .unwrap()
+        .unwrap();
+    let container = &deployment.spec.unwrap().template.spec.unwrap().containers[0];
+    let env = container.env.clone().unwrap_or_default();
+    assert!(env.iter().all(|e| e.name != "ALERTOPS_ACTION_KEY_SECRET"));
+    assert!(
+        env.iter()
+            .all(|e| e.value.as_deref().is_none_or(|v| !v.contains(MASTER))),
+        "no key in the pod spec"
+    );
+    let key_ref = env
+        .iter()
+        .find(|e| e.name == "ALERTOPS_ACTION_TOKEN_KEY")
+        .and_then(|e| e.value_from.clone())
+        .and_then(|v| v.secret_key_ref)
+        .expect("the key from the route's Secret");
+    assert_eq!(key_ref.name, crate::names::action_key_name("oncall"));
+    assert_eq!(key_ref.key, "key");
+}
+
+#[tokio::test]
+async fn a_missing_master_key_is_reported_and_no_consumer_runs_without_its_key() {
+    use k8s_openapi::api::apps::v1::Deployment;
+
+    let f = with_master_key_setting();
+    let topic = f.aws.insert_topic("alerts", topic_tags());
+    f.apply(json!([{"topicArn": topic}]));
+    let result = reconcile(Arc::new(f.route()), &f.ctx).await;
+    assert!(
+        matches!(result, Err(ReconcileError::ActionKey { .. })),
+        "{result:?}"
+    );
+    let (status, _, message) = f.condition_with_message("Ready");
+    assert_eq!(status, "False");
+    assert!(message.contains(MASTER_LOCATION), "{message}");
+    assert!(f.cluster.list_all::<Deployment>().unwrap().is_empty());
 }

@@ -17,7 +17,7 @@ use crate::reconcile::conditions::ConditionUpdate;
 use crate::reconcile::lifecycle::{self, Applied, Reconciled, Requeue, StatusFields};
 use crate::reconcile::outcome::Notice;
 use crate::reconcile::queues::{self, QueueConfig, REASON_SOURCE_NOT_READY, resolve_sources};
-use crate::reconcile::{Context, ReconcileError};
+use crate::reconcile::{Context, REASON_NAMESPACE_NOT_ALLOWED, ReconcileError};
 use crate::resources::digest_schedule::{DigestSchedule, DigestScheduleStatus};
 use crate::resources::{CONDITION_READY, DeletionPolicy};
 use crate::workloads::{self, DIGEST_ACTIVE_DEADLINE_SECONDS};
@@ -92,6 +92,10 @@ impl Reconciled for DigestSchedule {
         ctx: &Context<C>,
         owner: &OwnerIdentity,
     ) -> Applied<DigestScheduleStatus> {
+        // Before anything else: outside the allowed namespaces nothing is created at all.
+        if let Some(message) = ctx.settings.namespace_refusal(&owner.namespace) {
+            return Applied::invalid(REASON_NAMESPACE_NOT_ALLOWED, message, Vec::new());
+        }
         let now = Utc::now();
         let checked = Schedule::parse(&self.spec.schedule, &self.spec.time_zone).and_then(|s| {
             let retention = s.retention_seconds(now)?;
@@ -220,5 +224,64 @@ impl DigestSchedule {
             requeue,
             error: None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::batch::v1::CronJob;
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use serde_json::json;
+
+    use super::*;
+    use crate::aws::fake::FakeAws;
+    use crate::k8s::MemoryCluster;
+    use crate::reconcile::OperatorSettings;
+
+    #[tokio::test]
+    async fn a_digest_outside_the_allowed_namespaces_creates_nothing() {
+        let cluster = MemoryCluster::new();
+        let aws = FakeAws::new();
+        let topic = aws.insert_topic("alerts", Default::default());
+        aws.clear_calls();
+        let mut settings = OperatorSettings::new("test");
+        settings.allowed_namespaces = Some(["team-b".to_string()].into());
+        let ctx = Context::new(cluster.clone(), aws.clone(), settings);
+        cluster
+            .apply_manifest(json!({
+                "apiVersion": "alertops.dev/v1alpha1",
+                "kind": "DigestSchedule",
+                "metadata": {"name": "daily", "namespace": "team-a"},
+                "spec": {
+                    "schedule": "0 8 * * *",
+                    "timeZone": "UTC",
+                    "sources": [{"topicArn": topic}],
+                    "email": {"from": "alerts@example.com", "to": ["oncall@example.com"]},
+                },
+            }))
+            .unwrap();
+        let digest: DigestSchedule = cluster.object("team-a", "daily").unwrap().unwrap();
+        reconcile(Arc::new(digest), &ctx).await.unwrap();
+
+        let digest: DigestSchedule = cluster.object("team-a", "daily").unwrap().unwrap();
+        let ready = digest
+            .status
+            .unwrap()
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == CONDITION_READY)
+            .unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", REASON_NAMESPACE_NOT_ALLOWED)
+        );
+        assert!(
+            ready.message.contains("team-a") && ready.message.contains("workloads.namespaces"),
+            "{}",
+            ready.message
+        );
+        assert!(aws.calls().is_empty(), "{:?}", aws.calls());
+        assert!(cluster.list_all::<CronJob>().unwrap().is_empty());
+        assert!(cluster.list_all::<ServiceAccount>().unwrap().is_empty());
     }
 }
