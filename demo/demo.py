@@ -72,6 +72,49 @@ def section(title):
     print(f"\n{BOLD}== {title} =={RESET}")
 
 
+class FailedClusterProxy:
+    """EMR in front of the emulator, reporting the clusters in `failed` as TERMINATED_WITH_ERRORS.
+
+    The emulator cannot put a cluster in that state (terminating gives TERMINATED), and alertops
+    retries only a cluster whose live state says it failed, so the demo's failed cluster is
+    described the way AWS would describe it. Every other call passes through unchanged."""
+
+    def __init__(self, upstream):
+        self.failed = set()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                request = urllib.request.Request(upstream + self.path, data=body, headers=headers, method="POST")
+                try:
+                    with urllib.request.urlopen(request, timeout=30) as response:
+                        status, payload, reply_headers = response.status, response.read(), response.headers
+                except urllib.error.HTTPError as error:
+                    status, payload, reply_headers = error.code, error.read(), error.headers
+                if self.headers.get("x-amz-target", "").endswith(".DescribeCluster") and status == 200:
+                    described = json.loads(payload)
+                    cluster = described.get("Cluster", {})
+                    if cluster.get("Id") in proxy.failed:
+                        cluster.setdefault("Status", {})["State"] = "TERMINATED_WITH_ERRORS"
+                        cluster["Status"]["StateChangeReason"] = {
+                            "Code": "STEP_FAILURE", "Message": "Step train failed: Container killed on request. Exit code is 137"}
+                        payload = json.dumps(described).encode()
+                self.send_response(status)
+                self.send_header("content-type", reply_headers.get("content-type", "application/x-amz-json-1.1"))
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
 class SlackStandIn:
     """Answers like Slack's Web API, incoming webhooks and response URLs; records everything."""
 
@@ -209,6 +252,7 @@ def run(args, processes, slack):
         stdout=cloudwatch_log, stderr=subprocess.STDOUT))
     cloudwatch_endpoint = f"http://127.0.0.1:{cloudwatch_port}"
     wait_for("CloudWatch over CBOR", lambda: http("GET", cloudwatch_endpoint + "/ping")[0] == 200)
+    emr_proxy = FailedClusterProxy(endpoint)
     print(f"AWS emulator at {endpoint}; Slack stand-in at http://127.0.0.1:{slack.port}")
     aws = dict(endpoint_url=endpoint, region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test")
     sns, sqs, emr, sesv2 = (boto3.client(s, **aws) for s in ("sns", "sqs", "emr", "sesv2"))
@@ -223,6 +267,7 @@ def run(args, processes, slack):
     listen_port = free_port()
     base = f"http://127.0.0.1:{listen_port}"
     env = dict(os.environ, AWS_ENDPOINT_URL=endpoint, AWS_ENDPOINT_URL_CLOUDWATCH=cloudwatch_endpoint,
+               AWS_ENDPOINT_URL_EMR=f"http://127.0.0.1:{emr_proxy.port}",
                AWS_REGION=REGION, AWS_ACCESS_KEY_ID="test",
                AWS_SECRET_ACCESS_KEY="test", ALERTOPS_SLACK_SIGNING_SECRET=SIGNING_SECRET,
                ALERTOPS_ACTION_TOKEN_KEY=ACTION_KEY, RUST_LOG=os.environ.get("RUST_LOG", "info"))
@@ -257,6 +302,8 @@ def run(args, processes, slack):
         BootstrapActions=[{"Name": "deps", "ScriptBootstrapAction": {"Path": "s3://models/bootstrap.sh"}}],
         Tags=[{"Key": "Team", "Value": "recommendations"}, {"Key": "Feature", "Value": "nightly-training"}],
     )["JobFlowId"]
+    # As AWS would describe it once its step failed (see FailedClusterProxy).
+    emr_proxy.failed.add(cluster)
     event = {
         "version": "0", "id": "6f3c2a1e-demo", "detail-type": "EMR Cluster State Change", "source": "aws.emr",
         "account": ACCOUNT, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "region": REGION,
