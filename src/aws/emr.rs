@@ -89,15 +89,31 @@ pub fn cluster_tags(cluster: &Cluster) -> Tags {
         .collect()
 }
 
+/// Every item of an EMR listing, page after page by `Marker`; each page takes its rate permit.
+async fn every_page<T, F, Fut>(aws: &AwsClients, mut page: F) -> Result<Vec<T>, AwsError>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<T>, Option<String>), AwsError>>,
+{
+    let mut found = Vec::new();
+    let mut marker = None;
+    loop {
+        aws.acquire(AwsApi::Emr).await;
+        let (items, next) = page(marker).await?;
+        found.extend(items);
+        marker = next;
+        if marker.is_none() {
+            return Ok(found);
+        }
+    }
+}
+
 /// Every instance fleet of a cluster (all pages).
 pub async fn instance_fleets(
     aws: &AwsClients,
     cluster_id: &str,
 ) -> Result<Vec<InstanceFleet>, AwsError> {
-    let mut found = Vec::new();
-    let mut marker = None;
-    loop {
-        aws.acquire(AwsApi::Emr).await;
+    every_page(aws, |marker| async move {
         let page = aws
             .emr
             .list_instance_fleets()
@@ -106,12 +122,9 @@ pub async fn instance_fleets(
             .send()
             .await
             .aws("ListInstanceFleets")?;
-        found.extend(page.instance_fleets.unwrap_or_default());
-        marker = page.marker;
-        if marker.is_none() {
-            return Ok(found);
-        }
-    }
+        Ok((page.instance_fleets.unwrap_or_default(), page.marker))
+    })
+    .await
 }
 
 /// Every instance group of a cluster (all pages).
@@ -119,10 +132,7 @@ pub async fn instance_groups(
     aws: &AwsClients,
     cluster_id: &str,
 ) -> Result<Vec<InstanceGroup>, AwsError> {
-    let mut found = Vec::new();
-    let mut marker = None;
-    loop {
-        aws.acquire(AwsApi::Emr).await;
+    every_page(aws, |marker| async move {
         let page = aws
             .emr
             .list_instance_groups()
@@ -131,20 +141,14 @@ pub async fn instance_groups(
             .send()
             .await
             .aws("ListInstanceGroups")?;
-        found.extend(page.instance_groups.unwrap_or_default());
-        marker = page.marker;
-        if marker.is_none() {
-            return Ok(found);
-        }
-    }
+        Ok((page.instance_groups.unwrap_or_default(), page.marker))
+    })
+    .await
 }
 
 /// Every step of a cluster (all pages).
 pub async fn steps(aws: &AwsClients, cluster_id: &str) -> Result<Vec<StepSummary>, AwsError> {
-    let mut found = Vec::new();
-    let mut marker = None;
-    loop {
-        aws.acquire(AwsApi::Emr).await;
+    every_page(aws, |marker| async move {
         let page = aws
             .emr
             .list_steps()
@@ -153,12 +157,9 @@ pub async fn steps(aws: &AwsClients, cluster_id: &str) -> Result<Vec<StepSummary
             .send()
             .await
             .aws("ListSteps")?;
-        found.extend(page.steps.unwrap_or_default());
-        marker = page.marker;
-        if marker.is_none() {
-            return Ok(found);
-        }
-    }
+        Ok((page.steps.unwrap_or_default(), page.marker))
+    })
+    .await
 }
 
 /// Every bootstrap action of a cluster (all pages).
@@ -166,10 +167,7 @@ pub async fn bootstrap_actions(
     aws: &AwsClients,
     cluster_id: &str,
 ) -> Result<Vec<Command>, AwsError> {
-    let mut found = Vec::new();
-    let mut marker = None;
-    loop {
-        aws.acquire(AwsApi::Emr).await;
+    every_page(aws, |marker| async move {
         let page = aws
             .emr
             .list_bootstrap_actions()
@@ -178,12 +176,9 @@ pub async fn bootstrap_actions(
             .send()
             .await
             .aws("ListBootstrapActions")?;
-        found.extend(page.bootstrap_actions.unwrap_or_default());
-        marker = page.marker;
-        if marker.is_none() {
-            return Ok(found);
-        }
-    }
+        Ok((page.bootstrap_actions.unwrap_or_default(), page.marker))
+    })
+    .await
 }
 
 /// RunJobFlow with every field of `input`; returns the new cluster's id.
