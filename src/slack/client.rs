@@ -329,8 +329,17 @@ impl SlackClient {
         })
     }
 
+    /// The one place a request to Slack leaves the process: builds it and executes it on the
+    /// shared HTTP client. Its error may carry the URL (a webhook's secret); callers strip it.
+    async fn round_trip(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, reqwest::Error> {
+        self.http.execute(request.build()?).await
+    }
+
     async fn webhook_attempt(&self, url: &str, body: &Value) -> Result<Attempt<()>, SlackError> {
-        let response = match self.http.post(url).json(body).send().await {
+        let response = match self.round_trip(self.http.post(url).json(body)).await {
             Ok(r) => r,
             Err(e) => return Ok(transport_failure(e)),
         };
@@ -373,7 +382,7 @@ impl SlackClient {
         } else {
             request.json(body)
         };
-        let response = match request.send().await {
+        let response = match self.round_trip(request).await {
             Ok(r) => r,
             Err(e) => return Ok(transport_failure(e)),
         };
