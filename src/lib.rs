@@ -15,6 +15,7 @@
 //! - `local`: the local mode (manifests from a folder, no cluster);
 //! - `telemetry`: metrics, health and readiness endpoints;
 //! - `lint`: offline and in-cluster checks of manifests and alarms;
+//! - `plan`: what applying manifests would change in AWS, read-only (the controller's own plan);
 //! - `alert`: the alert model and the decoders of SNS, CloudWatch and EventBridge messages;
 //! - `slack`: Block Kit rendering and delivery;
 //! - `consume`: the per-route consumer (queue → Slack);
@@ -37,6 +38,7 @@ pub mod k8s;
 pub mod lint;
 pub mod local;
 pub mod names;
+pub mod plan;
 pub mod reconcile;
 pub mod resources;
 pub mod retry;

@@ -299,6 +299,16 @@ impl SnsTopics for FakeAws {
         }
     }
 
+    async fn topics_with_prefix(&self, name_prefix: &str) -> Result<Vec<String>, AwsError> {
+        let state = self.call("ListTopics")?;
+        Ok(state
+            .topics
+            .keys()
+            .filter(|arn| super::sns::topic_name(arn).starts_with(name_prefix))
+            .cloned()
+            .collect())
+    }
+
     async fn topic_attributes(&self, arn: &str) -> Result<HashMap<String, String>, AwsError> {
         let state = self.call("GetTopicAttributes")?;
         state
@@ -555,6 +565,16 @@ impl SqsQueues for FakeAws {
     async fn queue_url(&self, name: &str) -> Result<Option<String>, AwsError> {
         let state = self.call("GetQueueUrl")?;
         Ok(state.queues.contains_key(name).then(|| queue_url(name)))
+    }
+
+    async fn queues_with_prefix(&self, prefix: &str) -> Result<Vec<String>, AwsError> {
+        let state = self.call("ListQueues")?;
+        Ok(state
+            .queues
+            .keys()
+            .filter(|name| name.starts_with(prefix))
+            .map(|name| queue_url(name))
+            .collect())
     }
 
     async fn queue_tags(&self, url: &str) -> Result<Tags, AwsError> {

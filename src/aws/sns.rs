@@ -39,6 +39,9 @@ pub trait SnsTopics: Send + Sync {
     async fn topic_exists(&self, arn: &str) -> Result<bool, AwsError>;
     /// Creates a topic with tags (see [`TopicCreation`]).
     async fn create_topic(&self, name: &str, tags: &Tags) -> Result<TopicCreation, AwsError>;
+    /// ARNs of the topics whose name starts with `name_prefix` (ListTopics, every page). A
+    /// read-only way to find our topic by name where CreateTopic would be a write.
+    async fn topics_with_prefix(&self, name_prefix: &str) -> Result<Vec<String>, AwsError>;
     /// Every attribute of a topic.
     async fn topic_attributes(&self, arn: &str) -> Result<HashMap<String, String>, AwsError>;
     /// Sets one attribute of a topic.
@@ -104,6 +107,32 @@ impl SnsTopics for AwsClients {
                 } else {
                     Err(e)
                 }
+            }
+        }
+    }
+
+    async fn topics_with_prefix(&self, name_prefix: &str) -> Result<Vec<String>, AwsError> {
+        let mut found = Vec::new();
+        let mut next_token = None;
+        loop {
+            self.acquire(AwsApi::Sns).await;
+            let page = self
+                .sns
+                .list_topics()
+                .set_next_token(next_token)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("ListTopics", e))?;
+            found.extend(
+                page.topics()
+                    .iter()
+                    .filter_map(|t| t.topic_arn())
+                    .filter(|arn| topic_name(arn).starts_with(name_prefix))
+                    .map(str::to_string),
+            );
+            next_token = page.next_token().map(str::to_string);
+            if next_token.is_none() {
+                return Ok(found);
             }
         }
     }
@@ -308,6 +337,11 @@ impl SnsTopics for AwsClients {
 }
 
 /// SNS reports `PendingConfirmation` (or `Deleted`) instead of an ARN for unconfirmed ones.
+/// The name of a topic: the last part of its ARN (`arn:aws:sns:REGION:ACCOUNT:NAME`).
+pub fn topic_name(arn: &str) -> &str {
+    arn.rsplit(':').next().unwrap_or(arn)
+}
+
 fn subscription(s: &aws_sdk_sns::types::Subscription) -> Subscription {
     Subscription {
         arn: s

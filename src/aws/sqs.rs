@@ -26,6 +26,8 @@ pub type QueueAttributes = HashMap<String, String>;
 pub trait SqsQueues: Send + Sync {
     /// The URL of the queue with this name, or `None` when there is none.
     async fn queue_url(&self, name: &str) -> Result<Option<String>, AwsError>;
+    /// URLs of the queues whose name starts with `prefix` (ListQueues, every page).
+    async fn queues_with_prefix(&self, prefix: &str) -> Result<Vec<String>, AwsError>;
     /// The tags of a queue.
     async fn queue_tags(&self, url: &str) -> Result<Tags, AwsError>;
     /// Every attribute of a queue.
@@ -56,6 +58,28 @@ impl SqsQueues for AwsClients {
             Err(e) => {
                 let e = AwsError::from_sdk("GetQueueUrl", e);
                 if e.is_not_found() { Ok(None) } else { Err(e) }
+            }
+        }
+    }
+
+    async fn queues_with_prefix(&self, prefix: &str) -> Result<Vec<String>, AwsError> {
+        let mut found = Vec::new();
+        let mut next_token = None;
+        loop {
+            self.acquire(AwsApi::Sqs).await;
+            let page = self
+                .sqs
+                .list_queues()
+                .queue_name_prefix(prefix)
+                .max_results(1000)
+                .set_next_token(next_token)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("ListQueues", e))?;
+            found.extend(page.queue_urls().iter().cloned());
+            next_token = page.next_token().map(str::to_string);
+            if next_token.is_none() {
+                return Ok(found);
             }
         }
     }

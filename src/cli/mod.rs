@@ -11,6 +11,7 @@ use crate::digest::command::DigestArgs;
 use crate::interact::InteractArgs;
 use crate::lint::LintArgs;
 use crate::local::command::LocalArgs;
+use crate::plan::PlanArgs;
 use crate::resources::crd::CrdsArgs;
 use crate::retry::RetryArgs;
 use crate::telemetry::logging::{LogFormat, init_logging};
@@ -36,6 +37,9 @@ pub enum Command {
     Crds(CrdsArgs),
     /// Validate manifests offline against the CRD schemas and the alarm lint rules.
     Lint(LintArgs),
+    /// Show what applying manifests would change in AWS, read-only: exit 0 without changes, 2
+    /// with changes, 1 on errors.
+    Plan(PlanArgs),
     /// Consume one AlertRoute's queue and deliver its alerts to Slack (the route's Deployment).
     Consume(ConsumeArgs),
     /// Serve Slack's interactivity Request URL: acknowledge alerts, start retry Jobs.
@@ -54,6 +58,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Crds(args) => crate::resources::crd::run_command(args),
         Command::Lint(args) => crate::lint::run_command(args),
+        Command::Plan(args) => crate::plan::run_command(args).await,
         Command::Consume(args) => {
             init_logging(cli.log_format);
             crate::consume::run_command(args).await

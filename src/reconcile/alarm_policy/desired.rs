@@ -231,71 +231,196 @@ fn build_rule(rule: &EventRuleSpec, owner: &OwnerIdentity, policy_tags: &Tags) -
     }
 }
 
-/// Names of the fields in which `observed` differs from `desired`; empty when they match.
-/// Thresholds compare with a relative tolerance because they travel as decimal text.
-pub fn alarm_differences(
-    desired: &AlarmDefinition,
-    observed: &AlarmDefinition,
-) -> Vec<&'static str> {
-    let mut out = Vec::new();
-    let mut check = |same: bool, field: &'static str| {
+/// One field in which AWS differs from the spec: its name (as the AWS API spells it) and both
+/// values as JSON, so `alertops plan` can show old → new for the same comparison the controller
+/// decides on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FieldChange {
+    /// The field, e.g. `threshold`.
+    pub field: &'static str,
+    /// What AWS has now.
+    pub old: Value,
+    /// What the spec wants.
+    pub new: Value,
+}
+
+/// Collects the fields whose values differ, in a fixed order.
+#[derive(Default)]
+struct Changes(Vec<FieldChange>);
+
+impl Changes {
+    fn check<T: serde::Serialize + PartialEq + ?Sized>(
+        &mut self,
+        field: &'static str,
+        desired: &T,
+        observed: &T,
+    ) {
+        self.check_with(field, desired == observed, desired, observed);
+    }
+
+    fn check_with<T: serde::Serialize + ?Sized>(
+        &mut self,
+        field: &'static str,
+        same: bool,
+        desired: &T,
+        observed: &T,
+    ) {
         if !same {
-            out.push(field);
+            self.0.push(FieldChange {
+                field,
+                old: json!(observed),
+                new: json!(desired),
+            });
         }
-    };
-    check(desired.description == observed.description, "description");
-    check(
-        desired.actions_enabled == observed.actions_enabled,
+    }
+}
+
+/// The fields in which `observed` differs from `desired`, with both values; empty when they
+/// match. Thresholds compare with a relative tolerance because they travel as decimal text.
+pub fn alarm_changes(desired: &AlarmDefinition, observed: &AlarmDefinition) -> Vec<FieldChange> {
+    let mut out = Changes::default();
+    out.check("description", &desired.description, &observed.description);
+    out.check(
         "actionsEnabled",
+        &desired.actions_enabled,
+        &observed.actions_enabled,
     );
-    check(
-        desired.alarm_actions == observed.alarm_actions,
+    out.check(
         "alarmActions",
+        &desired.alarm_actions,
+        &observed.alarm_actions,
     );
-    check(desired.ok_actions == observed.ok_actions, "okActions");
-    check(
-        desired.insufficient_data_actions == observed.insufficient_data_actions,
+    out.check("okActions", &desired.ok_actions, &observed.ok_actions);
+    out.check(
         "insufficientDataActions",
+        &desired.insufficient_data_actions,
+        &observed.insufficient_data_actions,
     );
-    check(desired.metric == observed.metric, "metric");
-    check(
-        desired.evaluation_periods == observed.evaluation_periods,
+    out.check_with(
+        "metric",
+        desired.metric == observed.metric,
+        &metric_value(&desired.metric),
+        &metric_value(&observed.metric),
+    );
+    out.check(
         "evaluationPeriods",
+        &desired.evaluation_periods,
+        &observed.evaluation_periods,
     );
-    check(
-        desired.datapoints_to_alarm == observed.datapoints_to_alarm,
+    out.check(
         "datapointsToAlarm",
+        &desired.datapoints_to_alarm,
+        &observed.datapoints_to_alarm,
     );
     let scale = desired
         .threshold
         .abs()
         .max(observed.threshold.abs())
         .max(1.0);
-    check(
-        (desired.threshold - observed.threshold).abs() <= 1e-9 * scale,
+    out.check_with(
         "threshold",
+        (desired.threshold - observed.threshold).abs() <= 1e-9 * scale,
+        &desired.threshold,
+        &observed.threshold,
     );
-    check(desired.comparison == observed.comparison, "comparison");
-    check(
-        desired.treat_missing_data == observed.treat_missing_data,
+    out.check("comparison", &desired.comparison, &observed.comparison);
+    out.check(
         "treatMissingData",
+        &desired.treat_missing_data,
+        &observed.treat_missing_data,
     );
-    out
+    out.0
+}
+
+/// Names of the fields in which `observed` differs from `desired` (see [`alarm_changes`]).
+pub fn alarm_differences(
+    desired: &AlarmDefinition,
+    observed: &AlarmDefinition,
+) -> Vec<&'static str> {
+    alarm_changes(desired, observed)
+        .into_iter()
+        .map(|c| c.field)
+        .collect()
+}
+
+/// The fields in which an observed rule differs from the desired one, with both values.
+pub fn rule_changes(desired: &RuleDefinition, observed: &RuleDefinition) -> Vec<FieldChange> {
+    let mut out = Changes::default();
+    out.check("description", &desired.description, &observed.description);
+    out.check_with(
+        "state",
+        desired.enabled == observed.enabled,
+        rule_state(desired.enabled),
+        rule_state(observed.enabled),
+    );
+    out.check(
+        "eventPattern",
+        &desired.event_pattern,
+        &observed.event_pattern,
+    );
+    out.0
 }
 
 /// Names of the fields in which an observed rule differs from the desired one.
 pub fn rule_differences(desired: &RuleDefinition, observed: &RuleDefinition) -> Vec<&'static str> {
-    let mut out = Vec::new();
-    if desired.description != observed.description {
-        out.push("description");
+    rule_changes(desired, observed)
+        .into_iter()
+        .map(|c| c.field)
+        .collect()
+}
+
+fn rule_state(enabled: bool) -> &'static str {
+    if enabled { "ENABLED" } else { "DISABLED" }
+}
+
+/// An alarm's metric as JSON in CloudWatch's terms (for showing, not for sending).
+pub fn metric_value(metric: &AlarmMetric) -> Value {
+    let dimensions = |dims: &[(String, String)]| -> Value {
+        dims.iter()
+            .map(|(k, v)| (k.clone(), json!(v)))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    };
+    match metric {
+        AlarmMetric::Single {
+            namespace,
+            name,
+            dimensions: dims,
+            statistic,
+            extended_statistic,
+            period,
+            unit,
+        } => json!({
+            "namespace": namespace,
+            "metricName": name,
+            "dimensions": dimensions(dims),
+            "statistic": statistic,
+            "extendedStatistic": extended_statistic,
+            "period": period,
+            "unit": unit,
+        }),
+        AlarmMetric::Math(queries) => Value::Array(
+            queries
+                .iter()
+                .map(|q| {
+                    json!({
+                        "id": q.id,
+                        "expression": q.expression,
+                        "metric": q.metric.as_ref().map(|m| json!({
+                            "namespace": m.namespace,
+                            "metricName": m.name,
+                            "dimensions": dimensions(&m.dimensions),
+                            "stat": m.stat,
+                            "unit": m.unit,
+                        })),
+                        "label": q.label,
+                        "returnData": q.return_data,
+                        "period": q.period,
+                    })
+                })
+                .collect(),
+        ),
     }
-    if desired.enabled != observed.enabled {
-        out.push("state");
-    }
-    if desired.event_pattern != observed.event_pattern {
-        out.push("eventPattern");
-    }
-    out
 }
 
 /// The topic's access policy: only this policy's CloudWatch alarms and EventBridge rules, in the
@@ -484,6 +609,52 @@ mod tests {
         );
         observed.threshold = 50.0;
         assert_eq!(alarm_differences(&desired, &observed), vec!["threshold"]);
+    }
+
+    #[test]
+    fn changes_carry_what_aws_has_and_what_the_spec_wants() {
+        let desired = build(&spec(), &owner(), TOPIC).alarms[0].definition.clone();
+        let mut observed = desired.clone();
+        observed.threshold = 50.0;
+        observed.evaluation_periods = 3;
+        let changes = alarm_changes(&desired, &observed);
+        assert_eq!(
+            changes,
+            vec![
+                FieldChange {
+                    field: "evaluationPeriods",
+                    old: json!(3),
+                    new: json!(5)
+                },
+                FieldChange {
+                    field: "threshold",
+                    old: json!(50.0),
+                    new: json!(100.0)
+                },
+            ]
+        );
+        if let AlarmMetric::Single { statistic, .. } = &mut observed.metric {
+            *statistic = Some("Maximum".into());
+        }
+        let metric = alarm_changes(&desired, &observed)
+            .into_iter()
+            .find(|c| c.field == "metric")
+            .expect("the metric differs");
+        assert_eq!(metric.old["statistic"], "Maximum");
+        assert_eq!(metric.new["statistic"], "Sum");
+        assert_eq!(metric.new["dimensions"]["LoadBalancerName"], "broker");
+
+        let rule = build(&spec(), &owner(), TOPIC).rules[0].definition.clone();
+        let mut disabled = rule.clone();
+        disabled.enabled = false;
+        assert_eq!(
+            rule_changes(&rule, &disabled),
+            vec![FieldChange {
+                field: "state",
+                old: json!("DISABLED"),
+                new: json!("ENABLED")
+            }]
+        );
     }
 
     #[test]

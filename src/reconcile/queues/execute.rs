@@ -232,7 +232,7 @@ async fn execute(
 }
 
 /// A queue by name: absent, someone else's, or ours with every attribute.
-async fn observe_queue(
+pub(crate) async fn observe_queue(
     aws: &dyn ControllerAws,
     owner: &OwnerIdentity,
     name: &str,
