@@ -393,6 +393,18 @@ pub fn queue_created(owner: &str, name: &str, attributes: &[(String, String)]) -
     )
 }
 
+/// A queue of ours that exists; [`queue_changes`] turns it into an update when attributes differ.
+pub fn queue_kept(owner: &str, name: &str) -> ResourceChange {
+    entry(
+        owner,
+        ResourceType::SqsQueue,
+        name,
+        ChangeAction::NoChange,
+        Vec::new(),
+        format!("keep queue {name}: ours, attributes in sync"),
+    )
+}
+
 /// A queue as SQS would report it right after the controller created it with `attributes`:
 /// what the rest of the queue plan is decided against when the queue does not exist yet.
 pub fn queue_after_creation(name: &str, attributes: &[(String, String)]) -> ObservedQueue {
@@ -444,31 +456,38 @@ pub fn queue_changes(
                         new: attribute_value(attribute, Some(value)),
                     })
                     .collect();
-                if url.starts_with(NEW_QUEUE_PREFIX)
-                    && let Some(created) = changes.iter_mut().find(|c| {
-                        c.resource_type == ResourceType::SqsQueue
-                            && c.action == ChangeAction::Create
-                            && c.name == name
-                    })
-                {
-                    for field in fields {
-                        created.fields.retain(|f| f.field != field.field);
-                        created.fields.push(FieldDiff {
-                            old: Value::Null,
-                            ..field
-                        });
-                    }
-                    continue;
-                }
                 let names: Vec<&str> = set.iter().map(|(n, _)| n.as_str()).collect();
-                changes.push(entry(
-                    owner,
-                    ResourceType::SqsQueue,
-                    name,
-                    ChangeAction::Update,
-                    fields,
-                    format!("update queue {name}: {} differ", names.join(", ")),
-                ));
+                let reason = format!("update queue {name}: {} differ", names.join(", "));
+                let listed = changes.iter_mut().find(|c| {
+                    c.resource_type == ResourceType::SqsQueue
+                        && c.name == name
+                        && matches!(c.action, ChangeAction::Create | ChangeAction::NoChange)
+                });
+                match listed {
+                    // Set right after creation: part of what the queue is created with.
+                    Some(created) if created.action == ChangeAction::Create => {
+                        for field in fields {
+                            created.fields.retain(|f| f.field != field.field);
+                            created.fields.push(FieldDiff {
+                                old: Value::Null,
+                                ..field
+                            });
+                        }
+                    }
+                    Some(kept) => {
+                        kept.action = ChangeAction::Update;
+                        kept.fields = fields;
+                        kept.reason = reason;
+                    }
+                    None => changes.push(entry(
+                        owner,
+                        ResourceType::SqsQueue,
+                        name,
+                        ChangeAction::Update,
+                        fields,
+                        reason,
+                    )),
+                }
             }
             QueueAction::Subscribe {
                 topic_arn,

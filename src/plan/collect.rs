@@ -29,7 +29,7 @@ use crate::resources::{AlarmPolicy, AlertRoute, DigestSchedule, SourceRef, Subsc
 
 use super::changes::{
     NEW_QUEUE_PREFIX, new_topic_arn, policy_changes, queue_after_creation, queue_changes,
-    queue_created, subscription_name, topic_change,
+    queue_created, queue_kept, subscription_name, topic_change,
 };
 use super::report::{Blocked, ChangeAction, PlanReport, ResourceChange, ResourceType};
 
@@ -53,14 +53,43 @@ enum PolicyTopic {
     Pending(String),
     /// The policy is blocked and would get no topic.
     None,
+    /// The policy is not in the manifests and has no topic of its own in AWS (or `--prune`
+    /// takes it as deleted), for this reason.
+    Missing(&'static str),
+}
+
+/// The topic of an AlarmPolicy that the manifests do not declare: found by its derived name and
+/// taken only when tagged as that policy's.
+async fn undeclared_policy_topic(
+    aws: &dyn ControllerAws,
+    settings: &OperatorSettings,
+    namespace: &str,
+    policy: &str,
+) -> Result<PolicyTopic, AwsError> {
+    let owner = OwnerIdentity::new(&settings.cluster_id, alarm_policy::KIND, namespace, policy);
+    let Some(arn) = find_topic(aws, &owner.topic_name()).await? else {
+        return Ok(PolicyTopic::Missing(
+            "is in none of the manifests and has no SNS topic in AWS",
+        ));
+    };
+    Ok(if owner.owns(&aws.topic_tags(&arn).await?) {
+        PolicyTopic::Exists(arn)
+    } else {
+        PolicyTopic::Missing("is in none of the manifests and no SNS topic in AWS is tagged as its")
+    })
 }
 
 /// Plans every resource of `manifests`, policies first (routes and digests subscribe to their
 /// topics), as the controller would on a fresh reconcile.
+///
+/// A source AlarmPolicy that is not among the manifests is taken to exist in the cluster (a
+/// folder may hold part of a namespace): its topic is looked up by its derived name, as the
+/// controller would read it from the policy's status. With `prune` it counts as deleted.
 pub async fn plan(
     aws: &dyn ControllerAws,
     settings: &OperatorSettings,
     manifests: &Manifests,
+    prune: bool,
 ) -> Result<PlanReport, AwsError> {
     let mut report = PlanReport {
         cluster_id: settings.cluster_id.clone(),
@@ -71,6 +100,30 @@ pub async fn plan(
         let (namespace, name) = identity(policy);
         let topic = plan_policy(aws, settings, policy, &mut report).await?;
         topics.insert((namespace, name), topic);
+    }
+    let sources = manifests
+        .routes
+        .iter()
+        .map(|r| (identity(r).0, &r.spec.sources))
+        .chain(
+            manifests
+                .digests
+                .iter()
+                .map(|(d, _)| (identity(d).0, &d.spec.sources)),
+        );
+    for (namespace, sources) in sources {
+        for policy in sources.iter().filter_map(|s| s.alarm_policy.as_ref()) {
+            let key = (namespace.clone(), policy.clone());
+            if topics.contains_key(&key) {
+                continue;
+            }
+            let topic = if prune {
+                PolicyTopic::Missing("is in none of the manifests (--prune: taken as deleted)")
+            } else {
+                undeclared_policy_topic(aws, settings, &namespace, policy).await?
+            };
+            topics.insert(key, topic);
+        }
     }
     for route in &manifests.routes {
         let (namespace, name) = identity(route);
@@ -237,6 +290,9 @@ fn resolve(
                 Some(PolicyTopic::None) => out.not_ready.push(format!(
                     "AlarmPolicy {namespace}/{policy} would have no SNS topic (see its own entry)"
                 )),
+                Some(PolicyTopic::Missing(why)) => out
+                    .not_ready
+                    .push(format!("AlarmPolicy {namespace}/{policy} {why}")),
                 None => out.not_ready.push(format!(
                     "AlarmPolicy {namespace}/{policy} is not among the manifests planned"
                 )),
@@ -294,7 +350,10 @@ async fn plan_queues(
         dead_letter_attributes(),
         &tags,
     ) {
-        Creation::Present => observed,
+        Creation::Present => {
+            report.resources.push(queue_kept(&label, &dead_letter_name));
+            observed
+        }
         Creation::Create {
             name, attributes, ..
         } => {
@@ -321,7 +380,10 @@ async fn plan_queues(
         queue_attributes(config, &dead_letter_arn, None),
         &tags,
     ) {
-        Creation::Present => observed,
+        Creation::Present => {
+            report.resources.push(queue_kept(&label, &name));
+            observed
+        }
         Creation::Create {
             name, attributes, ..
         } => {

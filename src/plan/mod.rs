@@ -172,7 +172,7 @@ pub async fn plan_with(
     prune: bool,
 ) -> Result<PlanReport, PlanError> {
     let before = aws.call_log().snapshot().len();
-    let mut report = collect::plan(aws, settings, manifests).await?;
+    let mut report = collect::plan(aws, settings, manifests, prune).await?;
     if prune {
         prune::plan(aws, settings, manifests, &mut report).await?;
     }
