@@ -60,13 +60,13 @@ iam-policies:
 	@test -n "$(CLUSTER_ID)" -a -n "$(ACCOUNT_ID)" -a -n "$(EMR_SERVICE_ROLE_ARN)" -a -n "$(EMR_INSTANCE_PROFILE_ROLE_ARN)" \
 		|| { echo "set CLUSTER_ID, ACCOUNT_ID, EMR_SERVICE_ROLE_ARN and EMR_INSTANCE_PROFILE_ROLE_ARN"; exit 2; }
 	mkdir -p $(IAM_OUT)
-	for principal in controller workload retry interact; do \
+	for principal in controller workload retry interact plan; do \
 		sed -e 's|EMR_SERVICE_ROLE_ARN|$(EMR_SERVICE_ROLE_ARN)|g' \
 		    -e 's|EMR_INSTANCE_PROFILE_ROLE_ARN|$(EMR_INSTANCE_PROFILE_ROLE_ARN)|g' \
 		    -e 's|CLUSTER_ID|$(CLUSTER_ID)|g' -e 's|ACCOUNT_ID|$(ACCOUNT_ID)|g' \
 		    deploy/iam/$$principal.json > $(IAM_OUT)/$$principal.json; \
 	done
-	@echo "wrote $(IAM_OUT)/{controller,workload,retry,interact}.json"
+	@echo "wrote $(IAM_OUT)/{controller,workload,retry,interact,plan}.json"
 
 lint:
 	cargo fmt --check

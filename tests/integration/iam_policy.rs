@@ -493,7 +493,8 @@ fn operations_called() -> BTreeMap<SdkCall, BTreeSet<String>> {
 /// each policy must grant exactly its row. Who calls what: the reconcilers (controller); the
 /// consumers and digests, which read their queues, enrich (EMR cluster, alarm tags) and send
 /// email; the retry Job, which rebuilds and runs the cluster; the interaction server, which
-/// reads the failed cluster before it creates the Job.
+/// reads the failed cluster before it creates the Job; `alertops plan` in a CI job, which reads
+/// what the controller reads and lists topics and queues.
 const PRINCIPALS: &[(&str, &[&str])] = &[
     (
         "controller",
@@ -562,6 +563,26 @@ const PRINCIPALS: &[(&str, &[&str])] = &[
         ],
     ),
     ("interact", &["elasticmapreduce:DescribeCluster"]),
+    (
+        "plan",
+        &[
+            "cloudwatch:DescribeAlarms",
+            "cloudwatch:ListTagsForResource",
+            "events:ListRules",
+            "events:ListTagsForResource",
+            "events:ListTargetsByRule",
+            "sns:GetSubscriptionAttributes",
+            "sns:GetTopicAttributes",
+            "sns:ListSubscriptions",
+            "sns:ListSubscriptionsByTopic",
+            "sns:ListTagsForResource",
+            "sns:ListTopics",
+            "sqs:GetQueueAttributes",
+            "sqs:GetQueueUrl",
+            "sqs:ListQueueTags",
+            "sqs:ListQueues",
+        ],
+    ),
 ];
 
 /// The ownership tag the controller's modify and delete statements are conditioned on
@@ -763,6 +784,33 @@ fn every_mutating_action_on_any_resource_is_listed_with_a_reason() {
     }
     let stale: Vec<&String> = listed.keys().filter(|a| !used.contains(*a)).collect();
     assert!(stale.is_empty(), "listed but scoped (remove): {stale:?}");
+}
+
+#[test]
+fn the_plan_principal_reads_what_the_controller_reads_and_writes_nothing() {
+    let plan = policy_actions(&deploy_file("plan.json"));
+    let writes: Vec<&String> = plan.iter().filter(|a| !is_read_only(a)).collect();
+    assert!(writes.is_empty(), "plan.json grants writes: {writes:?}");
+    let controller_reads: BTreeSet<String> = policy_actions(&deploy_file("controller.json"))
+        .into_iter()
+        .filter(|a| is_read_only(a))
+        .collect();
+    let missing: Vec<&String> = controller_reads.difference(&plan).collect();
+    assert!(
+        missing.is_empty(),
+        "the plan observes as the controller does; plan.json lacks {missing:?}"
+    );
+    let filled = filled(&deploy_file("plan.json"), "prod-eu-1");
+    let ours = alertops::names::OwnerIdentity::new("prod-eu-1", "AlertRoute", "team", "r");
+    let theirs = alertops::names::OwnerIdentity::new("prod-eu-10", "AlertRoute", "team", "r");
+    let queue = |id: &alertops::names::OwnerIdentity| {
+        format!("arn:aws:sqs:eu-west-1:{ACCOUNT}:{}", id.queue_name(""))
+    };
+    assert!(allows(&filled, "sqs:GetQueueAttributes", &queue(&ours)));
+    assert!(!allows(&filled, "sqs:GetQueueAttributes", &queue(&theirs)));
+    // Referenced topics (existingArn) and topicArn sources are anyone's: read, never written.
+    let shared = format!("arn:aws:sns:eu-west-1:{ACCOUNT}:prod-alarms");
+    assert!(allows(&filled, "sns:ListSubscriptionsByTopic", &shared));
 }
 
 #[test]
