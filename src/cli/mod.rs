@@ -120,6 +120,34 @@ mod tests {
     }
 
     #[test]
+    fn plan_takes_the_folder_the_output_and_the_controllers_identity() {
+        let cli = Cli::try_parse_from([
+            "alertops",
+            "plan",
+            "-f",
+            "alerting/",
+            "--cluster-id",
+            "prod",
+            "-o",
+            "json",
+            "--prune",
+        ])
+        .unwrap();
+        let Command::Plan(args) = cli.command else {
+            panic!("not the plan");
+        };
+        assert_eq!(args.path, std::path::PathBuf::from("alerting/"));
+        assert_eq!(args.output, crate::plan::OutputFormat::Json);
+        assert!(args.prune);
+        assert_eq!(args.default_namespace, "default");
+        assert_eq!(args.operator.settings().unwrap().cluster_id, "prod");
+        assert!(
+            Cli::try_parse_from(["alertops", "plan", "--cluster-id", "prod"]).is_err(),
+            "the folder is required"
+        );
+    }
+
+    #[test]
     fn controller_passes_workload_settings_on() {
         let settings = operator(&[
             "--action-key-secret",

@@ -467,3 +467,29 @@ async fn an_invalid_manifest_exits_1_with_the_error_and_plans_nothing() {
     assert_eq!(code, 1);
     assert!(err.contains("cluster id"), "{err}");
 }
+
+#[tokio::test]
+async fn the_examples_plan_against_an_empty_account_without_writing() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let cluster_id = harness::unique("ex").to_lowercase();
+    let (code, out, err) = plan_binary(&examples, &cluster_id, &["-o", "json"]).await;
+    assert_eq!(code, 2, "{out}{err}");
+    let plan: Value = serde_json::from_str(&out).expect("the JSON output parses");
+    let resources = plan["resources"].as_array().unwrap();
+    assert!(!resources.is_empty());
+    for resource in resources {
+        assert!(
+            ["create", "noChange"].contains(&resource["action"].as_str().unwrap()),
+            "only creations, and referenced topics left as they are: {resource:#}"
+        );
+    }
+    for kind in ["AlarmPolicy/", "AlertRoute/", "DigestSchedule/"] {
+        assert!(
+            resources
+                .iter()
+                .any(|r| r["owner"].as_str().unwrap().starts_with(kind)),
+            "{kind} resources are planned: {plan:#}"
+        );
+    }
+    assert_eq!(plan["awsCalls"]["writes"], 0);
+}
