@@ -25,6 +25,8 @@ use crate::reconcile::queues::{
     dead_letter_attributes, queue_attributes,
 };
 use crate::reconcile::{REASON_NAMESPACE_NOT_ALLOWED, alert_route, digest_schedule};
+#[cfg(test)]
+use crate::resources::Tags;
 use crate::resources::{AlarmPolicy, AlertRoute, DigestSchedule, SourceRef, SubscriptionStatus};
 
 use super::changes::{
@@ -101,30 +103,6 @@ pub async fn plan(
         let topic = plan_policy(aws, settings, policy, &mut report).await?;
         topics.insert((namespace, name), topic);
     }
-    let sources = manifests
-        .routes
-        .iter()
-        .map(|r| (identity(r).0, &r.spec.sources))
-        .chain(
-            manifests
-                .digests
-                .iter()
-                .map(|(d, _)| (identity(d).0, &d.spec.sources)),
-        );
-    for (namespace, sources) in sources {
-        for policy in sources.iter().filter_map(|s| s.alarm_policy.as_ref()) {
-            let key = (namespace.clone(), policy.clone());
-            if topics.contains_key(&key) {
-                continue;
-            }
-            let topic = if prune {
-                PolicyTopic::Missing("is in none of the manifests (--prune: taken as deleted)")
-            } else {
-                undeclared_policy_topic(aws, settings, &namespace, policy).await?
-            };
-            topics.insert(key, topic);
-        }
-    }
     for route in &manifests.routes {
         let (namespace, name) = identity(route);
         let owner = OwnerIdentity::new(&settings.cluster_id, alert_route::KIND, &namespace, &name);
@@ -135,7 +113,8 @@ pub async fn plan(
             &owner,
             &route.spec.sources,
             &config,
-            &topics,
+            &mut topics,
+            prune,
             &mut report,
         )
         .await?;
@@ -154,7 +133,8 @@ pub async fn plan(
             &owner,
             &digest.spec.sources,
             config,
-            &topics,
+            &mut topics,
+            prune,
             &mut report,
         )
         .await?;
@@ -321,13 +301,26 @@ async fn plan_queues(
     owner: &OwnerIdentity,
     sources: &[SourceRef],
     config: &QueueConfig,
-    policies: &HashMap<(String, String), PolicyTopic>,
+    policies: &mut HashMap<(String, String), PolicyTopic>,
+    prune: bool,
     report: &mut PlanReport,
 ) -> Result<(), AwsError> {
     let label = owner.owner_tag();
     if let Some(message) = settings.namespace_refusal(&owner.namespace) {
         blocked(report, owner, REASON_NAMESPACE_NOT_ALLOWED, message);
         return Ok(());
+    }
+    for policy in sources.iter().filter_map(|s| s.alarm_policy.as_ref()) {
+        let key = (owner.namespace.clone(), policy.clone());
+        if policies.contains_key(&key) {
+            continue;
+        }
+        let topic = if prune {
+            PolicyTopic::Missing("is in none of the manifests (--prune: taken as deleted)")
+        } else {
+            undeclared_policy_topic(aws, settings, &owner.namespace, policy).await?
+        };
+        policies.insert(key, topic);
     }
     let sources = resolve(
         &owner.namespace,
@@ -475,5 +468,111 @@ fn not_owned_queue(owner: &str, name: &str, blocker: &Blocker) -> ResourceChange
         action: ChangeAction::NotOwned,
         fields: Vec::new(),
         reason: blocker.message.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::aws::CloudWatchAlarms;
+    use crate::aws::fake::FakeAws;
+
+    fn policy(annotations: serde_json::Value) -> AlarmPolicy {
+        serde_json::from_value(json!({
+            "apiVersion": "alertops.dev/v1alpha1", "kind": "AlarmPolicy",
+            "metadata": {"name": "elb", "namespace": "team-a", "annotations": annotations},
+            "spec": {"alarms": [{
+                "name": "errors",
+                "metric": {"namespace": "AWS/ELB", "name": "BackendConnectionErrors",
+                           "statistic": "Sum"},
+                "period": 60, "evaluationPeriods": 5, "threshold": 1,
+                "comparison": "GreaterThanThreshold", "treatMissingData": "notBreaching"
+            }]}
+        }))
+        .unwrap()
+    }
+
+    fn route(namespace: &str, source: serde_json::Value) -> AlertRoute {
+        serde_json::from_value(json!({
+            "apiVersion": "alertops.dev/v1alpha1", "kind": "AlertRoute",
+            "metadata": {"name": "r", "namespace": namespace},
+            "spec": {"sources": [source],
+                     "slack": {"webhookSecretRef": {"name": "slack", "key": "url"}}}
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn refused_routes_plan_nothing_in_aws_and_say_why() {
+        let aws = FakeAws::new();
+        let mut settings = OperatorSettings::new("prod");
+        settings.allowed_namespaces = Some(["team-a".to_string()].into());
+        settings.allowed_source_topics = Some(Vec::new());
+        let manifests = Manifests {
+            routes: vec![
+                route("team-b", json!({"alarmPolicy": "elb"})),
+                route(
+                    "team-a",
+                    json!({"topicArn": "arn:aws:sns:us-east-1:123456789012:shared"}),
+                ),
+            ],
+            ..Manifests::default()
+        };
+        let report = plan(&aws, &settings, &manifests, false).await.unwrap();
+        assert!(report.resources.is_empty(), "{report:#?}");
+        let reasons: Vec<&str> = report.blocked.iter().map(|b| b.reason.as_str()).collect();
+        assert_eq!(reasons, vec!["NamespaceNotAllowed", "SourceNotAllowed"]);
+        assert!(aws.calls().is_empty(), "{:?}", aws.calls());
+    }
+
+    #[tokio::test]
+    async fn an_alarm_without_our_tags_is_adopted_only_when_the_policy_opts_in() {
+        let aws = FakeAws::new();
+        let settings = OperatorSettings::new("prod");
+        let owner = OwnerIdentity::new("prod", alarm_policy::KIND, "team-a", "elb");
+        let desired = desired::build(&policy(json!({})).spec, &owner, "arn:t");
+        aws.put_alarm(
+            &desired.alarms[0].definition,
+            Some(&Tags::from([("Team".into(), "web".into())])),
+        )
+        .await
+        .unwrap();
+        let alarm = owner.alarm_name("errors");
+        let planned = |annotations| {
+            let manifests = Manifests {
+                policies: vec![policy(annotations)],
+                ..Manifests::default()
+            };
+            let (aws, settings) = (aws.clone(), settings.clone());
+            async move { plan(&aws, &settings, &manifests, false).await.unwrap() }
+        };
+
+        let report = planned(json!({})).await;
+        let found = report.resources.iter().find(|r| r.name == alarm).unwrap();
+        assert_eq!(found.action, ChangeAction::NotOwned);
+        assert_eq!(report.blocked[0].reason, "AlarmNotOwned");
+
+        let report = planned(json!({ADOPT_ANNOTATION: "true"})).await;
+        let found = report.resources.iter().find(|r| r.name == alarm).unwrap();
+        assert_eq!(found.action, ChangeAction::Adopt, "{found:#?}");
+        let owner_tag = found
+            .fields
+            .iter()
+            .find(|f| f.field == "tags.alertops.dev/owner")
+            .expect("our ownership tag is added");
+        assert_eq!(owner_tag.old, serde_json::Value::Null);
+        assert_eq!(owner_tag.new, json!("AlarmPolicy/team-a/elb"));
+        let team = found
+            .fields
+            .iter()
+            .find(|f| f.field == "tags.Team")
+            .unwrap();
+        assert_eq!(
+            (team.old.clone(), team.new.clone()),
+            (json!("web"), json!(null))
+        );
+        assert!(report.blocked.is_empty(), "{:?}", report.blocked);
     }
 }

@@ -32,7 +32,7 @@ use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
 
-use crate::aws::{AwsClients, AwsError, AwsSettings};
+use crate::aws::{AwsClients, AwsError, AwsSettings, CallRecord};
 use crate::controller::OperatorArgs;
 use crate::lint::LintError;
 use crate::lint::manifests::{AlertopsKind, DocumentClass, load_path};
@@ -176,7 +176,13 @@ pub async fn plan_with(
     if prune {
         prune::plan(aws, settings, manifests, &mut report).await?;
     }
-    let calls: Vec<_> = aws.call_log().snapshot().into_iter().skip(before).collect();
+    let calls: Vec<CallRecord> = aws.call_log().snapshot().into_iter().skip(before).collect();
+    report.aws_calls = read_only(&calls)?;
+    Ok(report)
+}
+
+/// The count of `calls`, or the error naming the writes among them.
+pub fn read_only(calls: &[CallRecord]) -> Result<AwsCalls, PlanError> {
     let writes: Vec<&str> = calls
         .iter()
         .filter(|c| c.is_write())
@@ -185,11 +191,10 @@ pub async fn plan_with(
     if !writes.is_empty() {
         return Err(PlanError::Wrote(writes.join(", ")));
     }
-    report.aws_calls = AwsCalls {
+    Ok(AwsCalls {
         reads: calls.len(),
         writes: 0,
-    };
-    Ok(report)
+    })
 }
 
 /// Runs `alertops plan` and returns the report.
@@ -218,5 +223,60 @@ pub async fn run_command(args: PlanArgs) -> ExitCode {
             eprintln!("alertops plan: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::CallOutcome;
+
+    fn call(operation: &str) -> CallRecord {
+        CallRecord {
+            service: "CloudWatch".into(),
+            operation: operation.into(),
+            outcome: CallOutcome::Success,
+        }
+    }
+
+    #[test]
+    fn a_write_in_the_call_log_fails_the_plan() {
+        let reads = [call("DescribeAlarms"), call("ListTagsForResource")];
+        assert_eq!(
+            read_only(&reads).unwrap(),
+            AwsCalls {
+                reads: 2,
+                writes: 0
+            }
+        );
+        let error = read_only(&[call("DescribeAlarms"), call("PutMetricAlarm")]).unwrap_err();
+        assert!(error.to_string().contains("PutMetricAlarm"), "{error}");
+    }
+
+    #[test]
+    fn manifests_without_a_namespace_take_the_default_and_bad_schedules_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("m.yaml"),
+            "apiVersion: alertops.dev/v1alpha1\nkind: AlarmPolicy\nmetadata: {name: p}\nspec: {}\n",
+        )
+        .unwrap();
+        let manifests = load(dir.path(), "team-a", Utc::now()).unwrap();
+        assert_eq!(
+            manifests.policies[0].metadata.namespace.as_deref(),
+            Some("team-a")
+        );
+        std::fs::write(
+            dir.path().join("d.yaml"),
+            "apiVersion: alertops.dev/v1alpha1\nkind: DigestSchedule\nmetadata: {name: d}\n\
+             spec:\n  schedule: '0 8 1 1 *'\n  timeZone: UTC\n  sources: [{alarmPolicy: p}]\n  \
+             email: {from: a@example.com, to: [b@example.com]}\n",
+        )
+        .unwrap();
+        let error = load(dir.path(), "team-a", Utc::now()).unwrap_err();
+        assert!(
+            matches!(&error, PlanError::Invalid(m) if m.contains("DigestSchedule") && m.contains("14 days")),
+            "a yearly digest cannot keep its messages: {error}"
+        );
     }
 }
