@@ -98,6 +98,11 @@ pub async fn plan(
         ..PlanReport::default()
     };
     let mut topics = HashMap::new();
+    let scope = Scope {
+        aws,
+        settings,
+        prune,
+    };
     for policy in &manifests.policies {
         let (namespace, name) = identity(policy);
         let topic = plan_policy(aws, settings, policy, &mut report).await?;
@@ -108,13 +113,11 @@ pub async fn plan(
         let owner = OwnerIdentity::new(&settings.cluster_id, alert_route::KIND, &namespace, &name);
         let config = alert_route::queue_config(&route.spec);
         plan_queues(
-            aws,
-            settings,
+            &scope,
             &owner,
             &route.spec.sources,
             &config,
             &mut topics,
-            prune,
             &mut report,
         )
         .await?;
@@ -128,13 +131,11 @@ pub async fn plan(
             &name,
         );
         plan_queues(
-            aws,
-            settings,
+            &scope,
             &owner,
             &digest.spec.sources,
             config,
             &mut topics,
-            prune,
             &mut report,
         )
         .await?;
@@ -294,17 +295,29 @@ fn resolve(
     out
 }
 
+/// What every resource's plan reads with.
+#[derive(Clone, Copy)]
+struct Scope<'a> {
+    aws: &'a dyn ControllerAws,
+    settings: &'a OperatorSettings,
+    /// Whether resources missing from the manifests count as deleted.
+    prune: bool,
+}
+
 /// The queue pair and subscriptions of a route or digest.
 async fn plan_queues(
-    aws: &dyn ControllerAws,
-    settings: &OperatorSettings,
+    scope: &Scope<'_>,
     owner: &OwnerIdentity,
     sources: &[SourceRef],
     config: &QueueConfig,
     policies: &mut HashMap<(String, String), PolicyTopic>,
-    prune: bool,
     report: &mut PlanReport,
 ) -> Result<(), AwsError> {
+    let Scope {
+        aws,
+        settings,
+        prune,
+    } = *scope;
     let label = owner.owner_tag();
     if let Some(message) = settings.namespace_refusal(&owner.namespace) {
         blocked(report, owner, REASON_NAMESPACE_NOT_ALLOWED, message);
