@@ -4,7 +4,7 @@
 //! (create the policy's topic, create a queue), the rest is planned against the resource as AWS
 //! would report it right after that creation.
 //!
-//! Only reads go through the gateway here; `super::run_command` checks the call log afterwards.
+//! Only reads go through the gateway here; `super::plan_with` checks the call log afterwards.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -25,8 +25,6 @@ use crate::reconcile::queues::{
     dead_letter_attributes, queue_attributes,
 };
 use crate::reconcile::{REASON_NAMESPACE_NOT_ALLOWED, alert_route, digest_schedule};
-#[cfg(test)]
-use crate::resources::Tags;
 use crate::resources::{AlarmPolicy, AlertRoute, DigestSchedule, SourceRef, SubscriptionStatus};
 
 use super::changes::{
@@ -491,6 +489,7 @@ mod tests {
     use super::*;
     use crate::aws::CloudWatchAlarms;
     use crate::aws::fake::FakeAws;
+    use crate::resources::Tags;
 
     fn policy(annotations: serde_json::Value) -> AlarmPolicy {
         serde_json::from_value(json!({
