@@ -814,6 +814,19 @@ fn the_plan_principal_reads_what_the_controller_reads_and_writes_nothing() {
 }
 
 #[test]
+fn the_controller_reads_the_topics_it_is_pointed_at_but_writes_only_its_own() {
+    // `spec.topic.existingArn` and `topicArn` sources name topics of any owner: the controller
+    // reads their attributes and subscriptions (and subscribes its own queues), nothing more.
+    let filled = filled(&deploy_file("controller.json"), "prod-eu-1");
+    let shared = format!("arn:aws:sns:eu-west-1:{ACCOUNT}:prod-alarms");
+    assert!(allows(&filled, "sns:GetTopicAttributes", &shared));
+    assert!(allows(&filled, "sns:ListSubscriptionsByTopic", &shared));
+    for write in ["sns:SetTopicAttributes", "sns:DeleteTopic", "sns:TagResource"] {
+        assert!(!allows(&filled, write, &shared), "{write} on a shared topic");
+    }
+}
+
+#[test]
 fn the_controller_modifies_only_what_carries_its_cluster_tag() {
     let policy = deploy_file("controller.json");
     for statement in statements(&policy) {
