@@ -381,7 +381,10 @@ impl AwsError {
 /// The IAM service prefix of every operation the gateway calls whose name only one of our
 /// services uses (`ListTagsForResource`, `TagResource` and `UntagResource` are in several).
 const IAM_SERVICE_OF_OPERATION: &[(&str, &[&str])] = &[
-    ("cloudwatch", &["DescribeAlarms", "PutMetricAlarm", "DeleteAlarms"]),
+    (
+        "cloudwatch",
+        &["DescribeAlarms", "PutMetricAlarm", "DeleteAlarms"],
+    ),
     (
         "events",
         &[
@@ -643,8 +646,13 @@ mod tests {
         );
         assert_eq!(aws_wording.iam_action().as_deref(), Some("SNS:TagResource"));
         let denied = |operation: &str| {
-            AwsError::new(AwsErrorKind::AccessDenied, operation, "AccessDenied", "denied")
-                .iam_action()
+            AwsError::new(
+                AwsErrorKind::AccessDenied,
+                operation,
+                "AccessDenied",
+                "denied",
+            )
+            .iam_action()
         };
         assert_eq!(
             denied("DeleteAlarms").as_deref(),

@@ -254,7 +254,11 @@ fn deletion_failure(kind: &str, error: &ReconcileError) -> (ConditionUpdate, Opt
         denied.message(),
     );
     (
-        ConditionUpdate::falsy(CONDITION_READY, REASON_DELETION_ACCESS_DENIED, message.clone()),
+        ConditionUpdate::falsy(
+            CONDITION_READY,
+            REASON_DELETION_ACCESS_DENIED,
+            message.clone(),
+        ),
         Some(Notice {
             warning: true,
             reason: REASON_DELETION_ACCESS_DENIED,
@@ -277,7 +281,12 @@ async fn report_blocked_deletion<R: Reconciled, C: ClusterApi>(
     let mut status = obj.current_status().cloned().unwrap_or_default();
     let generation = obj.meta().generation;
     status.set_observed(
-        conditions::merge(status.conditions(), &[condition], generation, Timestamp::now()),
+        conditions::merge(
+            status.conditions(),
+            &[condition],
+            generation,
+            Timestamp::now(),
+        ),
         generation,
     );
     if let Err(e) = write_status(&ctx.cluster, obj, obj.current_status(), &status).await {

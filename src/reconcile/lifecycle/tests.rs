@@ -4,9 +4,9 @@
 
 use serde_json::{Value, json};
 
+use super::{Reconciled, reconcile};
 use crate::aws::AwsErrorKind;
 use crate::aws::fake::FakeAws;
-use super::{Reconciled, reconcile};
 use crate::k8s::{EventType, MemoryCluster, NamespacedResource};
 use crate::reconcile::{Context, OperatorSettings};
 use crate::resources::{AlarmPolicy, AlertRoute, CONDITION_READY, DigestSchedule};
@@ -82,7 +82,9 @@ async fn denied_deletion_is_reported_then_retain_releases<K>(
             .unwrap()
             .expect("object exists")
     };
-    f.cluster.apply_manifest(manifest(kind, spec("Delete"))).unwrap();
+    f.cluster
+        .apply_manifest(manifest(kind, spec("Delete")))
+        .unwrap();
     reconcile(std::sync::Arc::new(read()), &f.ctx)
         .await
         .expect("created");
@@ -121,12 +123,17 @@ async fn denied_deletion_is_reported_then_retain_releases<K>(
     assert!(note.contains("deletionPolicy: Retain"), "{note}");
 
     // The way out the message names: Retain, and the deletion finishes without AWS.
-    f.cluster.apply_manifest(manifest(kind, spec("Retain"))).unwrap();
+    f.cluster
+        .apply_manifest(manifest(kind, spec("Retain")))
+        .unwrap();
     reconcile(std::sync::Arc::new(read()), &f.ctx)
         .await
         .expect("retained");
     assert!(
-        f.cluster.object::<K>(NAMESPACE, "subject").unwrap().is_none(),
+        f.cluster
+            .object::<K>(NAMESPACE, "subject")
+            .unwrap()
+            .is_none(),
         "the finalizer went, and the object with it"
     );
 }
