@@ -285,12 +285,18 @@ pub async fn send_digest_with<C: ClusterApi>(
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
+    let retention = schedule.status.as_ref().and_then(|s| s.retention_seconds);
+    let possibly_expired = expiry_gap(previous_run, retention, now);
+    if let Some((from, until)) = possibly_expired {
+        tracing::error!(schedule = %schedule_ref, last_run = %from, %until, "the last successful run is older than the queue's retention: alerts queued in between may have expired unreported; the email says so");
+    }
     let context = DigestContext {
         schedule: schedule_ref.clone(),
         subject_prefix: spec.email.subject_prefix.clone(),
         window_start,
         window_end: now,
         time_zone,
+        possibly_expired,
     };
     let mut report = DigestReport {
         schedule: schedule_ref.clone(),
@@ -350,6 +356,19 @@ pub async fn send_digest_with<C: ClusterApi>(
         context,
         report,
     })
+}
+
+/// The span whose alerts may have expired before `now`: from the last successful run to the
+/// oldest time the queue still keeps (`now - retention`), when that is later. `None` on a first
+/// run (nothing is known) or when the queue keeps everything since the last run.
+fn expiry_gap(
+    previous_run: Option<DateTime<Utc>>,
+    retention_seconds: Option<i32>,
+    now: DateTime<Utc>,
+) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    let kept_since = now - chrono::TimeDelta::seconds(i64::from(retention_seconds?));
+    let previous = previous_run?;
+    (kept_since > previous).then_some((previous, kept_since))
 }
 
 /// Writes the record of sent messages; a failure is logged, not fatal: it widens the window in
@@ -639,5 +658,24 @@ async fn post_summary<C: ClusterApi>(
     match slack.post(&target, &message).await {
         Ok(_) => SlackSummaryOutcome::Posted,
         Err(e) => SlackSummaryOutcome::Failed(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alerts_may_have_expired_only_when_the_last_run_is_older_than_the_retention() {
+        let at = |h: i64| DateTime::<Utc>::UNIX_EPOCH + chrono::TimeDelta::hours(h);
+        let day = Some(24 * 3600);
+        assert_eq!(expiry_gap(Some(at(0)), day, at(24)), None, "exactly kept");
+        assert_eq!(expiry_gap(Some(at(0)), day, at(30)), Some((at(0), at(6))));
+        assert_eq!(
+            expiry_gap(None, day, at(30)),
+            None,
+            "a first run knows nothing"
+        );
+        assert_eq!(expiry_gap(Some(at(0)), None, at(30)), None);
     }
 }
