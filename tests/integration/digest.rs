@@ -817,8 +817,15 @@ async fn a_run_that_dies_after_the_email_was_accepted_does_not_email_its_alerts_
     f.await_queued(4).await;
 
     let report = f.run().await.expect("the next run succeeds");
-    assert_eq!(report.already_sent, 3, "the crashed run's alerts are skipped");
+    assert_eq!(
+        report.already_sent, 3,
+        "the crashed run's alerts are skipped"
+    );
     assert_eq!(report.run.alert_count, 1, "only the new alert is reported");
     assert_eq!(f.emails().await.len(), 2);
-    assert_eq!(f.queue_depth().await, (0, 0), "the skipped messages are deleted too");
+    assert_eq!(
+        f.queue_depth().await,
+        (0, 0),
+        "the skipped messages are deleted too"
+    );
 }
