@@ -4,7 +4,8 @@
 //! The record is a ConfigMap per schedule, `alertops-digest-sent-<schedule>`, owned by the
 //! DigestSchedule and written only by its digest Job (one at a time: the CronJob forbids
 //! concurrent runs). It holds two sets of message identities (the SNS message id, else the SQS
-//! message id; stored as 64-bit hashes so that `maxAlertsPerRun` identities fit a ConfigMap):
+//! message id; stored as 64-bit hashes, 17 bytes each, so that about 60,000 fit a ConfigMap;
+//! a larger run's record is refused by the API server, which the run logs, sending unguarded):
 //!
 //! - `pending`: written just before the email is handed to SES;
 //! - `sent`: after SES accepted it, `pending` moves here.
