@@ -11,7 +11,7 @@ VENV_STAMP  := $(VENV)/.moto-installed
 # lupa (Lua in Python; Lua 5.1 as Argo CD's gopher-lua) to run the Argo CD health check of deploy/argocd/ over status fixtures.
 CHART_STAMP := $(VENV)/.chart-tools-installed
 
-.PHONY: venv test lint build chart-test crds demo bench iam-policies
+.PHONY: venv test lint build chart-test crds demo bench iam-policies soak
 
 venv: $(VENV_STAMP)
 
@@ -80,3 +80,10 @@ build:
 demo: venv
 	cargo build --quiet
 	$(VENV)/bin/python demo/demo.py --alertops target/debug/alertops --moto-server $(MOTO_SERVER)
+
+# Fault injection (not part of `make test`): several routes and a digest through `alertops local`
+# behind an AWS fault proxy, with a Slack outage, 429 storms and kill -9; prints the delivery
+# table (README "Reliability") and fails when an alert was lost. About 10 minutes.
+soak: venv
+	cargo build --quiet
+	$(VENV)/bin/python soak/soak.py --alertops target/debug/alertops --moto-server $(MOTO_SERVER) $(SOAK_ARGS)

@@ -136,8 +136,14 @@ class SlackStandIn:
                 except ValueError:
                     body = dict(urllib.parse.parse_qsl(raw))
                 answer = stand_in.answer(self.path, body)
+                # A subclass may answer (status, headers, answer): an outage, a 429 with Retry-After.
+                status, headers = 200, {}
+                if isinstance(answer, tuple):
+                    status, headers, answer = answer
                 data = json.dumps(answer).encode() if isinstance(answer, dict) else answer.encode()
-                self.send_response(200)
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.send_header("content-type", "application/json" if isinstance(answer, dict) else "text/plain")
                 self.send_header("content-length", str(len(data)))
                 self.end_headers()
@@ -233,25 +239,39 @@ def main():
     print(f"\n{GREEN}Demo finished; nothing is left running.{RESET} Logs are in {args.workdir}/.")
 
 
-def run(args, processes, slack):
-    section("Starting the AWS emulator and a Slack stand-in")
+def start_emulator(moto_server, workdir, processes):
+    """Starts moto_server and the CloudWatch CBOR translator in front of it; returns both endpoints."""
     moto_port = free_port()
-    moto_log = open(os.path.join(args.workdir, "moto.log"), "w")
-    processes.append(subprocess.Popen([args.moto_server, "-H", "127.0.0.1", "-p", str(moto_port)],
+    moto_log = open(os.path.join(workdir, "moto.log"), "w")
+    processes.append(subprocess.Popen([moto_server, "-H", "127.0.0.1", "-p", str(moto_port)],
                                       stdout=moto_log, stderr=subprocess.STDOUT))
     endpoint = f"http://127.0.0.1:{moto_port}"
     wait_for("the AWS emulator", lambda: http("GET", endpoint + "/moto-api/")[0] == 200)
     # moto speaks CloudWatch's Query protocol, the SDK only RPC-v2 CBOR: the tests' translator
     # serves CloudWatch on its own port, which the SDK reads from AWS_ENDPOINT_URL_CLOUDWATCH.
     cloudwatch_port = free_port()
-    cloudwatch_log = open(os.path.join(args.workdir, "cloudwatch-cbor.log"), "w")
-    python = os.path.join(os.path.dirname(args.moto_server), "python")
+    cloudwatch_log = open(os.path.join(workdir, "cloudwatch-cbor.log"), "w")
+    python = os.path.join(os.path.dirname(moto_server), "python")
     processes.append(subprocess.Popen(
         [python if os.path.isfile(python) else sys.executable, CLOUDWATCH_CBOR,
          "--port", str(cloudwatch_port), "--upstream", endpoint],
         stdout=cloudwatch_log, stderr=subprocess.STDOUT))
     cloudwatch_endpoint = f"http://127.0.0.1:{cloudwatch_port}"
     wait_for("CloudWatch over CBOR", lambda: http("GET", cloudwatch_endpoint + "/ping")[0] == 200)
+    return endpoint, cloudwatch_endpoint
+
+
+def sent_emails(endpoint):
+    """The emails the emulator's SES accepted."""
+    data = json.loads(http("GET", endpoint + "/moto-api/data.json")[1] or "{}")
+    sent = [m for account in data.get("ses", {}).get("Message", {}).values() for m in (account if isinstance(account, list) else [account])] \
+        if isinstance(data.get("ses", {}).get("Message"), dict) else data.get("ses", {}).get("Message", [])
+    return sent
+
+
+def run(args, processes, slack):
+    section("Starting the AWS emulator and a Slack stand-in")
+    endpoint, cloudwatch_endpoint = start_emulator(args.moto_server, args.workdir, processes)
     emr_proxy = FailedClusterProxy(endpoint)
     print(f"AWS emulator at {endpoint}; Slack stand-in at http://127.0.0.1:{slack.port}")
     aws = dict(endpoint_url=endpoint, region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test")
@@ -383,9 +403,7 @@ def run(args, processes, slack):
     if status != 200:
         raise SystemExit(f"demo: the digest failed: {answer}")
     print(f"Digest: {result.get('alerts')} alert(s), sent={result.get('sent')}, subject: {result.get('subject')}")
-    data = json.loads(http("GET", endpoint + "/moto-api/data.json")[1] or "{}")
-    sent = [m for account in data.get("ses", {}).get("Message", {}).values() for m in (account if isinstance(account, list) else [account])] \
-        if isinstance(data.get("ses", {}).get("Message"), dict) else data.get("ses", {}).get("Message", [])
+    sent = sent_emails(endpoint)
     mail = next((m for m in sent if isinstance(m, dict) and m.get("subject") == result.get("subject")), None)
     if mail:
         text = re.sub(r"<(br|/p|/tr|/h\d)[^>]*>", "\n", mail.get("body", ""))

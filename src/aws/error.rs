@@ -345,6 +345,26 @@ impl AwsError {
         }
     }
 
+    /// The IAM action the call needs, e.g. `cloudwatch:DeleteAlarms`, for telling a person which
+    /// permission is missing: the one AWS names in an AccessDenied message ("... is not
+    /// authorized to perform: sns:Unsubscribe on resource ..."), else the operation's own.
+    /// `None` for an operation whose name several services share (`TagResource`) when AWS did
+    /// not name the action.
+    pub fn iam_action(&self) -> Option<String> {
+        if let Some(named) = action_named_in(self.message()) {
+            return Some(named);
+        }
+        let operation = self.operation();
+        IAM_SERVICE_OF_OPERATION
+            .iter()
+            .find(|(_, operations)| operations.contains(&operation))
+            .map(|(service, _)| {
+                // The batch calls are authorised by the single call's action.
+                let action = operation.strip_suffix("Batch").unwrap_or(operation);
+                format!("{service}:{action}")
+            })
+    }
+
     /// AWS's message (or a description of the failure).
     pub fn message(&self) -> &str {
         match self {
@@ -356,6 +376,82 @@ impl AwsError {
             | AwsError::Dispatch { message, .. } => message,
         }
     }
+}
+
+/// The IAM service prefix of every operation the gateway calls whose name only one of our
+/// services uses (`ListTagsForResource`, `TagResource` and `UntagResource` are in several).
+const IAM_SERVICE_OF_OPERATION: &[(&str, &[&str])] = &[
+    (
+        "cloudwatch",
+        &["DescribeAlarms", "PutMetricAlarm", "DeleteAlarms"],
+    ),
+    (
+        "events",
+        &[
+            "ListRules",
+            "PutRule",
+            "ListTargetsByRule",
+            "PutTargets",
+            "RemoveTargets",
+            "DeleteRule",
+        ],
+    ),
+    (
+        "sns",
+        &[
+            "CreateTopic",
+            "GetTopicAttributes",
+            "SetTopicAttributes",
+            "DeleteTopic",
+            "ListSubscriptionsByTopic",
+            "ListSubscriptions",
+            "Subscribe",
+            "GetSubscriptionAttributes",
+            "SetSubscriptionAttributes",
+            "Unsubscribe",
+            "Publish",
+        ],
+    ),
+    (
+        "sqs",
+        &[
+            "GetQueueUrl",
+            "ListQueueTags",
+            "TagQueue",
+            "UntagQueue",
+            "GetQueueAttributes",
+            "CreateQueue",
+            "SetQueueAttributes",
+            "DeleteQueue",
+            "ReceiveMessage",
+            "DeleteMessageBatch",
+            "ChangeMessageVisibilityBatch",
+        ],
+    ),
+    (
+        "elasticmapreduce",
+        &[
+            "DescribeCluster",
+            "ListClusters",
+            "ListInstanceFleets",
+            "ListInstanceGroups",
+            "ListSteps",
+            "ListBootstrapActions",
+            "RunJobFlow",
+        ],
+    ),
+    ("ses", &["SendEmail"]),
+];
+
+/// The action in AWS's AccessDenied wording "... not authorized to perform: svc:Action ...".
+fn action_named_in(message: &str) -> Option<String> {
+    let (_, rest) = message.split_once("to perform: ")?;
+    let action: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == ':' || *c == '-')
+        .collect();
+    let (service, name) = action.split_once(':')?;
+    (!service.is_empty() && !name.is_empty()).then_some(action)
 }
 
 /// `result.aws("PutMetricAlarm")?` turns an SDK result into a classified [`AwsError`].
@@ -537,6 +633,38 @@ mod tests {
         let error = AwsError::from_sdk("GetQueueUrl", error);
         assert!(error.is_terminal());
         assert_eq!(error.code(), Some("ConstructionFailure"));
+    }
+
+    #[test]
+    fn the_missing_permission_is_named_as_aws_names_it_or_from_the_operation() {
+        let aws_wording = AwsError::new(
+            AwsErrorKind::AccessDenied,
+            "TagResource",
+            "AccessDenied",
+            "User: arn:aws:sts::123456789012:assumed-role/alertops/x is not authorized to \
+             perform: SNS:TagResource on resource: arn:aws:sns:us-east-1:123456789012:t",
+        );
+        assert_eq!(aws_wording.iam_action().as_deref(), Some("SNS:TagResource"));
+        let denied = |operation: &str| {
+            AwsError::new(
+                AwsErrorKind::AccessDenied,
+                operation,
+                "AccessDenied",
+                "denied",
+            )
+            .iam_action()
+        };
+        assert_eq!(
+            denied("DeleteAlarms").as_deref(),
+            Some("cloudwatch:DeleteAlarms")
+        );
+        assert_eq!(denied("DeleteRule").as_deref(), Some("events:DeleteRule"));
+        assert_eq!(denied("DeleteQueue").as_deref(), Some("sqs:DeleteQueue"));
+        assert_eq!(
+            denied("DeleteMessageBatch").as_deref(),
+            Some("sqs:DeleteMessage")
+        );
+        assert_eq!(denied("TagResource"), None, "three services share the name");
     }
 
     #[test]

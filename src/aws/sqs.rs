@@ -171,6 +171,10 @@ impl SqsQueues for AwsClients {
 
 /// Most messages one `ReceiveMessage` returns, and most entries in one batch call.
 pub const SQS_BATCH: usize = 10;
+/// The longest message retention SQS allows: 14 days.
+pub const MAX_RETENTION_SECONDS: i32 = 1_209_600;
+/// The shortest message retention SQS allows: one minute.
+pub const MIN_RETENTION_SECONDS: i32 = 60;
 /// Longest visibility timeout SQS allows.
 pub const MAX_VISIBILITY: Duration = Duration::from_secs(43_200);
 

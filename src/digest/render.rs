@@ -44,6 +44,9 @@ pub struct DigestContext {
     pub window_end: DateTime<Utc>,
     /// Time zone the times are shown in (the schedule's).
     pub time_zone: Tz,
+    /// Alerts queued in this span may have expired unreported: the last successful run lies
+    /// further back than the queue keeps messages (runs failed or were missed in between).
+    pub possibly_expired: Option<(DateTime<Utc>, DateTime<Utc>)>,
 }
 
 impl DigestContext {
@@ -148,6 +151,19 @@ pub fn render_email(context: &DigestContext, summary: &DigestSummary) -> EmailMe
 }
 
 fn intro(context: &DigestContext, summary: &DigestSummary) -> String {
+    let mut intro = intro_counts(context, summary);
+    if let Some((from, until)) = context.possibly_expired {
+        intro.push_str(&format!(
+            " Warning: the last successful digest ran at {}, longer ago than the queue keeps \
+             alerts; alerts queued from then until {} may have expired without being reported.",
+            context.time(from),
+            context.time(until)
+        ));
+    }
+    intro
+}
+
+fn intro_counts(context: &DigestContext, summary: &DigestSummary) -> String {
     if summary.total == 0 {
         return format!("No alerts, {}.", context.window());
     }

@@ -3,8 +3,14 @@
 //!
 //! Messages are deleted only after SES accepted the email. When sending fails nothing is
 //! deleted and every received message is made visible again, so the next run includes it.
+//! What an accepted email covered is recorded ([`super::sent`]) before the messages are
+//! deleted, so a run that dies in between does not email them again.
+//!
+//! The run is two steps, [`send_digest_with`] (up to SES's acceptance, recorded) and
+//! [`AcceptedDigest::complete`] (delete, Slack summary, `status.lastRun`), so that the crash
+//! between them can be reproduced by a test.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -14,6 +20,7 @@ use tokio::time::Instant;
 use super::consolidate::{DigestSummary, consolidate};
 use super::queue::{self, BatchOutcome, SQS_BATCH};
 use super::render::{DigestContext, render_email, render_slack_summary};
+use super::sent::{self, SentRecord, fingerprint};
 use crate::alert::{Alert, Enricher, decode_sqs_body};
 use crate::aws::{AwsClients, AwsError};
 use crate::email::{EmailError, send_email};
@@ -72,6 +79,9 @@ pub struct DigestReport {
     pub received: usize,
     /// Messages that repeated one already received (SNS and SQS deliver at least once).
     pub duplicates: usize,
+    /// Messages an earlier run's accepted email already covered (that run ended before deleting
+    /// them): deleted without being reported again.
+    pub already_sent: usize,
     /// Alerts the schedule's match rejected (deleted with the others).
     pub filtered: usize,
     /// Messages kept for the next run because enrichment hit a transient AWS error.
@@ -199,6 +209,34 @@ pub async fn run_digest_with<C: ClusterApi>(
     now: DateTime<Utc>,
     settings: &DigestSettings,
 ) -> Result<DigestReport, DigestError> {
+    send_digest_with(cluster, aws, namespace, name, now, settings)
+        .await?
+        .complete(cluster, aws, slack)
+        .await
+}
+
+/// A run whose email SES accepted (or that had nothing to send), with its messages still in
+/// the queue: [`AcceptedDigest::complete`] deletes them and records the run.
+#[derive(Debug)]
+pub struct AcceptedDigest {
+    schedule: DigestSchedule,
+    schedule_ref: String,
+    queue_url: String,
+    drained: Drained,
+    context: DigestContext,
+    report: DigestReport,
+}
+
+/// The first step of a run: drain, skip what an earlier accepted email covered, render, record
+/// what this email covers, send, record that SES accepted it.
+pub async fn send_digest_with<C: ClusterApi>(
+    cluster: &C,
+    aws: &AwsClients,
+    namespace: &str,
+    name: &str,
+    now: DateTime<Utc>,
+    settings: &DigestSettings,
+) -> Result<AcceptedDigest, DigestError> {
     let schedule_ref = format!("{namespace}/{name}");
     let schedule = read_schedule(cluster, namespace, name, &schedule_ref).await?;
     let queue_url = schedule
@@ -215,18 +253,23 @@ pub async fn run_digest_with<C: ClusterApi>(
         Tz::UTC
     });
 
-    let drained =
-        drain(aws, &queue_url, &schedule, settings)
-            .await
-            .map_err(|(received, source)| DigestError::Receive {
-                schedule: schedule_ref.clone(),
-                received,
-                source,
-            })?;
+    // Without the record every message is reported: at worst an email is repeated.
+    let record = sent::load(cluster, &schedule).await.unwrap_or_else(|e| {
+        tracing::warn!(schedule = %schedule_ref, error = %e, "the record of sent messages cannot be read; alerts a crashed run already emailed may be emailed again");
+        SentRecord::default()
+    });
+    let drained = drain(aws, &queue_url, &schedule, &record, settings)
+        .await
+        .map_err(|(received, source)| DigestError::Receive {
+            schedule: schedule_ref.clone(),
+            received,
+            source,
+        })?;
     tracing::info!(
         schedule = %schedule_ref,
         received = drained.received,
         alerts = drained.alerts.len(),
+        already_sent = drained.already_sent.len(),
         filtered = drained.filtered,
         deferred = drained.deferred.len(),
         "queue drained"
@@ -242,12 +285,18 @@ pub async fn run_digest_with<C: ClusterApi>(
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
+    let retention = schedule.status.as_ref().and_then(|s| s.retention_seconds);
+    let possibly_expired = expiry_gap(previous_run, retention, now);
+    if let Some((from, until)) = possibly_expired {
+        tracing::error!(schedule = %schedule_ref, last_run = %from, %until, "the last successful run is older than the queue's retention: alerts queued in between may have expired unreported; the email says so");
+    }
     let context = DigestContext {
         schedule: schedule_ref.clone(),
         subject_prefix: spec.email.subject_prefix.clone(),
         window_start,
         window_end: now,
         time_zone,
+        possibly_expired,
     };
     let mut report = DigestReport {
         schedule: schedule_ref.clone(),
@@ -259,6 +308,7 @@ pub async fn run_digest_with<C: ClusterApi>(
         },
         received: drained.received,
         duplicates: drained.duplicates,
+        already_sent: drained.already_sent.len(),
         filtered: drained.filtered,
         deferred: drained.deferred.len(),
         deleted: 0,
@@ -272,11 +322,18 @@ pub async fn run_digest_with<C: ClusterApi>(
         tracing::info!(schedule = %schedule_ref, "nothing to report; no email sent");
     } else {
         let email = render_email(&context, &report.summary);
+        let mut record = SentRecord {
+            sent: drained.already_sent.clone(),
+            pending: drained.covered.clone(),
+        };
+        store_record(cluster, &schedule, &schedule_ref, &record).await;
         match send_email(aws, &spec.email, &email).await {
             Ok(sent) => {
                 report.run.sent = true;
                 report.run.message_id = sent.message_id;
                 report.subject = Some(email.subject);
+                record.sent.append(&mut record.pending);
+                store_record(cluster, &schedule, &schedule_ref, &record).await;
             }
             Err(source) => {
                 let mut everything = drained.to_delete.clone();
@@ -291,55 +348,116 @@ pub async fn run_digest_with<C: ClusterApi>(
         }
     }
 
-    // From here the email is accepted (or deliberately not sent): delete what it covered.
-    let deletion = queue::delete(aws, &queue_url, &drained.to_delete).await;
-    release_logged(aws, &queue_url, &drained.deferred, &schedule_ref).await;
-    let delete_error = match deletion {
-        Ok(BatchOutcome { succeeded, failed }) => {
-            report.deleted = succeeded;
-            (!failed.is_empty()).then(|| (failed.len(), failed.join("; ")))
-        }
-        Err(e) => Some((drained.to_delete.len(), e.to_string())),
-    };
+    Ok(AcceptedDigest {
+        schedule,
+        schedule_ref,
+        queue_url,
+        drained,
+        context,
+        report,
+    })
+}
 
-    if report.run.sent
-        && let Some(destination) = &spec.slack
-    {
-        report.slack = post_summary(
-            cluster,
-            slack,
-            namespace,
-            destination,
-            &context,
-            &report.summary,
-            spec.email.to.len(),
-        )
-        .await;
-        if let SlackSummaryOutcome::Failed(reason) = &report.slack {
-            tracing::error!(schedule = %schedule_ref, %reason, "the Slack summary was not posted (the email was sent)");
-        }
+/// The span whose alerts may have expired before `now`: from the last successful run to the
+/// oldest time the queue still keeps (`now - retention`), when that is later. `None` on a first
+/// run (nothing is known) or when the queue keeps everything since the last run.
+fn expiry_gap(
+    previous_run: Option<DateTime<Utc>>,
+    retention_seconds: Option<i32>,
+    now: DateTime<Utc>,
+) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    let kept_since = now - chrono::TimeDelta::seconds(i64::from(retention_seconds?));
+    let previous = previous_run?;
+    (kept_since > previous).then_some((previous, kept_since))
+}
+
+/// Writes the record of sent messages; a failure is logged, not fatal: it widens the window in
+/// which a crash makes the next digest repeat these alerts, and sending now is worth more.
+async fn store_record<C: ClusterApi>(
+    cluster: &C,
+    schedule: &DigestSchedule,
+    schedule_ref: &str,
+    record: &SentRecord,
+) {
+    if let Err(e) = sent::store(cluster, schedule, record).await {
+        tracing::warn!(schedule = %schedule_ref, error = %e, "the record of sent messages was not written; a crash before the messages are deleted would email them again");
+    }
+}
+
+impl AcceptedDigest {
+    /// What the run has done so far.
+    pub fn report(&self) -> &DigestReport {
+        &self.report
     }
 
-    let recorded = record_run(cluster, &schedule, &schedule_ref, &report.run).await;
-    if let Some((failed, reason)) = delete_error {
-        if let Err(e) = recorded {
-            tracing::error!(schedule = %schedule_ref, error = %e, "recording the run failed");
+    /// The second step of a run: delete what the email covered, release what waits for the next
+    /// run, post the Slack summary, record `status.lastRun`.
+    pub async fn complete<C: ClusterApi>(
+        self,
+        cluster: &C,
+        aws: &AwsClients,
+        slack: &SlackClient,
+    ) -> Result<DigestReport, DigestError> {
+        let AcceptedDigest {
+            schedule,
+            schedule_ref,
+            queue_url,
+            drained,
+            context,
+            mut report,
+        } = self;
+        let spec = &schedule.spec;
+        let namespace = schedule.metadata.namespace.as_deref().unwrap_or_default();
+        // From here the email is accepted (or deliberately not sent): delete what it covered.
+        let deletion = queue::delete(aws, &queue_url, &drained.to_delete).await;
+        release_logged(aws, &queue_url, &drained.deferred, &schedule_ref).await;
+        let delete_error = match deletion {
+            Ok(BatchOutcome { succeeded, failed }) => {
+                report.deleted = succeeded;
+                (!failed.is_empty()).then(|| (failed.len(), failed.join("; ")))
+            }
+            Err(e) => Some((drained.to_delete.len(), e.to_string())),
+        };
+
+        if report.run.sent
+            && let Some(destination) = &spec.slack
+        {
+            report.slack = post_summary(
+                cluster,
+                slack,
+                namespace,
+                destination,
+                &context,
+                &report.summary,
+                spec.email.to.len(),
+            )
+            .await;
+            if let SlackSummaryOutcome::Failed(reason) = &report.slack {
+                tracing::error!(schedule = %schedule_ref, %reason, "the Slack summary was not posted (the email was sent)");
+            }
         }
-        return Err(DigestError::Delete {
-            schedule: schedule_ref,
-            failed,
-            reason,
-        });
+
+        let recorded = record_run(cluster, &schedule, &schedule_ref, &report.run).await;
+        if let Some((failed, reason)) = delete_error {
+            if let Err(e) = recorded {
+                tracing::error!(schedule = %schedule_ref, error = %e, "recording the run failed");
+            }
+            return Err(DigestError::Delete {
+                schedule: schedule_ref,
+                failed,
+                reason,
+            });
+        }
+        recorded?;
+        tracing::info!(
+            schedule = %schedule_ref,
+            alerts = report.run.alert_count,
+            sent = report.run.sent,
+            deleted = report.deleted,
+            "digest run finished"
+        );
+        Ok(report)
     }
-    recorded?;
-    tracing::info!(
-        schedule = %schedule_ref,
-        alerts = report.run.alert_count,
-        sent = report.run.sent,
-        deleted = report.deleted,
-        "digest run finished"
-    );
-    Ok(report)
 }
 
 async fn read_schedule<C: ClusterApi>(
@@ -361,6 +479,7 @@ async fn read_schedule<C: ClusterApi>(
 }
 
 /// What draining the queue produced.
+#[derive(Debug)]
 struct Drained {
     /// Decoded, enriched alerts the schedule's match accepted, one per distinct message.
     alerts: Vec<Alert>,
@@ -373,6 +492,10 @@ struct Drained {
     duplicates: usize,
     filtered: usize,
     more_waiting: bool,
+    /// Fingerprints of the messages whose alerts this digest reports (matched ones).
+    covered: BTreeSet<String>,
+    /// Fingerprints of messages an earlier accepted email covered (skipped, deleted).
+    already_sent: BTreeSet<String>,
 }
 
 /// Receives until the queue answers empty, `maxAlertsPerRun` messages were received, or the
@@ -382,6 +505,7 @@ async fn drain(
     aws: &AwsClients,
     queue_url: &str,
     schedule: &DigestSchedule,
+    record: &SentRecord,
     settings: &DigestSettings,
 ) -> Result<Drained, (usize, AwsError)> {
     let max = usize::try_from(schedule.spec.max_alerts_per_run.max(1)).unwrap_or(1);
@@ -402,6 +526,8 @@ async fn drain(
         duplicates: 0,
         filtered: 0,
         more_waiting: false,
+        covered: BTreeSet::new(),
+        already_sent: BTreeSet::new(),
     };
     loop {
         if drained.received >= max || started.elapsed() >= settings.drain_deadline {
@@ -436,8 +562,13 @@ async fn drain(
                 .sns_message_id
                 .clone()
                 .unwrap_or_else(|| message.message_id.clone());
-            if !seen.insert(identity) {
+            if !seen.insert(identity.clone()) {
                 drained.duplicates += 1;
+                drained.to_delete.push(message.receipt_handle);
+                continue;
+            }
+            if record.was_sent(&identity) {
+                drained.already_sent.insert(fingerprint(&identity));
                 drained.to_delete.push(message.receipt_handle);
                 continue;
             }
@@ -454,6 +585,7 @@ async fn drain(
             }
             drained.to_delete.push(message.receipt_handle);
             if enrichment.accepts(&schedule.spec.match_, &alert) {
+                drained.covered.insert(fingerprint(&identity));
                 drained.alerts.push(alert);
             } else {
                 drained.filtered += 1;
@@ -526,5 +658,24 @@ async fn post_summary<C: ClusterApi>(
     match slack.post(&target, &message).await {
         Ok(_) => SlackSummaryOutcome::Posted,
         Err(e) => SlackSummaryOutcome::Failed(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alerts_may_have_expired_only_when_the_last_run_is_older_than_the_retention() {
+        let at = |h: i64| DateTime::<Utc>::UNIX_EPOCH + chrono::TimeDelta::hours(h);
+        let day = Some(24 * 3600);
+        assert_eq!(expiry_gap(Some(at(0)), day, at(24)), None, "exactly kept");
+        assert_eq!(expiry_gap(Some(at(0)), day, at(30)), Some((at(0), at(6))));
+        assert_eq!(
+            expiry_gap(None, day, at(30)),
+            None,
+            "a first run knows nothing"
+        );
+        assert_eq!(expiry_gap(Some(at(0)), None, at(30)), None);
     }
 }

@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::digest::schedule::{Schedule, ScheduleError};
 use crate::resources::alarm_policy::{
     AlarmPolicySpec, AlarmSpec, ComparisonOperator, MetricQuery, Statistic, TreatMissingData,
 };
@@ -103,6 +104,12 @@ pub const EMPTY_POLICY: &str = "empty-policy";
 /// schedule it cannot parse means the summary email silently never goes out.
 pub const INVALID_SCHEDULE: &str = "invalid-schedule";
 
+/// A DigestSchedule whose run and the run after next lie more than 14 days apart.
+///
+/// Why: the queue must keep an alert across one failed run, and SQS keeps messages at most 14
+/// days; the controller refuses such a schedule (`ScheduleTooSparse`), so no digest would run.
+pub const SCHEDULE_TOO_SPARSE: &str = "schedule-too-sparse";
+
 /// A DigestSchedule whose `timeZone` is not an IANA time zone.
 ///
 /// Why: the CronJob's `timeZone` is rejected by the apiserver (so the digest never runs), and an
@@ -188,6 +195,11 @@ pub const RULES: &[(&str, LintLevel, &str)] = &[
         "digest schedule is no five-field cron expression",
     ),
     (
+        SCHEDULE_TOO_SPARSE,
+        LintLevel::Error,
+        "digest runs too far apart for the queue to keep alerts across a failed run",
+    ),
+    (
         INVALID_TIME_ZONE,
         LintLevel::Error,
         "digest time zone is no IANA zone",
@@ -199,8 +211,17 @@ pub const RULES: &[(&str, LintLevel, &str)] = &[
     ),
 ];
 
-/// Checks a DigestSchedule's schedule and time zone, which the schema keeps as plain strings.
+/// Checks a DigestSchedule's schedule and time zone, which the schema keeps as plain strings,
+/// over the year from now.
 pub fn lint_digest_schedule(spec: &DigestScheduleSpec) -> Vec<LintFinding> {
+    lint_digest_schedule_at(spec, chrono::Utc::now())
+}
+
+/// [`lint_digest_schedule`] over the year from `now`.
+pub fn lint_digest_schedule_at(
+    spec: &DigestScheduleSpec,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<LintFinding> {
     let mut findings = Vec::new();
     let mut error = |rule: &str, message: String| {
         findings.push(LintFinding {
@@ -228,6 +249,12 @@ pub fn lint_digest_schedule(spec: &DigestScheduleSpec) -> Vec<LintFinding> {
                 spec.schedule
             ),
         );
+    }
+    // The same computation as the controller's, so lint refuses what the controller would.
+    if let Ok(parsed) = Schedule::parse(&spec.schedule, &spec.time_zone)
+        && let Err(e @ ScheduleError::TooSparse { .. }) = parsed.retention_seconds(now)
+    {
+        error(SCHEDULE_TOO_SPARSE, e.to_string());
     }
     if spec.time_zone.parse::<chrono_tz::Tz>().is_err() {
         error(
@@ -1337,6 +1364,33 @@ mod tests {
         assert_eq!(
             rules_of(&schedule("0 8 * * *", "PST")),
             vec![INVALID_TIME_ZONE]
+        );
+    }
+
+    #[test]
+    fn digest_runs_must_keep_alerts_across_a_failed_run() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-01-15T00:00:00Z")
+            .unwrap()
+            .to_utc();
+        let findings = |cron: &str, zone: &str| lint_digest_schedule_at(&schedule(cron, zone), now);
+        let monthly = findings("0 8 1 * *", "UTC");
+        assert_eq!(monthly.len(), 1, "{monthly:?}");
+        assert_eq!(monthly[0].rule, SCHEDULE_TOO_SPARSE);
+        assert_eq!(monthly[0].level, LintLevel::Error);
+        assert!(
+            monthly[0].message.contains("14 days"),
+            "{}",
+            monthly[0].message
+        );
+        assert_eq!(
+            findings("0 8 * * 1", "UTC"),
+            vec![],
+            "weekly in UTC: 14 days"
+        );
+        assert_eq!(
+            findings("0 8 * * 1", "America/Los_Angeles")[0].rule,
+            SCHEDULE_TOO_SPARSE,
+            "weekly across the fall-back week: 14 days and an hour"
         );
     }
 

@@ -10,6 +10,11 @@
 //!
 //! An AWS or Kubernetes error during apply still writes the conditions (so `kubectl get` shows
 //! why), keeps the previously recorded fields, and is returned for backoff.
+//! So does an error of the cleanup: a deletion that cannot finish says why on the object
+//! (`Ready=False`, reason [`REASON_DELETION_ACCESS_DENIED`] with the missing IAM action and the
+//! way out, `deletionPolicy: Retain`, also as a Warning Event; [`REASON_DELETION_FAILED`] for
+//! transient trouble), because otherwise the object, and its namespace, hang with nothing to
+//! read.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -167,10 +172,13 @@ pub async fn reconcile<R: Reconciled, C: ClusterApi>(
     if obj.meta().deletion_timestamp.is_some() {
         if super::has_finalizer(&*obj) {
             match obj.deletion_policy() {
-                DeletionPolicy::Delete => {
-                    let notices = obj.cleanup(ctx, &owner).await?;
-                    publish_notices(&ctx.cluster, &*obj, &notices).await;
-                }
+                DeletionPolicy::Delete => match obj.cleanup(ctx, &owner).await {
+                    Ok(notices) => publish_notices(&ctx.cluster, &*obj, &notices).await,
+                    Err(error) => {
+                        report_blocked_deletion(ctx, &*obj, &error).await;
+                        return Err(error);
+                    }
+                },
                 DeletionPolicy::Retain => {
                     info!(resource = %key, "deletion policy Retain: AWS resources left in place")
                 }
@@ -215,6 +223,77 @@ pub async fn reconcile<R: Reconciled, C: ClusterApi>(
     })
 }
 
+/// Ready reason of a resource whose deletion AWS refuses (a missing IAM permission).
+pub const REASON_DELETION_ACCESS_DENIED: &str = "DeletionAccessDenied";
+/// Ready reason of a resource whose deletion failed for a reason that may pass (throttling, 5xx).
+pub const REASON_DELETION_FAILED: &str = "DeletionFailed";
+
+/// What a failed cleanup of a `kind` resource puts on it: the Ready condition, and for a
+/// refusal (which only a person can lift) a Warning naming the permission and the way out.
+fn deletion_failure(kind: &str, error: &ReconcileError) -> (ConditionUpdate, Option<Notice>) {
+    let denied = match error {
+        ReconcileError::Aws(aws) if aws.kind() == crate::aws::AwsErrorKind::AccessDenied => aws,
+        _ => {
+            let message = format!(
+                "deleting the {kind}'s AWS resources failed, retrying with backoff: {error}"
+            );
+            return (
+                ConditionUpdate::falsy(CONDITION_READY, REASON_DELETION_FAILED, message),
+                None,
+            );
+        }
+    };
+    let permission = denied
+        .iam_action()
+        .unwrap_or_else(|| format!("the permission for {}", denied.operation()));
+    let message = format!(
+        "deletion is blocked: AWS denied {permission} ({}: {}). Grant the controller's IAM role \
+         {permission} (see deploy/iam/controller.json), or set spec.deletionPolicy: Retain to \
+         leave this {kind}'s AWS resources in place and let the deletion finish",
+        denied.code().unwrap_or("no code"),
+        denied.message(),
+    );
+    (
+        ConditionUpdate::falsy(
+            CONDITION_READY,
+            REASON_DELETION_ACCESS_DENIED,
+            message.clone(),
+        ),
+        Some(Notice {
+            warning: true,
+            reason: REASON_DELETION_ACCESS_DENIED,
+            note: message,
+        }),
+    )
+}
+
+/// Puts a failed cleanup on the object (see [`deletion_failure`]); best effort, the cleanup's
+/// error is what the caller returns.
+async fn report_blocked_deletion<R: Reconciled, C: ClusterApi>(
+    ctx: &Context<C>,
+    obj: &R,
+    error: &ReconcileError,
+) {
+    let (condition, notice) = deletion_failure(R::KIND, error);
+    if let Some(notice) = notice {
+        publish_notices(&ctx.cluster, obj, &[notice]).await;
+    }
+    let mut status = obj.current_status().cloned().unwrap_or_default();
+    let generation = obj.meta().generation;
+    status.set_observed(
+        conditions::merge(
+            status.conditions(),
+            &[condition],
+            generation,
+            Timestamp::now(),
+        ),
+        generation,
+    );
+    if let Err(e) = write_status(&ctx.cluster, obj, obj.current_status(), &status).await {
+        tracing::warn!(error = %e, "could not write why the deletion is blocked");
+    }
+}
+
 /// Logs notices and publishes them as Events about `obj` (best effort: an Event that cannot be
 /// published never fails a reconcile).
 pub async fn publish_notices<C: ClusterApi, K: NamespacedResource>(
@@ -245,3 +324,6 @@ pub async fn publish_notices<C: ClusterApi, K: NamespacedResource>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

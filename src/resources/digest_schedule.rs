@@ -103,7 +103,8 @@ pub struct DigestScheduleStatus {
     /// ARN of the schedule's SQS queue.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue_arn: Option<String>,
-    /// Message retention of the queue: the longest gap between two runs plus a margin.
+    /// Message retention of the queue: the longest span from a run to the run after next (so one
+    /// failed run loses nothing) plus a margin, at most 14 days.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_seconds: Option<i32>,
     /// Subscriptions of the queue to its source topics.

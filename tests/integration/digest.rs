@@ -785,3 +785,47 @@ async fn a_controller_status_write_from_a_stale_copy_keeps_the_last_run() {
     );
     assert_eq!(current.queue_url.as_deref(), Some(f.queue_url.as_str()));
 }
+
+/// A run that dies after SES accepted its email and before deleting the messages (here: the
+/// second step never runs) leaves a record of what the email covered; the next run deletes
+/// those messages without emailing them again and reports only what is new.
+#[tokio::test]
+async fn a_run_that_dies_after_the_email_was_accepted_does_not_email_its_alerts_again() {
+    let f = fixture(Options::default()).await;
+    for minute in 0..3 {
+        f.publish(&alarm_notification("disk-full", minute)).await;
+    }
+    f.await_queued(3).await;
+    let settings = alertops::digest::DigestSettings {
+        visibility_timeout: Duration::from_secs(2),
+        ..Default::default()
+    };
+    let now = Utc.with_ymd_and_hms(2024, 5, 1, 3, 0, 0).unwrap();
+    let accepted =
+        alertops::digest::send_digest_with(&f.cluster, &f.aws, NAMESPACE, &f.name, now, &settings)
+            .await
+            .expect("the email is accepted");
+    assert!(accepted.report().run.sent);
+    assert_eq!(accepted.report().run.alert_count, 3);
+    drop(accepted); // the Job dies here: nothing deleted, no lastRun
+    assert_eq!(f.emails().await.len(), 1);
+    assert_eq!(f.last_run(), None);
+
+    // The messages come back when their visibility ends; a new alert arrives meanwhile.
+    f.await_queued(3).await;
+    f.publish(&alarm_notification("cpu-high", 30)).await;
+    f.await_queued(4).await;
+
+    let report = f.run().await.expect("the next run succeeds");
+    assert_eq!(
+        report.already_sent, 3,
+        "the crashed run's alerts are skipped"
+    );
+    assert_eq!(report.run.alert_count, 1, "only the new alert is reported");
+    assert_eq!(f.emails().await.len(), 2);
+    assert_eq!(
+        f.queue_depth().await,
+        (0, 0),
+        "the skipped messages are deleted too"
+    );
+}

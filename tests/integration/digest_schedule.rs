@@ -58,14 +58,14 @@ async fn twice_daily_pacific_gets_a_queue_kept_long_enough_and_a_cron_job() {
     assert_eq!(ready(&digest).0, "True", "{:?}", ready(&digest));
     let status = digest.status.clone().unwrap();
 
-    // Within any coming year, Los Angeles has a fall-back night: 20:00 → 08:00 is 13 hours,
-    // and the retention adds a tenth.
-    assert_eq!(status.retention_seconds, Some(13 * 3600 + 13 * 360));
+    // Within any coming year, Los Angeles has a fall-back night: 20:00 → 08:00 is 13 hours; the
+    // queue keeps alerts for two such gaps (one failed run loses nothing) plus a tenth of one.
+    assert_eq!(status.retention_seconds, Some(2 * 13 * 3600 + 13 * 360));
     let queue_url = status.queue_url.clone().expect("queue URL");
     let attributes = f.queue_attributes(&queue_url).await;
     assert_eq!(
         attributes[&QueueAttributeName::MessageRetentionPeriod],
-        (13 * 3600 + 13 * 360).to_string()
+        (2 * 13 * 3600 + 13 * 360).to_string()
     );
     let redrive: Value =
         serde_json::from_str(&attributes[&QueueAttributeName::RedrivePolicy]).unwrap();
@@ -147,7 +147,10 @@ async fn a_monthly_schedule_is_rejected_and_touches_nothing() {
         (status.as_str(), reason.as_str()),
         ("False", "ScheduleTooSparse")
     );
-    assert!(message.contains("31d"), "names the gap: {message}");
+    assert!(
+        message.contains("62d"),
+        "names the span of two runs: {message}"
+    );
     assert!(message.contains("14 days"), "{message}");
     assert!(f.aws().call_log().snapshot().is_empty(), "no AWS call");
     assert!(
@@ -220,8 +223,8 @@ async fn deletion_with_delete_and_with_retain() {
     assert_eq!(f.sqs_subscriptions(&topic).await.len(), 2);
     assert_eq!(
         kept.retention_seconds,
-        Some(3 * 86_400 + 3600 + (3 * 86_400 + 3600) / 10),
-        "Friday to Monday over the fall-back weekend, plus a tenth"
+        Some(2 * (3 * 86_400 + 3600) + (3 * 86_400 + 3600) / 10),
+        "twice Friday to Monday over the fall-back weekend, plus a tenth"
     );
 
     for name in ["gone", "kept"] {

@@ -11,7 +11,23 @@ fn context() -> DigestContext {
         window_start: Some(Utc.with_ymd_and_hms(2024, 5, 1, 3, 0, 0).unwrap()),
         window_end: Utc.with_ymd_and_hms(2024, 5, 1, 15, 0, 0).unwrap(),
         time_zone: chrono_tz::America::Los_Angeles,
+        possibly_expired: None,
     }
+}
+
+#[test]
+fn a_span_whose_alerts_may_have_expired_is_reported_in_both_parts() {
+    let mut late = context();
+    late.possibly_expired = Some((
+        Utc.with_ymd_and_hms(2024, 4, 29, 3, 0, 0).unwrap(),
+        Utc.with_ymd_and_hms(2024, 4, 30, 11, 0, 0).unwrap(),
+    ));
+    let email = render_email(&late, &sample());
+    for part in [&email.text, &email.html] {
+        assert!(part.contains("may have expired"), "{part}");
+        assert!(part.contains("2024-04-30 04:00 PDT"), "{part}");
+    }
+    assert!(!render_email(&context(), &sample()).text.contains("expired"));
 }
 
 fn sample() -> DigestSummary {

@@ -21,10 +21,7 @@ use crate::resources::{AlarmPolicy, SourceRef};
 pub const DEAD_LETTER_SUFFIX: &str = "-dlq";
 /// Suffix of the main queue's name (none: the main queue carries the plain name).
 pub const QUEUE_SUFFIX: &str = "";
-/// The longest retention SQS allows: 14 days.
-pub const MAX_RETENTION_SECONDS: i32 = 1_209_600;
-/// The shortest retention SQS allows: one minute.
-pub const MIN_RETENTION_SECONDS: i32 = 60;
+pub use crate::aws::sqs::MAX_RETENTION_SECONDS;
 /// Reason of the Ready condition while a source has no topic to subscribe to.
 pub const REASON_SOURCE_NOT_READY: &str = "SourceNotReady";
 /// Reason of the Ready condition when a `topicArn` source is not on the operator's allow-list.

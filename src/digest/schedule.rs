@@ -1,6 +1,16 @@
 //! Schedule maths of a DigestSchedule, free of I/O: parsing the cron expression the way a
 //! Kubernetes CronJob reads it, the next run in its IANA zone, and the queue retention the
-//! schedule needs (the longest gap between two consecutive runs over the next year, plus a margin).
+//! schedule needs.
+//!
+//! Retention covers **two runs**: an alert queued just after a run must still be queued when
+//! the run after next drains, so that one missed or failed run (or leftovers beyond
+//! `maxAlertsPerRun` or the drain deadline) loses nothing. That is the longest span from a run to
+//! the run after next over the coming year, plus a margin (a tenth of the longest gap, at least an
+//! hour) for a late start, capped at SQS's 14 days. A schedule whose span exceeds 14 days is
+//! refused ([`ScheduleError::TooSparse`]). A weekly schedule in a zone without daylight saving
+//! time spans exactly 14 days: accepted, with no margin left (see the README, "Digests and
+//! retention"); in a zone with daylight saving the week of the autumn change is an hour longer,
+//! so a weekly digest there is refused.
 
 use std::str::FromStr;
 
@@ -9,7 +19,7 @@ use chrono_tz::Tz;
 use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
 
-use crate::reconcile::queues::{MAX_RETENTION_SECONDS, MIN_RETENTION_SECONDS};
+use crate::aws::sqs::{MAX_RETENTION_SECONDS, MIN_RETENTION_SECONDS};
 
 /// How far ahead the longest gap is looked for: a year (366 days covers leap years).
 const HORIZON_DAYS: u64 = 366;
@@ -33,22 +43,23 @@ pub enum ScheduleError {
     /// The schedule never runs (for example the 31st of February).
     #[error("schedule {0:?} never runs")]
     NeverRuns(String),
-    /// Two runs lie further apart than an SQS queue can keep messages.
+    /// A run and the run after next lie further apart than an SQS queue can keep messages, so
+    /// one failed run would let alerts expire.
     #[error(
-        "schedule {schedule:?} in {zone} leaves up to {} between two runs; with a margin of {} the \
-         queue would need to keep messages {}, but SQS keeps them at most 14 days. Run the digest \
-         at least every 12 days (for example weekly)",
-        human(*gap_seconds), human(*margin_seconds), human(gap_seconds + margin_seconds)
+        "schedule {schedule:?} in {zone} leaves up to {} from a run to the run after next; the \
+         queue must keep alerts that long so that one failed run loses none, but SQS keeps \
+         messages at most 14 days. Run the digest at least weekly (a weekly schedule fits only in \
+         a zone without daylight saving time, such as UTC) or twice a week",
+        human(*span_seconds)
     )]
     TooSparse {
         /// The expression.
         schedule: String,
         /// Its time zone.
         zone: String,
-        /// The longest gap found, in seconds (a lower bound when a run lies beyond a year).
-        gap_seconds: i64,
-        /// The margin that would be added.
-        margin_seconds: i64,
+        /// The longest span from a run to the run after next, in seconds (a lower bound when a
+        /// run lies beyond a year).
+        span_seconds: i64,
     },
 }
 
@@ -146,23 +157,56 @@ impl Schedule {
         Ok(longest)
     }
 
-    /// The retention the queue needs, in seconds: the longest gap plus a margin of a tenth of it
-    /// (at least an hour), or [`ScheduleError::TooSparse`] when that exceeds 14 days.
+    /// The retention the queue needs, in seconds, so that an alert outlives one failed run: the
+    /// longest span from a run to the run after next plus a margin of a tenth of the longest gap
+    /// (at least an hour), capped at 14 days; [`ScheduleError::TooSparse`] when the span alone
+    /// exceeds 14 days.
     pub fn retention_seconds(&self, from: DateTime<Utc>) -> Result<i32, ScheduleError> {
         let gap = self.longest_gap_seconds(from)?;
         let margin = retention_margin(gap);
-        let needed = gap.saturating_add(margin);
-        if needed > i64::from(MAX_RETENTION_SECONDS) {
-            return Err(ScheduleError::TooSparse {
-                schedule: self.expression.clone(),
-                zone: self.zone.name().to_string(),
-                gap_seconds: gap,
-                margin_seconds: margin,
-            });
-        }
+        let max = i64::from(MAX_RETENTION_SECONDS);
+        // Two gaps bound the span; walking the runs is needed only when that bound does not fit.
+        let bound = gap.saturating_mul(2).saturating_add(margin);
+        let needed = if bound <= max {
+            bound
+        } else {
+            let span = self.longest_two_run_span_seconds(from)?;
+            if span > max {
+                return Err(ScheduleError::TooSparse {
+                    schedule: self.expression.clone(),
+                    zone: self.zone.name().to_string(),
+                    span_seconds: span,
+                });
+            }
+            span.saturating_add(margin).min(max)
+        };
         Ok(i32::try_from(needed)
             .unwrap_or(MAX_RETENTION_SECONDS)
             .max(MIN_RETENTION_SECONDS))
+    }
+
+    /// The longest time from a run to the run after next, from `from` over the next year, in
+    /// seconds (the whole year when fewer than three runs fall in it: a lower bound). Walks the
+    /// runs one by one, so it is meant for sparse schedules (gaps of days), where it is cheap.
+    pub fn longest_two_run_span_seconds(&self, from: DateTime<Utc>) -> Result<i64, ScheduleError> {
+        let start = self
+            .occurrence_at_or_after(&from.with_timezone(&self.zone))?
+            .ok_or_else(|| ScheduleError::NeverRuns(self.expression.clone()))?;
+        let horizon = start + TimeDelta::days(HORIZON_DAYS as i64);
+        let year = TimeDelta::days(HORIZON_DAYS as i64).num_seconds();
+        let mut runs = std::iter::once(start).chain(self.cron.iter_after(start));
+        let (Some(mut before), Some(mut previous)) = (runs.next(), runs.next()) else {
+            return Ok(year);
+        };
+        let mut longest = None;
+        for run in runs {
+            longest = longest.max(Some((run - before).num_seconds()));
+            if run > horizon {
+                break;
+            }
+            (before, previous) = (previous, run);
+        }
+        Ok(longest.unwrap_or(year))
     }
 
     /// The zone.
@@ -317,7 +361,11 @@ mod tests {
         let gap = s.longest_gap_seconds(utc("2026-01-15T00:00:00Z")).unwrap();
         assert_eq!(gap, 13 * 3600);
         let retention = s.retention_seconds(utc("2026-01-15T00:00:00Z")).unwrap();
-        assert_eq!(retention, 13 * 3600 + 13 * 360, "13 h plus a tenth");
+        assert_eq!(
+            retention,
+            2 * 13 * 3600 + 13 * 360,
+            "two runs (bounded by twice the longest gap) plus a tenth of the gap"
+        );
         // In UTC there is no such night.
         let utc_schedule = Schedule::parse("0 8,20 * * *", "UTC").unwrap();
         assert_eq!(
@@ -337,8 +385,8 @@ mod tests {
         assert_eq!(every_ten.longest_gap_seconds(from).unwrap(), 600);
         assert_eq!(
             every_ten.retention_seconds(from).unwrap(),
-            600 + 3600,
-            "at least an hour of margin"
+            2 * 600 + 3600,
+            "two runs and at least an hour of margin"
         );
         let weekdays = Schedule::parse("0 9 * * MON-FRI", "UTC").unwrap();
         assert_eq!(
@@ -352,7 +400,53 @@ mod tests {
             7 * 86_400 + 3600,
             "the week that contains the fall-back night"
         );
-        assert!(weekly.retention_seconds(from).is_ok());
+        assert!(
+            matches!(
+                weekly.retention_seconds(from),
+                Err(ScheduleError::TooSparse {
+                    span_seconds: 1_213_200,
+                    ..
+                })
+            ),
+            "two runs span 14 d 1 h across the fall-back week: more than SQS keeps"
+        );
+        let weekly_utc = Schedule::parse("0 8 * * 1", "UTC").unwrap();
+        assert_eq!(
+            weekly_utc.retention_seconds(from).unwrap(),
+            MAX_RETENTION_SECONDS,
+            "exactly two weeks: accepted, with no margin left"
+        );
+    }
+
+    /// The issue's case on a simulated clock: twice daily in Los Angeles, an alert queued 11 h
+    /// before a run that fails must still be queued when the next run drains. Checked for every
+    /// run of a year (daylight saving nights included) and the worst arrival: right after the
+    /// run before the failed one.
+    #[test]
+    fn an_alert_queued_before_a_failed_run_is_kept_for_the_next_run() {
+        let s = twice_daily_pacific();
+        let from = utc("2026-01-15T00:00:00Z");
+        let retention = TimeDelta::seconds(i64::from(s.retention_seconds(from).unwrap()));
+        let mut previous = s.next_run(from).unwrap();
+        let mut failed = s.next_run(previous).unwrap();
+        let mut checked = 0;
+        while failed < from + TimeDelta::days(366) {
+            let next = s.next_run(failed).unwrap();
+            for queued in [
+                failed - TimeDelta::hours(11),
+                previous + TimeDelta::seconds(1),
+            ] {
+                let age_at_next_run = next - queued;
+                assert!(
+                    age_at_next_run < retention,
+                    "an alert queued at {queued} would expire ({age_at_next_run} old) before the \
+                     run at {next} that follows the failed run at {failed}"
+                );
+            }
+            checked += 1;
+            (previous, failed) = (failed, next);
+        }
+        assert!(checked > 700, "{checked} runs");
     }
 
     #[test]
@@ -378,14 +472,14 @@ mod tests {
             .retention_seconds(utc("2026-01-15T00:00:00Z"))
             .unwrap_err();
         match &err {
-            ScheduleError::TooSparse { gap_seconds, .. } => {
-                assert!(*gap_seconds >= 30 * 86_400, "{gap_seconds}");
-                assert!(*gap_seconds <= 31 * 86_400 + 3600, "{gap_seconds}");
+            ScheduleError::TooSparse { span_seconds, .. } => {
+                assert!(*span_seconds >= 59 * 86_400, "{span_seconds}");
+                assert!(*span_seconds <= 62 * 86_400 + 3600, "{span_seconds}");
             }
             other => panic!("expected TooSparse, got {other:?}"),
         }
         let message = err.to_string();
-        assert!(message.contains("31d"), "{message}");
+        assert!(message.contains("62d"), "{message}");
         assert!(message.contains("14 days"), "{message}");
     }
 
