@@ -8,6 +8,7 @@
 //! environment, a clean stop on SIGTERM.
 
 mod args;
+pub(crate) mod circuit;
 mod consumer;
 pub(crate) mod email;
 pub(crate) mod metrics;
@@ -15,9 +16,10 @@ pub(crate) mod plan;
 pub(crate) mod queue;
 pub(crate) mod receipts;
 pub(crate) mod store;
+pub(crate) mod storm;
 
 pub use args::ConsumeArgs;
-pub use consumer::{BatchReport, Consumer, ConsumerOptions};
+pub use consumer::{BatchReport, Consumer, ConsumerOptions, MAX_OUTAGE_TOLERANCE};
 pub use metrics::ConsumerMetrics;
 pub use store::{MAX_STORED_MESSAGES, MessageIndex, StoredMessage, config_map_name};
 

@@ -17,3 +17,4 @@ mod interact;
 mod lint;
 mod local;
 mod metric_names;
+mod outage;
