@@ -38,6 +38,9 @@ use crate::slack::{
 /// verifies with the same key. The key is the variable's bytes as given (at least 32).
 pub const ACTION_TOKEN_KEY_ENV: &str = "ALERTOPS_ACTION_TOKEN_KEY";
 
+/// Environment variable of the Slack outage tolerance in seconds (controller and consumer).
+pub const OUTAGE_TOLERANCE_ENV: &str = "ALERTOPS_SLACK_OUTAGE_TOLERANCE_SECONDS";
+
 /// Why a consumer batch, or the consumer, could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum ConsumeError {
@@ -265,6 +268,7 @@ async fn run(command: ConsumeArgs) -> Result<(), ConsumeError> {
     }));
     let options = ConsumerOptions {
         wait_time: Duration::from_secs(command.wait_seconds.min(20)),
+        slack_outage_tolerance: Duration::from_secs(command.slack_outage_tolerance_seconds),
         ..ConsumerOptions::default()
     };
     let mut consumer = Consumer::new(cluster, aws, slack, route.clone(), options);
