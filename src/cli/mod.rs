@@ -11,6 +11,7 @@ use crate::digest::command::DigestArgs;
 use crate::interact::InteractArgs;
 use crate::lint::LintArgs;
 use crate::local::command::LocalArgs;
+use crate::redrive::RedriveArgs;
 use crate::resources::crd::CrdsArgs;
 use crate::retry::RetryArgs;
 use crate::telemetry::logging::{LogFormat, init_logging};
@@ -44,6 +45,8 @@ pub enum Command {
     Retry(RetryArgs),
     /// Run a DigestSchedule once: drain its queue, email the summary, delete what was sent.
     Digest(DigestArgs),
+    /// Move an AlertRoute's dead-lettered messages back to its queue, to be delivered again.
+    Redrive(RedriveArgs),
     /// Run everything without a cluster: manifests from a folder, AWS from the standard
     /// environment (an emulator for the demo), Slack at a given URL.
     Local(LocalArgs),
@@ -69,6 +72,10 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Local(args) => {
             init_logging(cli.log_format);
             crate::local::command::run_command(args).await
+        }
+        Command::Redrive(args) => {
+            init_logging(cli.log_format);
+            crate::redrive::run_command(args).await
         }
         Command::Retry(args) => {
             init_logging(cli.log_format);

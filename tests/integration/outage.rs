@@ -195,3 +195,63 @@ async fn a_slack_outage_longer_than_the_receive_budget_loses_nothing_and_ends_in
         "{text}"
     );
 }
+
+/// `alertops redrive` moves what the dead-letter queue holds back to the route's queue (send, then
+/// delete), and the consumer delivers it.
+#[tokio::test]
+async fn redrive_moves_dead_letters_back_and_the_consumer_delivers_them() {
+    let aws = harness::aws_clients().await;
+    let recorder = SlackRecorder::start().await;
+    let topic_arn = topic(&aws).await;
+    let plumbing = subscribed_queue(&aws, &topic_arn, 30, 2).await;
+    let (spec, secret) = webhook_spec(&recorder, &topic_arn, "redrive");
+    let route = Route::new(spec, secret, &plumbing).await;
+    let tokens = ["redriven-a", "redriven-b", "redriven-c"];
+    for token in tokens {
+        aws.sqs
+            .send_message()
+            .queue_url(&plumbing.dlq_url)
+            .message_body(format!("{token}: nightly export failed"))
+            .send()
+            .await
+            .expect("SendMessage to the dead-letter queue");
+    }
+
+    let report =
+        alertops::redrive::redrive_route(&route.cluster, &aws, &route.namespace, &route.name, None)
+            .await
+            .expect("redrive runs");
+    assert_eq!(
+        (report.waiting, report.moved, report.refused, report.copied),
+        (3, 3, 0, 0)
+    );
+    assert_eq!(
+        queue_counts(&aws, &plumbing.dlq_url).await,
+        (0, 0),
+        "nothing left behind"
+    );
+    assert_eq!(
+        queue_counts(&aws, &plumbing.queue_url).await,
+        (3, 0),
+        "nothing lost"
+    );
+
+    let mut consumer = route.consumer(&aws, crate::consume::slack_client(&recorder));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut delivered = 0;
+    while delivered < 3 {
+        delivered += consumer.run_once().await.expect("batch runs").delivered;
+        assert!(Instant::now() < deadline, "redriven messages not delivered");
+    }
+    let text = all_text(&recorder.delivered("/webhook/redrive"));
+    for token in tokens {
+        assert!(text.contains(token), "{token} missing: {text}");
+    }
+    assert_eq!(queue_counts(&aws, &plumbing.queue_url).await, (0, 0));
+
+    let again =
+        alertops::redrive::redrive_route(&route.cluster, &aws, &route.namespace, &route.name, None)
+            .await
+            .expect("redrive runs");
+    assert_eq!(again.moved, 0, "an empty dead-letter queue moves nothing");
+}
