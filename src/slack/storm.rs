@@ -105,7 +105,7 @@ pub fn render_storm_summary(summary: &StormSummary, options: &RenderOptions) -> 
             None => kinds.push((line.kind, line.notifications)),
         }
     }
-    kinds.sort_by(|a, b| b.1.cmp(&a.1));
+    kinds.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
     let by_kind = kinds
         .iter()
         .map(|(k, n)| format!("{n} from {}", kind_label(*k)))
