@@ -814,6 +814,7 @@ def test_prometheus_rule_alerts_on_what_an_operator_needs(all_objects):
         "AlertopsDeadLetterRisk",
         "AlertopsDeadLetterQueueNotEmpty",
         "AlertopsConsumerNotReady",
+        "AlertopsSlackUnreachable",
     }
     for alert in alerts.values():
         assert alert["labels"]["severity"] in ("warning", "critical")
@@ -824,6 +825,7 @@ def test_prometheus_rule_alerts_on_what_an_operator_needs(all_objects):
     assert f'namespace="{NAMESPACE}"' in alerts["AlertopsNoLeader"]["expr"]
     assert "{{ $labels.route }}" in alerts["AlertopsDeadLetterRisk"]["annotations"]["summary"]
     assert 'queue="dead_letter"' in alerts["AlertopsDeadLetterQueueNotEmpty"]["expr"]
+    assert "alertops_consumer_slack_circuit_open" in alerts["AlertopsSlackUnreachable"]["expr"]
 
 
 def test_dashboard_config_map_is_labelled_for_the_grafana_sidecar(all_objects):
