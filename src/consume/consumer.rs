@@ -599,15 +599,20 @@ impl<C: ClusterApi> Consumer<C> {
                 }
                 None => (None, plan(for_slack, index.as_ref(), max_per_message)),
             };
-            if let Some((summary, ids)) = summary {
-                let message = render_storm_summary(&summary, &state.render);
+            if let Some(post) = summary {
+                let ids = post.messages;
+                let message = render_storm_summary(&post.summary, &state.render);
                 let sent = self
                     .through_circuit(state, batch, || {
-                        self.deliver_summary(state, target, &message, summary.lines.len())
+                        self.deliver_summary(state, target, &message, post.summary.lines.len())
                     })
                     .await;
                 match sent {
-                    Ok(_) => {
+                    Ok(sent) => {
+                        if let Some(posted) = &sent.posted {
+                            self.remember_alerts(state, post.alerts.iter(), posted, true)
+                                .await;
+                        }
                         report.posts += 1;
                         report.storm_summaries += 1;
                         progress.grouped.extend(ids.iter().copied());
@@ -1241,9 +1246,21 @@ impl<C: ClusterApi> Consumer<C> {
         posted: &PostedMessage,
         grouped: bool,
     ) {
+        self.remember_alerts(state, alerts_of(delivery).into_iter(), posted, grouped)
+            .await;
+    }
+
+    /// Records `posted` as the message of `alerts` (see [`Consumer::remember`]).
+    async fn remember_alerts<'a>(
+        &self,
+        state: &RouteState,
+        alerts: impl Iterator<Item = &'a Alert>,
+        posted: &PostedMessage,
+        grouped: bool,
+    ) {
         let at = Utc::now();
         let mut entries = MessageIndex::new();
-        for alert in alerts_of(delivery) {
+        for alert in alerts {
             entries.insert(
                 alert.fingerprint.clone(),
                 StoredMessage {

@@ -14,20 +14,34 @@
 //!   this state changes (an update or thread reply, which does not notify). These go out as
 //!   [`super::plan::plan`] decides, after the summary, grouped and paced as always.
 //! - Everything else (resolved meanwhile, Warning and Info, repeats) is only in the summary.
+//!   With a bot token the summary is then remembered as their message (a grouped one), so that
+//!   a later change of such a problem is a reply in the summary's thread, not a new post.
 
 use std::time::Duration;
 
+use crate::alert::Alert;
 use crate::resources::{AlertState, Severity};
 use crate::slack::{StormLine, StormSummary};
 
 use super::plan::{Delivery, PendingAlert, needs_new_message, plan};
 use super::store::MessageIndex;
 
+/// The storm summary post.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SummaryPost<M> {
+    /// What it says.
+    pub summary: StormSummary,
+    /// The alerts only it delivers (to remember it as their message).
+    pub alerts: Vec<Alert>,
+    /// Their SQS messages.
+    pub messages: Vec<M>,
+}
+
 /// The Slack calls for a backlog.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StormPlan<M> {
-    /// The summary and the SQS messages only it delivers; `None` for a small backlog.
-    pub summary: Option<(StormSummary, Vec<M>)>,
+    /// The summary; `None` for a small backlog.
+    pub summary: Option<SummaryPost<M>>,
     /// The calls after it (all of them for a small backlog).
     pub deliveries: Vec<Delivery<M>>,
 }
@@ -75,7 +89,8 @@ pub fn plan_storm<M>(
     }
     let mut lines = Vec::with_capacity(pending.len());
     let mut own = Vec::new();
-    let mut summarised = Vec::new();
+    let mut messages = Vec::new();
+    let mut alerts = Vec::new();
     for item in pending {
         let individually = needs_own_message(&item, index);
         lines.push(StormLine {
@@ -89,12 +104,17 @@ pub fn plan_storm<M>(
         if individually {
             own.push(item);
         } else {
-            summarised.extend(item.messages);
+            messages.extend(item.messages);
+            alerts.push(item.alert);
         }
     }
     lines.sort_by_key(importance);
     StormPlan {
-        summary: Some((StormSummary { outage, lines }, summarised)),
+        summary: Some(SummaryPost {
+            summary: StormSummary { outage, lines },
+            alerts,
+            messages,
+        }),
         deliveries: plan(own, index, max_per_message),
     }
 }
@@ -161,7 +181,16 @@ mod tests {
             vec![200],
         ));
         let out = plan_storm(items, None, 20, Some(Duration::from_secs(7200)));
-        let (summary, carried) = out.summary.expect("a summary");
+        let SummaryPost {
+            summary,
+            alerts,
+            messages: carried,
+        } = out.summary.expect("a summary");
+        assert_eq!(
+            alerts.len(),
+            41,
+            "the alerts it delivers, to remember it as theirs"
+        );
         assert_eq!(summary.lines.len(), 42, "every problem is in the summary");
         assert_eq!(summary.notifications(), 44);
         assert_eq!(

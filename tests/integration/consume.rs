@@ -362,7 +362,7 @@ fn emr_failure_event(cluster_id: &str, cluster_name: &str, reason: &str) -> Stri
 }
 
 /// The JSON CloudWatch publishes to SNS when an alarm changes state.
-fn alarm_notification(
+pub(crate) fn alarm_notification(
     alarm: &str,
     arn: &str,
     new_state: &str,
@@ -1078,7 +1078,7 @@ async fn a_slack_refusal_keeps_the_message_and_is_counted() {
 // Immediate email (issue 3) and the workload's HTTP endpoints
 
 /// A CloudWatch alarm in the emulator (enrichment reads its tags); returns its ARN.
-async fn put_alarm(aws: &AwsClients, alarm: &str) -> String {
+pub(crate) async fn put_alarm(aws: &AwsClients, alarm: &str) -> String {
     aws.cloudwatch
         .put_metric_alarm()
         .alarm_name(alarm)
@@ -1095,7 +1095,7 @@ async fn put_alarm(aws: &AwsClients, alarm: &str) -> String {
     format!("arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{alarm}")
 }
 
-async fn publish_alarm(aws: &AwsClients, topic_arn: &str, alarm: &str, arn: &str) {
+pub(crate) async fn publish_alarm(aws: &AwsClients, topic_arn: &str, alarm: &str, arn: &str) {
     publish(
         aws,
         topic_arn,

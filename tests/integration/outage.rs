@@ -255,3 +255,119 @@ async fn redrive_moves_dead_letters_back_and_the_consumer_delivers_them() {
             .expect("redrive runs");
     assert_eq!(again.moved, 0, "an empty dead-letter queue moves nothing");
 }
+
+/// With a bot token the summary becomes the message of the problems it summarises: an alarm
+/// that fired during the outage and resolves later is answered in the summary's thread, not
+/// posted anew.
+#[tokio::test]
+async fn a_problem_summarised_after_an_outage_resolves_in_the_summarys_thread() {
+    let aws = harness::aws_clients().await;
+    let recorder = SlackRecorder::start().await;
+    let topic_arn = topic(&aws).await;
+    let plumbing = subscribed_queue(&aws, &topic_arn, 4, 2).await;
+    let route = Route::new(
+        serde_json::json!({
+            "sources": [{"topicArn": topic_arn}],
+            "slack": {"botTokenSecretRef": {"name": "slack", "key": "token"}, "channel": "C0OPS"},
+        }),
+        serde_json::json!({"token": "xoxb-test-token"}),
+        &plumbing,
+    )
+    .await;
+    recorder.start_outage(500);
+    publish(&aws, &topic_arn, None, "held: checkout errors").await;
+    let mut consumer = Consumer::new(
+        route.cluster.clone(),
+        aws.clone(),
+        failing_fast_slack(&recorder),
+        route.reference(),
+        ConsumerOptions {
+            probe_initial: Duration::from_millis(200),
+            probe_max: Duration::from_secs(1),
+            ..test_options()
+        },
+    )
+    .with_signer(signer());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        consumer
+            .run(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    let post = "/api/chat.postMessage";
+    recorder
+        .wait_until(Duration::from_secs(30), |r| {
+            !answered(r, post, 500).is_empty()
+        })
+        .await;
+    let mut alarms = Vec::new();
+    for i in 0..25 {
+        let alarm = harness::unique(&format!("storm-cpu-{i:02}"));
+        let arn = crate::consume::put_alarm(&aws, &alarm).await;
+        crate::consume::publish_alarm(&aws, &topic_arn, &alarm, &arn).await;
+        alarms.push((alarm, arn));
+    }
+    super::consume::await_queue(&aws, &plumbing.queue_url, Duration::from_secs(30), |c| {
+        c.0 == 25
+    })
+    .await;
+    recorder.end_outage();
+    let requests = recorder
+        .wait_until(Duration::from_secs(60), |r| {
+            all_text(&answered(r, post, 200)).contains("Slack was unreachable")
+        })
+        .await;
+    let accepted = answered(&requests, post, 200);
+    let summary_number = accepted
+        .iter()
+        .position(|r| r.all_text().contains("Slack was unreachable"))
+        .expect("the summary")
+        + 1;
+    // The stand-in numbers the messages it accepts: 1700000000.000001, .000002, …
+    let summary_ts = format!("1700000000.{summary_number:06}");
+
+    let (alarm, arn) = &alarms[7];
+    publish(
+        &aws,
+        &topic_arn,
+        Some(&format!("OK: \"{alarm}\" in US East (N. Virginia)")),
+        &crate::consume::alarm_notification(
+            alarm,
+            arn,
+            "OK",
+            "ALARM",
+            "Threshold Crossed: back below the threshold.",
+            "2024-05-01T12:00:00.000+0000",
+        ),
+    )
+    .await;
+    let requests = recorder
+        .wait_until(Duration::from_secs(30), |r| {
+            answered(r, post, 200)
+                .iter()
+                .any(|p| p.body["thread_ts"] == summary_ts.as_str())
+        })
+        .await;
+    stop.send(()).expect("consumer still running");
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("stops on shutdown")
+        .expect("no panic");
+    let reply = answered(&requests, post, 200)
+        .into_iter()
+        .find(|p| p.body["thread_ts"] == summary_ts.as_str())
+        .unwrap();
+    assert!(
+        reply.all_text().contains(alarm.as_str()),
+        "{}",
+        reply.all_text()
+    );
+    assert_eq!(
+        answered(&requests, post, 200).len(),
+        summary_number + 1,
+        "nothing but the reply after the summary"
+    );
+    assert_eq!(queue_counts(&aws, &plumbing.dlq_url).await, (0, 0));
+}
