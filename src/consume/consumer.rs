@@ -3,9 +3,12 @@
 //! An SQS message is deleted only after every destination of the route accepted the alert it
 //! carries — SES (the email that lists it) and Slack (the post or update that contains it) — or
 //! when the route's match deliberately filtered it out. Every other outcome leaves it in the
-//! queue: a transient failure (enrichment, Slack 5xx/429 through all retries, SES) or a
-//! permanent refusal makes it visible again after a backoff that grows with its receive count,
-//! and after `maxReceiveCount` receives SQS moves it to the dead-letter queue. Dropping the batch
+//! queue: a transient failure (enrichment, SES) or a permanent refusal makes it visible again
+//! after a backoff that grows with its receive count, and after `maxReceiveCount` receives SQS
+//! moves it to the dead-letter queue. A transient Slack failure (5xx, timeouts, 429s through all
+//! retries) instead opens the circuit (see [`super::circuit`]): the batch is held and probed
+//! until Slack answers or the outage tolerance runs out, and the backlog then goes out as one
+//! storm summary (see [`super::storm`]). Dropping the batch
 //! future at any point (abort, shutdown) therefore loses nothing: undeleted messages come back
 //! after their visibility timeout.
 //!
