@@ -152,4 +152,24 @@ mod tests {
         );
         assert!(operator(&["--action-key-secret", "only/two"]).is_err());
     }
+
+    #[test]
+    fn the_outage_tolerance_is_two_hours_unless_set_and_at_most_eleven() {
+        let hours = |h: u64| std::time::Duration::from_secs(h * 3600);
+        assert_eq!(operator(&[]).unwrap().slack_outage_tolerance, hours(2));
+        let settings = operator(&["--slack-outage-tolerance-seconds", "14400"]).unwrap();
+        assert_eq!(settings.slack_outage_tolerance, hours(4));
+        assert_eq!(
+            settings
+                .workload_params(None)
+                .slack_outage_tolerance_seconds,
+            14400,
+            "passed on to the consumers"
+        );
+        assert!(operator(&["--slack-outage-tolerance-seconds", "39600"]).is_ok());
+        assert!(
+            operator(&["--slack-outage-tolerance-seconds", "39601"]).is_err(),
+            "SQS keeps a received message invisible for at most 12 hours"
+        );
+    }
 }

@@ -554,6 +554,7 @@ mod tests {
         );
         assert_eq!(env["ALERTOPS_SLACK_API_BASE"], "https://slack.example/api/");
         assert_eq!(env["AWS_ENDPOINT_URL"], "http://moto.aws:5000");
+        assert_eq!(env["ALERTOPS_SLACK_OUTAGE_TOLERANCE_SECONDS"], "7200");
         let declared = declared_env("consume");
         let names = c.env.iter().flatten().map(|e| &e.name);
         for name in names.filter(|n| n.starts_with("ALERTOPS_")) {
