@@ -21,6 +21,7 @@
 //! - `consume`: the per-route consumer (queue → Slack);
 //! - `interact`: the Slack interaction endpoint (acknowledge, retry Jobs);
 //! - `retry`: the retry Job's rebuild of a failed EMR cluster;
+//! - `redrive`: moving a route's dead-lettered messages back to its queue;
 //! - `email`: safe HTML and plain-text email, delivery through SES v2;
 //! - `digest`: the scheduled digest run (drain, consolidate, email, delete after sending);
 //! - `secret`: credentials from flags and environment, never printed;
@@ -40,6 +41,7 @@ pub mod local;
 pub mod names;
 pub mod plan;
 pub mod reconcile;
+pub mod redrive;
 pub mod resources;
 pub mod retry;
 pub mod secret;

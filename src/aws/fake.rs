@@ -150,6 +150,13 @@ impl FakeAws {
         self.state().queues.get(name).map(|(a, _)| a.clone())
     }
 
+    /// Sets how many messages SQS reports waiting in a queue (`ApproximateNumberOfMessages`).
+    pub fn set_waiting_messages(&self, name: &str, count: u64) {
+        if let Some((attributes, _)) = self.state().queues.get_mut(name) {
+            attributes.insert("ApproximateNumberOfMessages".into(), count.to_string());
+        }
+    }
+
     /// Every subscription.
     pub fn subscriptions(&self) -> Vec<Subscription> {
         self.state().subscriptions.clone()
@@ -611,6 +618,8 @@ impl SqsQueues for FakeAws {
             "QueueArn".into(),
             format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"),
         );
+        // As SQS: a new queue reports its (empty) depth.
+        all.insert("ApproximateNumberOfMessages".into(), "0".into());
         state
             .queues
             .entry(name.to_string())

@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use aws_sdk_sqs::types::{
     BatchResultErrorEntry, ChangeMessageVisibilityBatchRequestEntry,
     DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName, QueueAttributeName,
+    SendMessageBatchRequestEntry,
 };
 
 use super::{AwsApi, AwsClients, AwsError, AwsErrorKind};
@@ -276,6 +277,40 @@ pub async fn delete(
         let output = aws
             .sqs
             .delete_message_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk(OPERATION, e))?;
+        Ok((output.successful.len(), output.failed))
+    })
+    .await
+}
+
+/// Sends messages with these bodies, ten per call (the dead-letter redrive). Refused entries
+/// are reported by their position in `bodies`.
+pub async fn send(
+    aws: &AwsClients,
+    queue_url: &str,
+    bodies: &[impl AsRef<str>],
+) -> Result<BatchResult, AwsError> {
+    const OPERATION: &str = "SendMessageBatch";
+    in_chunks(bodies, |chunk| async move {
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, body)| {
+                SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(body.as_ref())
+                    .build()
+                    .map_err(|e| build_error(OPERATION, e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        aws.acquire(AwsApi::Sqs).await;
+        let output = aws
+            .sqs
+            .send_message_batch()
             .queue_url(queue_url)
             .set_entries(Some(entries))
             .send()

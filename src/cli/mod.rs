@@ -12,6 +12,7 @@ use crate::interact::InteractArgs;
 use crate::lint::LintArgs;
 use crate::local::command::LocalArgs;
 use crate::plan::PlanArgs;
+use crate::redrive::RedriveArgs;
 use crate::resources::crd::CrdsArgs;
 use crate::retry::RetryArgs;
 use crate::telemetry::logging::{LogFormat, init_logging};
@@ -48,6 +49,8 @@ pub enum Command {
     Retry(RetryArgs),
     /// Run a DigestSchedule once: drain its queue, email the summary, delete what was sent.
     Digest(DigestArgs),
+    /// Move an AlertRoute's dead-lettered messages back to its queue, to be delivered again.
+    Redrive(RedriveArgs),
     /// Run everything without a cluster: manifests from a folder, AWS from the standard
     /// environment (an emulator for the demo), Slack at a given URL.
     Local(LocalArgs),
@@ -74,6 +77,10 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Local(args) => {
             init_logging(cli.log_format);
             crate::local::command::run_command(args).await
+        }
+        Command::Redrive(args) => {
+            init_logging(cli.log_format);
+            crate::redrive::run_command(args).await
         }
         Command::Retry(args) => {
             init_logging(cli.log_format);
@@ -177,5 +184,25 @@ mod tests {
             Some("Always")
         );
         assert!(operator(&["--action-key-secret", "only/two"]).is_err());
+    }
+
+    #[test]
+    fn the_outage_tolerance_is_two_hours_unless_set_and_at_most_eleven() {
+        let hours = |h: u64| std::time::Duration::from_secs(h * 3600);
+        assert_eq!(operator(&[]).unwrap().slack_outage_tolerance, hours(2));
+        let settings = operator(&["--slack-outage-tolerance-seconds", "14400"]).unwrap();
+        assert_eq!(settings.slack_outage_tolerance, hours(4));
+        assert_eq!(
+            settings
+                .workload_params(None)
+                .slack_outage_tolerance_seconds,
+            14400,
+            "passed on to the consumers"
+        );
+        assert!(operator(&["--slack-outage-tolerance-seconds", "39600"]).is_ok());
+        assert!(
+            operator(&["--slack-outage-tolerance-seconds", "39601"]).is_err(),
+            "SQS keeps a received message invisible for at most 12 hours"
+        );
     }
 }

@@ -27,6 +27,16 @@ pub struct ConsumeArgs {
     /// without it, `ALERTOPS_ACTION_TOKEN_KEY` holds the key itself.
     #[arg(long, env = "ALERTOPS_ACTION_KEY_SECRET")]
     pub action_key_secret: Option<String>,
+    /// Seconds the consumer holds alerts through a Slack outage (circuit open: nothing new is
+    /// received, the held batch is probed at a growing interval); beyond it they go back to the
+    /// queue and reach the dead-letter queue after `maxReceiveCount` receives. At most 11 hours.
+    #[arg(
+        long,
+        env = super::OUTAGE_TOLERANCE_ENV,
+        default_value_t = 7200,
+        value_parser = clap::value_parser!(u64).range(0..=super::MAX_OUTAGE_TOLERANCE.as_secs())
+    )]
+    pub slack_outage_tolerance_seconds: u64,
     /// The button-signing key itself (the local mode), at least 32 bytes.
     #[arg(long, env = "ALERTOPS_ACTION_TOKEN_KEY", hide_env_values = true)]
     pub action_token_key: Option<Secret>,

@@ -3,9 +3,12 @@
 //! An SQS message is deleted only after every destination of the route accepted the alert it
 //! carries — SES (the email that lists it) and Slack (the post or update that contains it) — or
 //! when the route's match deliberately filtered it out. Every other outcome leaves it in the
-//! queue: a transient failure (enrichment, Slack 5xx/429 through all retries, SES) or a
-//! permanent refusal makes it visible again after a backoff that grows with its receive count,
-//! and after `maxReceiveCount` receives SQS moves it to the dead-letter queue. Dropping the batch
+//! queue: a transient failure (enrichment, SES) or a permanent refusal makes it visible again
+//! after a backoff that grows with its receive count, and after `maxReceiveCount` receives SQS
+//! moves it to the dead-letter queue. A transient Slack failure (5xx, timeouts, 429s through all
+//! retries) instead opens the circuit (see [`super::circuit`]): the batch is held and probed
+//! until Slack answers or the outage tolerance runs out, and the backlog then goes out as one
+//! storm summary (see [`super::storm`]). Dropping the batch
 //! future at any point (abort, shutdown) therefore loses nothing: undeleted messages come back
 //! after their visibility timeout.
 //!
@@ -18,8 +21,8 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::future::Future;
 use std::pin::pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -32,16 +35,18 @@ use crate::k8s::ClusterApi;
 use crate::resources::{AlertRoute, EmailDestination};
 use crate::slack::{
     ActionSigner, ButtonSigning, PostedMessage, RenderOptions, RouteRef, SlackClient, SlackError,
-    SlackTarget, render_alert, render_group,
+    SlackTarget, human_duration, render_alert, render_group, render_storm_summary,
 };
 use crate::telemetry::Readiness;
 
 use super::ConsumeError;
+use super::circuit::{CircuitSettings, OnFailure, SlackCircuit};
 use super::metrics::ConsumerMetrics;
 use super::plan::{Delivery, PendingAlert, collapse, plan};
 use super::queue::{self, QueueFacts, ReceivedMessage, SQS_BATCH};
 use super::receipts::{self, Destination, Receipts};
 use super::store::{self, MessageIndex, StoredMessage};
+use super::storm::plan_storm;
 
 /// Tuning of a consumer. The defaults are the production values.
 #[derive(Clone, Debug)]
@@ -64,7 +69,23 @@ pub struct ConsumerOptions {
     pub shutdown_grace: Duration,
     /// Longest pause after a batch that failed to run (route not ready, AWS unreachable).
     pub error_backoff_max: Duration,
+    /// Longest Slack outage during which the consumer holds its batch and receives nothing new
+    /// (see [`super::circuit`]); beyond it, failed messages are handed back with their backoff
+    /// and reach the dead-letter queue after `maxReceiveCount` receives. At most 11 hours: SQS
+    /// keeps a received message invisible for at most 12.
+    pub slack_outage_tolerance: Duration,
+    /// First wait before probing Slack again while the circuit is open; doubles per probe.
+    pub probe_initial: Duration,
+    /// Longest wait between two probes.
+    pub probe_max: Duration,
+    /// Most SQS messages drained into one storm summary after an outage; a larger backlog gets
+    /// one summary per this many messages.
+    pub storm_max_messages: usize,
 }
+
+/// The longest outage tolerance: a received message stays invisible for at most 12 hours in
+/// SQS, and the held batch must not reappear (an hour of margin).
+pub const MAX_OUTAGE_TOLERANCE: Duration = Duration::from_secs(11 * 3600);
 
 impl Default for ConsumerOptions {
     fn default() -> Self {
@@ -77,6 +98,20 @@ impl Default for ConsumerOptions {
             max_batch_messages: 100,
             shutdown_grace: Duration::from_secs(20),
             error_backoff_max: Duration::from_secs(60),
+            slack_outage_tolerance: Duration::from_secs(2 * 3600),
+            probe_initial: Duration::from_secs(10),
+            probe_max: Duration::from_secs(300),
+            storm_max_messages: 1000,
+        }
+    }
+}
+
+impl ConsumerOptions {
+    fn circuit(&self) -> CircuitSettings {
+        CircuitSettings {
+            tolerance: self.slack_outage_tolerance.min(MAX_OUTAGE_TOLERANCE),
+            probe_initial: self.probe_initial,
+            probe_max: self.probe_max.max(self.probe_initial),
         }
     }
 }
@@ -106,6 +141,8 @@ pub struct BatchReport {
     pub emails: usize,
     /// Messages SQS confirmed deleted.
     pub deleted: usize,
+    /// Storm summaries posted (after a Slack outage), also counted in `posts`.
+    pub storm_summaries: usize,
 }
 
 impl std::ops::AddAssign for BatchReport {
@@ -121,6 +158,7 @@ impl std::ops::AddAssign for BatchReport {
         self.updates += other.updates;
         self.emails += other.emails;
         self.deleted += other.deleted;
+        self.storm_summaries += other.storm_summaries;
     }
 }
 
@@ -239,6 +277,11 @@ pub struct Consumer<C> {
     state: Option<Arc<RouteState>>,
     in_flight: Arc<AtomicBool>,
     readiness: Readiness,
+    /// Whether Slack is considered down (see [`super::circuit`]).
+    circuit: Mutex<SlackCircuit>,
+    /// Set when the circuit closed after an outage (its length): the next batches drain the
+    /// queue into a storm summary until it is empty.
+    backlog_after_outage: Mutex<Option<Duration>>,
 }
 
 impl<C: ClusterApi> Consumer<C> {
@@ -253,6 +296,7 @@ impl<C: ClusterApi> Consumer<C> {
         options: ConsumerOptions,
     ) -> Self {
         let enricher = Arc::new(Enricher::new(aws.clone(), options.enrichment_ttl));
+        let circuit = Mutex::new(SlackCircuit::new(options.circuit()));
         Consumer {
             cluster,
             aws,
@@ -265,6 +309,8 @@ impl<C: ClusterApi> Consumer<C> {
             state: None,
             in_flight: Arc::new(AtomicBool::new(false)),
             readiness: Readiness::default(),
+            circuit,
+            backlog_after_outage: Mutex::new(None),
         }
     }
 
@@ -366,7 +412,8 @@ impl<C: ClusterApi> Consumer<C> {
         }
     }
 
-    /// One batch: a long poll, the grouping window, delivery, deletes and delays.
+    /// One batch: a long poll, the grouping window (after a Slack outage: the whole backlog,
+    /// up to `storm_max_messages`), delivery, deletes and delays.
     pub async fn run_once(&mut self) -> Result<BatchReport, ConsumeError> {
         self.in_flight.store(false, Ordering::SeqCst);
         let state = self.route_state().await?;
@@ -379,8 +426,18 @@ impl<C: ClusterApi> Consumer<C> {
         )
         .await?;
         if first.is_empty() {
+            // Nothing waits: any backlog of an outage is delivered.
+            self.backlog_after_outage
+                .lock()
+                .expect("not poisoned")
+                .take();
             return Ok(report);
         }
+        let outage = self
+            .backlog_after_outage
+            .lock()
+            .expect("not poisoned")
+            .take();
         self.in_flight.store(true, Ordering::SeqCst);
         let mut batch = Batch {
             messages: Vec::new(),
@@ -392,7 +449,13 @@ impl<C: ClusterApi> Consumer<C> {
             deleted: HashSet::new(),
         };
         self.absorb(&state, first, &mut batch).await;
-        self.collect_group(&state, &mut batch).await;
+        let backlog_left = match outage {
+            Some(_) => !self.collect_backlog(&state, &mut batch).await,
+            None => {
+                self.collect_group(&state, &mut batch).await;
+                false
+            }
+        };
         report.received = batch.messages.len();
         self.metrics.received(&state.key, report.received);
 
@@ -408,9 +471,18 @@ impl<C: ClusterApi> Consumer<C> {
 
         let pending = collapse(std::mem::take(&mut batch.pending));
         if !pending.is_empty() {
-            self.deliver(&state, &mut batch, pending, &mut report).await;
+            self.deliver(&state, &mut batch, pending, outage, &mut report)
+                .await;
         }
         self.delay_failed(&state, &batch, &mut report).await;
+        if let Some(outage) = outage.filter(|_| backlog_left) {
+            // More than one summary's worth: the next batch summarises the rest. A newer
+            // outage that ended during this batch is kept instead.
+            self.backlog_after_outage
+                .lock()
+                .expect("not poisoned")
+                .get_or_insert(outage);
+        }
         Ok(report)
     }
 
@@ -425,6 +497,7 @@ impl<C: ClusterApi> Consumer<C> {
         state: &RouteState,
         batch: &mut Batch,
         pending: Vec<PendingAlert<usize>>,
+        outage: Option<Duration>,
         report: &mut BatchReport,
     ) {
         let destinations: Vec<Destination> = [
@@ -519,7 +592,46 @@ impl<C: ClusterApi> Consumer<C> {
                 Some(_) if !for_slack.is_empty() => Some(self.load_index(state).await),
                 _ => None,
             };
-            let deliveries = plan(for_slack, index.as_ref(), max_per_message);
+            // After an outage the backlog is summarised (see `super::storm`); otherwise, and for
+            // what needs its own message, the usual plan.
+            let (summary, deliveries) = match outage {
+                Some(outage) => {
+                    let storm =
+                        plan_storm(for_slack, index.as_ref(), max_per_message, Some(outage));
+                    (storm.summary, storm.deliveries)
+                }
+                None => (None, plan(for_slack, index.as_ref(), max_per_message)),
+            };
+            if let Some(post) = summary {
+                let ids = post.messages;
+                let message = render_storm_summary(&post.summary, &state.render);
+                let sent = self
+                    .through_circuit(state, batch, || {
+                        self.deliver_summary(state, target, &message, post.summary.lines.len())
+                    })
+                    .await;
+                match sent {
+                    Ok(sent) => {
+                        if let Some(posted) = &sent.posted {
+                            self.remember_alerts(state, post.alerts.iter(), posted, true)
+                                .await;
+                        }
+                        report.posts += 1;
+                        report.storm_summaries += 1;
+                        progress.grouped.extend(ids.iter().copied());
+                        self.accepted(
+                            state,
+                            batch,
+                            &mut progress,
+                            &ids,
+                            Destination::Slack,
+                            report,
+                        )
+                        .await;
+                    }
+                    Err(failure) => progress.fail(&ids, failure),
+                }
+            }
             let now = Utc::now();
             let signing = self
                 .signer
@@ -528,17 +640,15 @@ impl<C: ClusterApi> Consumer<C> {
             for delivery in deliveries {
                 let ids = delivery.messages().to_vec();
                 let sent = self
-                    .holding(
-                        state,
-                        batch,
+                    .through_circuit(state, batch, || {
                         self.deliver_to_slack(
                             state,
                             target,
                             bot_token.as_deref(),
                             &delivery,
                             signing,
-                        ),
-                    )
+                        )
+                    })
                     .await;
                 match sent {
                     Ok(sent) => {
@@ -683,6 +793,120 @@ impl<C: ClusterApi> Consumer<C> {
                 biased;
                 output = &mut work => return output,
                 () = tokio::time::sleep_until(next) => self.extend_visibility(state, batch).await,
+            }
+        }
+    }
+
+    /// Runs one Slack delivery (`attempt`) through the circuit breaker, under [`Consumer::holding`].
+    /// A transient failure opens the circuit: the batch is held (its visibility extended, nothing
+    /// new received) and `attempt` is repeated as the probe, at a growing interval, until Slack
+    /// accepts it or the outage outlasts the tolerance (then the failure is returned and the
+    /// messages go back with their backoff). A refusal is returned at once. The first success
+    /// after an outage closes the circuit and asks the next batches for a storm summary.
+    async fn through_circuit<F, Fut>(
+        &self,
+        state: &RouteState,
+        batch: &mut Batch,
+        mut attempt: F,
+    ) -> Result<Sent, Failure>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Sent, Failure>>,
+    {
+        loop {
+            match self.holding(state, batch, attempt()).await {
+                Ok(sent) => {
+                    let closed = self
+                        .circuit
+                        .lock()
+                        .expect("not poisoned")
+                        .succeeded(Instant::now());
+                    if let Some(outage) = closed {
+                        self.metrics.circuit_open(&state.key, false);
+                        tracing::info!(route = %state.key, outage = %human_duration(outage), "Slack accepts again: circuit closed; the backlog follows as a storm summary");
+                        *self.backlog_after_outage.lock().expect("not poisoned") = Some(outage);
+                    }
+                    return Ok(sent);
+                }
+                Err(Failure::SlackTransient) => {
+                    let verdict = self
+                        .circuit
+                        .lock()
+                        .expect("not poisoned")
+                        .failed(Instant::now());
+                    let held = batch.messages.len() - batch.deleted.len();
+                    match verdict {
+                        OnFailure::Hold { probe_in, opened } => {
+                            if opened {
+                                self.metrics.circuit_open(&state.key, true);
+                                tracing::warn!(route = %state.key, held, tolerance = %human_duration(self.options.circuit().tolerance), "Slack unreachable: circuit open; holding the batch (visibility extended), receiving nothing new, probing at a growing interval");
+                            }
+                            tracing::info!(route = %state.key, held, next_probe_in = ?probe_in, "circuit open: Slack still failing");
+                            self.holding(state, batch, tokio::time::sleep(probe_in))
+                                .await;
+                        }
+                        OnFailure::GiveUp { open_for } => {
+                            tracing::error!(route = %state.key, held, open_for = %human_duration(open_for), "Slack unreachable for longer than the outage tolerance: handing the messages back with their backoff; after maxReceiveCount receives they reach the dead-letter queue (see the route's DeadLetters condition)");
+                            return Err(Failure::SlackTransient);
+                        }
+                    }
+                }
+                Err(failure) => return Err(failure),
+            }
+        }
+    }
+
+    /// After an outage: receives the queue's backlog into the batch, up to
+    /// `storm_max_messages`, keeping what it holds invisible meanwhile. Returns whether the
+    /// queue was drained (a receive came back empty).
+    async fn collect_backlog(&self, state: &RouteState, batch: &mut Batch) -> bool {
+        let period = (state.queue.visibility_timeout / 3).max(Duration::from_millis(500));
+        let max = self.options.storm_max_messages.max(SQS_BATCH);
+        while batch.messages.len() < max {
+            if batch.visibility_renewed_at.elapsed() >= period {
+                self.extend_visibility(state, batch).await;
+            }
+            let room = (max - batch.messages.len()).min(SQS_BATCH);
+            // A long poll of a second: a short poll may miss messages that are there.
+            match queue::receive(&self.aws, &state.queue_url, room, Duration::from_secs(1)).await {
+                Ok(more) if more.is_empty() => return true,
+                Ok(more) => self.absorb(state, more, batch).await,
+                Err(error) => {
+                    tracing::warn!(route = %state.key, %error, "receive failed while draining the backlog; summarising what is held");
+                    return false;
+                }
+            }
+        }
+        false
+    }
+
+    /// Posts the storm summary of `problems` problems.
+    async fn deliver_summary(
+        &self,
+        state: &RouteState,
+        target: &SlackTarget,
+        message: &crate::slack::SlackMessage,
+        problems: usize,
+    ) -> Result<Sent, Failure> {
+        let started = Instant::now();
+        match self.slack.post(target, message).await {
+            Ok(posted) => {
+                self.metrics
+                    .slack_latency(&state.key, "post", started.elapsed());
+                tracing::info!(route = %state.key, destination = "slack", call = "storm_summary", problems, "storm summary delivered");
+                Ok(Sent {
+                    posted,
+                    grouped: true,
+                    post: true,
+                })
+            }
+            Err(error) if error.is_transient() => {
+                tracing::warn!(route = %state.key, destination = "slack", %error, "Slack did not take the storm summary");
+                Err(Failure::SlackTransient)
+            }
+            Err(error) => {
+                tracing::error!(route = %state.key, destination = "slack", %error, "SLACK REFUSED the storm summary; fix the route's Slack destination");
+                Err(Failure::SlackRejected)
             }
         }
     }
@@ -1025,9 +1249,21 @@ impl<C: ClusterApi> Consumer<C> {
         posted: &PostedMessage,
         grouped: bool,
     ) {
+        self.remember_alerts(state, alerts_of(delivery).into_iter(), posted, grouped)
+            .await;
+    }
+
+    /// Records `posted` as the message of `alerts` (see [`Consumer::remember`]).
+    async fn remember_alerts<'a>(
+        &self,
+        state: &RouteState,
+        alerts: impl Iterator<Item = &'a Alert>,
+        posted: &PostedMessage,
+        grouped: bool,
+    ) {
         let at = Utc::now();
         let mut entries = MessageIndex::new();
-        for alert in alerts_of(delivery) {
+        for alert in alerts {
             entries.insert(
                 alert.fingerprint.clone(),
                 StoredMessage {

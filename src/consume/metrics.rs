@@ -65,6 +65,7 @@ pub struct ConsumerMetrics {
     emails_sent: Family<RouteLabels, Counter>,
     email_latency: HistogramFamily<RouteLabels>,
     queue_messages: Family<QueueLabels, Gauge>,
+    slack_circuit_open: Family<RouteLabels, Gauge>,
 }
 
 /// Labels of the queue depth gauge.
@@ -90,6 +91,7 @@ impl Default for ConsumerMetrics {
             emails_sent: Family::default(),
             email_latency: Family::new_with_constructor(slack_latency_histogram),
             queue_messages: Family::default(),
+            slack_circuit_open: Family::default(),
         }
     }
 }
@@ -108,6 +110,13 @@ impl ConsumerMetrics {
                 queue: queue.to_string(),
             })
             .set(i64::try_from(messages).unwrap_or(i64::MAX));
+    }
+
+    /// Records whether the route's Slack circuit is open (Slack considered down).
+    pub(crate) fn circuit_open(&self, route: &str, open: bool) {
+        self.slack_circuit_open
+            .get_or_create(&Self::route(route))
+            .set(i64::from(open));
     }
 
     /// Registers every metric (names start with `consumer_`; give the registry a prefix).
@@ -157,6 +166,12 @@ impl ConsumerMetrics {
             "Messages waiting in the route's queue and its dead-letter queue (SQS's approximate \
              count at the consumer's last route refresh)",
             self.queue_messages.clone(),
+        );
+        registry.register(
+            "consumer_slack_circuit_open",
+            "1 while Slack is considered down for the route: the consumer holds its batch, \
+             receives nothing new and probes Slack at a growing interval",
+            self.slack_circuit_open.clone(),
         );
         registry.register(
             "consumer_emails_sent",

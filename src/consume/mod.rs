@@ -8,6 +8,7 @@
 //! environment, a clean stop on SIGTERM.
 
 mod args;
+pub(crate) mod circuit;
 mod consumer;
 pub(crate) mod email;
 pub(crate) mod metrics;
@@ -15,9 +16,10 @@ pub(crate) mod plan;
 pub(crate) mod queue;
 pub(crate) mod receipts;
 pub(crate) mod store;
+pub(crate) mod storm;
 
 pub use args::ConsumeArgs;
-pub use consumer::{BatchReport, Consumer, ConsumerOptions};
+pub use consumer::{BatchReport, Consumer, ConsumerOptions, MAX_OUTAGE_TOLERANCE};
 pub use metrics::ConsumerMetrics;
 pub use store::{MAX_STORED_MESSAGES, MessageIndex, StoredMessage, config_map_name};
 
@@ -35,6 +37,9 @@ use crate::slack::{
 /// Environment variable holding the key that signs button values; the interaction server
 /// verifies with the same key. The key is the variable's bytes as given (at least 32).
 pub const ACTION_TOKEN_KEY_ENV: &str = "ALERTOPS_ACTION_TOKEN_KEY";
+
+/// Environment variable of the Slack outage tolerance in seconds (controller and consumer).
+pub const OUTAGE_TOLERANCE_ENV: &str = "ALERTOPS_SLACK_OUTAGE_TOLERANCE_SECONDS";
 
 /// Why a consumer batch, or the consumer, could not run.
 #[derive(Debug, thiserror::Error)]
@@ -263,6 +268,7 @@ async fn run(command: ConsumeArgs) -> Result<(), ConsumeError> {
     }));
     let options = ConsumerOptions {
         wait_time: Duration::from_secs(command.wait_seconds.min(20)),
+        slack_outage_tolerance: Duration::from_secs(command.slack_outage_tolerance_seconds),
         ..ConsumerOptions::default()
     };
     let mut consumer = Consumer::new(cluster, aws, slack, route.clone(), options);

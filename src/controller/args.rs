@@ -60,6 +60,16 @@ pub struct OperatorArgs {
     /// `workloads.namespaces`); an empty value allows none, and unset allows every namespace.
     #[arg(long, env = "ALERTOPS_ALLOWED_NAMESPACES", value_name = "NS,NS")]
     pub allowed_namespaces: Option<String>,
+    /// Seconds the consumers hold alerts through a Slack outage before handing them back to
+    /// the queue's dead-letter path (at most 11 hours: SQS keeps a received message invisible
+    /// for at most 12); the routes' queues keep messages at least this long plus an hour.
+    #[arg(
+        long,
+        env = crate::consume::OUTAGE_TOLERANCE_ENV,
+        default_value_t = 7200,
+        value_parser = clap::value_parser!(u64).range(0..=crate::consume::MAX_OUTAGE_TOLERANCE.as_secs())
+    )]
+    pub slack_outage_tolerance_seconds: u64,
 }
 
 impl OperatorArgs {
@@ -112,6 +122,7 @@ impl OperatorArgs {
                 .map(str::to_string)
                 .collect()
         });
+        settings.slack_outage_tolerance = Duration::from_secs(self.slack_outage_tolerance_seconds);
         settings.validate()?;
         Ok(settings)
     }

@@ -64,6 +64,10 @@ pub struct OperatorSettings {
     /// [`REASON_NAMESPACE_NOT_ALLOWED`] and nothing is created for it, neither in AWS nor in
     /// Kubernetes, because a workload there would run with the workload IAM role and keys.
     pub allowed_namespaces: Option<BTreeSet<String>>,
+    /// How long the consumers hold alerts through a Slack outage (the chart's
+    /// `consumer.slackOutageToleranceSeconds`), passed to each consumer; the route's queue keeps
+    /// messages at least this long plus an hour, so none expires while it is held back.
+    pub slack_outage_tolerance: Duration,
 }
 
 /// Ready reason of a route or digest in a namespace the operator does not serve.
@@ -93,6 +97,7 @@ impl OperatorSettings {
                 .is_some_and(|l| !l.is_empty()),
             slack_api_base: self.slack_api_base.clone(),
             aws_endpoint_url: self.aws_endpoint_url.clone(),
+            slack_outage_tolerance_seconds: self.slack_outage_tolerance.as_secs(),
         }
     }
 
@@ -111,6 +116,8 @@ impl OperatorSettings {
             aws_endpoint_url: None,
             allowed_source_topics: None,
             allowed_namespaces: None,
+            slack_outage_tolerance: crate::consume::ConsumerOptions::default()
+                .slack_outage_tolerance,
         }
     }
 

@@ -150,7 +150,9 @@ fn default_max_group_size() -> i32 {
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct QueueSettings {
-    /// Receives of one message before it moves to the dead-letter queue.
+    /// Receives of one message before it moves to the dead-letter queue. A Slack outage within
+    /// the tolerance costs no further receives (the consumer holds what it has), except one per
+    /// consumer restart.
     #[serde(default = "default_max_receive_count")]
     #[schemars(range(min = 1, max = 1000))]
     pub max_receive_count: i32,
@@ -158,7 +160,8 @@ pub struct QueueSettings {
     #[serde(default = "default_visibility_timeout")]
     #[schemars(range(min = 10, max = 43200))]
     pub visibility_timeout_seconds: i32,
-    /// Seconds an undelivered message is kept.
+    /// Seconds an undelivered message is kept; at least the operator's Slack outage tolerance
+    /// plus an hour (the chart's `consumer.slackOutageToleranceSeconds`, 2 h by default).
     #[serde(default = "default_retention")]
     #[schemars(range(min = 60, max = 1209600))]
     pub retention_seconds: i32,
@@ -206,7 +209,8 @@ pub struct AlertRouteStatus {
     /// The generation of the spec this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Ready` and, while sources are missing, `SourcesReady`.
+    /// `Ready`, `SourcesReady`, and `DeadLetters` (True with the count while messages wait in
+    /// the dead-letter queue).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Conditions,

@@ -8,6 +8,7 @@
 pub(crate) mod action_token;
 pub(crate) mod client;
 pub(crate) mod render;
+pub(crate) mod storm;
 pub(crate) mod target;
 pub mod text;
 
@@ -22,4 +23,5 @@ pub use render::{
     limit_violations, mark_acknowledged, mark_retry_progress, render_alert, render_group,
     render_thread_reply,
 };
+pub use storm::{StormLine, StormSummary, human_duration, render_storm_summary};
 pub use target::{SlackTargetError, resolve_target};

@@ -94,6 +94,8 @@ pub struct WorkloadParams {
     pub slack_api_base: Option<String>,
     /// `AWS_ENDPOINT_URL` of the workloads.
     pub aws_endpoint_url: Option<String>,
+    /// How long consumers hold alerts through a Slack outage, in seconds.
+    pub slack_outage_tolerance_seconds: u64,
 }
 
 impl WorkloadParams {
@@ -435,6 +437,12 @@ fn env(params: &WorkloadParams) -> Value {
 /// the route's Secret (never the master key, never a value in the pod spec).
 fn consumer_env(params: &WorkloadParams, route_name: &str) -> Value {
     let mut env = env(params);
+    if let Value::Array(entries) = &mut env {
+        entries.push(json!({
+            "name": crate::consume::OUTAGE_TOLERANCE_ENV,
+            "value": params.slack_outage_tolerance_seconds.to_string(),
+        }));
+    }
     if params.buttons_signed
         && let Value::Array(entries) = &mut env
     {
@@ -472,6 +480,7 @@ mod tests {
             buttons_signed: false,
             slack_api_base: None,
             aws_endpoint_url: None,
+            slack_outage_tolerance_seconds: 7200,
         }
     }
 
@@ -545,6 +554,7 @@ mod tests {
         );
         assert_eq!(env["ALERTOPS_SLACK_API_BASE"], "https://slack.example/api/");
         assert_eq!(env["AWS_ENDPOINT_URL"], "http://moto.aws:5000");
+        assert_eq!(env["ALERTOPS_SLACK_OUTAGE_TOLERANCE_SECONDS"], "7200");
         let declared = declared_env("consume");
         let names = c.env.iter().flatten().map(|e| &e.name);
         for name in names.filter(|n| n.starts_with("ALERTOPS_")) {

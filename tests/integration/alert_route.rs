@@ -764,3 +764,59 @@ async fn a_recorded_subscription_of_another_queue_is_never_removed() {
     );
     assert!(f.sqs_subscriptions(&kept).await.is_empty());
 }
+
+/// Dead-lettered messages show on the route, read from the dead-letter queue's attributes the
+/// resync reads anyway (issue 11 item 1).
+#[tokio::test]
+async fn dead_letters_show_on_the_route_with_their_count() {
+    let f = Fixture::new().await;
+    let existing = f.existing_topic().await;
+    f.apply(
+        "AlertRoute",
+        "dlq",
+        route_spec(json!([{"topicArn": existing}])),
+    );
+    let route = f.reconcile("dlq").await;
+    let status = route.status.expect("status");
+    assert_eq!(
+        condition(&status.conditions, "DeadLetters").1,
+        "Empty",
+        "{:?}",
+        status.conditions
+    );
+    let dead_letter_url = status.dead_letter_queue_url.expect("dead-letter queue");
+    for body in ["refused 1", "refused 2"] {
+        f.aws()
+            .sqs
+            .send_message()
+            .queue_url(&dead_letter_url)
+            .message_body(body)
+            .send()
+            .await
+            .expect("SendMessage");
+    }
+    f.aws().call_log().reset();
+    let route = f.reconcile("dlq").await;
+    let (status, reason, message) = condition(&route.status.unwrap().conditions, "DeadLetters");
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("True", "MessagesDeadLettered")
+    );
+    assert!(message.starts_with("2 messages wait"), "{message}");
+    assert_eq!(
+        f.aws().call_log().count("GetQueueAttributes"),
+        2,
+        "one read per queue, no extra call for the count"
+    );
+    let events: Vec<String> = f
+        .cluster
+        .events()
+        .into_iter()
+        .filter(|e| e.reason == "MessagesDeadLettered")
+        .filter_map(|e| e.note)
+        .collect();
+    assert_eq!(
+        events,
+        vec!["2 messages wait in the route's dead-letter queue".to_string()]
+    );
+}

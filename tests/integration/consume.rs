@@ -30,13 +30,13 @@ const ACCOUNT: &str = "123456789012";
 const SIGNING_KEY: &[u8] = b"a test key that is long enough for hmac-sha256 signing";
 
 /// One route's AWS plumbing: topic → queue (→ dead-letter queue).
-struct Plumbing {
-    topic_arn: String,
-    queue_url: String,
-    dlq_url: String,
+pub(crate) struct Plumbing {
+    pub(crate) topic_arn: String,
+    pub(crate) queue_url: String,
+    pub(crate) dlq_url: String,
 }
 
-async fn topic(aws: &AwsClients) -> String {
+pub(crate) async fn topic(aws: &AwsClients) -> String {
     aws.sns
         .create_topic()
         .name(harness::unique("consume-topic"))
@@ -62,7 +62,7 @@ async fn queue_arn(aws: &AwsClients, url: &str) -> String {
 }
 
 /// A queue with a dead-letter queue, subscribed to `topic_arn` (SNS envelopes, no raw delivery).
-async fn subscribed_queue(
+pub(crate) async fn subscribed_queue(
     aws: &AwsClients,
     topic_arn: &str,
     visibility_seconds: u32,
@@ -111,7 +111,12 @@ async fn subscribed_queue(
     }
 }
 
-async fn publish(aws: &AwsClients, topic_arn: &str, subject: Option<&str>, message: &str) {
+pub(crate) async fn publish(
+    aws: &AwsClients,
+    topic_arn: &str,
+    subject: Option<&str>,
+    message: &str,
+) {
     aws.sns
         .publish()
         .topic_arn(topic_arn)
@@ -123,7 +128,7 @@ async fn publish(aws: &AwsClients, topic_arn: &str, subject: Option<&str>, messa
 }
 
 /// (visible, in flight) messages of a queue.
-async fn queue_counts(aws: &AwsClients, url: &str) -> (u64, u64) {
+pub(crate) async fn queue_counts(aws: &AwsClients, url: &str) -> (u64, u64) {
     let output = aws
         .sqs
         .get_queue_attributes()
@@ -147,7 +152,7 @@ async fn queue_counts(aws: &AwsClients, url: &str) -> (u64, u64) {
 }
 
 /// Polls the queue's counts until `predicate` holds, or panics after `timeout`.
-async fn await_queue(
+pub(crate) async fn await_queue(
     aws: &AwsClients,
     url: &str,
     timeout: Duration,
@@ -169,16 +174,16 @@ async fn await_queue(
 }
 
 /// The Kubernetes side of a route, in memory.
-struct Route {
-    cluster: MemoryCluster,
-    namespace: String,
-    name: String,
+pub(crate) struct Route {
+    pub(crate) cluster: MemoryCluster,
+    pub(crate) namespace: String,
+    pub(crate) name: String,
 }
 
 impl Route {
     /// Applies the AlertRoute (with `spec`) and a Secret `slack` holding `secret_data`, and
     /// records the queue in the route's status as the controller would.
-    async fn new(spec: Value, secret_data: Value, plumbing: &Plumbing) -> Route {
+    pub(crate) async fn new(spec: Value, secret_data: Value, plumbing: &Plumbing) -> Route {
         Route::new_in(MemoryCluster::new(), spec, secret_data, plumbing).await
     }
 
@@ -229,14 +234,18 @@ impl Route {
         }
     }
 
-    fn reference(&self) -> RouteRef {
+    pub(crate) fn reference(&self) -> RouteRef {
         RouteRef {
             namespace: self.namespace.clone(),
             name: self.name.clone(),
         }
     }
 
-    fn consumer(&self, aws: &AwsClients, slack: Arc<SlackClient>) -> Consumer<MemoryCluster> {
+    pub(crate) fn consumer(
+        &self,
+        aws: &AwsClients,
+        slack: Arc<SlackClient>,
+    ) -> Consumer<MemoryCluster> {
         Consumer::new(
             self.cluster.clone(),
             aws.clone(),
@@ -248,12 +257,12 @@ impl Route {
     }
 }
 
-fn signer() -> ActionSigner {
+pub(crate) fn signer() -> ActionSigner {
     ActionSigner::new(SIGNING_KEY).expect("key is long enough")
 }
 
 /// Short long-polls and backoffs, so tests take seconds.
-fn test_options() -> ConsumerOptions {
+pub(crate) fn test_options() -> ConsumerOptions {
     ConsumerOptions {
         wait_time: Duration::from_secs(1),
         retry_initial: Duration::from_secs(1),
@@ -263,7 +272,7 @@ fn test_options() -> ConsumerOptions {
 }
 
 /// Slack's production pacing (one post per second per channel) with short retry backoffs.
-fn slack_client(recorder: &SlackRecorder) -> Arc<SlackClient> {
+pub(crate) fn slack_client(recorder: &SlackRecorder) -> Arc<SlackClient> {
     Arc::new(SlackClient::new(SlackSettings {
         api_base: recorder.api_base(),
         initial_backoff: Duration::from_millis(100),
@@ -272,7 +281,11 @@ fn slack_client(recorder: &SlackRecorder) -> Arc<SlackClient> {
     }))
 }
 
-fn webhook_spec(recorder: &SlackRecorder, topic_arn: &str, hook: &str) -> (Value, Value) {
+pub(crate) fn webhook_spec(
+    recorder: &SlackRecorder,
+    topic_arn: &str,
+    hook: &str,
+) -> (Value, Value) {
     (
         json!({
             "sources": [{"topicArn": topic_arn}],
@@ -302,7 +315,7 @@ async fn run_until(
     }
 }
 
-fn all_text(requests: &[RecordedRequest]) -> String {
+pub(crate) fn all_text(requests: &[RecordedRequest]) -> String {
     requests
         .iter()
         .map(RecordedRequest::all_text)
@@ -349,7 +362,7 @@ fn emr_failure_event(cluster_id: &str, cluster_name: &str, reason: &str) -> Stri
 }
 
 /// The JSON CloudWatch publishes to SNS when an alarm changes state.
-fn alarm_notification(
+pub(crate) fn alarm_notification(
     alarm: &str,
     arn: &str,
     new_state: &str,
@@ -908,8 +921,10 @@ async fn undecodable_and_unknown_messages_arrive_as_generic_alerts() {
     assert_eq!(queue_counts(&aws, &plumbing.queue_url).await, (0, 0));
 }
 
+/// Beyond the outage tolerance (zero here), failed messages go back with their backoff and reach
+/// the dead-letter queue after `maxReceiveCount` receives, as before the circuit breaker.
 #[tokio::test]
-async fn a_message_slack_keeps_refusing_ends_in_the_dead_letter_queue() {
+async fn a_message_slack_keeps_failing_beyond_the_outage_tolerance_ends_in_the_dead_letter_queue() {
     let aws = harness::aws_clients().await;
     let recorder = SlackRecorder::start().await;
     let topic_arn = topic(&aws).await;
@@ -928,7 +943,17 @@ async fn a_message_slack_keeps_refusing_ends_in_the_dead_letter_queue() {
     let metrics = ConsumerMetrics::new();
     let mut registry = prometheus_client::registry::Registry::default();
     metrics.register(&mut registry);
-    let mut consumer = route.consumer(&aws, slack).with_metrics(metrics);
+    let mut consumer = Consumer::new(
+        route.cluster.clone(),
+        aws.clone(),
+        slack,
+        route.reference(),
+        ConsumerOptions {
+            slack_outage_tolerance: Duration::ZERO,
+            ..test_options()
+        },
+    )
+    .with_metrics(metrics);
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         consumer
@@ -1053,7 +1078,7 @@ async fn a_slack_refusal_keeps_the_message_and_is_counted() {
 // Immediate email (issue 3) and the workload's HTTP endpoints
 
 /// A CloudWatch alarm in the emulator (enrichment reads its tags); returns its ARN.
-async fn put_alarm(aws: &AwsClients, alarm: &str) -> String {
+pub(crate) async fn put_alarm(aws: &AwsClients, alarm: &str) -> String {
     aws.cloudwatch
         .put_metric_alarm()
         .alarm_name(alarm)
@@ -1070,7 +1095,7 @@ async fn put_alarm(aws: &AwsClients, alarm: &str) -> String {
     format!("arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{alarm}")
 }
 
-async fn publish_alarm(aws: &AwsClients, topic_arn: &str, alarm: &str, arn: &str) {
+pub(crate) async fn publish_alarm(aws: &AwsClients, topic_arn: &str, alarm: &str, arn: &str) {
     publish(
         aws,
         topic_arn,

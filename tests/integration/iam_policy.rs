@@ -546,6 +546,8 @@ const PRINCIPALS: &[(&str, &[&str])] = &[
             "sqs:DeleteMessage",
             "sqs:GetQueueAttributes",
             "sqs:ReceiveMessage",
+            // `alertops redrive`, run in a consumer's pod: dead-letter queue → route queue.
+            "sqs:SendMessage",
         ],
     ),
     (

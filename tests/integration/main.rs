@@ -17,4 +17,5 @@ mod interact;
 mod lint;
 mod local;
 mod metric_names;
+mod outage;
 mod plan;

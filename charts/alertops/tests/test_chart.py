@@ -288,6 +288,7 @@ def test_the_chart_refuses_to_render_without_a_cluster_id(values):
         {"interact": {"ingress": {"enabled": "yes"}}},
         {"interact": {"ingress": {"hosts": [{"host": "a.example", "paths": [{"path": "/", "pathType": "Prefix"}]}]}}},
         {"logFormat": "xml"},
+        {"consumer": {"slackOutageToleranceSeconds": 43200}},
         {"watchNamespace": "Not A Namespace"},
         {"metrics": {"serviceMonitor": {"interval": "often"}}},
         {"crds": {"install": True}},
@@ -605,6 +606,7 @@ def test_controller_command_and_environment(default_objects, all_objects):
     assert e["ALERTOPS_WORKLOAD_SERVICE_ACCOUNT"] == "alertops-workload"
     assert json.loads(e["ALERTOPS_WORKLOAD_SERVICE_ACCOUNT_ANNOTATIONS"]) == {}
     assert "AWS_REGION" not in e and "ALERTOPS_WATCH_NAMESPACE" not in e
+    assert e["ALERTOPS_SLACK_OUTAGE_TOLERANCE_SECONDS"] == "7200", "two hours by default"
 
     deployment = find(all_objects, "Deployment", "alertops-controller")
     assert deployment["spec"]["replicas"] == 2
@@ -619,6 +621,7 @@ def test_controller_command_and_environment(default_objects, all_objects):
     assert e["AWS_REGION"] == "eu-west-1"
     assert e["AWS_ENDPOINT_URL"] == "http://moto.aws-emulator.svc:5000"
     assert e["ALERTOPS_RESYNC_SECONDS"] == "300"
+    assert e["ALERTOPS_SLACK_OUTAGE_TOLERANCE_SECONDS"] == "14400"
     assert e["RUST_LOG"] == "info,alertops=debug"
     assert json.loads(e["ALERTOPS_WORKLOAD_SERVICE_ACCOUNT_ANNOTATIONS"]) == {
         "eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/alertops-workloads"
@@ -811,6 +814,7 @@ def test_prometheus_rule_alerts_on_what_an_operator_needs(all_objects):
         "AlertopsDeadLetterRisk",
         "AlertopsDeadLetterQueueNotEmpty",
         "AlertopsConsumerNotReady",
+        "AlertopsSlackUnreachable",
     }
     for alert in alerts.values():
         assert alert["labels"]["severity"] in ("warning", "critical")
@@ -821,6 +825,7 @@ def test_prometheus_rule_alerts_on_what_an_operator_needs(all_objects):
     assert f'namespace="{NAMESPACE}"' in alerts["AlertopsNoLeader"]["expr"]
     assert "{{ $labels.route }}" in alerts["AlertopsDeadLetterRisk"]["annotations"]["summary"]
     assert 'queue="dead_letter"' in alerts["AlertopsDeadLetterQueueNotEmpty"]["expr"]
+    assert "alertops_consumer_slack_circuit_open" in alerts["AlertopsSlackUnreachable"]["expr"]
 
 
 def test_dashboard_config_map_is_labelled_for_the_grafana_sidecar(all_objects):

@@ -27,13 +27,29 @@ use crate::workloads;
 pub const KIND: &str = "AlertRoute";
 /// Condition type telling whether every source is subscribed.
 pub const CONDITION_SOURCES_READY: &str = "SourcesReady";
+/// Condition type telling whether messages wait in the dead-letter queue.
+pub const CONDITION_DEAD_LETTERS: &str = "DeadLetters";
+/// Reason of `DeadLetters=True`, and of its Event.
+pub const REASON_MESSAGES_DEAD_LETTERED: &str = "MessagesDeadLettered";
 
-/// The queue settings of a route's spec.
-pub fn queue_config(spec: &AlertRouteSpec) -> QueueConfig {
+/// Margin of the queue's retention over the Slack outage tolerance.
+const RETENTION_MARGIN_SECONDS: i32 = 3600;
+
+/// The queue settings of a route's spec. While Slack is down the consumer receives nothing new
+/// for up to `outage_tolerance`, so the queue keeps messages at least that long plus an hour,
+/// whatever `retentionSeconds` says: an alert must not expire while it waits out the outage.
+/// (`maxReceiveCount` needs no such floor: an outage costs a message at most one receive per
+/// consumer restart, because the consumer holds what it received instead of receiving again.)
+pub fn queue_config(spec: &AlertRouteSpec, outage_tolerance: std::time::Duration) -> QueueConfig {
+    let tolerance = i32::try_from(outage_tolerance.as_secs()).unwrap_or(i32::MAX);
     QueueConfig {
         max_receive_count: spec.queue.max_receive_count,
         visibility_timeout_seconds: spec.queue.visibility_timeout_seconds,
-        retention_seconds: spec.queue.retention_seconds,
+        retention_seconds: spec
+            .queue
+            .retention_seconds
+            .max(tolerance.saturating_add(RETENTION_MARGIN_SECONDS))
+            .min(queues::MAX_RETENTION_SECONDS),
     }
 }
 
@@ -125,7 +141,7 @@ impl AlertRoute {
         let outcome = queues::execute::apply(
             &*ctx.aws,
             owner,
-            &queue_config(&self.spec),
+            &queue_config(&self.spec, ctx.settings.slack_outage_tolerance),
             &sources.topic_arns,
             &recorded,
         )
@@ -160,13 +176,23 @@ impl AlertRoute {
             .and_then(|s| s.ready_replicas)
             .unwrap_or(0);
         let mut notices = outcome.notices.clone();
-        let conditions = route_conditions(
+        let mut conditions = route_conditions(
             &outcome,
             &sources,
             consumer.as_ref(),
             desired_replicas,
             ready_replicas,
         );
+        if let Some(count) = outcome.dead_letter_messages {
+            let previous = self.status.as_ref().and_then(|s| {
+                s.conditions
+                    .iter()
+                    .find(|c| c.type_ == CONDITION_DEAD_LETTERS)
+            });
+            let (condition, notice) = dead_letter_condition(owner, count, previous);
+            conditions.push(condition);
+            notices.extend(notice);
+        }
         let requeue = if let Some((_, warnings)) = lifecycle::blocked(&outcome.blockers) {
             notices.extend(warnings);
             Requeue::Blocked
@@ -219,6 +245,48 @@ async fn route_action_key<C: ClusterApi>(
         name: owner.name.clone(),
     };
     route_key_text(master.as_bytes(), &route).map_err(|e| problem(e.to_string()))
+}
+
+/// `DeadLetters` from the dead-letter queue's depth, and a warning Event when the count is new
+/// (the condition's message, which carries it, changed): one per change, not per resync.
+fn dead_letter_condition(
+    owner: &OwnerIdentity,
+    count: u64,
+    previous: Option<&Condition>,
+) -> (ConditionUpdate, Option<Notice>) {
+    if count == 0 {
+        return (
+            ConditionUpdate::falsy(
+                CONDITION_DEAD_LETTERS,
+                "Empty",
+                "no message waits in the dead-letter queue",
+            ),
+            None,
+        );
+    }
+    let message = format!(
+        "{count} messages wait in the dead-letter queue: a destination refused them, or Slack \
+         was down for longer than the outage tolerance. Fix the cause (kubectl logs \
+         deploy/{name}-consumer), then move them back to the route's queue: kubectl -n \
+         {namespace} exec deploy/{name}-consumer -- alertops redrive --namespace {namespace} \
+         --route {name}",
+        name = owner.name,
+        namespace = owner.namespace,
+    );
+    let changed = previous.is_none_or(|p| p.status != "True" || p.message != message);
+    let notice = changed.then(|| Notice {
+        warning: true,
+        reason: REASON_MESSAGES_DEAD_LETTERED,
+        note: format!("{count} messages wait in the route's dead-letter queue"),
+    });
+    (
+        ConditionUpdate::truthy(
+            CONDITION_DEAD_LETTERS,
+            REASON_MESSAGES_DEAD_LETTERED,
+            message,
+        ),
+        notice,
+    )
 }
 
 /// Ready and SourcesReady from what the apply found, the sources and the consumer.

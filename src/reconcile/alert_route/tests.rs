@@ -405,3 +405,87 @@ async fn a_missing_master_key_is_reported_and_no_consumer_runs_without_its_key()
     assert!(message.contains(MASTER_LOCATION), "{message}");
     assert!(f.cluster.list_all::<Deployment>().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn dead_letters_show_as_a_condition_and_one_event_per_new_count() {
+    let f = Fixture::new();
+    let topic = f.aws.insert_topic("alerts", topic_tags());
+    f.apply(json!([{"topicArn": topic}]));
+    f.reconcile().await;
+    assert_eq!(f.condition("DeadLetters"), ("False".into(), "Empty".into()));
+    let owner = OwnerIdentity::new("test", KIND, NAMESPACE, "oncall");
+    let dead_letter = owner.queue_name("-dlq");
+    let dead_letter_events = |f: &Fixture| {
+        f.cluster
+            .events()
+            .into_iter()
+            .filter(|e| e.reason == REASON_MESSAGES_DEAD_LETTERED)
+            .map(|e| e.note.unwrap_or_default())
+            .collect::<Vec<_>>()
+    };
+
+    f.aws.set_waiting_messages(&dead_letter, 3);
+    f.aws.clear_calls();
+    f.reconcile().await;
+    let reads = f
+        .aws
+        .calls()
+        .iter()
+        .filter(|c| c.as_str() == "GetQueueAttributes")
+        .count();
+    assert_eq!(
+        reads,
+        2,
+        "one read per queue, as before: {:?}",
+        f.aws.calls()
+    );
+    let (status, reason, message) = f.condition_with_message("DeadLetters");
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("True", "MessagesDeadLettered")
+    );
+    assert!(message.starts_with("3 messages wait"), "{message}");
+    assert!(
+        message.contains("alertops redrive --namespace team-a --route oncall"),
+        "{message}"
+    );
+    assert_eq!(
+        dead_letter_events(&f),
+        vec!["3 messages wait in the route's dead-letter queue".to_string()]
+    );
+
+    f.reconcile().await;
+    assert_eq!(
+        dead_letter_events(&f).len(),
+        1,
+        "the same count is not told again"
+    );
+    f.aws.set_waiting_messages(&dead_letter, 5);
+    f.reconcile().await;
+    assert_eq!(dead_letter_events(&f).len(), 2, "a new count is");
+
+    f.aws.set_waiting_messages(&dead_letter, 0);
+    f.reconcile().await;
+    assert_eq!(f.condition("DeadLetters"), ("False".into(), "Empty".into()));
+}
+
+#[test]
+fn the_queue_keeps_messages_longer_than_the_outage_tolerance() {
+    let mut spec: AlertRouteSpec = serde_json::from_value(json!({
+        "sources": [{"topicArn": "arn:aws:sns:us-east-1:123456789012:t"}],
+        "email": {"from": "a@example.com", "to": ["b@example.com"]},
+        "queue": {"retentionSeconds": 600},
+    }))
+    .unwrap();
+    let two_hours = std::time::Duration::from_secs(7200);
+    assert_eq!(
+        queue_config(&spec, two_hours).retention_seconds,
+        7200 + 3600
+    );
+    spec.queue.retention_seconds = 345_600;
+    assert_eq!(
+        queue_config(&spec, two_hours).retention_seconds,
+        345_600,
+        "a longer retention stays"
+    );
+}

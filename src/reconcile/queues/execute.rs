@@ -31,6 +31,9 @@ pub struct QueueOutcome {
     pub queue: Option<QueueRef>,
     /// The dead-letter queue, when it is ours and in place.
     pub dead_letter: Option<QueueRef>,
+    /// Messages waiting in the dead-letter queue (SQS's approximate count), from the attributes
+    /// the apply reads anyway: no extra call.
+    pub dead_letter_messages: Option<u64>,
     /// Subscriptions of the queue to the topics, sorted by topic.
     pub subscriptions: Vec<SubscriptionStatus>,
     /// Topics that do not exist (or cannot be seen): not subscribed, not admitted by the policy.
@@ -127,6 +130,7 @@ pub async fn apply(
     }
     let plan = plan::plan(config, topic_arns, &observed, recorded);
     out.dead_letter = queue_ref(&observed.dead_letter);
+    out.dead_letter_messages = waiting_messages(&observed.dead_letter);
     out.queue = queue_ref(&observed.queue);
     out.unreachable_topics = plan.unreachable_topics.clone();
     tracing::debug!(
@@ -139,6 +143,16 @@ pub async fn apply(
     out.subscriptions
         .sort_by(|a, b| a.topic_arn.cmp(&b.topic_arn));
     Ok(out)
+}
+
+/// `ApproximateNumberOfMessages` of our queue, when SQS reported it.
+fn waiting_messages(queue: &ObservedQueue) -> Option<u64> {
+    match queue {
+        ObservedQueue::Present { attributes, .. } => attributes
+            .get(super::ATTR_APPROXIMATE_MESSAGES)
+            .and_then(|v| v.trim().parse().ok()),
+        _ => None,
+    }
 }
 
 fn queue_ref(queue: &ObservedQueue) -> Option<QueueRef> {

@@ -37,6 +37,8 @@ pub const ATTR_REDRIVEPOLICY: &str = "RedrivePolicy";
 pub const ATTR_POLICY: &str = "Policy";
 /// The queue's ARN (read only).
 pub const ATTR_QUEUEARN: &str = "QueueArn";
+/// Messages waiting to be received (read only, approximate).
+pub const ATTR_APPROXIMATE_MESSAGES: &str = "ApproximateNumberOfMessages";
 
 /// How the owned queue behaves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -81,6 +81,8 @@ struct Inner {
     script: VecDeque<Scripted>,
     next_ts: u64,
     group_members: Vec<(String, Vec<String>)>,
+    /// While set, every request is answered with this status (an outage).
+    outage: Option<u16>,
 }
 
 /// The running stand-in.
@@ -131,6 +133,16 @@ impl SlackRecorder {
     /// Queues scripted answers, used in order before the default answers.
     pub fn script(&self, answers: impl IntoIterator<Item = Scripted>) {
         self.inner.lock().unwrap().script.extend(answers);
+    }
+
+    /// Starts an outage: every request is answered with `status` until [`Self::end_outage`].
+    pub fn start_outage(&self, status: u16) {
+        self.inner.lock().unwrap().outage = Some(status);
+    }
+
+    /// Ends an outage: Slack answers as usual again.
+    pub fn end_outage(&self) {
+        self.inner.lock().unwrap().outage = None;
     }
 
     /// Members returned by `usergroups.users.list` for a group.
@@ -204,7 +216,10 @@ async fn handle(
     });
     let (status, retry_after, answer) = {
         let mut state = inner.lock().unwrap();
-        let scripted = state.script.pop_front();
+        let scripted = match state.outage {
+            Some(status) => Some(Scripted::status(status)),
+            None => state.script.pop_front(),
+        };
         let (status, retry_after, answer) = match scripted {
             Some(s) => (s.status, s.retry_after, s.body),
             None => default_answer(&mut state, &path, &body_value),
