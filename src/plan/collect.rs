@@ -109,7 +109,7 @@ pub async fn plan(
     for route in &manifests.routes {
         let (namespace, name) = identity(route);
         let owner = OwnerIdentity::new(&settings.cluster_id, alert_route::KIND, &namespace, &name);
-        let config = alert_route::queue_config(&route.spec);
+        let config = alert_route::queue_config(&route.spec, settings.slack_outage_tolerance);
         plan_queues(
             &scope,
             &owner,
