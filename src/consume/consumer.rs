@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
 use crate::alert::{Alert, Enricher, decode_sqs_body};
@@ -37,11 +37,12 @@ use crate::slack::{
 use crate::telemetry::Readiness;
 
 use super::ConsumeError;
+use super::clock::{Clock, system_clock};
 use super::metrics::ConsumerMetrics;
 use super::plan::{Delivery, PendingAlert, collapse, plan};
 use super::queue::{self, QueueFacts, ReceivedMessage, SQS_BATCH};
 use super::receipts::{self, Destination, Receipts};
-use super::store::{self, MessageIndex, StoredMessage};
+use super::store::{self, MessageIndex};
 
 /// Tuning of a consumer. The defaults are the production values.
 #[derive(Clone, Debug)]
@@ -106,6 +107,8 @@ pub struct BatchReport {
     pub emails: usize,
     /// Messages SQS confirmed deleted.
     pub deleted: usize,
+    /// Reminders of alerts still firing posted (not SQS messages).
+    pub reminders: usize,
 }
 
 impl std::ops::AddAssign for BatchReport {
@@ -121,6 +124,7 @@ impl std::ops::AddAssign for BatchReport {
         self.updates += other.updates;
         self.emails += other.emails;
         self.deleted += other.deleted;
+        self.reminders += other.reminders;
     }
 }
 
@@ -239,6 +243,7 @@ pub struct Consumer<C> {
     state: Option<Arc<RouteState>>,
     in_flight: Arc<AtomicBool>,
     readiness: Readiness,
+    clock: Clock,
 }
 
 impl<C: ClusterApi> Consumer<C> {
@@ -265,7 +270,18 @@ impl<C: ClusterApi> Consumer<C> {
             state: None,
             in_flight: Arc::new(AtomicBool::new(false)),
             readiness: Readiness::default(),
+            clock: system_clock(),
         }
+    }
+
+    /// Reads the time from `clock` (tests move it to make reminders and snoozes due).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        (self.clock)()
     }
 
     /// Ready once the route was read and its queue answered; not ready while a batch cannot
@@ -379,6 +395,7 @@ impl<C: ClusterApi> Consumer<C> {
         )
         .await?;
         if first.is_empty() {
+            report.reminders = self.remind(&state).await;
             return Ok(report);
         }
         self.in_flight.store(true, Ordering::SeqCst);
@@ -411,7 +428,64 @@ impl<C: ClusterApi> Consumer<C> {
             self.deliver(&state, &mut batch, pending, &mut report).await;
         }
         self.delay_failed(&state, &batch, &mut report).await;
+        report.reminders = self.remind(&state).await;
         Ok(report)
+    }
+
+    /// Posts the reminders due on the route (see [`super::reminders`]): a reply in the thread
+    /// of each alert's message, also shown in the channel, linking to the first post. Only
+    /// routes with `grouping.repeatIntervalMinutes` and a bot token have them. Returns how
+    /// many were posted; failures are logged (that reminder is skipped, the next one comes an
+    /// interval later).
+    async fn remind(&self, state: &RouteState) -> usize {
+        let (Some(minutes), Some(SlackTarget::Bot { token, .. })) = (
+            state.route.spec.grouping.repeat_interval_minutes,
+            state.target.as_ref(),
+        ) else {
+            return 0;
+        };
+        let interval = chrono::Duration::minutes(i64::from(minutes.max(1)));
+        let claimed = match super::reminders::claim(
+            &self.cluster,
+            &self.route.namespace,
+            &self.route.name,
+            self.now(),
+            interval,
+        )
+        .await
+        {
+            Ok(claimed) => claimed,
+            Err(error) => {
+                tracing::warn!(route = %state.key, %error, "cannot read or claim due reminders; trying again on the next pass");
+                return 0;
+            }
+        };
+        let mut posted = 0;
+        for reminder in claimed {
+            let message = reminder.message.posted();
+            let permalink = match self.slack.permalink(token, &message).await {
+                Ok(permalink) => Some(permalink),
+                Err(error) => {
+                    tracing::debug!(route = %state.key, %error, "no permalink for the reminder; it goes without the link");
+                    None
+                }
+            };
+            let text = crate::slack::render_reminder(
+                reminder.message.title.as_deref(),
+                reminder.firing_for,
+                permalink.as_deref(),
+            );
+            match self.slack.broadcast_in_thread(token, &message, &text).await {
+                Ok(_) => {
+                    posted += 1;
+                    tracing::info!(route = %state.key, fingerprint = %reminder.fingerprint, destination = "slack", call = "reminder", "alert still firing: reminder posted");
+                }
+                Err(error) => {
+                    tracing::warn!(route = %state.key, fingerprint = %reminder.fingerprint, %error, "the reminder did not reach Slack; the next one comes an interval later");
+                }
+            }
+        }
+        posted
     }
 
     /// Delivers the batch's pending alerts to every destination of the route that has not
@@ -520,7 +594,7 @@ impl<C: ClusterApi> Consumer<C> {
                 _ => None,
             };
             let deliveries = plan(for_slack, index.as_ref(), max_per_message);
-            let now = Utc::now();
+            let now = self.now();
             let signing = self
                 .signer
                 .as_ref()
@@ -612,7 +686,7 @@ impl<C: ClusterApi> Consumer<C> {
             }
         }
         if progress.several && !waiting.is_empty() {
-            let at = Utc::now();
+            let at = self.now();
             for &i in &waiting {
                 progress
                     .receipts
@@ -1025,19 +1099,12 @@ impl<C: ClusterApi> Consumer<C> {
         posted: &PostedMessage,
         grouped: bool,
     ) {
-        let at = Utc::now();
+        let at = self.now();
         let mut entries = MessageIndex::new();
         for alert in alerts_of(delivery) {
             entries.insert(
                 alert.fingerprint.clone(),
-                StoredMessage {
-                    channel: posted.channel.clone(),
-                    ts: posted.ts.clone(),
-                    at,
-                    state: alert.state,
-                    grouped,
-                    reason: Some(super::plan::reason_key(alert)),
-                },
+                super::plan::record_of(delivery, alert, posted, grouped, at),
             );
         }
         if let Err(error) = store::save(&self.cluster, &state.route, &entries).await {

@@ -8,15 +8,18 @@
 //! environment, a clean stop on SIGTERM.
 
 mod args;
+pub(crate) mod clock;
 mod consumer;
 pub(crate) mod email;
 pub(crate) mod metrics;
 pub(crate) mod plan;
 pub(crate) mod queue;
 pub(crate) mod receipts;
+pub(crate) mod reminders;
 pub(crate) mod store;
 
 pub use args::ConsumeArgs;
+pub use clock::{Clock, system_clock};
 pub use consumer::{BatchReport, Consumer, ConsumerOptions};
 pub use metrics::ConsumerMetrics;
 pub use store::{MAX_STORED_MESSAGES, MessageIndex, StoredMessage, config_map_name};

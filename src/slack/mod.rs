@@ -7,6 +7,7 @@
 
 pub(crate) mod action_token;
 pub(crate) mod client;
+pub(crate) mod notes;
 pub(crate) mod render;
 pub(crate) mod target;
 pub mod text;
@@ -16,6 +17,7 @@ pub use action_token::{
     RouteRef, route_key, route_key_text,
 };
 pub use client::{PostedMessage, SlackClient, SlackError, SlackSettings, SlackTarget};
+pub use notes::{human_duration, render_reminder};
 pub use render::{
     ACKNOWLEDGE_ACTION_PREFIX, ACTIONS_BLOCK_ID, ALERT_BLOCK_PREFIX, ButtonSigning,
     RETRY_ACTION_PREFIX, RenderOptions, RetryProgress, RetryStatus, STATUS_BLOCK_ID, SlackMessage,

@@ -1776,3 +1776,155 @@ async fn mentions_injected_through_aws_text_go_out_escaped() {
     );
     assert_eq!(live_injections(&body), Vec::<&str>::new(), "{body}");
 }
+
+/// A clock the test moves by hand.
+fn manual_clock(
+    start: chrono::DateTime<chrono::Utc>,
+) -> (
+    alertops::consume::Clock,
+    Arc<std::sync::Mutex<chrono::DateTime<chrono::Utc>>>,
+) {
+    let now = Arc::new(std::sync::Mutex::new(start));
+    let read = now.clone();
+    (Arc::new(move || *read.lock().unwrap()), now)
+}
+
+/// Reminders of the posts the stand-in received: thread replies also sent to the channel.
+fn reminders(recorder: &SlackRecorder) -> Vec<RecordedRequest> {
+    recorder
+        .delivered("/api/chat.postMessage")
+        .into_iter()
+        .filter(|r| r.body["reply_broadcast"] == true)
+        .collect()
+}
+
+/// Issue 14, reminders: an alarm that stays in ALARM gets a reminder every repeat interval, a
+/// thread reply (also in the channel) that links to the first post and says how long it has
+/// been firing; exactly one per interval with two replicas and after a restart; none once the
+/// OK event resolved it.
+#[tokio::test]
+async fn a_firing_alarm_is_reminded_once_per_interval_until_it_resolves() {
+    let aws = harness::aws_clients().await;
+    let recorder = SlackRecorder::start().await;
+    let topic_arn = topic(&aws).await;
+    let plumbing = subscribed_queue(&aws, &topic_arn, 30, 5).await;
+    let route = Route::new_in(
+        MemoryCluster::interleaving(),
+        json!({
+            "sources": [{"topicArn": topic_arn}],
+            "slack": {"botTokenSecretRef": {"name": "slack", "key": "token"}, "channel": "C0PAYMENTS"},
+            "grouping": {"repeatIntervalMinutes": 60},
+        }),
+        json!({"token": "xoxb-test-token"}),
+        &plumbing,
+    )
+    .await;
+    let alarm = harness::unique("payments-api-cpu");
+    let arn = format!("arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{alarm}");
+    let fired_at = chrono::DateTime::parse_from_rfc3339("2024-05-01T10:00:00Z")
+        .unwrap()
+        .to_utc();
+    let (clock, now) = manual_clock(fired_at);
+    let set_minutes =
+        |minutes: i64| *now.lock().unwrap() = fired_at + chrono::Duration::minutes(minutes);
+    let slack = slack_client(&recorder);
+    let mut a = route
+        .consumer(&aws, slack.clone())
+        .with_clock(clock.clone());
+    let mut b = route
+        .consumer(&aws, slack.clone())
+        .with_clock(clock.clone());
+
+    publish(
+        &aws,
+        &topic_arn,
+        None,
+        &alarm_notification(
+            &alarm,
+            &arn,
+            "ALARM",
+            "OK",
+            "Threshold Crossed",
+            "2024-05-01T10:00:00.000+0000",
+        ),
+    )
+    .await;
+    run_until(&mut a, Duration::from_secs(30), |r| r.delivered >= 1).await;
+    let first = recorder.delivered("/api/chat.postMessage");
+    assert_eq!(first.len(), 1);
+    let first_ts = first[0].body["ts"].as_str().map(str::to_string);
+    assert!(first_ts.is_none(), "the first post is no reply");
+
+    set_minutes(59);
+    let (ra, rb) = tokio::join!(a.run_once(), b.run_once());
+    assert_eq!(
+        ra.unwrap().reminders + rb.unwrap().reminders,
+        0,
+        "not due yet"
+    );
+
+    set_minutes(61);
+    let (ra, rb) = tokio::join!(a.run_once(), b.run_once());
+    assert_eq!(
+        ra.unwrap().reminders + rb.unwrap().reminders,
+        1,
+        "two replicas, one reminder"
+    );
+    let sent = reminders(&recorder);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        sent[0].body["thread_ts"], "1700000000.000001",
+        "in the first post's thread"
+    );
+    let text = sent[0].body["text"].as_str().unwrap();
+    assert!(text.contains("Still firing* after 1 h 1 min"), "{text}");
+    assert!(
+        text.contains(
+            "<https://stand-in.slack.com/archives/C0PAYMENTS/p1700000000000001|first post>"
+        ),
+        "links back to the first post: {text}"
+    );
+    assert!(text.contains(&alarm), "{text}");
+
+    // A restarted replica knows the reminder was sent: the next one is an interval later.
+    drop(a);
+    let mut restarted = route
+        .consumer(&aws, slack.clone())
+        .with_clock(clock.clone());
+    set_minutes(100);
+    assert_eq!(restarted.run_once().await.unwrap().reminders, 0);
+    set_minutes(122);
+    let (ra, rb) = tokio::join!(restarted.run_once(), b.run_once());
+    assert_eq!(ra.unwrap().reminders + rb.unwrap().reminders, 1);
+    assert_eq!(reminders(&recorder).len(), 2);
+
+    // The OK event resolves it: its message is updated and reminders stop.
+    publish(
+        &aws,
+        &topic_arn,
+        None,
+        &alarm_notification(
+            &alarm,
+            &arn,
+            "OK",
+            "ALARM",
+            "Threshold no longer crossed",
+            "2024-05-01T12:05:00.000+0000",
+        ),
+    )
+    .await;
+    set_minutes(125);
+    run_until(&mut restarted, Duration::from_secs(30), |r| {
+        r.delivered >= 1
+    })
+    .await;
+    assert_eq!(recorder.delivered("/api/chat.update").len(), 1);
+    set_minutes(600);
+    let (ra, rb) = tokio::join!(restarted.run_once(), b.run_once());
+    assert_eq!(
+        ra.unwrap().reminders + rb.unwrap().reminders,
+        0,
+        "resolved: no reminder"
+    );
+    assert_eq!(reminders(&recorder).len(), 2);
+}
