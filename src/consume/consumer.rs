@@ -25,11 +25,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
-use crate::alert::{Alert, Enricher, decode_sqs_body};
+use crate::alert::{Alert, Enricher, Fingerprint, decode_sqs_body};
 use crate::aws::AwsClients;
 use crate::email::EmailError;
 use crate::k8s::ClusterApi;
 use crate::resources::{AlertRoute, EmailDestination};
+use crate::slack::snooze::{self, Snooze};
 use crate::slack::{
     ActionSigner, ButtonSigning, PostedMessage, RenderOptions, RouteRef, SlackClient, SlackError,
     SlackTarget, render_alert, render_group,
@@ -109,6 +110,11 @@ pub struct BatchReport {
     pub deleted: usize,
     /// Reminders of alerts still firing posted (not SQS messages).
     pub reminders: usize,
+    /// Of `delivered`: messages whose alert a snooze held back from Slack (counted on the
+    /// snooze, then deleted).
+    pub suppressed: usize,
+    /// Snooze ends announced in Slack.
+    pub snoozes_ended: usize,
 }
 
 impl std::ops::AddAssign for BatchReport {
@@ -125,6 +131,8 @@ impl std::ops::AddAssign for BatchReport {
         self.emails += other.emails;
         self.deleted += other.deleted;
         self.reminders += other.reminders;
+        self.suppressed += other.suppressed;
+        self.snoozes_ended += other.snoozes_ended;
     }
 }
 
@@ -151,6 +159,8 @@ enum Failure {
     SlackRejected,
     EmailTransient,
     EmailRejected,
+    /// A snooze holds the alert back but its count could not be recorded.
+    SnoozeRecord,
 }
 
 impl Failure {
@@ -161,6 +171,7 @@ impl Failure {
             Failure::SlackRejected => "slack_rejected",
             Failure::EmailTransient => "email_transient",
             Failure::EmailRejected => "email_rejected",
+            Failure::SnoozeRecord => "snooze_record",
         }
     }
 
@@ -395,7 +406,7 @@ impl<C: ClusterApi> Consumer<C> {
         )
         .await?;
         if first.is_empty() {
-            report.reminders = self.remind(&state).await;
+            self.housekeeping(&state, &mut report).await;
             return Ok(report);
         }
         self.in_flight.store(true, Ordering::SeqCst);
@@ -428,8 +439,134 @@ impl<C: ClusterApi> Consumer<C> {
             self.deliver(&state, &mut batch, pending, &mut report).await;
         }
         self.delay_failed(&state, &batch, &mut report).await;
-        report.reminders = self.remind(&state).await;
+        self.housekeeping(&state, &mut report).await;
         Ok(report)
+    }
+
+    /// After each pass: announce the snoozes that ended, then post due reminders.
+    async fn housekeeping(&self, state: &RouteState, report: &mut BatchReport) {
+        let snoozes = self.load_snoozes(state).await;
+        report.snoozes_ended = self.end_snoozes(state, &snoozes).await;
+        report.reminders = self.remind(state, &snoozes).await;
+    }
+
+    /// The route's snoozes (routes with `actions.snooze`); none when they cannot be read, so
+    /// that alerts are posted rather than held back on a guess.
+    async fn load_snoozes(&self, state: &RouteState) -> Vec<Snooze> {
+        if !snooze::route_snoozes(&state.route) {
+            return Vec::new();
+        }
+        match snooze::list(&self.cluster, &self.route.namespace, &self.route.name).await {
+            Ok(snoozes) => snoozes,
+            Err(error) => {
+                tracing::warn!(route = %state.key, %error, "cannot read the route's snoozes; snoozed alerts are posted");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Announces, once across replicas, each snooze whose time is up ("ended: N suppressed" in
+    /// the alert's thread), and deletes ended snoozes past their retention. Returns how many
+    /// ends were announced.
+    async fn end_snoozes(&self, state: &RouteState, snoozes: &[Snooze]) -> usize {
+        let now = self.now();
+        let bot_token = match &state.target {
+            Some(SlackTarget::Bot { token, .. }) => Some(token.as_str()),
+            _ => None,
+        };
+        let mut announced = 0;
+        for ended in snoozes.iter().filter(|s| s.is_due_to_end(now)) {
+            match snooze::claim_end(&self.cluster, ended, now).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(error) => {
+                    tracing::warn!(route = %state.key, snooze = %ended.name, %error, "cannot mark the snooze ended; trying again on the next pass");
+                    continue;
+                }
+            }
+            let text = crate::slack::render_snooze_ended(&ended.by, ended.suppressed);
+            let sent = match (bot_token, &ended.message) {
+                (Some(token), Some(message)) => self
+                    .slack
+                    .reply_in_thread(token, message, &text)
+                    .await
+                    .map(|_| ()),
+                // No thread to post in: the record says it ended, and kubectl shows the count.
+                _ => Ok(()),
+            };
+            match sent {
+                Ok(()) => {
+                    announced += 1;
+                    tracing::info!(route = %state.key, snooze = %ended.name, fingerprint = %ended.fingerprint, suppressed = ended.suppressed, "snooze ended");
+                }
+                Err(error) => {
+                    tracing::warn!(route = %state.key, snooze = %ended.name, %error, "the end of the snooze did not reach Slack; announcing it again next pass");
+                    if let Err(error) = snooze::release_end(&self.cluster, ended).await {
+                        tracing::warn!(route = %state.key, snooze = %ended.name, %error, "cannot release the snooze's end; its end stays unannounced");
+                    }
+                }
+            }
+        }
+        for expired in snoozes.iter().filter(|s| s.is_expired(now)) {
+            if let Err(error) = snooze::remove(&self.cluster, expired).await {
+                tracing::debug!(route = %state.key, snooze = %expired.name, %error, "cannot delete an expired snooze");
+            }
+        }
+        announced
+    }
+
+    /// Holds back the Slack delivery of firing alerts that an active snooze covers: each is
+    /// counted on its snooze (one key per SQS message), and only then accepted for Slack, so
+    /// its message is deleted once its other destinations have it too. A count that cannot be
+    /// recorded keeps the message for a later attempt. Returns the alerts to deliver.
+    async fn hold_snoozed(
+        &self,
+        state: &RouteState,
+        batch: &mut Batch,
+        progress: &mut Progress,
+        for_slack: Vec<PendingAlert<usize>>,
+        report: &mut BatchReport,
+    ) -> Vec<PendingAlert<usize>> {
+        let snoozes = self.load_snoozes(state).await;
+        if snoozes.is_empty() {
+            return for_slack;
+        }
+        let now = self.now();
+        let mut deliver = Vec::with_capacity(for_slack.len());
+        for item in for_slack {
+            let active = (item.alert.state == crate::resources::AlertState::Firing)
+                .then(|| snooze::active_for(&snoozes, &item.alert.fingerprint, now))
+                .flatten();
+            let Some(active) = active else {
+                deliver.push(item);
+                continue;
+            };
+            let ids: Vec<&str> = item
+                .messages
+                .iter()
+                .map(|&i| batch.messages[i].message_id.as_str())
+                .collect();
+            match snooze::count_suppressed(&self.cluster, active, &ids, now).await {
+                Ok(()) => {
+                    tracing::info!(route = %state.key, fingerprint = %item.alert.fingerprint, snooze = %active.name, until = %active.until, "alert held back by a snooze: counted, not posted");
+                    report.suppressed += item.messages.len();
+                    self.accepted(
+                        state,
+                        batch,
+                        progress,
+                        &item.messages,
+                        Destination::Slack,
+                        report,
+                    )
+                    .await;
+                }
+                Err(error) => {
+                    tracing::warn!(route = %state.key, fingerprint = %item.alert.fingerprint, %error, "cannot count the alert on its snooze; it stays queued");
+                    progress.fail(&item.messages, Failure::SnoozeRecord);
+                }
+            }
+        }
+        deliver
     }
 
     /// Posts the reminders due on the route (see [`super::reminders`]): a reply in the thread
@@ -437,7 +574,7 @@ impl<C: ClusterApi> Consumer<C> {
     /// routes with `grouping.repeatIntervalMinutes` and a bot token have them. Returns how
     /// many were posted; failures are logged (that reminder is skipped, the next one comes an
     /// interval later).
-    async fn remind(&self, state: &RouteState) -> usize {
+    async fn remind(&self, state: &RouteState, snoozes: &[Snooze]) -> usize {
         let (Some(minutes), Some(SlackTarget::Bot { token, .. })) = (
             state.route.spec.grouping.repeat_interval_minutes,
             state.target.as_ref(),
@@ -445,12 +582,19 @@ impl<C: ClusterApi> Consumer<C> {
             return 0;
         };
         let interval = chrono::Duration::minutes(i64::from(minutes.max(1)));
+        let now = self.now();
+        let snoozed: Vec<Fingerprint> = snoozes
+            .iter()
+            .filter(|s| s.is_active(now))
+            .map(|s| s.fingerprint.clone())
+            .collect();
         let claimed = match super::reminders::claim(
             &self.cluster,
             &self.route.namespace,
             &self.route.name,
-            self.now(),
+            now,
             interval,
+            &snoozed,
         )
         .await
         {
@@ -593,6 +737,9 @@ impl<C: ClusterApi> Consumer<C> {
                 Some(_) if !for_slack.is_empty() => Some(self.load_index(state).await),
                 _ => None,
             };
+            let for_slack = self
+                .hold_snoozed(state, batch, &mut progress, for_slack, report)
+                .await;
             let deliveries = plan(for_slack, index.as_ref(), max_per_message);
             let now = self.now();
             let signing = self

@@ -49,16 +49,20 @@ pub fn is_due(message: &StoredMessage, now: DateTime<Utc>, interval: Duration) -
     message.state == AlertState::Firing && now - last_notified(message) >= interval
 }
 
-/// The due reminders of `index` at `now`, the longest-waiting first, at most `max`.
+/// The due reminders of `index` at `now`, the longest-waiting first, at most `max`; alerts in
+/// `snoozed` get none.
 pub fn due(
     index: &MessageIndex,
     now: DateTime<Utc>,
     interval: Duration,
     max: usize,
+    snoozed: &[Fingerprint],
 ) -> Vec<Reminder> {
     let mut due: Vec<Reminder> = index
         .iter()
-        .filter(|(_, message)| is_due(message, now, interval))
+        .filter(|(fingerprint, message)| {
+            is_due(message, now, interval) && !snoozed.contains(fingerprint)
+        })
         .map(|(fingerprint, message)| Reminder {
             fingerprint: fingerprint.clone(),
             message: message.clone(),
@@ -70,21 +74,23 @@ pub fn due(
     due
 }
 
-/// Claims the route's due reminders (see the module doc) and returns them; empty when none is
-/// due or other writers kept the index busy through every attempt.
+/// Claims the route's due reminders (see the module doc), except those of `snoozed` alerts,
+/// and returns them; empty when none is due or other writers kept the index busy through
+/// every attempt.
 pub async fn claim<C: ClusterApi>(
     cluster: &C,
     namespace: &str,
     route: &str,
     now: DateTime<Utc>,
     interval: Duration,
+    snoozed: &[Fingerprint],
 ) -> Result<Vec<Reminder>, StoreError> {
     for _ in 0..CLAIM_ATTEMPTS {
         let (index, version) = store::load_versioned(cluster, namespace, route).await?;
         let Some(version) = version else {
             return Ok(Vec::new());
         };
-        let reminders = due(&index, now, interval, MAX_REMINDERS_PER_PASS);
+        let reminders = due(&index, now, interval, MAX_REMINDERS_PER_PASS, snoozed);
         if reminders.is_empty() {
             return Ok(reminders);
         }
@@ -171,11 +177,15 @@ mod tests {
             Fingerprint::from_raw("ok"),
             record(AlertState::Resolved, 0, Some(0)),
         );
-        let reminders = due(&index, at(100), Duration::minutes(60), 10);
+        let reminders = due(&index, at(100), Duration::minutes(60), 10, &[]);
         let order: Vec<&str> = reminders.iter().map(|r| r.fingerprint.as_str()).collect();
         assert_eq!(order, ["early", "late"]);
         assert_eq!(reminders[0].firing_for, Duration::minutes(105));
-        assert_eq!(due(&index, at(100), Duration::minutes(60), 1).len(), 1);
+        assert_eq!(due(&index, at(100), Duration::minutes(60), 1, &[]).len(), 1);
+        let snoozed = [Fingerprint::from_raw("early")];
+        let left = due(&index, at(100), Duration::minutes(60), 10, &snoozed);
+        assert_eq!(left.len(), 1, "a snoozed alert gets no reminder");
+        assert_eq!(left[0].fingerprint.as_str(), "late");
     }
 
     /// Two replicas claim at the same moment: exactly one gets the reminder, and neither gets
@@ -191,7 +201,7 @@ mod tests {
         store::save(&cluster, &route(), &index).await.unwrap();
         let hour = Duration::minutes(60);
         let replica = |cluster: MemoryCluster| async move {
-            claim(&cluster, "team", "data-eng", at(61), hour)
+            claim(&cluster, "team", "data-eng", at(61), hour, &[])
                 .await
                 .unwrap()
                 .len()
@@ -202,12 +212,12 @@ mod tests {
         );
         assert_eq!(a.unwrap() + b.unwrap(), 1, "one reminder between them");
         assert!(
-            claim(&cluster, "team", "data-eng", at(90), hour)
+            claim(&cluster, "team", "data-eng", at(90), hour, &[])
                 .await
                 .unwrap()
                 .is_empty()
         );
-        let next = claim(&cluster, "team", "data-eng", at(121), hour)
+        let next = claim(&cluster, "team", "data-eng", at(121), hour, &[])
             .await
             .unwrap();
         assert_eq!(next.len(), 1, "due again an interval after the claim");
@@ -216,9 +226,16 @@ mod tests {
     #[tokio::test]
     async fn nothing_to_claim_without_an_index() {
         let cluster = MemoryCluster::new();
-        let claimed = claim(&cluster, "team", "data-eng", at(0), Duration::minutes(60))
-            .await
-            .unwrap();
+        let claimed = claim(
+            &cluster,
+            "team",
+            "data-eng",
+            at(0),
+            Duration::minutes(60),
+            &[],
+        )
+        .await
+        .unwrap();
         assert!(claimed.is_empty());
     }
 }

@@ -36,6 +36,8 @@ use super::common::{
     .message("retry is a Slack button: enable it only on routes with a slack destination"))]
 #[x_kube(validation = Rule::new("!has(self.grouping) || !has(self.grouping.repeatIntervalMinutes) || (has(self.slack) && has(self.slack.botTokenSecretRef))")
     .message("reminders are thread replies: grouping.repeatIntervalMinutes needs slack.botTokenSecretRef"))]
+#[x_kube(validation = Rule::new("!has(self.actions) || !has(self.actions.snooze) || !self.actions.snooze.enabled || (has(self.slack) && has(self.slack.botTokenSecretRef))")
+    .message("snooze notes are thread replies: actions.snooze needs slack.botTokenSecretRef"))]
 pub struct AlertRouteSpec {
     /// Where alerts come from: AlarmPolicies in this namespace, or existing SNS topic ARNs.
     #[schemars(length(min = 1, max = 20))]
@@ -76,6 +78,24 @@ pub struct RouteActions {
     /// Show a Retry button on failed EMR clusters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<RetryPolicy>,
+    /// Show Snooze buttons (1 h, 4 h, until tomorrow 09:00) on firing alerts: anyone who can
+    /// press the message's buttons may silence that problem's further posts for a while.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snooze: Option<SnoozePolicy>,
+}
+
+/// Snoozing alerts from Slack.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SnoozePolicy {
+    /// Show the Snooze buttons.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// IANA time zone of "until tomorrow 09:00", for example `America/Los_Angeles`; UTC when
+    /// unset or unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    pub time_zone: Option<String>,
 }
 
 impl Default for RouteActions {
@@ -83,6 +103,7 @@ impl Default for RouteActions {
         RouteActions {
             acknowledge: true,
             retry: None,
+            snooze: None,
         }
     }
 }

@@ -1,9 +1,9 @@
 //! Short thread notes about an alert's message: reminders while it keeps firing, and the
 //! notes of a snooze. Pure text (mrkdwn); every piece that came from AWS or Slack is escaped.
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 
-use super::text::{MAX_FALLBACK_TEXT, escape, link, truncate};
+use super::text::{MAX_FALLBACK_TEXT, escape, link, slack_date, truncate, user_mention};
 
 /// A duration as people say it: `45 min`, `3 h 20 min`, `2 d 4 h` (two units at most; under a
 /// minute is `less than a minute`).
@@ -42,6 +42,40 @@ pub fn render_reminder(
     truncate(&text, MAX_FALLBACK_TEXT)
 }
 
+/// The thread note of a new snooze: who, for how long, until when.
+pub fn render_snoozed(by: &str, choice: &str, until: DateTime<Utc>) -> String {
+    let text = format!(
+        ":zzz: Snoozed {} by {} (until {}). New alerts of this problem are counted, not posted; digests still list them.",
+        snoozed_for(choice),
+        user_mention(by),
+        slack_date(until)
+    );
+    truncate(&text, MAX_FALLBACK_TEXT)
+}
+
+/// The thread note of a snooze's end: how many alerts it held back.
+pub fn render_snooze_ended(by: &str, suppressed: usize) -> String {
+    let held = match suppressed {
+        0 => "no alert was suppressed".to_string(),
+        1 => "1 alert was suppressed".to_string(),
+        n => format!("{n} alerts were suppressed"),
+    };
+    format!(
+        ":alarm_clock: The snooze by {} ended: {held}.",
+        user_mention(by)
+    )
+}
+
+/// "for 4 h" or "until tomorrow 09:00".
+fn snoozed_for(choice: &str) -> String {
+    let choice = escape(choice);
+    if choice.starts_with("until") {
+        choice
+    } else {
+        format!("for {choice}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,5 +112,25 @@ mod tests {
             render_reminder(None, Duration::minutes(60), None),
             ":repeat: *Still firing* after 1 h"
         );
+    }
+
+    #[test]
+    fn snooze_notes_name_who_how_long_and_how_many() {
+        let until = DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap();
+        let text = render_snoozed("U0ALICE", "4 h", until);
+        assert!(
+            text.starts_with(":zzz: Snoozed for 4 h by <@U0ALICE> (until <!date^1700000000^"),
+            "{text}"
+        );
+        assert!(
+            render_snoozed("U1", "until tomorrow 09:00", until)
+                .contains("Snoozed until tomorrow 09:00 by")
+        );
+        assert!(render_snoozed("<!channel>", "1 h", until).contains("by &lt;!channel&gt;"));
+        assert_eq!(
+            render_snooze_ended("U0ALICE", 3),
+            ":alarm_clock: The snooze by <@U0ALICE> ended: 3 alerts were suppressed."
+        );
+        assert!(render_snooze_ended("U1", 0).ends_with("no alert was suppressed."));
     }
 }

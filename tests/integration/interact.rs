@@ -195,6 +195,7 @@ impl Fixture {
             mentions: vec![],
             acknowledge: true,
             retry: true,
+            snooze: false,
         };
         let signing = ButtonSigning {
             signer,
