@@ -1928,3 +1928,171 @@ async fn a_firing_alarm_is_reminded_once_per_interval_until_it_resolves() {
     );
     assert_eq!(reminders(&recorder).len(), 2);
 }
+
+/// Issue 14, snooze through the consumer: while a snooze runs, the alarm firing again is
+/// counted on the snooze and deleted from the queue without a post (its resolution still
+/// updates the message); when the snooze ends, exactly one of two replicas posts the count in
+/// the alert's thread.
+#[tokio::test]
+async fn a_snoozed_alarm_is_counted_not_posted_and_the_end_reports_the_count_once() {
+    use alertops::slack::snooze::{self, SnoozeChoice, SnoozeRequest};
+    let aws = harness::aws_clients().await;
+    let recorder = SlackRecorder::start().await;
+    let topic_arn = topic(&aws).await;
+    let plumbing = subscribed_queue(&aws, &topic_arn, 30, 5).await;
+    let route = Route::new_in(
+        MemoryCluster::interleaving(),
+        json!({
+            "sources": [{"topicArn": topic_arn}],
+            "slack": {"botTokenSecretRef": {"name": "slack", "key": "token"}, "channel": "C0PAYMENTS"},
+            "actions": {"snooze": {}},
+        }),
+        json!({"token": "xoxb-test-token"}),
+        &plumbing,
+    )
+    .await;
+    let alarm = harness::unique("flapping-cpu");
+    let arn = format!("arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{alarm}");
+    let start = chrono::DateTime::parse_from_rfc3339("2024-05-01T10:00:00Z")
+        .unwrap()
+        .to_utc();
+    let (clock, now) = manual_clock(start);
+    let slack = slack_client(&recorder);
+    let mut a = route
+        .consumer(&aws, slack.clone())
+        .with_clock(clock.clone());
+    let mut b = route
+        .consumer(&aws, slack.clone())
+        .with_clock(clock.clone());
+    let notify = |state: &str, old: &str, at: &str| {
+        alarm_notification(&alarm, &arn, state, old, "Threshold Crossed", at)
+    };
+
+    publish(
+        &aws,
+        &topic_arn,
+        None,
+        &notify("ALARM", "OK", "2024-05-01T10:00:00.000+0000"),
+    )
+    .await;
+    run_until(&mut a, Duration::from_secs(30), |r| r.delivered >= 1).await;
+    let first = recorder.delivered("/api/chat.postMessage");
+    assert_eq!(first.len(), 1);
+    let buttons = buttons(&first[0].body);
+    assert!(
+        buttons.iter().any(|b| b["action_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("alertops_snooze:4h:")),
+        "the post offers Snooze: {buttons:?}"
+    );
+
+    // Someone snoozes it for an hour from the first post (as the interaction server records it).
+    let route_object: AlertRoute = route
+        .cluster
+        .get(&route.namespace, &route.name)
+        .await
+        .unwrap()
+        .unwrap();
+    let fingerprint =
+        alertops::alert::decode_sqs_body(&notify("ALARM", "OK", "2024-05-01T10:00:00.000+0000"))
+            .fingerprint;
+    let request = SnoozeRequest {
+        fingerprint,
+        choice: SnoozeChoice::OneHour,
+        by: "U0ALICE".into(),
+        by_name: Some("alice".into()),
+        reason: Some(first[0].body["text"].as_str().unwrap().to_string()),
+        message: Some(alertops::slack::PostedMessage {
+            channel: "C0PAYMENTS".into(),
+            ts: "1700000000.000001".into(),
+        }),
+        now: start + chrono::Duration::minutes(5),
+    };
+    snooze::record(&route.cluster, &route_object, &request, chrono_tz::Tz::UTC)
+        .await
+        .unwrap();
+
+    // It flaps: OK (updates the message), then ALARM again (would be a new post).
+    *now.lock().unwrap() = start + chrono::Duration::minutes(10);
+    publish(
+        &aws,
+        &topic_arn,
+        None,
+        &notify("OK", "ALARM", "2024-05-01T10:10:00.000+0000"),
+    )
+    .await;
+    let report = run_until(&mut a, Duration::from_secs(30), |r| r.delivered >= 1).await;
+    assert_eq!(
+        (report.updates, report.suppressed),
+        (1, 0),
+        "a resolution is not held back"
+    );
+    *now.lock().unwrap() = start + chrono::Duration::minutes(20);
+    publish(
+        &aws,
+        &topic_arn,
+        None,
+        &notify("ALARM", "OK", "2024-05-01T10:20:00.000+0000"),
+    )
+    .await;
+    let report = run_until(&mut b, Duration::from_secs(30), |r| r.delivered >= 1).await;
+    assert_eq!(
+        (report.posts, report.suppressed, report.deleted),
+        (0, 1, 1),
+        "{report:?}"
+    );
+    assert_eq!(
+        recorder.delivered("/api/chat.postMessage").len(),
+        1,
+        "nothing posted"
+    );
+    await_queue(&aws, &plumbing.queue_url, Duration::from_secs(10), |c| {
+        c == (0, 0)
+    })
+    .await;
+    let recorded = snooze::list(&route.cluster, &route.namespace, &route.name)
+        .await
+        .unwrap();
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(
+        (recorded[0].suppressed, recorded[0].by.as_str()),
+        (1, "U0ALICE")
+    );
+
+    // The hour is up: of two replicas, one announces the end with the count, once.
+    *now.lock().unwrap() = start + chrono::Duration::minutes(66);
+    let (ra, rb) = tokio::join!(a.run_once(), b.run_once());
+    assert_eq!(ra.unwrap().snoozes_ended + rb.unwrap().snoozes_ended, 1);
+    let (ra, rb) = tokio::join!(a.run_once(), b.run_once());
+    assert_eq!(ra.unwrap().snoozes_ended + rb.unwrap().snoozes_ended, 0);
+    let ends: Vec<RecordedRequest> = recorder
+        .delivered("/api/chat.postMessage")
+        .into_iter()
+        .filter(|r| r.body["thread_ts"] == "1700000000.000001")
+        .collect();
+    assert_eq!(ends.len(), 1);
+    assert_eq!(
+        ends[0].body["text"],
+        ":alarm_clock: The snooze by <@U0ALICE> ended: 1 alert was suppressed."
+    );
+
+    // Past the snooze, the alarm firing again is posted.
+    publish(
+        &aws,
+        &topic_arn,
+        None,
+        &notify("OK", "ALARM", "2024-05-01T11:10:00.000+0000"),
+    )
+    .await;
+    run_until(&mut a, Duration::from_secs(30), |r| r.delivered >= 1).await;
+    publish(
+        &aws,
+        &topic_arn,
+        None,
+        &notify("ALARM", "OK", "2024-05-01T11:20:00.000+0000"),
+    )
+    .await;
+    let report = run_until(&mut a, Duration::from_secs(30), |r| r.delivered >= 1).await;
+    assert_eq!((report.posts, report.suppressed), (1, 0));
+}
