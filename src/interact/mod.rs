@@ -8,6 +8,9 @@
 //!   ([`retry::check`]: failed, matched by the route, attempt within the cap and not yet in AWS)
 //!   are checked, then one Job per original cluster and attempt is created ([`job`]); a second
 //!   click for the same attempt is told that the retry is already running.
+//! - Snooze: the route must enable `actions.snooze`; the snooze is recorded as a ConfigMap
+//!   ([`crate::slack::snooze::record`]), the message is marked and the note goes into its
+//!   thread with the route's bot token.
 //!
 //! `GET /healthz` answers 200. [`router`] builds the interaction routes over an
 //! [`InteractState`], so tests and the local mode run them in-process; [`server_router`] adds
