@@ -419,7 +419,7 @@ pub async fn list_namespace<C: ClusterApi>(
     namespace: &str,
 ) -> Result<Vec<Snooze>, ClusterError> {
     Ok(cluster
-        .list::<ConfigMap>(namespace)
+        .list_labelled::<ConfigMap>(namespace, SNOOZE_LABEL)
         .await?
         .iter()
         .filter_map(Snooze::from_config_map)
