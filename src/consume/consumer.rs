@@ -448,6 +448,8 @@ impl<C: ClusterApi> Consumer<C> {
         let snoozes = self.load_snoozes(state).await;
         report.snoozes_ended = self.end_snoozes(state, &snoozes).await;
         report.reminders = self.remind(state, &snoozes).await;
+        self.metrics.snoozes_ended(&state.key, report.snoozes_ended);
+        self.metrics.reminded(&state.key, report.reminders);
     }
 
     /// The route's snoozes (routes with `actions.snooze`); none when they cannot be read, so
@@ -550,6 +552,7 @@ impl<C: ClusterApi> Consumer<C> {
                 Ok(()) => {
                     tracing::info!(route = %state.key, fingerprint = %item.alert.fingerprint, snooze = %active.name, until = %active.until, "alert held back by a snooze: counted, not posted");
                     report.suppressed += item.messages.len();
+                    self.metrics.snoozed(&state.key, item.messages.len());
                     self.accepted(
                         state,
                         batch,
