@@ -2096,3 +2096,201 @@ async fn a_snoozed_alarm_is_counted_not_posted_and_the_end_reports_the_count_onc
     let report = run_until(&mut a, Duration::from_secs(30), |r| r.delivered >= 1).await;
     assert_eq!((report.posts, report.suppressed), (1, 0));
 }
+
+/// A MemoryCluster whose writes to snooze ConfigMaps fail while `failing` is set, as an API
+/// server that is down would.
+#[derive(Clone)]
+struct SnoozeWritesFail {
+    inner: MemoryCluster,
+    failing: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl ClusterApi for SnoozeWritesFail {
+    async fn get<K: alertops::k8s::NamespacedResource>(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> alertops::k8s::Result<Option<K>> {
+        self.inner.get(namespace, name).await
+    }
+    async fn list<K: alertops::k8s::NamespacedResource>(
+        &self,
+        namespace: &str,
+    ) -> alertops::k8s::Result<Vec<K>> {
+        self.inner.list(namespace).await
+    }
+    async fn apply_status<K: alertops::k8s::NamespacedResource>(
+        &self,
+        obj: &K,
+        writer: alertops::k8s::StatusWriter,
+        status: Value,
+    ) -> alertops::k8s::Result<()> {
+        self.inner.apply_status(obj, writer, status).await
+    }
+    async fn add_finalizer<K: alertops::k8s::NamespacedResource>(
+        &self,
+        obj: &K,
+        finalizer: &str,
+    ) -> alertops::k8s::Result<K> {
+        self.inner.add_finalizer(obj, finalizer).await
+    }
+    async fn remove_finalizer<K: alertops::k8s::NamespacedResource>(
+        &self,
+        obj: &K,
+        finalizer: &str,
+    ) -> alertops::k8s::Result<()> {
+        self.inner.remove_finalizer(obj, finalizer).await
+    }
+    async fn apply<T: alertops::k8s::NamespacedResource>(
+        &self,
+        obj: &T,
+    ) -> alertops::k8s::Result<T> {
+        self.inner.apply(obj).await
+    }
+    async fn merge_patch<T: alertops::k8s::NamespacedResource>(
+        &self,
+        namespace: &str,
+        name: &str,
+        patch: &Value,
+    ) -> alertops::k8s::Result<Option<T>> {
+        if name.starts_with("alertops-snooze-")
+            && self.failing.load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(alertops::k8s::ClusterError::Api {
+                code: 503,
+                reason: "ServiceUnavailable".into(),
+                message: "the API server is down".into(),
+            });
+        }
+        self.inner.merge_patch(namespace, name, patch).await
+    }
+    async fn create<T: alertops::k8s::NamespacedResource>(
+        &self,
+        obj: &T,
+    ) -> alertops::k8s::Result<alertops::k8s::Created<T>> {
+        self.inner.create(obj).await
+    }
+    async fn delete<T: alertops::k8s::NamespacedResource>(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> alertops::k8s::Result<bool> {
+        self.inner.delete::<T>(namespace, name).await
+    }
+    async fn secret_value(
+        &self,
+        namespace: &str,
+        name: &str,
+        key: &str,
+    ) -> alertops::k8s::Result<Option<String>> {
+        self.inner.secret_value(namespace, name, key).await
+    }
+    async fn publish_event<K: alertops::k8s::NamespacedResource>(
+        &self,
+        obj: &K,
+        event: alertops::k8s::EventInfo,
+    ) -> alertops::k8s::Result<()> {
+        self.inner.publish_event(obj, event).await
+    }
+}
+
+/// Issue 14: a snooze never drops an alert silently. While its count cannot be written, the
+/// snoozed alert's SQS message stays in the queue (failed, `snooze_record`), neither posted nor
+/// deleted; once the write works, it is counted and only then deleted.
+#[tokio::test]
+async fn a_snoozed_alert_whose_count_cannot_be_written_stays_in_the_queue() {
+    use alertops::slack::snooze::{self, SnoozeChoice, SnoozeRequest};
+    let aws = harness::aws_clients().await;
+    let recorder = SlackRecorder::start().await;
+    let topic_arn = topic(&aws).await;
+    let plumbing = subscribed_queue(&aws, &topic_arn, 30, 5).await;
+    let route = Route::new(
+        json!({
+            "sources": [{"topicArn": topic_arn}],
+            "slack": {"botTokenSecretRef": {"name": "slack", "key": "token"}, "channel": "C0PAYMENTS"},
+            "actions": {"snooze": {}},
+        }),
+        json!({"token": "xoxb-test-token"}),
+        &plumbing,
+    )
+    .await;
+    let alarm = harness::unique("unrecordable");
+    let arn = format!("arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{alarm}");
+    let notification = alarm_notification(
+        &alarm,
+        &arn,
+        "ALARM",
+        "OK",
+        "Threshold Crossed",
+        "2024-05-01T10:00:00.000+0000",
+    );
+    let route_object: AlertRoute = route
+        .cluster
+        .get(&route.namespace, &route.name)
+        .await
+        .unwrap()
+        .unwrap();
+    let request = SnoozeRequest {
+        fingerprint: alertops::alert::decode_sqs_body(&notification).fingerprint,
+        choice: SnoozeChoice::FourHours,
+        by: "U0ALICE".into(),
+        by_name: None,
+        reason: None,
+        message: None,
+        now: chrono::Utc::now(),
+    };
+    snooze::record(&route.cluster, &route_object, &request, chrono_tz::Tz::UTC)
+        .await
+        .unwrap();
+    let failing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let cluster = SnoozeWritesFail {
+        inner: route.cluster.clone(),
+        failing: failing.clone(),
+    };
+    let mut consumer = Consumer::new(
+        cluster,
+        aws.clone(),
+        slack_client(&recorder),
+        route.reference(),
+        test_options(),
+    );
+
+    publish(&aws, &topic_arn, None, &notification).await;
+    let mut total = BatchReport::default();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while total.received == 0 {
+        total += consumer.run_once().await.expect("batch runs");
+        assert!(Instant::now() < deadline, "nothing received");
+    }
+    assert_eq!(
+        (total.failed, total.suppressed, total.deleted, total.posts),
+        (1, 0, 0, 0),
+        "{total:?}"
+    );
+    let (visible, in_flight) = queue_counts(&aws, &plumbing.queue_url).await;
+    assert_eq!(visible + in_flight, 1, "still queued");
+
+    failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    let mut total = BatchReport::default();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while total.delivered == 0 {
+        total += consumer.run_once().await.expect("batch runs");
+        assert!(
+            Instant::now() < deadline,
+            "not delivered after the write works: {total:?}"
+        );
+    }
+    assert_eq!(
+        (total.suppressed, total.deleted, total.posts),
+        (1, 1, 0),
+        "{total:?}"
+    );
+    let recorded = snooze::list(&route.cluster, &route.namespace, &route.name)
+        .await
+        .unwrap();
+    assert_eq!(recorded[0].suppressed, 1);
+    assert!(
+        recorder.delivered("/api/chat.postMessage").is_empty(),
+        "never posted"
+    );
+}
