@@ -653,7 +653,7 @@ fn snooze_buttons(
                 issued_at: signing.now,
             };
             let label = match choice {
-                SnoozeChoice::UntilTomorrowMorning => "Snooze until 09:00".to_string(),
+                SnoozeChoice::UntilTomorrowMorning => "Snooze until tomorrow 09:00".to_string(),
                 other => format!("Snooze {}", other.label()),
             };
             let code = serde_json::to_value(choice).ok()?;

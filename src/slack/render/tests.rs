@@ -729,7 +729,10 @@ fn snooze_buttons_carry_their_signed_choice_on_firing_alerts_only() {
         .iter()
         .map(|b| b["text"]["text"].as_str().unwrap())
         .collect();
-    assert_eq!(labels, ["Snooze 1 h", "Snooze 4 h", "Snooze until 09:00"]);
+    assert_eq!(
+        labels,
+        ["Snooze 1 h", "Snooze 4 h", "Snooze until tomorrow 09:00"]
+    );
     let chosen: Vec<Option<SnoozeChoice>> = snoozes
         .iter()
         .map(|b| {
