@@ -214,5 +214,6 @@ fn render_options() -> RenderOptions {
         mentions: vec!["<!subteam^S0PAYMENTS>".into()],
         acknowledge: true,
         retry: true,
+        snooze: false,
     }
 }

@@ -25,27 +25,29 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
-use crate::alert::{Alert, Enricher, decode_sqs_body};
+use crate::alert::{Alert, Enricher, Fingerprint, decode_sqs_body};
 use crate::aws::AwsClients;
 use crate::email::EmailError;
 use crate::k8s::ClusterApi;
 use crate::resources::{AlertRoute, EmailDestination};
+use crate::slack::snooze::{self, Snooze};
 use crate::slack::{
     ActionSigner, ButtonSigning, PostedMessage, RenderOptions, RouteRef, SlackClient, SlackError,
-    SlackTarget, human_duration, render_alert, render_group, render_storm_summary,
+    SlackTarget, human_std_duration, render_alert, render_group, render_storm_summary,
 };
 use crate::telemetry::Readiness;
 
 use super::ConsumeError;
 use super::circuit::{CircuitSettings, OnFailure, SlackCircuit};
+use super::clock::{Clock, system_clock};
 use super::metrics::ConsumerMetrics;
 use super::plan::{Delivery, PendingAlert, collapse, plan};
 use super::queue::{self, QueueFacts, ReceivedMessage, SQS_BATCH};
 use super::receipts::{self, Destination, Receipts};
-use super::store::{self, MessageIndex, StoredMessage};
+use super::store::{self, MessageIndex};
 use super::storm::plan_storm;
 
 /// Tuning of a consumer. The defaults are the production values.
@@ -143,6 +145,13 @@ pub struct BatchReport {
     pub deleted: usize,
     /// Storm summaries posted (after a Slack outage), also counted in `posts`.
     pub storm_summaries: usize,
+    /// Reminders of alerts still firing posted (not SQS messages).
+    pub reminders: usize,
+    /// Of `delivered`: messages whose alert a snooze held back from Slack (counted on the
+    /// snooze, then deleted).
+    pub suppressed: usize,
+    /// Snooze ends announced in Slack.
+    pub snoozes_ended: usize,
 }
 
 impl std::ops::AddAssign for BatchReport {
@@ -159,6 +168,9 @@ impl std::ops::AddAssign for BatchReport {
         self.emails += other.emails;
         self.deleted += other.deleted;
         self.storm_summaries += other.storm_summaries;
+        self.reminders += other.reminders;
+        self.suppressed += other.suppressed;
+        self.snoozes_ended += other.snoozes_ended;
     }
 }
 
@@ -185,6 +197,8 @@ enum Failure {
     SlackRejected,
     EmailTransient,
     EmailRejected,
+    /// A snooze holds the alert back but its count could not be recorded.
+    SnoozeRecord,
 }
 
 impl Failure {
@@ -195,6 +209,7 @@ impl Failure {
             Failure::SlackRejected => "slack_rejected",
             Failure::EmailTransient => "email_transient",
             Failure::EmailRejected => "email_rejected",
+            Failure::SnoozeRecord => "snooze_record",
         }
     }
 
@@ -282,6 +297,7 @@ pub struct Consumer<C> {
     /// Set when the circuit closed after an outage (its length): the next batches drain the
     /// queue into a storm summary until it is empty.
     backlog_after_outage: Mutex<Option<Duration>>,
+    clock: Clock,
 }
 
 impl<C: ClusterApi> Consumer<C> {
@@ -311,7 +327,18 @@ impl<C: ClusterApi> Consumer<C> {
             readiness: Readiness::default(),
             circuit,
             backlog_after_outage: Mutex::new(None),
+            clock: system_clock(),
         }
+    }
+
+    /// Reads the time from `clock` (tests move it to make reminders and snoozes due).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        (self.clock)()
     }
 
     /// Ready once the route was read and its queue answered; not ready while a batch cannot
@@ -431,6 +458,7 @@ impl<C: ClusterApi> Consumer<C> {
                 .lock()
                 .expect("not poisoned")
                 .take();
+            self.housekeeping(&state, &mut report).await;
             return Ok(report);
         }
         let outage = self
@@ -483,7 +511,200 @@ impl<C: ClusterApi> Consumer<C> {
                 .expect("not poisoned")
                 .get_or_insert(outage);
         }
+        self.housekeeping(&state, &mut report).await;
         Ok(report)
+    }
+
+    /// After each pass: announce the snoozes that ended, then post due reminders.
+    async fn housekeeping(&self, state: &RouteState, report: &mut BatchReport) {
+        let snoozes = self.load_snoozes(state).await;
+        report.snoozes_ended = self.end_snoozes(state, &snoozes).await;
+        report.reminders = self.remind(state, &snoozes).await;
+        self.metrics.snoozes_ended(&state.key, report.snoozes_ended);
+        self.metrics.reminded(&state.key, report.reminders);
+    }
+
+    /// The route's snoozes (routes with `actions.snooze`); none when they cannot be read, so
+    /// that alerts are posted rather than held back on a guess.
+    async fn load_snoozes(&self, state: &RouteState) -> Vec<Snooze> {
+        if !snooze::route_snoozes(&state.route) {
+            return Vec::new();
+        }
+        match snooze::list(&self.cluster, &self.route.namespace, &self.route.name).await {
+            Ok(snoozes) => snoozes,
+            Err(error) => {
+                tracing::warn!(route = %state.key, %error, "cannot read the route's snoozes; snoozed alerts are posted");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Announces, once across replicas, each snooze whose time is up ("ended: N suppressed" in
+    /// the alert's thread), and deletes ended snoozes past their retention. Returns how many
+    /// ends were announced.
+    async fn end_snoozes(&self, state: &RouteState, snoozes: &[Snooze]) -> usize {
+        let now = self.now();
+        let bot_token = match &state.target {
+            Some(SlackTarget::Bot { token, .. }) => Some(token.as_str()),
+            _ => None,
+        };
+        let mut announced = 0;
+        for ended in snoozes.iter().filter(|s| s.is_due_to_end(now)) {
+            match snooze::claim_end(&self.cluster, ended, now).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(error) => {
+                    tracing::warn!(route = %state.key, snooze = %ended.name, %error, "cannot mark the snooze ended; trying again on the next pass");
+                    continue;
+                }
+            }
+            let text = crate::slack::render_snooze_ended(&ended.by, ended.suppressed);
+            let sent = match (bot_token, &ended.message) {
+                (Some(token), Some(message)) => self
+                    .slack
+                    .reply_in_thread(token, message, &text)
+                    .await
+                    .map(|_| ()),
+                // No thread to post in: the record says it ended, and kubectl shows the count.
+                _ => Ok(()),
+            };
+            match sent {
+                Ok(()) => {
+                    announced += 1;
+                    tracing::info!(route = %state.key, snooze = %ended.name, fingerprint = %ended.fingerprint, suppressed = ended.suppressed, "snooze ended");
+                }
+                Err(error) => {
+                    tracing::warn!(route = %state.key, snooze = %ended.name, %error, "the end of the snooze did not reach Slack; announcing it again next pass");
+                    if let Err(error) = snooze::release_end(&self.cluster, ended).await {
+                        tracing::warn!(route = %state.key, snooze = %ended.name, %error, "cannot release the snooze's end; its end stays unannounced");
+                    }
+                }
+            }
+        }
+        for expired in snoozes.iter().filter(|s| s.is_expired(now)) {
+            if let Err(error) = snooze::remove(&self.cluster, expired).await {
+                tracing::debug!(route = %state.key, snooze = %expired.name, %error, "cannot delete an expired snooze");
+            }
+        }
+        announced
+    }
+
+    /// Holds back the Slack delivery of firing alerts that an active snooze covers: each is
+    /// counted on its snooze (one key per SQS message), and only then accepted for Slack, so
+    /// its message is deleted once its other destinations have it too. A count that cannot be
+    /// recorded keeps the message for a later attempt. Returns the alerts to deliver.
+    async fn hold_snoozed(
+        &self,
+        state: &RouteState,
+        batch: &mut Batch,
+        progress: &mut Progress,
+        for_slack: Vec<PendingAlert<usize>>,
+        report: &mut BatchReport,
+    ) -> Vec<PendingAlert<usize>> {
+        let snoozes = self.load_snoozes(state).await;
+        if snoozes.is_empty() {
+            return for_slack;
+        }
+        let now = self.now();
+        let mut deliver = Vec::with_capacity(for_slack.len());
+        for item in for_slack {
+            let active = (item.alert.state == crate::resources::AlertState::Firing)
+                .then(|| snooze::active_for(&snoozes, &item.alert.fingerprint, now))
+                .flatten();
+            let Some(active) = active else {
+                deliver.push(item);
+                continue;
+            };
+            let ids: Vec<&str> = item
+                .messages
+                .iter()
+                .map(|&i| batch.messages[i].message_id.as_str())
+                .collect();
+            match snooze::count_suppressed(&self.cluster, active, &ids, now).await {
+                Ok(()) => {
+                    tracing::info!(route = %state.key, fingerprint = %item.alert.fingerprint, snooze = %active.name, until = %active.until, "alert held back by a snooze: counted, not posted");
+                    report.suppressed += item.messages.len();
+                    self.metrics.snoozed(&state.key, item.messages.len());
+                    self.accepted(
+                        state,
+                        batch,
+                        progress,
+                        &item.messages,
+                        Destination::Slack,
+                        report,
+                    )
+                    .await;
+                }
+                Err(error) => {
+                    tracing::warn!(route = %state.key, fingerprint = %item.alert.fingerprint, %error, "cannot count the alert on its snooze; it stays queued");
+                    progress.fail(&item.messages, Failure::SnoozeRecord);
+                }
+            }
+        }
+        deliver
+    }
+
+    /// Posts the reminders due on the route (see [`super::reminders`]): a reply in the thread
+    /// of each alert's message, also shown in the channel, linking to the first post. Only
+    /// routes with `grouping.repeatIntervalMinutes` and a bot token have them. Returns how
+    /// many were posted; failures are logged (that reminder is skipped, the next one comes an
+    /// interval later).
+    async fn remind(&self, state: &RouteState, snoozes: &[Snooze]) -> usize {
+        let (Some(minutes), Some(SlackTarget::Bot { token, .. })) = (
+            state.route.spec.grouping.repeat_interval_minutes,
+            state.target.as_ref(),
+        ) else {
+            return 0;
+        };
+        let interval = chrono::Duration::minutes(i64::from(minutes.max(1)));
+        let now = self.now();
+        let snoozed: Vec<Fingerprint> = snoozes
+            .iter()
+            .filter(|s| s.is_active(now))
+            .map(|s| s.fingerprint.clone())
+            .collect();
+        let claimed = match super::reminders::claim(
+            &self.cluster,
+            &self.route.namespace,
+            &self.route.name,
+            now,
+            interval,
+            &snoozed,
+        )
+        .await
+        {
+            Ok(claimed) => claimed,
+            Err(error) => {
+                tracing::warn!(route = %state.key, %error, "cannot read or claim due reminders; trying again on the next pass");
+                return 0;
+            }
+        };
+        let mut posted = 0;
+        for reminder in claimed {
+            let message = reminder.message.posted();
+            let permalink = match self.slack.permalink(token, &message).await {
+                Ok(permalink) => Some(permalink),
+                Err(error) => {
+                    tracing::debug!(route = %state.key, %error, "no permalink for the reminder; it goes without the link");
+                    None
+                }
+            };
+            let text = crate::slack::render_reminder(
+                reminder.message.title.as_deref(),
+                reminder.firing_for,
+                permalink.as_deref(),
+            );
+            match self.slack.broadcast_in_thread(token, &message, &text).await {
+                Ok(_) => {
+                    posted += 1;
+                    tracing::info!(route = %state.key, fingerprint = %reminder.fingerprint, destination = "slack", call = "reminder", "alert still firing: reminder posted");
+                }
+                Err(error) => {
+                    tracing::warn!(route = %state.key, fingerprint = %reminder.fingerprint, %error, "the reminder did not reach Slack; the next one comes an interval later");
+                }
+            }
+        }
+        posted
     }
 
     /// Delivers the batch's pending alerts to every destination of the route that has not
@@ -592,6 +813,9 @@ impl<C: ClusterApi> Consumer<C> {
                 Some(_) if !for_slack.is_empty() => Some(self.load_index(state).await),
                 _ => None,
             };
+            let for_slack = self
+                .hold_snoozed(state, batch, &mut progress, for_slack, report)
+                .await;
             // After an outage the backlog is summarised (see `super::storm`); otherwise, and for
             // what needs its own message, the usual plan.
             let (summary, deliveries) = match outage {
@@ -613,8 +837,22 @@ impl<C: ClusterApi> Consumer<C> {
                 match sent {
                     Ok(sent) => {
                         if let Some(posted) = &sent.posted {
-                            self.remember_alerts(state, post.alerts.iter(), posted, true)
-                                .await;
+                            // The summary notified people of each alert it lists.
+                            let at = self.now();
+                            let entries = post
+                                .alerts
+                                .iter()
+                                .map(|alert| {
+                                    let earlier = index
+                                        .as_ref()
+                                        .and_then(|index| index.get(&alert.fingerprint));
+                                    let record = super::plan::record_after(
+                                        earlier, true, alert, posted, true, at,
+                                    );
+                                    (alert.fingerprint.clone(), record)
+                                })
+                                .collect();
+                            self.save_records(state, &entries).await;
                         }
                         report.posts += 1;
                         report.storm_summaries += 1;
@@ -632,7 +870,7 @@ impl<C: ClusterApi> Consumer<C> {
                     Err(failure) => progress.fail(&ids, failure),
                 }
             }
-            let now = Utc::now();
+            let now = self.now();
             let signing = self
                 .signer
                 .as_ref()
@@ -722,7 +960,7 @@ impl<C: ClusterApi> Consumer<C> {
             }
         }
         if progress.several && !waiting.is_empty() {
-            let at = Utc::now();
+            let at = self.now();
             for &i in &waiting {
                 progress
                     .receipts
@@ -823,7 +1061,7 @@ impl<C: ClusterApi> Consumer<C> {
                         .succeeded(Instant::now());
                     if let Some(outage) = closed {
                         self.metrics.circuit_open(&state.key, false);
-                        tracing::info!(route = %state.key, outage = %human_duration(outage), "Slack accepts again: circuit closed; the backlog follows as a storm summary");
+                        tracing::info!(route = %state.key, outage = %human_std_duration(outage), "Slack accepts again: circuit closed; the backlog follows as a storm summary");
                         *self.backlog_after_outage.lock().expect("not poisoned") = Some(outage);
                     }
                     return Ok(sent);
@@ -839,14 +1077,14 @@ impl<C: ClusterApi> Consumer<C> {
                         OnFailure::Hold { probe_in, opened } => {
                             if opened {
                                 self.metrics.circuit_open(&state.key, true);
-                                tracing::warn!(route = %state.key, held, tolerance = %human_duration(self.options.circuit().tolerance), "Slack unreachable: circuit open; holding the batch (visibility extended), receiving nothing new, probing at a growing interval");
+                                tracing::warn!(route = %state.key, held, tolerance = %human_std_duration(self.options.circuit().tolerance), "Slack unreachable: circuit open; holding the batch (visibility extended), receiving nothing new, probing at a growing interval");
                             }
                             tracing::info!(route = %state.key, held, next_probe_in = ?probe_in, "circuit open: Slack still failing");
                             self.holding(state, batch, tokio::time::sleep(probe_in))
                                 .await;
                         }
                         OnFailure::GiveUp { open_for } => {
-                            tracing::error!(route = %state.key, held, open_for = %human_duration(open_for), "Slack unreachable for longer than the outage tolerance: handing the messages back with their backoff; after maxReceiveCount receives they reach the dead-letter queue (see the route's DeadLetters condition)");
+                            tracing::error!(route = %state.key, held, open_for = %human_std_duration(open_for), "Slack unreachable for longer than the outage tolerance: handing the messages back with their backoff; after maxReceiveCount receives they reach the dead-letter queue (see the route's DeadLetters condition)");
                             return Err(Failure::SlackTransient);
                         }
                     }
@@ -1249,34 +1487,20 @@ impl<C: ClusterApi> Consumer<C> {
         posted: &PostedMessage,
         grouped: bool,
     ) {
-        self.remember_alerts(state, alerts_of(delivery).into_iter(), posted, grouped)
-            .await;
+        let at = self.now();
+        let entries = alerts_of(delivery)
+            .into_iter()
+            .map(|alert| {
+                let record = super::plan::record_of(delivery, alert, posted, grouped, at);
+                (alert.fingerprint.clone(), record)
+            })
+            .collect();
+        self.save_records(state, &entries).await;
     }
 
-    /// Records `posted` as the message of `alerts` (see [`Consumer::remember`]).
-    async fn remember_alerts<'a>(
-        &self,
-        state: &RouteState,
-        alerts: impl Iterator<Item = &'a Alert>,
-        posted: &PostedMessage,
-        grouped: bool,
-    ) {
-        let at = Utc::now();
-        let mut entries = MessageIndex::new();
-        for alert in alerts {
-            entries.insert(
-                alert.fingerprint.clone(),
-                StoredMessage {
-                    channel: posted.channel.clone(),
-                    ts: posted.ts.clone(),
-                    at,
-                    state: alert.state,
-                    grouped,
-                    reason: Some(super::plan::reason_key(alert)),
-                },
-            );
-        }
-        if let Err(error) = store::save(&self.cluster, &state.route, &entries).await {
+    /// Saves the records of delivered alerts (see [`Consumer::remember`]).
+    async fn save_records(&self, state: &RouteState, entries: &MessageIndex) {
+        if let Err(error) = store::save(&self.cluster, &state.route, entries).await {
             tracing::warn!(route = %state.key, %error, "cannot record the Slack message of delivered alerts; their next state change will be posted anew");
         }
     }

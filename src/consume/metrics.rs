@@ -21,8 +21,8 @@ pub struct RouteLabels {
 pub struct FailureLabels {
     /// `namespace/name` of the AlertRoute.
     pub route: String,
-    /// `enrichment`, `slack_transient`, `slack_rejected`, `email_transient` or
-    /// `email_rejected`.
+    /// `enrichment`, `slack_transient`, `slack_rejected`, `email_transient`,
+    /// `email_rejected` or `snooze_record`.
     pub reason: &'static str,
 }
 
@@ -66,6 +66,9 @@ pub struct ConsumerMetrics {
     email_latency: HistogramFamily<RouteLabels>,
     queue_messages: Family<QueueLabels, Gauge>,
     slack_circuit_open: Family<RouteLabels, Gauge>,
+    reminders: Family<RouteLabels, Counter>,
+    suppressed: Family<RouteLabels, Counter>,
+    snoozes_ended: Family<RouteLabels, Counter>,
 }
 
 /// Labels of the queue depth gauge.
@@ -92,6 +95,9 @@ impl Default for ConsumerMetrics {
             email_latency: Family::new_with_constructor(slack_latency_histogram),
             queue_messages: Family::default(),
             slack_circuit_open: Family::default(),
+            reminders: Family::default(),
+            suppressed: Family::default(),
+            snoozes_ended: Family::default(),
         }
     }
 }
@@ -179,6 +185,21 @@ impl ConsumerMetrics {
             self.emails_sent.clone(),
         );
         registry.register(
+            "consumer_reminders",
+            "Reminders posted for alerts still firing after the route's repeat interval",
+            self.reminders.clone(),
+        );
+        registry.register(
+            "consumer_alerts_snoozed",
+            "Alerts a Slack snooze held back from the channel (counted on the snooze, then deleted)",
+            self.suppressed.clone(),
+        );
+        registry.register(
+            "consumer_snoozes_ended",
+            "Snooze ends announced in Slack with their count",
+            self.snoozes_ended.clone(),
+        );
+        registry.register(
             "consumer_email_latency_seconds",
             "Time SES took to accept an email, SDK retries included",
             self.email_latency.clone(),
@@ -189,6 +210,24 @@ impl ConsumerMetrics {
         RouteLabels {
             route: route.to_string(),
         }
+    }
+
+    pub(crate) fn reminded(&self, route: &str, n: usize) {
+        self.reminders
+            .get_or_create(&Self::route(route))
+            .inc_by(n as u64);
+    }
+
+    pub(crate) fn snoozed(&self, route: &str, n: usize) {
+        self.suppressed
+            .get_or_create(&Self::route(route))
+            .inc_by(n as u64);
+    }
+
+    pub(crate) fn snoozes_ended(&self, route: &str, n: usize) {
+        self.snoozes_ended
+            .get_or_create(&Self::route(route))
+            .inc_by(n as u64);
     }
 
     pub(crate) fn received(&self, route: &str, n: usize) {

@@ -9,16 +9,19 @@
 
 mod args;
 pub(crate) mod circuit;
+pub(crate) mod clock;
 mod consumer;
 pub(crate) mod email;
 pub(crate) mod metrics;
 pub(crate) mod plan;
 pub(crate) mod queue;
 pub(crate) mod receipts;
+pub(crate) mod reminders;
 pub(crate) mod store;
 pub(crate) mod storm;
 
 pub use args::ConsumeArgs;
+pub use clock::{Clock, system_clock};
 pub use consumer::{BatchReport, Consumer, ConsumerOptions, MAX_OUTAGE_TOLERANCE};
 pub use metrics::ConsumerMetrics;
 pub use store::{MAX_STORED_MESSAGES, MessageIndex, StoredMessage, config_map_name};

@@ -15,7 +15,10 @@
 use crate::alert::Alert;
 use crate::resources::AlertState;
 
-use super::store::{MessageIndex, StoredMessage};
+use chrono::{DateTime, Utc};
+
+use super::store::{MessageIndex, STORED_TITLE_CHARS, StoredMessage};
+use crate::slack::PostedMessage;
 
 /// One alert ready to deliver, with the handles of the SQS messages it came from.
 #[derive(Clone, Debug, PartialEq)]
@@ -129,6 +132,83 @@ pub fn reason_changed(stored: &StoredMessage, alert: &Alert) -> bool {
             .is_some_and(|key| key != reason_key(alert))
 }
 
+/// The record of `alert` after `delivery` made `posted` show it, at `now`:
+/// - it fires since the source's state-change time (else now) when it fires in a new message,
+///   and keeps its earlier start while it stays firing;
+/// - people were notified now by a post or a thread reply (an update does not notify, unless
+///   it fell back to a new post), else when they were last notified.
+pub fn record_of<M>(
+    delivery: &Delivery<M>,
+    alert: &Alert,
+    posted: &PostedMessage,
+    grouped: bool,
+    now: DateTime<Utc>,
+) -> StoredMessage {
+    record_after(
+        earlier_record(delivery),
+        notifies(delivery, posted),
+        alert,
+        posted,
+        grouped,
+        now,
+    )
+}
+
+/// The record an update or a thread reply builds on (a post starts afresh).
+fn earlier_record<M>(delivery: &Delivery<M>) -> Option<&StoredMessage> {
+    match delivery {
+        Delivery::Update { stored, .. } | Delivery::ThreadReply { stored, .. } => Some(stored),
+        Delivery::Post { .. } => None,
+    }
+}
+
+/// Whether `delivery`, having produced `posted`, notified people: a post or a thread reply
+/// does; an update does not, unless it fell back to a new post.
+fn notifies<M>(delivery: &Delivery<M>, posted: &PostedMessage) -> bool {
+    match delivery {
+        Delivery::Update { stored, .. } => stored.ts != posted.ts,
+        Delivery::Post { .. } | Delivery::ThreadReply { .. } => true,
+    }
+}
+
+/// The record of `alert` now shown by `posted`, given its `earlier` record and whether people
+/// were `notified` by it (see [`record_of`]; a storm summary notifies, with no delivery).
+pub fn record_after(
+    earlier: Option<&StoredMessage>,
+    notified: bool,
+    alert: &Alert,
+    posted: &PostedMessage,
+    grouped: bool,
+    now: DateTime<Utc>,
+) -> StoredMessage {
+    let firing_since = (alert.state == AlertState::Firing).then(|| {
+        earlier
+            .filter(|stored| stored.state == AlertState::Firing)
+            .and_then(|stored| stored.firing_since)
+            .or(alert.time)
+            .unwrap_or(now)
+    });
+    let notified_at = if notified {
+        Some(now)
+    } else {
+        earlier.map(|stored| stored.notified_at.unwrap_or(stored.at))
+    };
+    StoredMessage {
+        channel: posted.channel.clone(),
+        ts: posted.ts.clone(),
+        at: now,
+        state: alert.state,
+        grouped,
+        reason: Some(reason_key(alert)),
+        firing_since,
+        notified_at,
+        title: Some(crate::slack::text::truncate(
+            &alert.title,
+            STORED_TITLE_CHARS,
+        )),
+    }
+}
+
 /// The Slack calls for `pending` (already collapsed). `index` is `None` for webhooks, which
 /// cannot update messages.
 pub fn plan<M>(
@@ -211,6 +291,9 @@ mod tests {
             state,
             grouped,
             reason: None,
+            firing_since: None,
+            notified_at: None,
+            title: None,
         }
     }
 
@@ -333,5 +416,59 @@ mod tests {
             &alert("a", AlertState::Resolved, None)
         ));
         assert!(needs_new_message(None, &again));
+    }
+
+    #[test]
+    fn records_keep_the_firing_start_and_count_only_notifying_calls() {
+        let t = |s: i64| Utc.timestamp_opt(1_700_000_000 + s, 0).unwrap();
+        let posted = PostedMessage {
+            channel: "C1".into(),
+            ts: "1.1".into(),
+        };
+        let firing = alert("a", AlertState::Firing, Some(-60));
+        let post = Delivery::Post {
+            alerts: vec![firing.clone()],
+            messages: vec![1],
+        };
+        let first = record_of(&post, &firing, &posted, false, t(0));
+        assert_eq!(
+            first.firing_since,
+            Some(t(-60)),
+            "the source's state-change time"
+        );
+        assert_eq!(first.notified_at, Some(t(0)));
+
+        // A repeat of the firing alert rewrites the message: no notification, same start.
+        let repeat = alert("a", AlertState::Firing, Some(500));
+        let update = Delivery::Update {
+            stored: first.clone(),
+            alert: repeat.clone(),
+            messages: vec![2],
+        };
+        let second = record_of(&update, &repeat, &posted, false, t(600));
+        assert_eq!(second.firing_since, Some(t(-60)));
+        assert_eq!(second.notified_at, Some(t(0)));
+        assert_eq!(second.at, t(600));
+
+        // A rejected update that fell back to a new post did notify.
+        let elsewhere = PostedMessage {
+            channel: "C1".into(),
+            ts: "2.2".into(),
+        };
+        assert_eq!(
+            record_of(&update, &repeat, &elsewhere, false, t(600)).notified_at,
+            Some(t(600))
+        );
+
+        // Resolved: no longer firing.
+        let ok = alert("a", AlertState::Resolved, Some(700));
+        let resolve = Delivery::Update {
+            stored: second,
+            alert: ok.clone(),
+            messages: vec![3],
+        };
+        let third = record_of(&resolve, &ok, &posted, false, t(700));
+        assert_eq!(third.firing_since, None);
+        assert_eq!(third.title.as_deref(), Some("alarm a"));
     }
 }

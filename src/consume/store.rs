@@ -47,7 +47,22 @@ pub struct StoredMessage {
     /// under the same fingerprint is told apart from a repeat; absent in older records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Since when the alert fires (the source's state-change time, else the first post), kept
+    /// across updates while it stays firing; reminders say how long it has been firing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firing_since: Option<DateTime<Utc>>,
+    /// When people were last notified of this alert (the post, a thread reply, a reminder);
+    /// the next reminder is due a repeat interval later. Absent in older records: `at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notified_at: Option<DateTime<Utc>>,
+    /// The alert's title (cut to [`STORED_TITLE_CHARS`]), for reminders. Untrusted text:
+    /// escaped where it is rendered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
 }
+
+/// Characters of an alert's title kept in its record.
+pub const STORED_TITLE_CHARS: usize = 150;
 
 impl StoredMessage {
     /// The address `chat.update` and thread replies need.
@@ -63,6 +78,14 @@ impl StoredMessage {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MessageIndex {
     entries: BTreeMap<Fingerprint, StoredMessage>,
+}
+
+impl FromIterator<(Fingerprint, StoredMessage)> for MessageIndex {
+    fn from_iter<I: IntoIterator<Item = (Fingerprint, StoredMessage)>>(entries: I) -> Self {
+        MessageIndex {
+            entries: entries.into_iter().collect(),
+        }
+    }
 }
 
 impl MessageIndex {
@@ -84,6 +107,11 @@ impl MessageIndex {
     /// Number of entries.
     pub fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// Every entry, by fingerprint.
+    pub fn iter(&self) -> impl Iterator<Item = (&Fingerprint, &StoredMessage)> {
+        self.entries.iter()
     }
 
     /// Whether there are no entries.
@@ -288,6 +316,57 @@ pub async fn load<C: ClusterApi>(
         .unwrap_or_default())
 }
 
+/// The route's message index with the resourceVersion of its ConfigMap (`None`: no map yet),
+/// for [`write_if_unchanged`].
+pub async fn load_versioned<C: ClusterApi>(
+    cluster: &C,
+    namespace: &str,
+    route: &str,
+) -> Result<(MessageIndex, Option<String>), StoreError> {
+    let config_map = cluster
+        .get::<ConfigMap>(namespace, &config_map_name(route))
+        .await?;
+    Ok(match config_map {
+        Some(map) => (
+            MessageIndex::from_config_map(&map),
+            map.metadata.resource_version.clone(),
+        ),
+        None => (MessageIndex::new(), None),
+    })
+}
+
+/// Writes `entries` into the route's map only if the map is still at `resource_version` (a
+/// merge patch with that resourceVersion as its precondition). `Ok(false)` when another writer
+/// changed the map since it was read: re-read and decide again. This is how one of several
+/// replicas claims a piece of work (a reminder) that must happen once.
+pub async fn write_if_unchanged<C: ClusterApi>(
+    cluster: &C,
+    namespace: &str,
+    route: &str,
+    resource_version: &str,
+    entries: &MessageIndex,
+) -> Result<bool, StoreError> {
+    let changes: serde_json::Map<String, serde_json::Value> = entries
+        .data()
+        .into_iter()
+        .map(|(k, v)| (k, serde_json::Value::String(v)))
+        .collect();
+    let patch = serde_json::json!({
+        "metadata": { "resourceVersion": resource_version },
+        "data": changes,
+    });
+    match cluster
+        .merge_patch::<ConfigMap>(namespace, &config_map_name(route), &patch)
+        .await
+    {
+        Ok(Some(_)) => Ok(true),
+        // Deleted since it was read: nothing to claim.
+        Ok(None) => Ok(false),
+        Err(error) if error.is_conflict() => Ok(false),
+        Err(error) => Err(error.into()),
+    }
+}
+
 /// Adds `new` to the route's index with a JSON merge patch of only its keys: replicas sharing
 /// the queue never overwrite each other's entries (a forced apply of the whole map by one field
 /// manager removed every key the other replica had added since this one read), and a post sends
@@ -352,6 +431,9 @@ mod tests {
             state,
             grouped: false,
             reason: None,
+            firing_since: None,
+            notified_at: None,
+            title: None,
         }
     }
 

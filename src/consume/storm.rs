@@ -229,6 +229,9 @@ mod tests {
                 state: AlertState::Firing,
                 grouped: false,
                 reason: None,
+                firing_since: None,
+                notified_at: None,
+                title: None,
             },
         );
         let mut items = warnings(30);

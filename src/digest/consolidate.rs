@@ -30,6 +30,8 @@ pub struct DigestSummary {
     pub teams: Vec<TeamSummary>,
     /// Reasons across teams, most alerts first.
     pub reasons: Vec<ReasonTotal>,
+    /// Of `total`: alerts a Slack snooze covered (still listed, marked).
+    pub snoozed: usize,
 }
 
 /// The alerts of one team (`Team` tag; `None` when untagged).
@@ -64,6 +66,8 @@ pub struct AlertGroup {
     pub last_seen: Option<DateTime<Utc>>,
     /// The clusters, alarms, services or tasks involved, distinct, in order of first appearance.
     pub resources: Vec<String>,
+    /// Of `count`: alerts a Slack snooze covered.
+    pub snoozed: usize,
 }
 
 /// One reason across every team.
@@ -82,6 +86,12 @@ type GroupsByKey = BTreeMap<(Option<String>, String), AlertGroup>;
 
 /// Groups `alerts` by team, feature and failure reason.
 pub fn consolidate(alerts: &[Alert]) -> DigestSummary {
+    consolidate_marking(alerts, |_| false)
+}
+
+/// [`consolidate`], counting the alerts `snoozed` says a Slack snooze covered: a snooze holds
+/// alerts back from Slack, never from the digest, which lists them marked.
+pub fn consolidate_marking(alerts: &[Alert], snoozed: impl Fn(&Alert) -> bool) -> DigestSummary {
     // team -> (feature, reason) -> group; BTreeMaps keep the tie order stable.
     let mut teams: BTreeMap<Option<String>, GroupsByKey> = BTreeMap::new();
     let mut reasons: HashMap<String, (usize, Vec<String>)> = HashMap::new();
@@ -106,8 +116,13 @@ pub fn consolidate(alerts: &[Alert]) -> DigestSummary {
                 first_seen: None,
                 last_seen: None,
                 resources: Vec::new(),
+                snoozed: 0,
             });
         group.count += 1;
+        if snoozed(alert) {
+            group.snoozed += 1;
+            summary.snoozed += 1;
+        }
         group.first_seen = earliest(group.first_seen, alert.time);
         if alert.time.is_some() && alert.time >= group.last_seen {
             group.last_seen = alert.time;

@@ -104,6 +104,11 @@ fn feature_name(feature: &Option<String>) -> &str {
     feature.as_deref().unwrap_or(NO_FEATURE)
 }
 
+/// The mark of alerts a Slack snooze held back: the digest lists them all the same.
+fn snoozed_note(count: usize) -> String {
+    format!("snoozed in Slack: {}", alerts(count))
+}
+
 fn alerts(count: usize) -> String {
     if count == 1 {
         "1 alert".to_string()
@@ -302,6 +307,10 @@ fn render_html(context: &DigestContext, summary: &DigestSummary) -> String {
 
 fn group_row(context: &DigestContext, group: &AlertGroup) -> Vec<Html> {
     let mut reason = Html::text(&group.reason);
+    if group.snoozed > 0 {
+        reason.push(html::line_break());
+        reason.push(html::muted(Html::text(&snoozed_note(group.snoozed))));
+    }
     if let Some(detail) = &group.latest_detail {
         reason.push(html::line_break());
         reason.push(html::muted(Html::text(&format!("Latest: {detail}"))));
@@ -389,6 +398,9 @@ fn render_text(context: &DigestContext, summary: &DigestSummary) -> String {
                 context.short_time(g.first_seen),
                 context.short_time(g.last_seen)
             ));
+            if g.snoozed > 0 {
+                out.push_str(&format!("      {}\n", snoozed_note(g.snoozed)));
+            }
             if let Some(detail) = &g.latest_detail {
                 out.push_str(&format!("      latest: {detail}\n"));
             }

@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use tokio::time::Instant;
 
-use super::consolidate::{DigestSummary, consolidate};
+use super::consolidate::{DigestSummary, consolidate_marking};
 use super::queue::{self, BatchOutcome, SQS_BATCH};
 use super::render::{DigestContext, render_email, render_slack_summary};
 use super::sent::{self, SentRecord, fingerprint};
@@ -275,7 +275,18 @@ pub async fn send_digest_with<C: ClusterApi>(
         "queue drained"
     );
 
-    let summary = consolidate(&drained.alerts);
+    // Snoozes of the routes in this namespace: their alerts are listed, marked.
+    let snoozes = match crate::slack::snooze::list_namespace(cluster, namespace).await {
+        Ok(snoozes) => snoozes,
+        Err(error) => {
+            tracing::warn!(schedule = %schedule_ref, %error, "cannot read snoozes; snoozed alerts are listed unmarked");
+            Vec::new()
+        }
+    };
+    let summary = consolidate_marking(&drained.alerts, |alert| {
+        let at = alert.time.unwrap_or(now);
+        snoozes.iter().any(|s| s.covers(&alert.fingerprint, at))
+    });
     let previous_run = schedule
         .status
         .as_ref()

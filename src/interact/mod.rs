@@ -8,6 +8,9 @@
 //!   ([`retry::check`]: failed, matched by the route, attempt within the cap and not yet in AWS)
 //!   are checked, then one Job per original cluster and attempt is created ([`job`]); a second
 //!   click for the same attempt is told that the retry is already running.
+//! - Snooze: the route must enable `actions.snooze`; the snooze is recorded as a ConfigMap
+//!   ([`crate::slack::snooze::record`]), the message is marked and the note goes into its
+//!   thread with the route's bot token.
 //!
 //! `GET /healthz` answers 200. [`router`] builds the interaction routes over an
 //! [`InteractState`], so tests and the local mode run them in-process; [`server_router`] adds
@@ -35,7 +38,7 @@ use crate::resources::AlertRoute;
 use crate::retry::{self, Refusal, policy};
 use crate::slack::{
     ActionPayload, ActionTokenError, ButtonAction, ButtonVerifier, RetryProgress, RetryStatus,
-    SlackClient, mark_acknowledged, mark_retry_progress,
+    SlackClient, mark_acknowledged, mark_retry_progress, mark_snoozed, snooze,
 };
 
 pub use args::InteractArgs;
@@ -155,6 +158,7 @@ async fn interactions<C: ClusterApi>(
     let expected = match press.button {
         PressedButton::Acknowledge => Some(ButtonAction::Acknowledge),
         PressedButton::Retry => Some(ButtonAction::Retry),
+        PressedButton::Snooze => Some(ButtonAction::Snooze),
         PressedButton::Other => None,
     };
     if expected != Some(token.action) {
@@ -168,6 +172,7 @@ async fn interactions<C: ClusterApi>(
         match token.action {
             ButtonAction::Acknowledge => acknowledge(&state, &press, &token, now).await,
             ButtonAction::Retry => retry_click(&state, &press, &token).await,
+            ButtonAction::Snooze => snooze_click(&state, &press, &token, now).await,
         }
     });
     (StatusCode::OK, "")
@@ -208,6 +213,74 @@ async fn acknowledge<C: ClusterApi>(
             replace(&state.slack, &press.response_url, &updated).await;
         }
         None => ephemeral(&state.slack, &press.response_url, "Acknowledged.").await,
+    }
+}
+
+/// A Snooze press: records the snooze in Kubernetes (see [`crate::slack::snooze`]), marks the
+/// message and posts the note in its thread with the route's bot token.
+async fn snooze_click<C: ClusterApi>(
+    state: &InteractState<C>,
+    press: &ButtonPress,
+    token: &ActionPayload,
+    now: DateTime<Utc>,
+) {
+    let refuse = |text: String| async move {
+        tracing::warn!(user = %press.user_id, fingerprint = %token.fingerprint, reason = %text, "snooze not recorded");
+        ephemeral(&state.slack, &press.response_url, &text).await;
+    };
+    let route = match retry::load_route(&state.cluster, &token.route).await {
+        Ok(route) => route,
+        Err(error) => return refuse(format!("Snooze is not possible: {error}")).await,
+    };
+    if !snooze::route_snoozes(&route) {
+        return refuse("⛔ Snooze is not enabled on this route.".to_string()).await;
+    }
+    let Some(choice) = token.snooze else {
+        return refuse("⛔ This Snooze button names no duration.".to_string()).await;
+    };
+    let request = snooze::SnoozeRequest {
+        fingerprint: token.fingerprint.clone(),
+        choice,
+        by: press.user_id.clone(),
+        by_name: press.user_name.clone(),
+        reason: press.message.as_ref().map(|m| m.text.clone()),
+        message: press.posted.clone(),
+        now,
+    };
+    let recorded = match snooze::record(
+        &state.cluster,
+        &route,
+        &request,
+        snooze::route_time_zone(&route),
+    )
+    .await
+    {
+        Ok(recorded) => recorded,
+        Err(error) => {
+            return refuse(format!("⚠️ The snooze could not be recorded: {error}")).await;
+        }
+    };
+    tracing::info!(user = %press.user_id, fingerprint = %token.fingerprint, until = %recorded.until, snooze = %recorded.name, "alert snoozed");
+    if let Some(message) = &press.message {
+        let updated = mark_snoozed(message, &token.fingerprint, &press.user_id, recorded.until);
+        replace(&state.slack, &press.response_url, &updated).await;
+    }
+    let note = crate::slack::render_snoozed(&press.user_id, choice.label(), recorded.until);
+    let bot_token = retry::route_bot_token(&state.cluster, &route).await;
+    match (bot_token, &press.posted) {
+        (Some(bot_token), Some(posted)) => {
+            if let Err(error) = state.slack.reply_in_thread(&bot_token, posted, &note).await {
+                tracing::warn!(error = %error, "cannot post the snooze note in the thread");
+            }
+        }
+        // Without a bot token or a known message, only the presser learns it worked.
+        _ => {
+            let body =
+                json!({"response_type": "ephemeral", "replace_original": false, "text": note});
+            if let Err(error) = state.slack.respond(&press.response_url, &body).await {
+                tracing::warn!(error = %error, "cannot answer through the response URL");
+            }
+        }
     }
 }
 

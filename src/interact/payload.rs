@@ -4,7 +4,10 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::slack::{ACKNOWLEDGE_ACTION_PREFIX, PostedMessage, RETRY_ACTION_PREFIX, SlackMessage};
+use crate::slack::{
+    ACKNOWLEDGE_ACTION_PREFIX, PostedMessage, RETRY_ACTION_PREFIX, SNOOZE_ACTION_PREFIX,
+    SlackMessage,
+};
 
 /// Why a body is not an interaction this endpoint understands.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -28,6 +31,8 @@ pub enum PressedButton {
     Acknowledge,
     /// A Retry button.
     Retry,
+    /// A Snooze button.
+    Snooze,
     /// A button alertops did not render.
     Other,
 }
@@ -172,6 +177,8 @@ fn button_of(action_id: &str) -> PressedButton {
         PressedButton::Acknowledge
     } else if action_id.starts_with(RETRY_ACTION_PREFIX) {
         PressedButton::Retry
+    } else if action_id.starts_with(SNOOZE_ACTION_PREFIX) {
+        PressedButton::Snooze
     } else {
         PressedButton::Other
     }

@@ -91,6 +91,24 @@ impl ClusterApi for KubeCluster {
         }
     }
 
+    async fn list_labelled<K: NamespacedResource>(
+        &self,
+        namespace: &str,
+        key: &str,
+    ) -> Result<Vec<K>> {
+        let api = self.api::<K>(namespace);
+        let mut items = Vec::new();
+        let mut params = ListParams::default().labels(key).limit(LIST_PAGE_SIZE);
+        loop {
+            let page = api.list(&params).await?;
+            items.extend(page.items);
+            match page.metadata.continue_.filter(|token| !token.is_empty()) {
+                Some(token) => params = params.continue_token(&token),
+                None => return Ok(items),
+            }
+        }
+    }
+
     async fn apply_status<K: NamespacedResource>(
         &self,
         obj: &K,
@@ -422,6 +440,32 @@ mod tests {
             .map(|p| p.metadata.name.clone().unwrap())
             .collect();
         assert_eq!(names, ["orders", "payments"]);
+        verifier.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn list_labelled_asks_the_server_for_the_label_only() {
+        use k8s_openapi::api::core::v1::ConfigMap;
+        let (cluster, mut handle) = mock_cluster();
+        let verifier = tokio::spawn(async move {
+            let (seen, send) = next_request(&mut handle).await;
+            assert_eq!(seen.method, Method::GET);
+            assert_eq!(seen.path, "/api/v1/namespaces/team-a/configmaps");
+            assert_eq!(seen.query, "&labelSelector=alertops.dev%2Fsnooze&limit=500");
+            respond(
+                send,
+                200,
+                json!({ "apiVersion": "v1", "kind": "ConfigMapList", "metadata": {},
+                    "items": [{ "apiVersion": "v1", "kind": "ConfigMap",
+                        "metadata": { "name": "s", "namespace": "team-a",
+                            "labels": { "alertops.dev/snooze": "r" } } }] }),
+            );
+        });
+        let found: Vec<ConfigMap> = cluster
+            .list_labelled("team-a", "alertops.dev/snooze")
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 1);
         verifier.await.unwrap();
     }
 

@@ -781,6 +781,15 @@ impl ClusterApi for MemoryCluster {
             let Some(old) = store.objects.get(&key).cloned() else {
                 return Ok(None);
             };
+            // A patch naming a resourceVersion is a precondition, as on the API server: it
+            // applies only to that version (optimistic concurrency for merge patches).
+            if let Some(expected) = string_at(patch, "/metadata/resourceVersion")
+                && string_at(&old, "/metadata/resourceVersion") != Some(expected)
+            {
+                return Err(ClusterError::Conflict(format!(
+                    "{key} changed since resourceVersion {expected}"
+                )));
+            }
             let mut merged = old.clone();
             json_patch::merge(&mut merged, patch);
             // Writes to the main resource never change status (it is a subresource).
@@ -1487,5 +1496,34 @@ mod tests {
         let revision = cluster.revision();
         cluster.apply_manifest(policy_manifest(5)).unwrap();
         assert_eq!(cluster.revision(), revision);
+    }
+
+    /// As on the API server, a merge patch naming a resourceVersion applies only to that
+    /// version: two writers that read the same version cannot both win.
+    #[tokio::test]
+    async fn a_merge_patch_with_a_resource_version_is_a_precondition() {
+        use k8s_openapi::api::core::v1::ConfigMap;
+        let cluster = MemoryCluster::new();
+        cluster
+            .apply_manifest(json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "c", "namespace": "team-a"}, "data": {"k": "0"}}))
+            .unwrap();
+        let read: ConfigMap = cluster.object("team-a", "c").unwrap().unwrap();
+        let version = read.metadata.resource_version.clone().unwrap();
+        let patch =
+            |value: &str| json!({"metadata": {"resourceVersion": version}, "data": {"k": value}});
+        let first: ConfigMap = cluster
+            .merge_patch("team-a", "c", &patch("1"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_ne!(first.metadata.resource_version, Some(version.clone()));
+        let second = cluster
+            .merge_patch::<ConfigMap>("team-a", "c", &patch("2"))
+            .await
+            .unwrap_err();
+        assert!(second.is_conflict(), "{second}");
+        let stored: ConfigMap = cluster.object("team-a", "c").unwrap().unwrap();
+        assert_eq!(stored.data.unwrap()["k"], "1");
     }
 }

@@ -260,6 +260,30 @@ pub trait ClusterApi: Clone + Send + Sync + 'static {
         namespace: &str,
     ) -> impl Future<Output = Result<Vec<K>>> + Send;
 
+    /// Lists the objects of type `K` in a namespace that carry the label `key` (any value):
+    /// in a cluster a label selector, so that only those travel (snoozes among every ConfigMap
+    /// of a namespace).
+    fn list_labelled<K: NamespacedResource>(
+        &self,
+        namespace: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<Vec<K>>> + Send {
+        let key = key.to_string();
+        let listing = self.list::<K>(namespace);
+        async move {
+            Ok(listing
+                .await?
+                .into_iter()
+                .filter(|obj| {
+                    obj.meta()
+                        .labels
+                        .as_ref()
+                        .is_some_and(|labels| labels.contains_key(&key))
+                })
+                .collect())
+        }
+    }
+
     /// The controller's status write: [`ClusterApi::apply_status`] as
     /// [`StatusWriter::Controller`]. `status` is the whole status the controller computed; fields
     /// other writers own are left out of it.

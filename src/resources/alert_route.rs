@@ -34,6 +34,10 @@ use super::common::{
     .message("a route needs at least one destination: slack or email"))]
 #[x_kube(validation = Rule::new("!has(self.actions) || !has(self.actions.retry) || !self.actions.retry.enabled || has(self.slack)")
     .message("retry is a Slack button: enable it only on routes with a slack destination"))]
+#[x_kube(validation = Rule::new("!has(self.grouping) || !has(self.grouping.repeatIntervalMinutes) || (has(self.slack) && has(self.slack.botTokenSecretRef))")
+    .message("reminders are thread replies: grouping.repeatIntervalMinutes needs slack.botTokenSecretRef"))]
+#[x_kube(validation = Rule::new("!has(self.actions) || !has(self.actions.snooze) || !self.actions.snooze.enabled || (has(self.slack) && has(self.slack.botTokenSecretRef))")
+    .message("snooze notes are thread replies: actions.snooze needs slack.botTokenSecretRef"))]
 pub struct AlertRouteSpec {
     /// Where alerts come from: AlarmPolicies in this namespace, or existing SNS topic ARNs.
     #[schemars(length(min = 1, max = 20))]
@@ -74,6 +78,24 @@ pub struct RouteActions {
     /// Show a Retry button on failed EMR clusters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<RetryPolicy>,
+    /// Show Snooze buttons (1 h, 4 h, until tomorrow 09:00) on firing alerts: anyone who can
+    /// press the message's buttons may silence that problem's further posts for a while.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snooze: Option<SnoozePolicy>,
+}
+
+/// Snoozing alerts from Slack.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SnoozePolicy {
+    /// Show the Snooze buttons.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// IANA time zone of "until tomorrow 09:00", for example `America/Los_Angeles`; UTC when
+    /// unset or unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    pub time_zone: Option<String>,
 }
 
 impl Default for RouteActions {
@@ -81,6 +103,7 @@ impl Default for RouteActions {
         RouteActions {
             acknowledge: true,
             retry: None,
+            snooze: None,
         }
     }
 }
@@ -127,6 +150,14 @@ pub struct Grouping {
     #[serde(default = "default_max_group_size")]
     #[schemars(range(min = 1, max = 40))]
     pub max_alerts_per_message: i32,
+    /// Remind the channel every this many minutes while an alert stays firing (Alertmanager's
+    /// `repeat_interval`): a reply in the thread of the alert's message, also sent to the
+    /// channel, saying how long it has been firing and linking to the first post. Reminders
+    /// stop when the alert resolves. Needs a Slack bot token (webhooks cannot reply in a
+    /// thread). Unset: no reminders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 15, max = 10080))]
+    pub repeat_interval_minutes: Option<i32>,
 }
 
 impl Default for Grouping {
@@ -134,6 +165,7 @@ impl Default for Grouping {
         Grouping {
             group_wait_seconds: default_group_wait(),
             max_alerts_per_message: default_max_group_size(),
+            repeat_interval_minutes: None,
         }
     }
 }

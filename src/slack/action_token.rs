@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::alert::Fingerprint;
+pub use crate::slack::snooze::SnoozeChoice;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -78,6 +79,9 @@ pub enum ButtonAction {
     /// Start a new attempt of a failed EMR cluster.
     #[serde(rename = "retry")]
     Retry,
+    /// Silence the alert's problem for a while ([`ActionPayload::snooze`] says how long).
+    #[serde(rename = "snz")]
+    Snooze,
 }
 
 /// The AlertRoute whose policy (allowed users, attempt cap) governs the button.
@@ -102,6 +106,8 @@ pub struct ActionPayload {
     pub cluster_id: Option<String>,
     /// For Retry: the cluster the chain of retries started from (the attempt cap counts from it).
     pub original_cluster_id: Option<String>,
+    /// For Snooze: how long. Signed with the rest, so a press cannot choose another length.
+    pub snooze: Option<SnoozeChoice>,
     /// When the button was rendered (whole seconds).
     pub issued_at: DateTime<Utc>,
 }
@@ -163,6 +169,8 @@ struct WirePayload {
     cluster_id: Option<String>,
     #[serde(rename = "oc", default, skip_serializing_if = "Option::is_none")]
     original_cluster_id: Option<String>,
+    #[serde(rename = "s", default, skip_serializing_if = "Option::is_none")]
+    snooze: Option<SnoozeChoice>,
     #[serde(rename = "iat")]
     issued_at: i64,
 }
@@ -207,6 +215,7 @@ impl ActionSigner {
             fingerprint: payload.fingerprint.as_str().to_string(),
             cluster_id: payload.cluster_id.clone(),
             original_cluster_id: payload.original_cluster_id.clone(),
+            snooze: payload.snooze,
             issued_at: payload.issued_at.timestamp(),
         };
         let json = serde_json::to_vec(&wire).expect("plain strings and integers serialize");
@@ -280,6 +289,7 @@ impl ActionSigner {
             fingerprint: Fingerprint::from_raw(wire.fingerprint),
             cluster_id: wire.cluster_id,
             original_cluster_id: wire.original_cluster_id,
+            snooze: wire.snooze,
             issued_at,
         })
     }
@@ -369,6 +379,7 @@ mod tests {
             fingerprint: Fingerprint::of(AlertKind::EmrClusterStateChange, &["j-2"]),
             cluster_id: Some("j-2".into()),
             original_cluster_id: Some("j-1".into()),
+            snooze: None,
             issued_at: now(),
         }
     }

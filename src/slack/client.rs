@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use super::render::SlackMessage;
 
 /// Web API methods that take form fields rather than a JSON body.
-const FORM_METHODS: &[&str] = &["usergroups.users.list"];
+const FORM_METHODS: &[&str] = &["usergroups.users.list", "chat.getPermalink"];
 
 /// Where Slack's incoming webhooks live.
 const SLACK_WEBHOOK_ORIGIN: &str = "https://hooks.slack.com/";
@@ -269,6 +269,54 @@ impl SlackClient {
             channel: posted.channel.clone(),
             ts: response["ts"].as_str().unwrap_or_default().to_string(),
         })
+    }
+
+    /// Posts a reply in the thread of a message that is also shown in the channel
+    /// (`reply_broadcast`), so that it notifies like a post: reminders of an alert still firing.
+    pub async fn broadcast_in_thread(
+        &self,
+        token: &str,
+        posted: &PostedMessage,
+        text: &str,
+    ) -> Result<PostedMessage, SlackError> {
+        self.pace(&format!("channel:{}", posted.channel)).await;
+        let body = json!({
+            "channel": posted.channel,
+            "thread_ts": posted.ts,
+            "reply_broadcast": true,
+            "text": text,
+        });
+        let response = self
+            .with_retries("chat.postMessage", || {
+                self.api_attempt("chat.postMessage", token, &body)
+            })
+            .await?;
+        Ok(PostedMessage {
+            channel: posted.channel.clone(),
+            ts: response["ts"].as_str().unwrap_or_default().to_string(),
+        })
+    }
+
+    /// The permalink of a message (`chat.getPermalink`), for links back to it.
+    pub async fn permalink(
+        &self,
+        token: &str,
+        posted: &PostedMessage,
+    ) -> Result<String, SlackError> {
+        let body = json!({"channel": posted.channel, "message_ts": posted.ts});
+        let response = self
+            .with_retries("chat.getPermalink", || {
+                self.api_attempt("chat.getPermalink", token, &body)
+            })
+            .await?;
+        response["permalink"]
+            .as_str()
+            .filter(|p| p.starts_with("https://"))
+            .map(str::to_string)
+            .ok_or_else(|| SlackError::Rejected {
+                method: "chat.getPermalink".into(),
+                error: "no https permalink in the answer".into(),
+            })
     }
 
     /// Answers an interaction through its `response_url` (valid for 30 minutes, 5 uses).

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::action_token::{ActionPayload, ActionSigner, ButtonAction, RouteRef};
+use super::action_token::{ActionPayload, ActionSigner, ButtonAction, RouteRef, SnoozeChoice};
 use super::text::{
     MAX_ACTION_ELEMENTS, MAX_BLOCKS, MAX_BUTTON_TEXT, MAX_BUTTON_VALUE, MAX_CONTEXT_ELEMENTS,
     MAX_FALLBACK_TEXT, MAX_FIELD_TEXT, MAX_FIELDS, MAX_HEADER_TEXT, MAX_ID, MAX_SECTION_TEXT,
@@ -32,6 +32,8 @@ pub const ALERT_BLOCK_PREFIX: &str = "alertops_alert:";
 pub const ACKNOWLEDGE_ACTION_PREFIX: &str = "alertops_ack:";
 /// Prefix of the action id of a Retry button (followed by the fingerprint).
 pub const RETRY_ACTION_PREFIX: &str = "alertops_retry:";
+/// Prefix of the action id of a Snooze button (followed by the choice and the fingerprint).
+pub const SNOOZE_ACTION_PREFIX: &str = "alertops_snooze:";
 
 /// Characters of an alert's summary shown in a group message.
 const GROUP_SUMMARY_CHARS: usize = 300;
@@ -65,6 +67,8 @@ pub struct RenderOptions {
     pub acknowledge: bool,
     /// Show Retry buttons on failed EMR clusters.
     pub retry: bool,
+    /// Show Snooze buttons on firing alerts.
+    pub snooze: bool,
 }
 
 impl RenderOptions {
@@ -84,6 +88,7 @@ impl RenderOptions {
                 .unwrap_or_default(),
             acknowledge: actions.acknowledge,
             retry: actions.retry.is_some_and(|r| r.enabled),
+            snooze: actions.snooze.is_some_and(|s| s.enabled),
         }
     }
 }
@@ -353,6 +358,26 @@ pub fn mark_acknowledged(
     updated
 }
 
+/// The message after `user_id` snoozed the alert `fingerprint` until `until`: a status line
+/// saying so (the buttons stay: snoozing again moves the end).
+pub fn mark_snoozed(
+    message: &SlackMessage,
+    fingerprint: &Fingerprint,
+    user_id: &str,
+    until: DateTime<Utc>,
+) -> SlackMessage {
+    let line = format!(
+        "😴 Snoozed by {} until {}",
+        user_mention(user_id),
+        slack_date(until)
+    );
+    let mut updated = message.clone();
+    if !append_to_group_section(&mut updated.blocks, fingerprint, &line, Some("😴 Snoozed")) {
+        set_status_line(&mut updated.blocks, &line, Some("😴 Snoozed"));
+    }
+    updated
+}
+
 /// The message after a retry of the alert `fingerprint` moved on: "Retry 2/3 started by <@U..>",
 /// then the new cluster id or the failure. The Retry button goes away unless the press was
 /// refused. A later update of the same attempt replaces its line.
@@ -601,7 +626,50 @@ fn buttons_for(alert: &Alert, options: &RenderOptions, signing: ButtonSigning<'_
     if let Some(retry) = retry_button(alert, options, signing, false) {
         buttons.push(retry);
     }
+    buttons.extend(snooze_buttons(alert, options, signing));
     buttons
+}
+
+/// One Snooze button per choice, on firing alerts of routes that allow snoozing. The choice is
+/// in the signed value, so a press cannot ask for another length.
+fn snooze_buttons(
+    alert: &Alert,
+    options: &RenderOptions,
+    signing: ButtonSigning<'_>,
+) -> Vec<Value> {
+    if !options.snooze || alert.state != AlertState::Firing {
+        return Vec::new();
+    }
+    SnoozeChoice::ALL
+        .into_iter()
+        .filter_map(|choice| {
+            let payload = ActionPayload {
+                action: ButtonAction::Snooze,
+                route: options.route.clone(),
+                fingerprint: alert.fingerprint.clone(),
+                cluster_id: None,
+                original_cluster_id: None,
+                snooze: Some(choice),
+                issued_at: signing.now,
+            };
+            let label = match choice {
+                SnoozeChoice::UntilTomorrowMorning => "Snooze until tomorrow 09:00".to_string(),
+                other => format!("Snooze {}", other.label()),
+            };
+            let code = serde_json::to_value(choice).ok()?;
+            button(
+                &label,
+                &format!(
+                    "{SNOOZE_ACTION_PREFIX}{}:{}",
+                    code.as_str()?,
+                    alert.fingerprint
+                ),
+                &payload,
+                signing.signer,
+                None,
+            )
+        })
+        .collect()
 }
 
 fn ack_button(alert: &Alert, options: &RenderOptions, signing: ButtonSigning<'_>) -> Option<Value> {
@@ -616,6 +684,7 @@ fn ack_button(alert: &Alert, options: &RenderOptions, signing: ButtonSigning<'_>
         fingerprint: alert.fingerprint.clone(),
         cluster_id: None,
         original_cluster_id: None,
+        snooze: None,
         issued_at: signing.now,
     };
     button(
@@ -644,6 +713,7 @@ fn retry_button(
         fingerprint: alert.fingerprint.clone(),
         cluster_id: Some(cluster_id.to_string()),
         original_cluster_id: alert.original_emr_cluster_id().map(str::to_string),
+        snooze: None,
         issued_at: signing.now,
     };
     let label = if with_cluster_in_label {

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use super::notes::human_std_duration;
 use super::render::{RenderOptions, SlackMessage};
 use super::text::{MAX_FALLBACK_TEXT, MAX_HEADER_TEXT, MAX_SECTION_TEXT, escape, plain, truncate};
 use crate::resources::{AlertKind, AlertState, Severity};
@@ -51,16 +52,6 @@ impl StormSummary {
     }
 }
 
-/// `2h 5m`, `7m 3s`, `12s`.
-pub fn human_duration(d: Duration) -> String {
-    let s = d.as_secs();
-    match (s / 3600, (s % 3600) / 60, s % 60) {
-        (0, 0, s) => format!("{s}s"),
-        (0, m, s) => format!("{m}m {s}s"),
-        (h, m, _) => format!("{h}h {m}m"),
-    }
-}
-
 fn kind_label(kind: AlertKind) -> &'static str {
     match kind {
         AlertKind::CloudWatchAlarm => "CloudWatch alarms",
@@ -93,7 +84,7 @@ pub fn render_storm_summary(summary: &StormSummary, options: &RenderOptions) -> 
     let headline = match summary.outage {
         Some(outage) => format!(
             "⚠️ Slack was unreachable for {}: {notifications} alerts arrived meanwhile",
-            human_duration(outage)
+            human_std_duration(outage)
         ),
         None => format!("⚠️ {notifications} alerts arrived while Slack was unreachable"),
     };
@@ -184,6 +175,7 @@ mod tests {
             mentions: vec![],
             acknowledge: true,
             retry: false,
+            snooze: false,
         }
     }
 
@@ -225,12 +217,5 @@ mod tests {
         assert!(all.contains("alarm-13"), "15 listed");
         assert!(!all.contains("alarm-14"), "the 16th is only counted");
         assert!(all.contains("…and 16 more problems"), "{all}");
-    }
-
-    #[test]
-    fn durations_read_like_people_write_them() {
-        assert_eq!(human_duration(Duration::from_secs(12)), "12s");
-        assert_eq!(human_duration(Duration::from_secs(423)), "7m 3s");
-        assert_eq!(human_duration(Duration::from_secs(7500)), "2h 5m");
     }
 }

@@ -1801,3 +1801,521 @@ async fn mentions_injected_through_aws_text_go_out_escaped() {
     );
     assert_eq!(live_injections(&body), Vec::<&str>::new(), "{body}");
 }
+
+/// A clock the test moves by hand.
+fn manual_clock(
+    start: chrono::DateTime<chrono::Utc>,
+) -> (
+    alertops::consume::Clock,
+    Arc<std::sync::Mutex<chrono::DateTime<chrono::Utc>>>,
+) {
+    let now = Arc::new(std::sync::Mutex::new(start));
+    let read = now.clone();
+    (Arc::new(move || *read.lock().unwrap()), now)
+}
+
+/// Reminders of the posts the stand-in received: thread replies also sent to the channel.
+fn reminders(recorder: &SlackRecorder) -> Vec<RecordedRequest> {
+    recorder
+        .delivered("/api/chat.postMessage")
+        .into_iter()
+        .filter(|r| r.body["reply_broadcast"] == true)
+        .collect()
+}
+
+/// Issue 14, reminders: an alarm that stays in ALARM gets a reminder every repeat interval, a
+/// thread reply (also in the channel) that links to the first post and says how long it has
+/// been firing; exactly one per interval with two replicas and after a restart; none once the
+/// OK event resolved it.
+#[tokio::test]
+async fn a_firing_alarm_is_reminded_once_per_interval_until_it_resolves() {
+    let aws = harness::aws_clients().await;
+    let recorder = SlackRecorder::start().await;
+    let topic_arn = topic(&aws).await;
+    let plumbing = subscribed_queue(&aws, &topic_arn, 30, 5).await;
+    let route = Route::new_in(
+        MemoryCluster::interleaving(),
+        json!({
+            "sources": [{"topicArn": topic_arn}],
+            "slack": {"botTokenSecretRef": {"name": "slack", "key": "token"}, "channel": "C0PAYMENTS"},
+            "grouping": {"repeatIntervalMinutes": 60},
+        }),
+        json!({"token": "xoxb-test-token"}),
+        &plumbing,
+    )
+    .await;
+    let alarm = harness::unique("payments-api-cpu");
+    let arn = format!("arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{alarm}");
+    let fired_at = chrono::DateTime::parse_from_rfc3339("2024-05-01T10:00:00Z")
+        .unwrap()
+        .to_utc();
+    let (clock, now) = manual_clock(fired_at);
+    let set_minutes =
+        |minutes: i64| *now.lock().unwrap() = fired_at + chrono::Duration::minutes(minutes);
+    let slack = slack_client(&recorder);
+    let mut a = route
+        .consumer(&aws, slack.clone())
+        .with_clock(clock.clone());
+    let mut b = route
+        .consumer(&aws, slack.clone())
+        .with_clock(clock.clone());
+
+    publish(
+        &aws,
+        &topic_arn,
+        None,
+        &alarm_notification(
+            &alarm,
+            &arn,
+            "ALARM",
+            "OK",
+            "Threshold Crossed",
+            "2024-05-01T10:00:00.000+0000",
+        ),
+    )
+    .await;
+    run_until(&mut a, Duration::from_secs(30), |r| r.delivered >= 1).await;
+    let first = recorder.delivered("/api/chat.postMessage");
+    assert_eq!(first.len(), 1);
+    let first_ts = first[0].body["ts"].as_str().map(str::to_string);
+    assert!(first_ts.is_none(), "the first post is no reply");
+
+    set_minutes(59);
+    let (ra, rb) = tokio::join!(a.run_once(), b.run_once());
+    assert_eq!(
+        ra.unwrap().reminders + rb.unwrap().reminders,
+        0,
+        "not due yet"
+    );
+
+    set_minutes(61);
+    let (ra, rb) = tokio::join!(a.run_once(), b.run_once());
+    assert_eq!(
+        ra.unwrap().reminders + rb.unwrap().reminders,
+        1,
+        "two replicas, one reminder"
+    );
+    let sent = reminders(&recorder);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        sent[0].body["thread_ts"], "1700000000.000001",
+        "in the first post's thread"
+    );
+    let text = sent[0].body["text"].as_str().unwrap();
+    assert!(text.contains("Still firing* after 1 h 1 min"), "{text}");
+    assert!(
+        text.contains(
+            "<https://stand-in.slack.com/archives/C0PAYMENTS/p1700000000000001|first post>"
+        ),
+        "links back to the first post: {text}"
+    );
+    assert!(text.contains(&alarm), "{text}");
+
+    // A restarted replica knows the reminder was sent: the next one is an interval later.
+    drop(a);
+    let mut restarted = route
+        .consumer(&aws, slack.clone())
+        .with_clock(clock.clone());
+    set_minutes(100);
+    assert_eq!(restarted.run_once().await.unwrap().reminders, 0);
+    set_minutes(122);
+    let (ra, rb) = tokio::join!(restarted.run_once(), b.run_once());
+    assert_eq!(ra.unwrap().reminders + rb.unwrap().reminders, 1);
+    assert_eq!(reminders(&recorder).len(), 2);
+
+    // The OK event resolves it: its message is updated and reminders stop.
+    publish(
+        &aws,
+        &topic_arn,
+        None,
+        &alarm_notification(
+            &alarm,
+            &arn,
+            "OK",
+            "ALARM",
+            "Threshold no longer crossed",
+            "2024-05-01T12:05:00.000+0000",
+        ),
+    )
+    .await;
+    set_minutes(125);
+    run_until(&mut restarted, Duration::from_secs(30), |r| {
+        r.delivered >= 1
+    })
+    .await;
+    assert_eq!(recorder.delivered("/api/chat.update").len(), 1);
+    set_minutes(600);
+    let (ra, rb) = tokio::join!(restarted.run_once(), b.run_once());
+    assert_eq!(
+        ra.unwrap().reminders + rb.unwrap().reminders,
+        0,
+        "resolved: no reminder"
+    );
+    assert_eq!(reminders(&recorder).len(), 2);
+}
+
+/// Issue 14, snooze through the consumer: while a snooze runs, the alarm firing again is
+/// counted on the snooze and deleted from the queue without a post (its resolution still
+/// updates the message); when the snooze ends, exactly one of two replicas posts the count in
+/// the alert's thread.
+#[tokio::test]
+async fn a_snoozed_alarm_is_counted_not_posted_and_the_end_reports_the_count_once() {
+    use alertops::slack::snooze::{self, SnoozeChoice, SnoozeRequest};
+    let aws = harness::aws_clients().await;
+    let recorder = SlackRecorder::start().await;
+    let topic_arn = topic(&aws).await;
+    let plumbing = subscribed_queue(&aws, &topic_arn, 30, 5).await;
+    let route = Route::new_in(
+        MemoryCluster::interleaving(),
+        json!({
+            "sources": [{"topicArn": topic_arn}],
+            "slack": {"botTokenSecretRef": {"name": "slack", "key": "token"}, "channel": "C0PAYMENTS"},
+            "actions": {"snooze": {}},
+        }),
+        json!({"token": "xoxb-test-token"}),
+        &plumbing,
+    )
+    .await;
+    let alarm = harness::unique("flapping-cpu");
+    let arn = format!("arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{alarm}");
+    let start = chrono::DateTime::parse_from_rfc3339("2024-05-01T10:00:00Z")
+        .unwrap()
+        .to_utc();
+    let (clock, now) = manual_clock(start);
+    let slack = slack_client(&recorder);
+    let mut a = route
+        .consumer(&aws, slack.clone())
+        .with_clock(clock.clone());
+    let mut b = route
+        .consumer(&aws, slack.clone())
+        .with_clock(clock.clone());
+    let notify = |state: &str, old: &str, at: &str| {
+        alarm_notification(&alarm, &arn, state, old, "Threshold Crossed", at)
+    };
+
+    publish(
+        &aws,
+        &topic_arn,
+        None,
+        &notify("ALARM", "OK", "2024-05-01T10:00:00.000+0000"),
+    )
+    .await;
+    run_until(&mut a, Duration::from_secs(30), |r| r.delivered >= 1).await;
+    let first = recorder.delivered("/api/chat.postMessage");
+    assert_eq!(first.len(), 1);
+    let buttons = buttons(&first[0].body);
+    assert!(
+        buttons.iter().any(|b| b["action_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("alertops_snooze:4h:")),
+        "the post offers Snooze: {buttons:?}"
+    );
+
+    // Someone snoozes it for an hour from the first post (as the interaction server records it).
+    let route_object: AlertRoute = route
+        .cluster
+        .get(&route.namespace, &route.name)
+        .await
+        .unwrap()
+        .unwrap();
+    let fingerprint =
+        alertops::alert::decode_sqs_body(&notify("ALARM", "OK", "2024-05-01T10:00:00.000+0000"))
+            .fingerprint;
+    let request = SnoozeRequest {
+        fingerprint,
+        choice: SnoozeChoice::OneHour,
+        by: "U0ALICE".into(),
+        by_name: Some("alice".into()),
+        reason: Some(first[0].body["text"].as_str().unwrap().to_string()),
+        message: Some(alertops::slack::PostedMessage {
+            channel: "C0PAYMENTS".into(),
+            ts: "1700000000.000001".into(),
+        }),
+        now: start + chrono::Duration::minutes(5),
+    };
+    snooze::record(&route.cluster, &route_object, &request, chrono_tz::Tz::UTC)
+        .await
+        .unwrap();
+
+    // It flaps: OK (updates the message), then ALARM again (would be a new post).
+    *now.lock().unwrap() = start + chrono::Duration::minutes(10);
+    publish(
+        &aws,
+        &topic_arn,
+        None,
+        &notify("OK", "ALARM", "2024-05-01T10:10:00.000+0000"),
+    )
+    .await;
+    let report = run_until(&mut a, Duration::from_secs(30), |r| r.delivered >= 1).await;
+    assert_eq!(
+        (report.updates, report.suppressed),
+        (1, 0),
+        "a resolution is not held back"
+    );
+    *now.lock().unwrap() = start + chrono::Duration::minutes(20);
+    publish(
+        &aws,
+        &topic_arn,
+        None,
+        &notify("ALARM", "OK", "2024-05-01T10:20:00.000+0000"),
+    )
+    .await;
+    let report = run_until(&mut b, Duration::from_secs(30), |r| r.delivered >= 1).await;
+    assert_eq!(
+        (report.posts, report.suppressed, report.deleted),
+        (0, 1, 1),
+        "{report:?}"
+    );
+    assert_eq!(
+        recorder.delivered("/api/chat.postMessage").len(),
+        1,
+        "nothing posted"
+    );
+    await_queue(&aws, &plumbing.queue_url, Duration::from_secs(10), |c| {
+        c == (0, 0)
+    })
+    .await;
+    let recorded = snooze::list(&route.cluster, &route.namespace, &route.name)
+        .await
+        .unwrap();
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(
+        (recorded[0].suppressed, recorded[0].by.as_str()),
+        (1, "U0ALICE")
+    );
+
+    // The hour is up: of two replicas, one announces the end with the count, once.
+    *now.lock().unwrap() = start + chrono::Duration::minutes(66);
+    let (ra, rb) = tokio::join!(a.run_once(), b.run_once());
+    assert_eq!(ra.unwrap().snoozes_ended + rb.unwrap().snoozes_ended, 1);
+    let (ra, rb) = tokio::join!(a.run_once(), b.run_once());
+    assert_eq!(ra.unwrap().snoozes_ended + rb.unwrap().snoozes_ended, 0);
+    let ends: Vec<RecordedRequest> = recorder
+        .delivered("/api/chat.postMessage")
+        .into_iter()
+        .filter(|r| r.body["thread_ts"] == "1700000000.000001")
+        .collect();
+    assert_eq!(ends.len(), 1);
+    assert_eq!(
+        ends[0].body["text"],
+        ":alarm_clock: The snooze by <@U0ALICE> ended: 1 alert was suppressed."
+    );
+
+    // Past the snooze, the alarm firing again is posted.
+    publish(
+        &aws,
+        &topic_arn,
+        None,
+        &notify("OK", "ALARM", "2024-05-01T11:10:00.000+0000"),
+    )
+    .await;
+    run_until(&mut a, Duration::from_secs(30), |r| r.delivered >= 1).await;
+    publish(
+        &aws,
+        &topic_arn,
+        None,
+        &notify("ALARM", "OK", "2024-05-01T11:20:00.000+0000"),
+    )
+    .await;
+    let report = run_until(&mut a, Duration::from_secs(30), |r| r.delivered >= 1).await;
+    assert_eq!((report.posts, report.suppressed), (1, 0));
+}
+
+/// A MemoryCluster whose writes to snooze ConfigMaps fail while `failing` is set, as an API
+/// server that is down would.
+#[derive(Clone)]
+struct SnoozeWritesFail {
+    inner: MemoryCluster,
+    failing: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl ClusterApi for SnoozeWritesFail {
+    async fn get<K: alertops::k8s::NamespacedResource>(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> alertops::k8s::Result<Option<K>> {
+        self.inner.get(namespace, name).await
+    }
+    async fn list<K: alertops::k8s::NamespacedResource>(
+        &self,
+        namespace: &str,
+    ) -> alertops::k8s::Result<Vec<K>> {
+        self.inner.list(namespace).await
+    }
+    async fn apply_status<K: alertops::k8s::NamespacedResource>(
+        &self,
+        obj: &K,
+        writer: alertops::k8s::StatusWriter,
+        status: Value,
+    ) -> alertops::k8s::Result<()> {
+        self.inner.apply_status(obj, writer, status).await
+    }
+    async fn add_finalizer<K: alertops::k8s::NamespacedResource>(
+        &self,
+        obj: &K,
+        finalizer: &str,
+    ) -> alertops::k8s::Result<K> {
+        self.inner.add_finalizer(obj, finalizer).await
+    }
+    async fn remove_finalizer<K: alertops::k8s::NamespacedResource>(
+        &self,
+        obj: &K,
+        finalizer: &str,
+    ) -> alertops::k8s::Result<()> {
+        self.inner.remove_finalizer(obj, finalizer).await
+    }
+    async fn apply<T: alertops::k8s::NamespacedResource>(
+        &self,
+        obj: &T,
+    ) -> alertops::k8s::Result<T> {
+        self.inner.apply(obj).await
+    }
+    async fn merge_patch<T: alertops::k8s::NamespacedResource>(
+        &self,
+        namespace: &str,
+        name: &str,
+        patch: &Value,
+    ) -> alertops::k8s::Result<Option<T>> {
+        if name.starts_with("alertops-snooze-")
+            && self.failing.load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(alertops::k8s::ClusterError::Api {
+                code: 503,
+                reason: "ServiceUnavailable".into(),
+                message: "the API server is down".into(),
+            });
+        }
+        self.inner.merge_patch(namespace, name, patch).await
+    }
+    async fn create<T: alertops::k8s::NamespacedResource>(
+        &self,
+        obj: &T,
+    ) -> alertops::k8s::Result<alertops::k8s::Created<T>> {
+        self.inner.create(obj).await
+    }
+    async fn delete<T: alertops::k8s::NamespacedResource>(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> alertops::k8s::Result<bool> {
+        self.inner.delete::<T>(namespace, name).await
+    }
+    async fn secret_value(
+        &self,
+        namespace: &str,
+        name: &str,
+        key: &str,
+    ) -> alertops::k8s::Result<Option<String>> {
+        self.inner.secret_value(namespace, name, key).await
+    }
+    async fn publish_event<K: alertops::k8s::NamespacedResource>(
+        &self,
+        obj: &K,
+        event: alertops::k8s::EventInfo,
+    ) -> alertops::k8s::Result<()> {
+        self.inner.publish_event(obj, event).await
+    }
+}
+
+/// Issue 14: a snooze never drops an alert silently. While its count cannot be written, the
+/// snoozed alert's SQS message stays in the queue (failed, `snooze_record`), neither posted nor
+/// deleted; once the write works, it is counted and only then deleted.
+#[tokio::test]
+async fn a_snoozed_alert_whose_count_cannot_be_written_stays_in_the_queue() {
+    use alertops::slack::snooze::{self, SnoozeChoice, SnoozeRequest};
+    let aws = harness::aws_clients().await;
+    let recorder = SlackRecorder::start().await;
+    let topic_arn = topic(&aws).await;
+    let plumbing = subscribed_queue(&aws, &topic_arn, 30, 5).await;
+    let route = Route::new(
+        json!({
+            "sources": [{"topicArn": topic_arn}],
+            "slack": {"botTokenSecretRef": {"name": "slack", "key": "token"}, "channel": "C0PAYMENTS"},
+            "actions": {"snooze": {}},
+        }),
+        json!({"token": "xoxb-test-token"}),
+        &plumbing,
+    )
+    .await;
+    let alarm = harness::unique("unrecordable");
+    let arn = format!("arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{alarm}");
+    let notification = alarm_notification(
+        &alarm,
+        &arn,
+        "ALARM",
+        "OK",
+        "Threshold Crossed",
+        "2024-05-01T10:00:00.000+0000",
+    );
+    let route_object: AlertRoute = route
+        .cluster
+        .get(&route.namespace, &route.name)
+        .await
+        .unwrap()
+        .unwrap();
+    let request = SnoozeRequest {
+        fingerprint: alertops::alert::decode_sqs_body(&notification).fingerprint,
+        choice: SnoozeChoice::FourHours,
+        by: "U0ALICE".into(),
+        by_name: None,
+        reason: None,
+        message: None,
+        now: chrono::Utc::now(),
+    };
+    snooze::record(&route.cluster, &route_object, &request, chrono_tz::Tz::UTC)
+        .await
+        .unwrap();
+    let failing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let cluster = SnoozeWritesFail {
+        inner: route.cluster.clone(),
+        failing: failing.clone(),
+    };
+    let mut consumer = Consumer::new(
+        cluster,
+        aws.clone(),
+        slack_client(&recorder),
+        route.reference(),
+        test_options(),
+    );
+
+    publish(&aws, &topic_arn, None, &notification).await;
+    let mut total = BatchReport::default();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while total.received == 0 {
+        total += consumer.run_once().await.expect("batch runs");
+        assert!(Instant::now() < deadline, "nothing received");
+    }
+    assert_eq!(
+        (total.failed, total.suppressed, total.deleted, total.posts),
+        (1, 0, 0, 0),
+        "{total:?}"
+    );
+    let (visible, in_flight) = queue_counts(&aws, &plumbing.queue_url).await;
+    assert_eq!(visible + in_flight, 1, "still queued");
+
+    failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    let mut total = BatchReport::default();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while total.delivered == 0 {
+        total += consumer.run_once().await.expect("batch runs");
+        assert!(
+            Instant::now() < deadline,
+            "not delivered after the write works: {total:?}"
+        );
+    }
+    assert_eq!(
+        (total.suppressed, total.deleted, total.posts),
+        (1, 1, 0),
+        "{total:?}"
+    );
+    let recorded = snooze::list(&route.cluster, &route.namespace, &route.name)
+        .await
+        .unwrap();
+    assert_eq!(recorded[0].suppressed, 1);
+    assert!(
+        recorder.delivered("/api/chat.postMessage").is_empty(),
+        "never posted"
+    );
+}

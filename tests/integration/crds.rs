@@ -195,3 +195,64 @@ fn the_crd_reference_matches_the_types() {
         assert!(on_disk.contains(field), "{field} is documented");
     }
 }
+
+/// Reminders and snooze notes are thread replies: an AlertRoute asking for them without a bot
+/// token is refused at admission.
+#[test]
+fn reminders_and_snoozes_need_a_bot_token() {
+    use alertops::resources::AlertRoute;
+    use kube::CustomResourceExt;
+    let crd = AlertRoute::crd();
+    let schema = serde_json::to_value(
+        crd.spec.versions[0]
+            .schema
+            .as_ref()
+            .unwrap()
+            .open_api_v3_schema
+            .as_ref()
+            .unwrap(),
+    )
+    .unwrap();
+    let validator = kube::core::cel::Validator::new();
+    let route = |slack: serde_json::Value| {
+        serde_json::json!({
+            "apiVersion": "alertops.dev/v1alpha1", "kind": "AlertRoute",
+            "metadata": {"name": "r", "namespace": "n"},
+            "spec": {
+                "sources": [{"topicArn": "arn:aws:sns:us-east-1:123456789012:t"}],
+                "slack": slack,
+                "grouping": {"repeatIntervalMinutes": 240},
+            }
+        })
+    };
+    let bot = serde_json::json!({"botTokenSecretRef": {"name": "s", "key": "t"}, "channel": "C1"});
+    assert!(validator.validate(&schema, &route(bot), None).is_ok());
+    let webhook_only = || serde_json::json!({"webhookSecretRef": {"name": "s", "key": "w"}});
+    let err = validator
+        .validate(&schema, &route(webhook_only()), None)
+        .expect_err("a webhook cannot reply in a thread");
+    assert!(
+        err.to_string()
+            .contains("repeatIntervalMinutes needs slack.botTokenSecretRef"),
+        "{err}"
+    );
+    let mut snooze_by_webhook = route(webhook_only());
+    snooze_by_webhook["spec"]["grouping"] = serde_json::json!({});
+    snooze_by_webhook["spec"]["actions"] =
+        serde_json::json!({"snooze": {"timeZone": "Europe/Paris"}});
+    let err = validator
+        .validate(&schema, &snooze_by_webhook, None)
+        .expect_err("snooze notes are thread replies");
+    assert!(
+        err.to_string()
+            .contains("actions.snooze needs slack.botTokenSecretRef"),
+        "{err}"
+    );
+    snooze_by_webhook["spec"]["actions"]["snooze"]["enabled"] = serde_json::json!(false);
+    assert!(
+        validator
+            .validate(&schema, &snooze_by_webhook, None)
+            .is_ok(),
+        "disabled is fine"
+    );
+}

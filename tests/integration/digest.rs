@@ -829,3 +829,57 @@ async fn a_run_that_dies_after_the_email_was_accepted_does_not_email_its_alerts_
         "the skipped messages are deleted too"
     );
 }
+
+/// Issue 14: a snooze holds alerts back from Slack only. The digest of the namespace lists the
+/// snoozed alarm with the others, marked as snoozed.
+#[tokio::test]
+async fn snoozed_alerts_are_in_the_digest_marked() {
+    use alertops::slack::snooze::{self, SnoozeChoice, SnoozeRequest};
+    let f = fixture(Options::default()).await;
+    let snoozed = unique("snoozed-backlog");
+    let other = unique("other-backlog");
+    f.publish(&alarm_notification(&snoozed, 5)).await;
+    f.publish(&alarm_notification(&other, 6)).await;
+    f.await_queued(2).await;
+
+    // A route of the namespace whose snooze (11:00–12:00) covers the first alarm (11:05).
+    f.cluster
+        .apply_manifest(json!({
+            "apiVersion": "alertops.dev/v1alpha1", "kind": "AlertRoute",
+            "metadata": {"name": "oncall", "namespace": NAMESPACE},
+            "spec": {"sources": [{"topicArn": f.topic_arn}],
+                "slack": {"botTokenSecretRef": {"name": "s", "key": "t"}, "channel": "C1"},
+                "actions": {"snooze": {}}},
+        }))
+        .unwrap();
+    let route: alertops::resources::AlertRoute =
+        f.cluster.get(NAMESPACE, "oncall").await.unwrap().unwrap();
+    let fingerprint =
+        alertops::alert::decode_sqs_body(&alarm_notification(&snoozed, 5).to_string()).fingerprint;
+    let request = SnoozeRequest {
+        fingerprint,
+        choice: SnoozeChoice::OneHour,
+        by: "U0ALICE".into(),
+        by_name: None,
+        reason: None,
+        message: None,
+        now: Utc.with_ymd_and_hms(2024, 5, 1, 11, 0, 0).unwrap(),
+    };
+    snooze::record(&f.cluster, &route, &request, chrono_tz::Tz::UTC)
+        .await
+        .unwrap();
+
+    let report = f.run().await.expect("the run succeeds");
+    assert_eq!(
+        report.run.alert_count, 2,
+        "the snoozed alarm is in the digest"
+    );
+    let emails = f.emails().await;
+    assert_eq!(emails.len(), 1);
+    let body = emails[0]["body"].as_str().unwrap();
+    assert_eq!(
+        body.matches("snoozed in Slack: 1 alert").count(),
+        1,
+        "marked once, on the snoozed alarm's group: {body}"
+    );
+}

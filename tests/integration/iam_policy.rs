@@ -823,8 +823,15 @@ fn the_controller_reads_the_topics_it_is_pointed_at_but_writes_only_its_own() {
     let shared = format!("arn:aws:sns:eu-west-1:{ACCOUNT}:prod-alarms");
     assert!(allows(&filled, "sns:GetTopicAttributes", &shared));
     assert!(allows(&filled, "sns:ListSubscriptionsByTopic", &shared));
-    for write in ["sns:SetTopicAttributes", "sns:DeleteTopic", "sns:TagResource"] {
-        assert!(!allows(&filled, write, &shared), "{write} on a shared topic");
+    for write in [
+        "sns:SetTopicAttributes",
+        "sns:DeleteTopic",
+        "sns:TagResource",
+    ] {
+        assert!(
+            !allows(&filled, write, &shared),
+            "{write} on a shared topic"
+        );
     }
 }
 

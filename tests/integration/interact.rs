@@ -94,7 +94,7 @@ impl Fixture {
                     "actions": {"acknowledge": true, "retry": {
                         "enabled": true, "maxAttempts": max_attempts,
                         "allowedUsers": [ALLOWED, ALSO_ALLOWED], "allowedUserGroups": [GROUP],
-                    }},
+                    }, "snooze": {"timeZone": "America/Los_Angeles"}},
                 },
             }))
             .unwrap();
@@ -195,6 +195,7 @@ impl Fixture {
             mentions: vec![],
             acknowledge: true,
             retry: true,
+            snooze: false,
         };
         let signing = ButtonSigning {
             signer,
@@ -1239,4 +1240,176 @@ async fn a_replayed_job_or_a_click_after_the_job_is_gone_starts_no_second_cluste
     let mut expected = vec![failed.clone(), new_cluster_id.clone()];
     expected.sort();
     assert_eq!(clusters, expected, "one retry in AWS");
+}
+
+/// The message of a failed cluster with Snooze buttons, signed by `signer` at `issued_at`.
+fn snoozable_message(
+    fixture: &Fixture,
+    signer: &ActionSigner,
+    issued_at: chrono::DateTime<chrono::Utc>,
+) -> SlackMessage {
+    let fingerprint = Fingerprint::of(AlertKind::EmrClusterStateChange, &["j-SNOOZE"]);
+    let alert = Alert::new(
+        AlertKind::EmrClusterStateChange,
+        AlertState::Firing,
+        fingerprint,
+        "EMR cluster j-SNOOZE failed".to_string(),
+    );
+    let options = RenderOptions {
+        route: RouteRef {
+            namespace: NAMESPACE.into(),
+            name: fixture.route.clone(),
+        },
+        mentions: vec![],
+        acknowledge: true,
+        retry: false,
+        snooze: true,
+    };
+    let signing = ButtonSigning {
+        signer,
+        now: issued_at,
+    };
+    render_alert(&alert, &options, Some(signing))
+}
+
+fn snoozes(fixture: &Fixture) -> Vec<alertops::slack::snooze::Snooze> {
+    fixture
+        .cluster
+        .list_all::<k8s_openapi::api::core::v1::ConfigMap>()
+        .unwrap()
+        .iter()
+        .filter_map(alertops::slack::snooze::Snooze::from_config_map)
+        .collect()
+}
+
+/// Issue 14, snooze: a signed Snooze press is answered within Slack's deadline, recorded as a
+/// ConfigMap saying who, until when and why, noted in the alert's thread and on the message;
+/// a press signed with another key is refused and an expired one only says so, neither records
+/// anything.
+#[tokio::test]
+async fn a_snooze_press_is_recorded_in_kubernetes_and_noted_in_the_thread() {
+    let aws = crate::harness::aws_clients().await;
+    let fixture = Fixture::start(aws, 2).await;
+
+    // Forged: signed with another route's key.
+    let other = ActionSigner::for_route(
+        TOKEN_KEY,
+        &RouteRef {
+            namespace: "other-team".into(),
+            name: fixture.route.clone(),
+        },
+    )
+    .unwrap();
+    let forged = snoozable_message(&fixture, &other, chrono::Utc::now());
+    let body = fixture.press(&forged, "alertops_snooze:4h:", ALLOWED, "snooze-forged");
+    assert_eq!(fixture.click(&body).await.0, 400);
+
+    // Expired: signed eight days ago (buttons live seven).
+    let old = snoozable_message(
+        &fixture,
+        &fixture.signer,
+        chrono::Utc::now() - chrono::Duration::days(8),
+    );
+    let body = fixture.press(&old, "alertops_snooze:4h:", ALLOWED, "snooze-expired");
+    assert_eq!(fixture.click(&body).await.0, 200);
+    let answer = fixture.responses("snooze-expired", 1).await;
+    assert!(
+        text_of(&answer[0]).contains("expired"),
+        "{}",
+        text_of(&answer[0])
+    );
+    assert!(snoozes(&fixture).is_empty(), "neither recorded a snooze");
+
+    // Valid: four hours, by a user anyone can be.
+    let message = snoozable_message(&fixture, &fixture.signer, chrono::Utc::now());
+    let body = fixture.press(&message, "alertops_snooze:4h:", STRANGER, "snooze");
+    let pressed_at = chrono::Utc::now();
+    let (status, took) = fixture.click(&body).await;
+    assert_eq!(status, 200);
+    assert!(took < SLACK_DEADLINE, "answered in {took:?}");
+    let replaced = fixture.responses("snooze", 1).await;
+    assert_eq!(replaced[0].body["replace_original"], true);
+    assert!(text_of(&replaced[0]).contains(&format!("Snoozed by <@{STRANGER}> until")));
+    let notes = fixture
+        .slack
+        .wait_until(WORK_TIMEOUT, |requests| {
+            requests.iter().any(|r| r.path == "/api/chat.postMessage")
+        })
+        .await
+        .into_iter()
+        .filter(|r| r.path == "/api/chat.postMessage")
+        .collect::<Vec<_>>();
+    assert_eq!(notes[0].body["thread_ts"], "1700000000.000001");
+    assert_eq!(
+        notes[0].authorization.as_deref(),
+        Some(format!("Bearer {BOT_TOKEN}").as_str())
+    );
+    let note = notes[0].body["text"].as_str().unwrap();
+    assert!(
+        note.starts_with(&format!(":zzz: Snoozed for 4 h by <@{STRANGER}>")),
+        "{note}"
+    );
+
+    let recorded = snoozes(&fixture);
+    assert_eq!(recorded.len(), 1);
+    let snooze = &recorded[0];
+    assert_eq!(snooze.by, STRANGER);
+    assert_eq!(
+        snooze.by_name.as_deref(),
+        Some(STRANGER.to_lowercase().as_str())
+    );
+    assert_eq!(snooze.route_label, fixture.route);
+    assert_eq!(
+        snooze.fingerprint,
+        Fingerprint::of(AlertKind::EmrClusterStateChange, &["j-SNOOZE"])
+    );
+    let four_hours = (snooze.until - pressed_at - chrono::Duration::hours(4))
+        .num_seconds()
+        .abs();
+    assert!(
+        four_hours < 30,
+        "until {} for a press at {pressed_at}",
+        snooze.until
+    );
+    assert!(
+        snooze
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("EMR cluster j-SNOOZE failed")
+    );
+    assert_eq!(
+        snooze
+            .message
+            .as_ref()
+            .map(|m| (m.channel.as_str(), m.ts.as_str())),
+        Some(("C0ALERTS", "1700000000.000001"))
+    );
+    let map: k8s_openapi::api::core::v1::ConfigMap = fixture
+        .cluster
+        .get(NAMESPACE, &snooze.name)
+        .await
+        .unwrap()
+        .unwrap();
+    let owner = &map.metadata.owner_references.unwrap()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str()),
+        ("AlertRoute", fixture.route.as_str())
+    );
+    assert_eq!(
+        map.metadata.labels.unwrap()["alertops.dev/snooze"],
+        fixture.route
+    );
+
+    // Until tomorrow 09:00 in the route's zone (Los Angeles) moves the end of the same snooze.
+    let body = fixture.press(&message, "alertops_snooze:tm:", ALLOWED, "snooze-tomorrow");
+    assert_eq!(fixture.click(&body).await.0, 200);
+    fixture.responses("snooze-tomorrow", 1).await;
+    let moved = snoozes(&fixture);
+    assert_eq!(moved.len(), 1, "one snooze per problem");
+    let local = moved[0]
+        .until
+        .with_timezone(&chrono_tz::America::Los_Angeles);
+    assert_eq!(local.format("%H:%M").to_string(), "09:00");
+    assert_eq!(moved[0].by, ALLOWED);
 }

@@ -123,9 +123,11 @@ WORKLOAD_RULES = {
         "digest (Slack summary)",
     ),
     ("", "configmaps"): (
-        {"get", "create", "patch"},
+        {"get", "list", "create", "patch", "delete"},
         "the consumer's Slack message store: get to load it, server-side apply (patch) to save, "
-        "and create because server-side apply of an absent ConfigMap creates it",
+        "and create because server-side apply of an absent ConfigMap creates it; snoozes "
+        "(slack::snooze): the consumer and the digest list them, the consumer counts suppressed "
+        "alerts and marks the end (patch) and deletes ended ones past their retention (delete)",
     ),
 }
 
@@ -142,6 +144,11 @@ INTERACT_RULES = {
         {"get", "create", "delete"},
         "one retry Job per attempt (create); KubeCluster::create reads a 409 AlreadyExists back "
         "(get); a Job whose response-URL Secret could not be made is removed (delete)",
+    ),
+    ("", "configmaps"): (
+        {"get", "create", "patch"},
+        "snooze::record: a Snooze press creates the snooze ConfigMap (create), reads it back on "
+        "409 AlreadyExists (get) and moves the end of an existing one (patch); no list, no delete",
     ),
 }
 

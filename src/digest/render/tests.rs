@@ -211,3 +211,32 @@ fn slack_summary_escapes_injected_mentions_everywhere() {
     let blocks = serde_json::to_string(&message.blocks).unwrap();
     assert_eq!(live_injections(&blocks), Vec::<&str>::new(), "{blocks}");
 }
+
+/// Issue 14: a snooze holds alerts back from Slack, never from the digest, which lists them
+/// marked as snoozed.
+#[test]
+fn snoozed_alerts_are_listed_and_marked() {
+    let alerts = vec![
+        alarm("cpu-high", Some("web"), "Threshold crossed", 1),
+        alarm("cpu-high", Some("web"), "Threshold crossed", 2),
+        alarm("disk-full", Some("web"), "Disk full", 3),
+    ];
+    let cpu = alerts[0].fingerprint.clone();
+    let summary =
+        crate::digest::consolidate::consolidate_marking(&alerts, |a| a.fingerprint == cpu);
+    assert_eq!((summary.total, summary.snoozed), (3, 2));
+    let email = render_email(&context(), &summary);
+    assert!(
+        email.text.contains("snoozed in Slack: 2 alerts"),
+        "{}",
+        email.text
+    );
+    assert!(email.html.contains("snoozed in Slack: 2 alerts"));
+    assert_eq!(
+        email.text.matches("snoozed in Slack").count(),
+        1,
+        "only the snoozed group"
+    );
+    let unmarked = render_email(&context(), &consolidate(&alerts));
+    assert!(!unmarked.text.contains("snoozed"));
+}

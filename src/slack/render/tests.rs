@@ -36,6 +36,7 @@ fn options(retry: bool, mentions: &[&str]) -> RenderOptions {
         mentions: mentions.iter().map(|m| m.to_string()).collect(),
         acknowledge: true,
         retry,
+        snooze: false,
     }
 }
 
@@ -693,5 +694,84 @@ fn severity_never_says_default_and_messages_are_not_firing() {
         message.text.starts_with("[Message] Nightly backup failed"),
         "{}",
         message.text
+    );
+}
+
+#[test]
+fn snooze_buttons_carry_their_signed_choice_on_firing_alerts_only() {
+    let signer = crate::slack::ActionSigner::new(&[7u8; 32]).unwrap();
+    let signing = ButtonSigning {
+        signer: &signer,
+        now: now(),
+    };
+    let mut with_snooze = options(false, &[]);
+    with_snooze.snooze = true;
+    let alert = emr_failure();
+    let message = render_alert(&alert, &with_snooze, Some(signing));
+    assert!(limit_violations(&message).is_empty());
+    let actions = message
+        .blocks
+        .iter()
+        .find(|b| b["block_id"] == ACTIONS_BLOCK_ID)
+        .expect("actions");
+    let snoozes: Vec<&serde_json::Value> = actions["elements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            e["action_id"]
+                .as_str()
+                .unwrap()
+                .starts_with(SNOOZE_ACTION_PREFIX)
+        })
+        .collect();
+    let labels: Vec<&str> = snoozes
+        .iter()
+        .map(|b| b["text"]["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        labels,
+        ["Snooze 1 h", "Snooze 4 h", "Snooze until tomorrow 09:00"]
+    );
+    let chosen: Vec<Option<SnoozeChoice>> = snoozes
+        .iter()
+        .map(|b| {
+            let token = signer
+                .verify(
+                    b["value"].as_str().unwrap(),
+                    now(),
+                    chrono::Duration::days(1),
+                )
+                .unwrap();
+            assert_eq!(token.action, crate::slack::ButtonAction::Snooze);
+            token.snooze
+        })
+        .collect();
+    assert_eq!(chosen, SnoozeChoice::ALL.map(Some).to_vec());
+
+    let without = render_alert(&alert, &options(false, &[]), Some(signing));
+    assert!(!without.to_json().to_string().contains(SNOOZE_ACTION_PREFIX));
+    let mut resolved = alert.clone();
+    resolved.state = AlertState::Resolved;
+    assert!(
+        !render_alert(&resolved, &with_snooze, Some(signing))
+            .to_json()
+            .to_string()
+            .contains(SNOOZE_ACTION_PREFIX)
+    );
+}
+
+#[test]
+fn a_snoozed_message_says_who_and_until_when_and_keeps_its_buttons() {
+    let alert = emr_failure();
+    let message = render_alert(&alert, &options(false, &[]), None);
+    let until = now() + chrono::Duration::hours(4);
+    let once = mark_snoozed(&message, &alert.fingerprint, "U0ALICE", until);
+    let twice = mark_snoozed(&once, &alert.fingerprint, "U0BOB", until);
+    let text = twice.to_json().to_string();
+    assert!(text.contains("Snoozed by <@U0BOB> until"), "{text}");
+    assert!(
+        !text.contains("U0ALICE"),
+        "a new snooze replaces the line: {text}"
     );
 }

@@ -266,6 +266,15 @@ fn default_answer(state: &mut Inner, path: &str, body: &Value) -> (u16, Option<u
             })
         }
         "chat.update" => json!({"ok": true, "channel": body["channel"], "ts": body["ts"]}),
+        "chat.getPermalink" => {
+            let channel = body["channel"].as_str().unwrap_or_default();
+            let ts = body["message_ts"]
+                .as_str()
+                .unwrap_or_default()
+                .replace('.', "");
+            json!({"ok": true, "channel": channel,
+                "permalink": format!("https://stand-in.slack.com/archives/{channel}/p{ts}")})
+        }
         "usergroups.users.list" => {
             let group = body["usergroup"].as_str().unwrap_or_default();
             let users = state
