@@ -7,6 +7,7 @@ use aws_sdk_cloudwatch::types::{
     AlarmType, ComparisonOperator, Dimension, Metric, MetricAlarm, MetricDataQuery, MetricStat,
     StandardUnit, StateValue,
 };
+use chrono::{DateTime, Utc};
 
 use super::tags::TagChanges;
 use super::{AwsApi, AwsClients, AwsError};
@@ -109,6 +110,11 @@ pub struct ObservedAlarm {
     pub definition: AlarmDefinition,
     /// Its state: `OK`, `ALARM` or `INSUFFICIENT_DATA`.
     pub state: Option<String>,
+    /// Why it is in that state, in CloudWatch's words.
+    pub state_reason: Option<String>,
+    /// When it entered that state, to the second (a status compares equal across resyncs only if
+    /// the time survives its round trip through Kubernetes, which keeps whole seconds).
+    pub state_changed_at: Option<DateTime<Utc>>,
 }
 
 /// The CloudWatch alarm operations alertops makes, each taking its rate permit and classifying
@@ -271,6 +277,10 @@ fn observed_alarm(alarm: &MetricAlarm) -> ObservedAlarm {
             .state_value()
             .map(StateValue::as_str)
             .map(str::to_string),
+        state_reason: non_empty(alarm.state_reason()),
+        state_changed_at: alarm
+            .state_updated_timestamp()
+            .and_then(|t| DateTime::from_timestamp(t.secs(), 0)),
     }
 }
 

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 use super::cloudwatch::{AlarmDefinition, CloudWatchAlarms, ObservedAlarm};
 use super::eventbridge::{EventBridgeRules, ObservedRule, RuleDefinition, RuleTarget};
@@ -23,6 +24,9 @@ const REGION: &str = "us-east-1";
 #[derive(Default)]
 struct State {
     alarms: BTreeMap<String, (AlarmDefinition, Tags, String)>,
+    /// State, reason and time of change of the alarms whose state was set
+    /// ([`FakeAws::set_alarm_state`]); the others are as CloudWatch creates them.
+    alarm_states: BTreeMap<String, AlarmStateRecord>,
     topics: BTreeMap<String, (HashMap<String, String>, Tags)>,
     rules: BTreeMap<String, (RuleDefinition, Tags, Vec<RuleTarget>)>,
     queues: BTreeMap<String, (QueueAttributes, Tags)>,
@@ -92,6 +96,13 @@ impl FakeAws {
         self.state()
             .alarms
             .insert(definition.alarm_name.clone(), (definition, tags, arn));
+    }
+
+    /// Sets an alarm's state as CloudWatch would when it evaluates it (or as SetAlarmState does).
+    pub fn set_alarm_state(&self, name: &str, state: &str, reason: &str, since: DateTime<Utc>) {
+        self.state()
+            .alarm_states
+            .insert(name.to_string(), (state.into(), reason.into(), since));
     }
 
     /// The alarm of that name, with its tags.
@@ -170,6 +181,18 @@ impl FakeAws {
     }
 }
 
+/// State, reason and time of change of an alarm.
+type AlarmStateRecord = (String, String, DateTime<Utc>);
+
+/// A new alarm's state, as CloudWatch reports it.
+fn initial_alarm_state() -> AlarmStateRecord {
+    (
+        "INSUFFICIENT_DATA".into(),
+        "Unchecked: Initial alarm creation".into(),
+        DateTime::UNIX_EPOCH,
+    )
+}
+
 fn alarm_arn(name: &str) -> String {
     format!("arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}")
 }
@@ -210,10 +233,19 @@ impl CloudWatchAlarms for FakeAws {
             .alarms
             .iter()
             .filter(|(name, _)| name.starts_with(prefix))
-            .map(|(_, (definition, _, arn))| ObservedAlarm {
-                arn: Some(arn.clone()),
-                definition: definition.clone(),
-                state: Some("INSUFFICIENT_DATA".into()),
+            .map(|(name, (definition, _, arn))| {
+                let (value, reason, since) = state
+                    .alarm_states
+                    .get(name)
+                    .cloned()
+                    .unwrap_or_else(initial_alarm_state);
+                ObservedAlarm {
+                    arn: Some(arn.clone()),
+                    definition: definition.clone(),
+                    state: Some(value),
+                    state_reason: Some(reason),
+                    state_changed_at: Some(since),
+                }
             })
             .collect())
     }
@@ -239,6 +271,7 @@ impl CloudWatchAlarms for FakeAws {
             let mut state = self.call("DeleteAlarms")?;
             for name in batch {
                 state.alarms.remove(name);
+                state.alarm_states.remove(name);
             }
         }
         Ok(())

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -21,6 +22,7 @@ use super::common::{Conditions, DeletionPolicy, Severity};
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason","priority":1}"#,
     printcolumn = r#"{"name":"Alarms","type":"integer","jsonPath":".status.alarmCount"}"#,
+    printcolumn = r#"{"name":"Firing","type":"integer","jsonPath":".status.firing"}"#,
     printcolumn = r#"{"name":"Rules","type":"integer","jsonPath":".status.ruleCount"}"#,
     printcolumn = r#"{"name":"Lint","type":"string","jsonPath":".status.conditions[?(@.type==\"Lint\")].reason"}"#,
     printcolumn = r#"{"name":"Topic","type":"string","jsonPath":".status.topicArn","priority":1}"#,
@@ -406,6 +408,9 @@ pub struct AlarmPolicyStatus {
     /// Number of EventBridge rules in AWS that match the spec.
     #[serde(default)]
     pub rule_count: i32,
+    /// Number of the policy's alarms in state `ALARM` when CloudWatch was last read.
+    #[serde(default)]
+    pub firing: i32,
     /// Findings of the alarm lint rules.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lint: Vec<LintFinding>,
@@ -426,6 +431,51 @@ pub struct AlarmStatus {
     /// CloudWatch only when it changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags_digest: Option<String>,
+    /// The alarm's state when the controller last read CloudWatch (every resync reads it with
+    /// the alarm's definition, so it lags by at most the resync interval).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<AlarmState>,
+    /// Why CloudWatch put the alarm in that state, in CloudWatch's words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_reason: Option<String>,
+    /// When the alarm entered that state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_changed_at: Option<Time>,
+}
+
+/// The state of a CloudWatch alarm.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AlarmState {
+    /// Within the threshold.
+    #[serde(rename = "OK")]
+    Ok,
+    /// Breaching: the alarm is firing.
+    #[serde(rename = "ALARM")]
+    Alarm,
+    /// Not enough data to decide (new alarms, metrics that stopped).
+    #[serde(rename = "INSUFFICIENT_DATA")]
+    InsufficientData,
+}
+
+impl AlarmState {
+    /// The state named as CloudWatch names it; `None` for a name CloudWatch does not use.
+    pub fn parse(value: &str) -> Option<AlarmState> {
+        match value {
+            "OK" => Some(AlarmState::Ok),
+            "ALARM" => Some(AlarmState::Alarm),
+            "INSUFFICIENT_DATA" => Some(AlarmState::InsufficientData),
+            _ => None,
+        }
+    }
+
+    /// The name CloudWatch uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlarmState::Ok => "OK",
+            AlarmState::Alarm => "ALARM",
+            AlarmState::InsufficientData => "INSUFFICIENT_DATA",
+        }
+    }
 }
 
 /// One EventBridge rule of the policy, as it exists in AWS.

@@ -720,3 +720,97 @@ async fn an_opted_in_policy_adopts_the_alarm_and_topic_teams_built_by_hand() {
     assert!(adopted.iter().any(|n| n.contains(&name)), "{adopted:?}");
     assert!(adopted.iter().any(|n| n.contains(&topic)), "{adopted:?}");
 }
+
+#[tokio::test]
+async fn alarm_states_set_behind_the_controllers_back_reach_the_status_and_events() {
+    let f = Fixture::new().await;
+    f.apply("states", full_spec(100.0));
+    let policy = f.reconcile("states").await;
+    assert_eq!(ready(&policy).0, "True", "{:?}", ready(&policy));
+    assert_eq!(policy.status.as_ref().unwrap().firing, 0);
+    let name = f.alarm_name("states", "backend-errors");
+
+    // CloudWatch's evaluation, played by SetAlarmState through the CBOR translator.
+    f.aws()
+        .cloudwatch
+        .set_alarm_state()
+        .alarm_name(&name)
+        .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+        .state_reason("Threshold Crossed: 3 out of the last 5 datapoints were greater than the threshold (100.0)")
+        .send()
+        .await
+        .expect("SetAlarmState");
+    let changed_at = f
+        .alarm(&name)
+        .await
+        .and_then(|a| a.state_updated_timestamp().map(|t| t.secs()))
+        .expect("the emulator reports when the state changed");
+
+    let calls = f.aws().call_log();
+    calls.reset();
+    let policy = f.reconcile("states").await;
+    let writes: Vec<String> = calls.writes().iter().map(|c| c.operation.clone()).collect();
+    assert!(writes.is_empty(), "a state change wrote to AWS: {writes:?}");
+    assert_eq!(calls.count("DescribeAlarms"), 1, "the usual single page");
+    assert_eq!(
+        calls
+            .snapshot()
+            .iter()
+            .filter(|c| c.service == "CloudWatch" && c.operation != "DescribeAlarms")
+            .count(),
+        0,
+        "no other CloudWatch read: {:?}",
+        calls.snapshot()
+    );
+
+    let status = policy.status.as_ref().unwrap();
+    assert_eq!(status.firing, 1);
+    let alarm = status
+        .alarms
+        .iter()
+        .find(|a| a.alarm_name == name)
+        .expect("recorded");
+    assert_eq!(
+        alarm.state,
+        Some(alertops::resources::alarm_policy::AlarmState::Alarm)
+    );
+    assert!(
+        alarm
+            .state_reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("Threshold Crossed: 3 out of the last 5")),
+        "{alarm:?}"
+    );
+    assert_eq!(
+        alarm.state_changed_at.as_ref().map(|t| t.0.as_second()),
+        Some(changed_at)
+    );
+    let others = status.alarms.iter().filter(|a| a.alarm_name != name);
+    for other in others {
+        assert_ne!(
+            other.state,
+            Some(alertops::resources::alarm_policy::AlarmState::Alarm),
+            "{other:?}"
+        );
+    }
+    let events: Vec<_> = f
+        .cluster
+        .events()
+        .into_iter()
+        .filter(|e| e.reason == "AlarmStateChanged")
+        .collect();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].type_, alertops::k8s::EventType::Warning);
+    assert!(
+        events[0]
+            .note
+            .as_deref()
+            .is_some_and(|n| n.contains(&name) && n.contains("is ALARM (was OK)")),
+        "{events:?}"
+    );
+
+    // Nothing changed since: the next resync writes neither AWS nor the status.
+    let revision = f.cluster.revision();
+    f.reconcile("states").await;
+    assert_eq!(f.cluster.revision(), revision, "the status was rewritten");
+}

@@ -71,8 +71,8 @@ pub async fn topic(aws: &dyn ControllerAws, actions: &[TopicAction]) -> Result<(
 }
 
 /// Applies the alarm and rule actions: alarm writes first (several at once), then deletions of
-/// alarms, then rules in order. Created alarms get their ARN from one more listing, since
-/// PutMetricAlarm returns none.
+/// alarms, then rules in order. Created alarms get their ARN (and first state) from one more
+/// listing, since PutMetricAlarm returns none.
 pub async fn execute(
     aws: &dyn ControllerAws,
     alarm_prefix: &str,
@@ -103,10 +103,13 @@ pub async fn execute(
     if alarms.iter().any(|a| a.arn.is_none()) {
         let listed = aws.alarms_with_prefix(alarm_prefix).await?;
         for alarm in alarms.iter_mut().filter(|a| a.arn.is_none()) {
-            alarm.arn = listed
+            if let Some(listed) = listed
                 .iter()
                 .find(|l| l.definition.alarm_name == alarm.alarm_name)
-                .and_then(|l| l.arn.clone());
+            {
+                alarm.arn = listed.arn.clone();
+                super::plan::record_state(alarm, listed);
+            }
         }
     }
     applied.alarms = alarms;

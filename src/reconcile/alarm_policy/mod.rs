@@ -181,6 +181,7 @@ impl PolicyOutcome {
             topic_arn: self.topic_arn.clone(),
             topic_owned: self.topic_arn.as_ref().map(|_| self.topic_owned),
             alarm_count: self.applied.alarms.len() as i32,
+            firing: plan::firing(&self.applied.alarms),
             rule_count: self.applied.rules.len() as i32,
             alarms: self.applied.alarms,
             event_rules: self.applied.rules,
@@ -276,6 +277,7 @@ async fn apply_to_aws(
     let actions = plan::plan(&desired, &topic_arn, &observed, &recorded, owner, adopt);
     let blockers = actions.iter().filter_map(plan::Action::blocker).collect();
     let applied = execute::execute(aws, &owner.alarm_prefix(), &actions).await?;
+    notices.extend(plan::state_transitions(&recorded, &applied.alarms));
     Ok(PolicyOutcome {
         topic_arn: Some(topic_arn),
         topic_owned,

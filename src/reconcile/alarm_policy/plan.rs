@@ -16,6 +16,9 @@
 //!   the reason. Tags are rewritten only where they differ (PutMetricAlarm ignores tags on update).
 //! - Alarms and rules under the policy's prefixes that the spec no longer has are deleted when
 //!   ours (recorded or tagged).
+//! - Each alarm's state, state reason and time of change are recorded from the same listing
+//!   ([`record_state`]); a state that differs from the recorded one is an Event
+//!   ([`state_transitions`]). State changes write only the status, never AWS.
 //! - Adoption is explicit: with the annotation [`ADOPT_ANNOTATION`] `"true"` on the policy, an
 //!   existing alarm, rule or topic of our name without our tags is taken over (our tags added,
 //!   what differs rewritten, an `Adopted` Event); without it, it is left alone as above.
@@ -31,7 +34,9 @@ use crate::aws::tags::TagChanges;
 use crate::names::{OwnerIdentity, tags_digest};
 use crate::reconcile::outcome::{Blocker, Notice};
 use crate::resources::Tags;
-use crate::resources::alarm_policy::{AlarmPolicyStatus, AlarmStatus, EventRuleStatus};
+use crate::resources::alarm_policy::{AlarmPolicyStatus, AlarmState, AlarmStatus, EventRuleStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
 
 use super::desired::{
     DesiredAlarm, DesiredPolicy, DesiredRule, DesiredTopic, RULE_TARGET_ID, alarm_differences,
@@ -677,6 +682,7 @@ fn plan_alarm(
         alarm_name: name.clone(),
         arn: None,
         tags_digest: Some(tags_digest(&alarm.tags)),
+        ..AlarmStatus::default()
     };
     let Some(current) = observed.alarms.get(name) else {
         return Action::CreateAlarm {
@@ -686,6 +692,7 @@ fn plan_alarm(
         };
     };
     record.arn = current.arn.clone();
+    record_state(&mut record, current);
     // Tags were read exactly when not verified before (see `tag_reads`).
     let mut adopting = false;
     let tags = match observed.alarm_tags.get(name) {
@@ -718,6 +725,75 @@ fn plan_alarm(
             tags,
         }
     }
+}
+
+/// Copies the state CloudWatch reported with the alarm's definition into its record: the state
+/// costs no call of its own, it comes with the DescribeAlarms pages every resync reads.
+pub fn record_state(record: &mut AlarmStatus, observed: &ObservedAlarm) {
+    record.state = observed.state.as_deref().and_then(AlarmState::parse);
+    record.state_reason = observed.state_reason.clone();
+    record.state_changed_at = observed
+        .state_changed_at
+        .and_then(|t| Timestamp::from_second(t.timestamp()).ok())
+        .map(Time);
+}
+
+/// Longest state reason quoted in an Event; the status keeps CloudWatch's whole reason.
+const EVENT_REASON_CHARS: usize = 300;
+
+/// One Event per alarm whose state differs from the one the status recorded: a transition the
+/// controller saw. An alarm seen for the first time is reported only when it is already firing
+/// (its earlier states were never seen, so there is no transition to tell, except that one).
+/// ALARM is a warning; OK and INSUFFICIENT_DATA are normal.
+pub fn state_transitions(recorded: &Recorded, alarms: &[AlarmStatus]) -> Vec<Notice> {
+    alarms
+        .iter()
+        .filter_map(|alarm| {
+            let now = alarm.state?;
+            let before = recorded.alarms.get(&alarm.alarm_name).and_then(|r| r.state);
+            if before == Some(now) || (before.is_none() && now != AlarmState::Alarm) {
+                return None;
+            }
+            let was = before.map(|b| format!(" (was {})", b.as_str()));
+            let reason = alarm
+                .state_reason
+                .as_deref()
+                .map(|r| format!(": {}", event_text(r)));
+            Some(Notice {
+                warning: now == AlarmState::Alarm,
+                reason: "AlarmStateChanged",
+                note: format!(
+                    "alarm {} ({}) is {}{}{}",
+                    alarm.name,
+                    alarm.alarm_name,
+                    now.as_str(),
+                    was.unwrap_or_default(),
+                    reason.unwrap_or_default()
+                ),
+            })
+        })
+        .collect()
+}
+
+/// CloudWatch's reason (anyone allowed SetAlarmState can write it) as one bounded line.
+fn event_text(reason: &str) -> String {
+    let mut text: String = reason
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(EVENT_REASON_CHARS)
+        .collect();
+    if reason.chars().count() > EVENT_REASON_CHARS {
+        text.push('…');
+    }
+    text
+}
+
+/// How many of the alarms are firing.
+pub fn firing(alarms: &[AlarmStatus]) -> i32 {
+    alarms
+        .iter()
+        .filter(|a| a.state == Some(AlarmState::Alarm))
+        .count() as i32
 }
 
 /// Alarms under our prefix that the spec no longer has and that are ours.

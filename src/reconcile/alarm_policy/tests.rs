@@ -304,3 +304,82 @@ async fn an_opted_in_policy_adopts_a_hand_made_alarm_and_says_so() {
                 && e.note.as_deref().unwrap_or("").contains(&alarm_name()))
     );
 }
+
+#[tokio::test]
+async fn an_alarm_state_change_is_recorded_counted_and_told_without_touching_aws() {
+    let f = Fixture::new();
+    f.apply("Delete");
+    f.reconcile().await.unwrap();
+    let status = f.policy().unwrap().status.unwrap();
+    assert_eq!(
+        status.alarms[0].state,
+        Some(crate::resources::alarm_policy::AlarmState::InsufficientData),
+        "a created alarm's first state comes from the listing that finds its ARN"
+    );
+    assert_eq!(status.firing, 0);
+
+    // A resync with nothing changed leaves the stored object alone: the state's time survives
+    // its round trip through the status.
+    f.aws.clear_calls();
+    f.reconcile().await.unwrap();
+    let no_op_calls = f.aws.calls();
+    let revision = f.cluster.revision();
+    f.reconcile().await.unwrap();
+    assert_eq!(f.cluster.revision(), revision, "nothing was written");
+
+    let since = chrono::DateTime::from_timestamp(1_764_000_000, 0).unwrap();
+    f.aws.set_alarm_state(
+        &alarm_name(),
+        "ALARM",
+        "Threshold Crossed: 3 datapoints were greater than the threshold (100.0)",
+        since,
+    );
+    f.aws.clear_calls();
+    f.reconcile().await.unwrap();
+    assert!(f.aws.writes().is_empty(), "{:?}", f.aws.calls());
+    assert_eq!(f.aws.calls(), no_op_calls, "no read besides the usual ones");
+    let status = f.policy().unwrap().status.unwrap();
+    assert_eq!(status.firing, 1);
+    let alarm = &status.alarms[0];
+    assert_eq!(
+        alarm.state,
+        Some(crate::resources::alarm_policy::AlarmState::Alarm)
+    );
+    assert!(
+        alarm
+            .state_reason
+            .as_deref()
+            .unwrap()
+            .starts_with("Threshold Crossed")
+    );
+    assert_eq!(
+        alarm.state_changed_at.as_ref().map(|t| t.0.as_second()),
+        Some(since.timestamp())
+    );
+    let events: Vec<_> = f
+        .cluster
+        .events()
+        .into_iter()
+        .filter(|e| e.reason == "AlarmStateChanged")
+        .collect();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].type_, crate::k8s::EventType::Warning);
+    let note = events[0].note.as_deref().unwrap();
+    assert!(
+        note.contains("is ALARM (was INSUFFICIENT_DATA): Threshold Crossed"),
+        "{note}"
+    );
+
+    // Back to OK: one more Event, nothing firing.
+    f.aws
+        .set_alarm_state(&alarm_name(), "OK", "Threshold no longer crossed", since);
+    f.reconcile().await.unwrap();
+    assert_eq!(f.policy().unwrap().status.unwrap().firing, 0);
+    let resolved = f
+        .cluster
+        .events()
+        .into_iter()
+        .filter(|e| e.reason == "AlarmStateChanged")
+        .count();
+    assert_eq!(resolved, 2);
+}
