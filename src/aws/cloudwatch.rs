@@ -37,8 +37,11 @@ pub struct AlarmDefinition {
     pub evaluation_periods: i32,
     /// Datapoints to alarm (defaults to evaluation periods).
     pub datapoints_to_alarm: i32,
-    /// Threshold.
+    /// Threshold (0 when the alarm compares with a band: [`AlarmDefinition::threshold_metric_id`]).
     pub threshold: f64,
+    /// Id of the metric-math query whose band the alarm compares with (anomaly detection); no
+    /// threshold is sent then.
+    pub threshold_metric_id: Option<String>,
     /// Comparison operator name.
     pub comparison: String,
     /// Missing-data treatment name.
@@ -172,9 +175,13 @@ impl CloudWatchAlarms for AwsClients {
             .set_insufficient_data_actions(Some(def.insufficient_data_actions.clone()))
             .evaluation_periods(def.evaluation_periods)
             .datapoints_to_alarm(def.datapoints_to_alarm)
-            .threshold(def.threshold)
             .comparison_operator(ComparisonOperator::from(def.comparison.as_str()))
             .treat_missing_data(&def.treat_missing_data);
+        request = match &def.threshold_metric_id {
+            // CloudWatch refuses a threshold next to a threshold metric.
+            Some(id) => request.threshold_metric_id(id),
+            None => request.threshold(def.threshold),
+        };
         match &def.metric {
             AlarmMetric::Single {
                 namespace,
@@ -315,6 +322,7 @@ fn alarm_definition(alarm: &MetricAlarm) -> AlarmDefinition {
         evaluation_periods,
         datapoints_to_alarm: alarm.datapoints_to_alarm().unwrap_or(evaluation_periods),
         threshold: alarm.threshold().unwrap_or_default(),
+        threshold_metric_id: non_empty(alarm.threshold_metric_id()),
         comparison: alarm
             .comparison_operator()
             .map(|c| c.as_str().to_string())

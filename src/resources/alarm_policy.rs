@@ -88,6 +88,12 @@ pub struct TopicSpec {
     .message("period must be 10, 20, 30 or a multiple of 60 seconds"))]
 #[x_kube(validation = Rule::new("!has(self.additionalActions) || size(self.additionalActions) <= 4")
     .message("CloudWatch allows at most 5 alarm actions; the policy topic is one of them, so at most 4 additionalActions"))]
+#[x_kube(validation = Rule::new("has(self.threshold) != has(self.anomalyDetection)")
+    .message("set exactly one of threshold (a fixed line) or anomalyDetection (a band around the learned pattern)"))]
+#[x_kube(validation = Rule::new("!has(self.comparison) || (has(self.anomalyDetection) == (self.comparison in ['LessThanLowerOrGreaterThanUpperThreshold', 'GreaterThanUpperThreshold', 'LessThanLowerThreshold']))")
+    .message("anomalyDetection compares with its band (LessThanLowerOrGreaterThanUpperThreshold, GreaterThanUpperThreshold, LessThanLowerThreshold); a threshold with the other comparisons"))]
+#[x_kube(validation = Rule::new("!has(self.anomalyDetection) || !has(self.metrics) || self.metrics.all(q, q.id != 'anomaly_band')")
+    .message("the query id anomaly_band is taken by the anomaly detection band"))]
 pub struct AlarmSpec {
     /// Name of the alarm within the policy; the AWS alarm name is derived from it.
     #[schemars(
@@ -124,9 +130,16 @@ pub struct AlarmSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 1440))]
     pub datapoints_to_alarm: Option<i32>,
-    /// Value the statistic is compared with.
-    pub threshold: f64,
-    /// How the statistic is compared with the threshold.
+    /// Value the statistic is compared with (a static threshold). Set this or
+    /// `anomalyDetection`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    /// Compare with a band of standard deviations around the metric's learned pattern instead of
+    /// a fixed threshold (CloudWatch anomaly detection): catches a slow leak or a drift that a
+    /// fixed line would see too late. The comparison then names the band's sides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anomaly_detection: Option<AnomalyDetectionSpec>,
+    /// How the statistic is compared with the threshold (or the anomaly band).
     pub comparison: ComparisonOperator,
     /// How missing datapoints are treated.
     #[serde(default)]
@@ -150,6 +163,27 @@ pub struct AlarmSpec {
 
 fn default_true() -> bool {
     true
+}
+
+/// A CloudWatch anomaly detection band: `ANOMALY_DETECTION_BAND(metric, bandWidth)`, which
+/// CloudWatch learns from up to two weeks of the metric's history (daily and weekly patterns).
+/// A new band needs some history before it is narrow; the alarm is INSUFFICIENT_DATA until then.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AnomalyDetectionSpec {
+    /// Width of the band in standard deviations; wider means fewer alarms (CloudWatch suggests 2).
+    #[serde(default = "default_band_width")]
+    #[schemars(range(min = 0.1, max = 100.0))]
+    pub band_width: f64,
+}
+
+fn default_band_width() -> f64 {
+    2.0
+}
+
+impl AnomalyDetectionSpec {
+    /// Id of the band's query in the alarm's metric math (the alarm's `ThresholdMetricId`).
+    pub const BAND_ID: &'static str = "anomaly_band";
 }
 
 /// A single metric and how its datapoints are aggregated.
@@ -263,6 +297,12 @@ pub enum ComparisonOperator {
     LessThanThreshold,
     /// statistic <= threshold
     LessThanOrEqualToThreshold,
+    /// statistic outside the anomaly band (either side).
+    LessThanLowerOrGreaterThanUpperThreshold,
+    /// statistic above the anomaly band.
+    GreaterThanUpperThreshold,
+    /// statistic below the anomaly band.
+    LessThanLowerThreshold,
 }
 
 impl ComparisonOperator {
@@ -273,7 +313,22 @@ impl ComparisonOperator {
             ComparisonOperator::GreaterThanOrEqualToThreshold => "GreaterThanOrEqualToThreshold",
             ComparisonOperator::LessThanThreshold => "LessThanThreshold",
             ComparisonOperator::LessThanOrEqualToThreshold => "LessThanOrEqualToThreshold",
+            ComparisonOperator::LessThanLowerOrGreaterThanUpperThreshold => {
+                "LessThanLowerOrGreaterThanUpperThreshold"
+            }
+            ComparisonOperator::GreaterThanUpperThreshold => "GreaterThanUpperThreshold",
+            ComparisonOperator::LessThanLowerThreshold => "LessThanLowerThreshold",
         }
+    }
+
+    /// Whether it compares with an anomaly detection band rather than a threshold.
+    pub fn is_band(self) -> bool {
+        matches!(
+            self,
+            ComparisonOperator::LessThanLowerOrGreaterThanUpperThreshold
+                | ComparisonOperator::GreaterThanUpperThreshold
+                | ComparisonOperator::LessThanLowerThreshold
+        )
     }
 }
 

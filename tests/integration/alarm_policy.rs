@@ -814,3 +814,48 @@ async fn alarm_states_set_behind_the_controllers_back_reach_the_status_and_event
     f.reconcile("states").await;
     assert_eq!(f.cluster.revision(), revision, "the status was rewritten");
 }
+
+#[tokio::test]
+async fn an_anomaly_detection_alarm_round_trips_and_resyncs_without_writes() {
+    let f = Fixture::new().await;
+    f.apply(
+        "leading",
+        json!({
+            "tags": {"Team": "data-eng"},
+            "alarms": [{
+                "name": "free-storage-band",
+                "metric": {"namespace": "AWS/RDS", "name": "FreeStorageSpace",
+                           "dimensions": {"DBInstanceIdentifier": "orders"}, "statistic": "Minimum"},
+                "period": 300, "evaluationPeriods": 3,
+                "anomalyDetection": {"bandWidth": 2},
+                "comparison": "LessThanLowerThreshold"
+            }]
+        }),
+    );
+    let policy = f.reconcile("leading").await;
+    assert_eq!(ready(&policy).0, "True", "{:?}", ready(&policy));
+    let alarm = f
+        .alarm(&f.alarm_name("leading", "free-storage-band"))
+        .await
+        .expect("created");
+    assert_eq!(alarm.threshold_metric_id(), Some("anomaly_band"));
+    assert_eq!(
+        alarm.comparison_operator().map(|c| c.as_str()),
+        Some("LessThanLowerThreshold")
+    );
+    let expressions: Vec<&str> = alarm
+        .metrics()
+        .iter()
+        .filter_map(|q| q.expression())
+        .collect();
+    assert_eq!(expressions, vec!["ANOMALY_DETECTION_BAND(m1, 2)"]);
+
+    let calls = f.aws().call_log();
+    calls.reset();
+    f.reconcile("leading").await;
+    let writes: Vec<String> = calls.writes().iter().map(|c| c.operation.clone()).collect();
+    assert!(
+        writes.is_empty(),
+        "the band alarm looked changed: {writes:?}"
+    );
+}

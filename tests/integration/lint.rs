@@ -19,8 +19,8 @@ fn every_example_passes_without_errors_or_warnings() {
     let report = lint("examples");
     assert!(!report.has_errors(), "{}", report.render());
     assert_eq!(report.count(LintLevel::Warning), 0, "{}", report.render());
-    // 3 AlarmPolicies, 8 AlertRoutes, 2 DigestSchedules.
-    assert_eq!(report.resources, 13, "{}", report.render());
+    // 4 AlarmPolicies, 8 AlertRoutes, 2 DigestSchedules.
+    assert_eq!(report.resources, 14, "{}", report.render());
     for scenario in [
         "emr-failures",
         "elb-backend-errors",

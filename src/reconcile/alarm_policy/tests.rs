@@ -193,6 +193,7 @@ async fn an_alarm_someone_else_owns_blocks_and_is_never_touched() {
         evaluation_periods: 1,
         datapoints_to_alarm: 1,
         threshold: 1.0,
+        threshold_metric_id: None,
         comparison: "GreaterThanThreshold".into(),
         treat_missing_data: "missing".into(),
     };
@@ -269,6 +270,7 @@ async fn an_opted_in_policy_adopts_a_hand_made_alarm_and_says_so() {
         evaluation_periods: 1,
         datapoints_to_alarm: 1,
         threshold: 1.0,
+        threshold_metric_id: None,
         comparison: "GreaterThanThreshold".into(),
         treat_missing_data: "missing".into(),
     };
