@@ -84,7 +84,9 @@ fn schema_errors_fail_with_field_paths() {
             "schema",
             "spec.alarms[0].comparison",
             "must be one of GreaterThanThreshold, GreaterThanOrEqualToThreshold, \
-             LessThanThreshold, LessThanOrEqualToThreshold; got \"GreaterThan\""
+             LessThanThreshold, LessThanOrEqualToThreshold, \
+             LessThanLowerOrGreaterThanUpperThreshold, GreaterThanUpperThreshold, \
+             LessThanLowerThreshold; got \"GreaterThan\""
         )),
         "{}",
         report.render()
