@@ -10,7 +10,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::cloudwatch::{AlarmDefinition, CloudWatchAlarms, ObservedAlarm};
+use super::cloudwatch::{
+    AlarmDefinition, AlarmListing, CloudWatchAlarms, CompositeDefinition, ObservedAlarm,
+    ObservedComposite,
+};
 use super::eventbridge::{EventBridgeRules, ObservedRule, RuleDefinition, RuleTarget};
 use super::sns::{SnsTopics, Subscription, TopicCreation};
 use super::sqs::{QueueAttributes, SqsQueues};
@@ -27,6 +30,8 @@ struct State {
     /// State, reason and time of change of the alarms whose state was set
     /// ([`FakeAws::set_alarm_state`]); the others are as CloudWatch creates them.
     alarm_states: BTreeMap<String, AlarmStateRecord>,
+    /// Composite alarms: definition, tags, ARN.
+    composites: BTreeMap<String, (CompositeDefinition, Tags, String)>,
     topics: BTreeMap<String, (HashMap<String, String>, Tags)>,
     rules: BTreeMap<String, (RuleDefinition, Tags, Vec<RuleTarget>)>,
     queues: BTreeMap<String, (QueueAttributes, Tags)>,
@@ -103,6 +108,22 @@ impl FakeAws {
         self.state()
             .alarm_states
             .insert(name.to_string(), (state.into(), reason.into(), since));
+    }
+
+    /// The composite alarm of that name, with its tags.
+    pub fn composite(&self, name: &str) -> Option<(CompositeDefinition, Tags)> {
+        self.state()
+            .composites
+            .get(name)
+            .map(|(d, t, _)| (d.clone(), t.clone()))
+    }
+
+    /// Puts a composite alarm in place as someone else would, with these tags.
+    pub fn insert_composite(&self, definition: CompositeDefinition, tags: Tags) {
+        let arn = alarm_arn(&definition.alarm_name);
+        self.state()
+            .composites
+            .insert(definition.alarm_name.clone(), (definition, tags, arn));
     }
 
     /// The alarm of that name, with its tags.
@@ -250,6 +271,64 @@ impl CloudWatchAlarms for FakeAws {
             .collect())
     }
 
+    async fn alarm_listing(&self, prefix: &str) -> Result<AlarmListing, AwsError> {
+        let metric = self.alarms_with_prefix(prefix).await?;
+        let state = self.state();
+        let composite = state
+            .composites
+            .iter()
+            .filter(|(name, _)| name.starts_with(prefix))
+            .map(|(name, (definition, _, arn))| {
+                let (value, reason, since) = state
+                    .alarm_states
+                    .get(name)
+                    .cloned()
+                    .unwrap_or_else(initial_alarm_state);
+                ObservedComposite {
+                    arn: Some(arn.clone()),
+                    definition: definition.clone(),
+                    state: Some(value),
+                    state_reason: Some(reason),
+                    state_changed_at: Some(since),
+                }
+            })
+            .collect();
+        Ok(AlarmListing { metric, composite })
+    }
+
+    async fn put_composite(
+        &self,
+        composite: &CompositeDefinition,
+        tags: Option<&Tags>,
+    ) -> Result<(), AwsError> {
+        let mut state = self.call("PutCompositeAlarm")?;
+        // Like CloudWatch: every alarm the rule names must exist.
+        let missing = composite
+            .rule
+            .split('"')
+            .skip(1)
+            .step_by(2)
+            .find(|name| !state.alarms.contains_key(*name) && !state.composites.contains_key(*name))
+            .map(str::to_string);
+        if let Some(name) = missing {
+            return Err(AwsError::new(
+                AwsErrorKind::InvalidRequest,
+                "PutCompositeAlarm",
+                "ValidationError",
+                format!(
+                    "Could not save the composite alarm as alarms [{name}] in the alarm rule do not exist"
+                ),
+            ));
+        }
+        let arn = alarm_arn(&composite.alarm_name);
+        let entry = state
+            .composites
+            .entry(composite.alarm_name.clone())
+            .or_insert_with(|| (composite.clone(), tags.cloned().unwrap_or_default(), arn));
+        entry.0 = composite.clone();
+        Ok(())
+    }
+
     async fn put_alarm(
         &self,
         alarm: &AlarmDefinition,
@@ -271,6 +350,7 @@ impl CloudWatchAlarms for FakeAws {
             let mut state = self.call("DeleteAlarms")?;
             for name in batch {
                 state.alarms.remove(name);
+                state.composites.remove(name);
                 state.alarm_states.remove(name);
             }
         }
@@ -279,11 +359,13 @@ impl CloudWatchAlarms for FakeAws {
 
     async fn alarm_tags(&self, arn: &str) -> Result<Tags, AwsError> {
         let state = self.call("ListTagsForResource")?;
-        state
-            .alarms
-            .values()
-            .find(|(_, _, a)| a == arn)
+        let alarm = state.alarms.values().find(|(_, _, a)| a == arn);
+        alarm
             .map(|(_, tags, _)| tags.clone())
+            .or_else(|| {
+                let composite = state.composites.values().find(|(_, _, a)| a == arn);
+                composite.map(|(_, tags, _)| tags.clone())
+            })
             .ok_or_else(|| not_found("ListTagsForResource", arn))
     }
 
@@ -296,11 +378,16 @@ impl CloudWatchAlarms for FakeAws {
                 continue;
             }
             let mut state = self.call(operation)?;
-            let (_, tags, _) = state
-                .alarms
-                .values_mut()
-                .find(|(_, _, a)| a == arn)
-                .ok_or_else(|| not_found(operation, arn))?;
+            let state = &mut *state;
+            let tags = match state.alarms.values_mut().find(|(_, _, a)| a == arn) {
+                Some((_, tags, _)) => tags,
+                None => state
+                    .composites
+                    .values_mut()
+                    .find(|(_, _, a)| a == arn)
+                    .map(|(_, tags, _)| tags)
+                    .ok_or_else(|| not_found(operation, arn))?,
+            };
             apply_changes(tags, changes);
         }
         Ok(())

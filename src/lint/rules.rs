@@ -87,9 +87,10 @@ pub const METRIC_MATH_UNKNOWN_ID: &str = "metric-math-unknown-id";
 /// `sum` pass the schema and fail in CloudWatch.
 pub const METRIC_MATH_INVALID_STAT: &str = "metric-math-invalid-stat";
 
-/// `actionsEnabled: false`.
+/// `actionsEnabled: false` on an alarm no composite alarm of the policy combines.
 ///
 /// Why: the alarm changes state but notifies nobody; fine while tuning, a trap when forgotten.
+/// An alarm a composite names may be silent on purpose: the composite notifies for it.
 pub const ACTIONS_DISABLED: &str = "actions-disabled";
 
 /// A fixed threshold on a gauge that drifts slowly: free disk or storage, free or available
@@ -292,8 +293,22 @@ pub fn lint_alarm_policy(spec: &AlarmPolicySpec) -> Vec<LintFinding> {
                 .to_string(),
         });
     }
+    // An alarm a composite combines may stay silent on purpose: the composite notifies.
+    let combined: BTreeSet<String> = spec
+        .composite_alarms
+        .iter()
+        .filter_map(|c| {
+            let known: Vec<&str> = spec.alarms.iter().map(|a| a.name.as_str()).collect();
+            crate::resources::composite_rule::referenced_alarms(&c.rule, &known).ok()
+        })
+        .flatten()
+        .collect();
     for alarm in &spec.alarms {
-        findings.extend(lint_alarm(alarm));
+        findings.extend(
+            lint_alarm(alarm)
+                .into_iter()
+                .filter(|f| !(f.rule == ACTIONS_DISABLED && combined.contains(&alarm.name))),
+        );
     }
     findings
 }
@@ -1379,6 +1394,7 @@ mod tests {
             deletion_policy: Default::default(),
             tags: BTreeMap::new(),
             alarms: Vec::new(),
+            composite_alarms: Vec::new(),
             event_rules: Vec::new(),
         };
         let findings = lint_alarm_policy(&empty);
@@ -1458,6 +1474,34 @@ mod tests {
                 LintLevel::Warning
             )]
         );
+    }
+
+    #[test]
+    fn an_alarm_a_composite_combines_may_be_silent() {
+        let mut silent = elb(Statistic::Sum);
+        silent.actions_enabled = false;
+        let mut spec = AlarmPolicySpec {
+            topic: Default::default(),
+            deletion_policy: Default::default(),
+            tags: BTreeMap::new(),
+            alarms: vec![silent],
+            composite_alarms: Vec::new(),
+            event_rules: Vec::new(),
+        };
+        let rules_of = |spec: &AlarmPolicySpec| -> Vec<String> {
+            lint_alarm_policy(spec)
+                .into_iter()
+                .map(|f| f.rule)
+                .collect()
+        };
+        assert_eq!(rules_of(&spec), vec![ACTIONS_DISABLED.to_string()]);
+        spec.composite_alarms = vec![
+            serde_json::from_value(serde_json::json!({
+                "name": "combined", "rule": "ALARM(elb-backend-errors) AND TRUE"
+            }))
+            .unwrap(),
+        ];
+        assert!(rules_of(&spec).is_empty(), "{:?}", rules_of(&spec));
     }
 
     #[test]

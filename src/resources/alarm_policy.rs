@@ -34,6 +34,8 @@ use super::common::{Conditions, DeletionPolicy, Severity};
     .message("alarm names must be unique within a policy"))]
 #[x_kube(validation = Rule::new("!has(self.eventRules) || self.eventRules.all(a, self.eventRules.exists_one(b, b.name == a.name))")
     .message("event rule names must be unique within a policy"))]
+#[x_kube(validation = Rule::new("!has(self.compositeAlarms) || self.compositeAlarms.all(a, self.compositeAlarms.exists_one(b, b.name == a.name) && (!has(self.alarms) || !self.alarms.exists(b, b.name == a.name)))")
+    .message("composite alarm names must be unique within a policy and differ from its alarm names"))]
 pub struct AlarmPolicySpec {
     /// The SNS topic alarms and rules publish to. By default a topic is created for the policy.
     #[serde(default)]
@@ -49,6 +51,12 @@ pub struct AlarmPolicySpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 500))]
     pub alarms: Vec<AlarmSpec>,
+    /// Composite alarms: rules over this policy's alarms (`ALARM(errors) AND ALARM(latency)`)
+    /// that notify once when the combination holds, instead of once per alarm. Give the alarms
+    /// they combine `actionsEnabled: false` (or leave their notifications on) as you need.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
+    pub composite_alarms: Vec<CompositeAlarmSpec>,
     /// EventBridge rules whose events are published to the topic.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 100))]
@@ -184,6 +192,43 @@ fn default_band_width() -> f64 {
 impl AnomalyDetectionSpec {
     /// Id of the band's query in the alarm's metric math (the alarm's `ThresholdMetricId`).
     pub const BAND_ID: &'static str = "anomaly_band";
+}
+
+/// A composite alarm: a rule over the policy's own alarms, with its own notifications.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CompositeAlarmSpec {
+    /// Name of the composite within the policy; the AWS alarm name is derived from it.
+    #[schemars(
+        length(min = 1, max = 64),
+        regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    )]
+    pub name: String,
+    /// What the combination means, shown in notifications.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 700))]
+    pub description: Option<String>,
+    /// Severity, written as the `Severity` tag and used by routes.
+    #[serde(default)]
+    pub severity: Severity,
+    /// Link to the runbook, shown in notifications.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256), regex(pattern = r"^https?://"))]
+    pub runbook_url: Option<String>,
+    /// CloudWatch's rule syntax over the names of this policy's alarms (`spec.alarms`):
+    /// `ALARM(name)`, `OK(name)`, `INSUFFICIENT_DATA(name)`, `TRUE`, `FALSE`, `AND`, `OR`, `NOT`
+    /// and parentheses, for example `ALARM(error-rate) AND ALARM(latency-p99)`.
+    #[schemars(length(min = 1, max = 10240))]
+    pub rule: String,
+    /// Also notify when the composite returns to OK.
+    #[serde(default = "default_true")]
+    pub ok_notifications: bool,
+    /// Whether actions run at all.
+    #[serde(default = "default_true")]
+    pub actions_enabled: bool,
+    /// Tags of this composite, added to the policy's tags.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
 }
 
 /// A single metric and how its datapoints are aggregated.
@@ -454,6 +499,9 @@ pub struct AlarmPolicyStatus {
     /// The alarms as they exist in CloudWatch.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alarms: Vec<AlarmStatus>,
+    /// The composite alarms as they exist in CloudWatch.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub composite_alarms: Vec<AlarmStatus>,
     /// The EventBridge rules as they exist in AWS.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub event_rules: Vec<EventRuleStatus>,
@@ -463,7 +511,8 @@ pub struct AlarmPolicyStatus {
     /// Number of EventBridge rules in AWS that match the spec.
     #[serde(default)]
     pub rule_count: i32,
-    /// Number of the policy's alarms in state `ALARM` when CloudWatch was last read.
+    /// Number of the policy's alarms and composite alarms in state `ALARM` when CloudWatch was
+    /// last read.
     #[serde(default)]
     pub firing: i32,
     /// Findings of the alarm lint rules.

@@ -859,3 +859,122 @@ async fn an_anomaly_detection_alarm_round_trips_and_resyncs_without_writes() {
         "the band alarm looked changed: {writes:?}"
     );
 }
+
+fn with_composite(composites: Value) -> Value {
+    let mut spec = full_spec(100.0);
+    spec["compositeAlarms"] = composites;
+    spec
+}
+
+async fn composite(f: &Fixture, name: &str) -> Option<aws_sdk_cloudwatch::types::CompositeAlarm> {
+    f.aws()
+        .cloudwatch
+        .describe_alarms()
+        .alarm_names(name)
+        .alarm_types(aws_sdk_cloudwatch::types::AlarmType::CompositeAlarm)
+        .send()
+        .await
+        .expect("DescribeAlarms")
+        .composite_alarms()
+        .first()
+        .cloned()
+}
+
+#[tokio::test]
+async fn a_composite_alarm_combines_the_policys_alarms_and_goes_with_them() {
+    let f = Fixture::new().await;
+    f.apply(
+        "combined",
+        with_composite(json!([{
+            "name": "errors-and-latency",
+            "severity": "Critical",
+            "runbookUrl": "https://runbooks.example.com/web",
+            "rule": "ALARM(error-rate) AND ALARM(latency-p99)"
+        }])),
+    );
+    let policy = f.reconcile("combined").await;
+    assert_eq!(ready(&policy).0, "True", "{:?}", ready(&policy));
+    let name = f.alarm_name("combined", "errors-and-latency");
+    let made = composite(&f, &name).await.expect("created");
+    assert_eq!(
+        made.alarm_rule(),
+        Some(
+            format!(
+                "ALARM(\"{}\") AND ALARM(\"{}\")",
+                f.alarm_name("combined", "error-rate"),
+                f.alarm_name("combined", "latency-p99")
+            )
+            .as_str()
+        )
+    );
+    let topic = policy.status.as_ref().unwrap().topic_arn.clone().unwrap();
+    assert_eq!(made.alarm_actions(), std::slice::from_ref(&topic));
+    assert_eq!(made.ok_actions(), [topic]);
+    let tags = cloudwatch_tags(f.aws(), made.alarm_arn().unwrap()).await;
+    assert!(
+        tags.contains(&("Severity".into(), "Critical".into())),
+        "{tags:?}"
+    );
+    assert!(
+        tags.iter().any(|(k, _)| k == "alertops.dev/owner"),
+        "{tags:?}"
+    );
+
+    // A resync reads the composite in the alarms' single page and writes nothing.
+    let calls = f.aws().call_log();
+    calls.reset();
+    f.reconcile("combined").await;
+    let writes: Vec<String> = calls.writes().iter().map(|c| c.operation.clone()).collect();
+    assert!(writes.is_empty(), "{writes:?}");
+    assert_eq!(calls.count("DescribeAlarms"), 1);
+
+    // Its state counts like an alarm's.
+    f.aws()
+        .cloudwatch
+        .set_alarm_state()
+        .alarm_name(&name)
+        .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+        .state_reason("both children are in ALARM")
+        .send()
+        .await
+        .expect("SetAlarmState");
+    let policy = f.reconcile("combined").await;
+    assert_eq!(policy.status.as_ref().unwrap().firing, 1);
+
+    // Dropped from the spec: deleted, its alarms kept.
+    f.apply("combined", full_spec(100.0));
+    let policy = f.reconcile("combined").await;
+    assert_eq!(ready(&policy).0, "True", "{:?}", ready(&policy));
+    assert!(composite(&f, &name).await.is_none());
+    assert!(
+        f.alarm(&f.alarm_name("combined", "error-rate"))
+            .await
+            .is_some()
+    );
+
+    // With the policy: deleted before the alarms its rule names.
+    f.apply(
+        "combined",
+        with_composite(json!([{"name": "errors-and-latency", "rule": "ALARM(error-rate) AND ALARM(latency-p99)"}])),
+    );
+    f.reconcile("combined").await;
+    assert!(composite(&f, &name).await.is_some());
+    f.cluster
+        .request_delete(
+            "alertops.dev/v1alpha1",
+            "AlarmPolicy",
+            &f.namespace,
+            "combined",
+        )
+        .unwrap();
+    let policy = f.get("combined").await.unwrap();
+    alarm_policy::reconcile(Arc::new(policy), &f.ctx)
+        .await
+        .expect("cleanup");
+    assert!(composite(&f, &name).await.is_none());
+    assert!(
+        f.alarm(&f.alarm_name("combined", "error-rate"))
+            .await
+            .is_none()
+    );
+}

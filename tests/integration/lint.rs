@@ -19,13 +19,14 @@ fn every_example_passes_without_errors_or_warnings() {
     let report = lint("examples");
     assert!(!report.has_errors(), "{}", report.render());
     assert_eq!(report.count(LintLevel::Warning), 0, "{}", report.render());
-    // 4 AlarmPolicies, 8 AlertRoutes, 2 DigestSchedules.
-    assert_eq!(report.resources, 14, "{}", report.render());
+    // 5 AlarmPolicies, 9 AlertRoutes, 2 DigestSchedules.
+    assert_eq!(report.resources, 16, "{}", report.render());
     for scenario in [
         "emr-failures",
         "elb-backend-errors",
         "ecs-service-events",
         "per-environment-topics",
+        "serverless-api",
     ] {
         let report = lint(&format!("examples/{scenario}"));
         assert!(report.resources > 0, "{scenario} has no resources");

@@ -5,12 +5,14 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-pub use crate::aws::cloudwatch::{AlarmDefinition, AlarmMetric, MathMetric, MathQuery};
+pub use crate::aws::cloudwatch::{
+    AlarmDefinition, AlarmMetric, CompositeDefinition, MathMetric, MathQuery,
+};
 pub use crate::aws::eventbridge::RuleDefinition;
 use crate::names::OwnerIdentity;
 use crate::resources::Tags;
 use crate::resources::alarm_policy::{
-    AlarmPolicySpec, AlarmSpec, AnomalyDetectionSpec, EventRuleSpec,
+    AlarmPolicySpec, AlarmSpec, AnomalyDetectionSpec, CompositeAlarmSpec, EventRuleSpec,
 };
 
 use super::presets;
@@ -27,8 +29,21 @@ pub struct DesiredPolicy {
     pub topic_tags: Tags,
     /// Alarms by spec name, in spec order.
     pub alarms: Vec<DesiredAlarm>,
+    /// Composite alarms, in spec order.
+    pub composites: Vec<DesiredComposite>,
     /// Rules by spec name, in spec order.
     pub rules: Vec<DesiredRule>,
+}
+
+/// One composite alarm.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DesiredComposite {
+    /// Name in the spec.
+    pub spec_name: String,
+    /// The definition, in the shape CloudWatch reports it.
+    pub definition: CompositeDefinition,
+    /// Tags (policy, composite, severity, ownership).
+    pub tags: Tags,
 }
 
 /// The policy's topic.
@@ -82,12 +97,94 @@ pub fn build(spec: &AlarmPolicySpec, owner: &OwnerIdentity, topic_arn: &str) -> 
             .iter()
             .map(|alarm| build_alarm(alarm, owner, topic_arn, &policy_tags))
             .collect(),
+        composites: spec
+            .composite_alarms
+            .iter()
+            .map(|composite| build_composite(composite, owner, topic_arn, &policy_tags))
+            .collect(),
         rules: spec
             .event_rules
             .iter()
             .map(|rule| build_rule(rule, owner, &policy_tags))
             .collect(),
     }
+}
+
+/// A composite alarm: its rule over our AWS alarm names (validation has checked it parses and
+/// names only the policy's alarms; a rule that does not parse is kept as written so the
+/// definition stays total), the topic for ALARM and OK, and tags like a metric alarm's.
+fn build_composite(
+    composite: &CompositeAlarmSpec,
+    owner: &OwnerIdentity,
+    topic_arn: &str,
+    policy_tags: &Tags,
+) -> DesiredComposite {
+    let rule =
+        crate::resources::composite_rule::aws_rule(&composite.rule, |name| owner.alarm_name(name))
+            .unwrap_or_else(|_| composite.rule.clone());
+    let mut description = Vec::new();
+    if let Some(d) = &composite.description {
+        description.push(d.trim().to_string());
+    }
+    if let Some(url) = &composite.runbook_url {
+        description.push(format!("Runbook: {url}"));
+    }
+    let mut tags = policy_tags.clone();
+    tags.extend(composite.tags.clone());
+    tags.insert(
+        crate::alert::SEVERITY_TAG.to_string(),
+        composite.severity.as_str().to_string(),
+    );
+    if let Some(url) = &composite.runbook_url {
+        tags.insert(crate::alert::RUNBOOK_TAG.to_string(), url.clone());
+    }
+    tags.extend(owner.ownership_tags());
+    DesiredComposite {
+        spec_name: composite.name.clone(),
+        definition: CompositeDefinition {
+            alarm_name: owner.alarm_name(&composite.name),
+            description: (!description.is_empty()).then(|| description.join("\n")),
+            actions_enabled: composite.actions_enabled,
+            alarm_actions: vec![topic_arn.to_string()],
+            ok_actions: if composite.ok_notifications {
+                vec![topic_arn.to_string()]
+            } else {
+                Vec::new()
+            },
+            insufficient_data_actions: Vec::new(),
+            rule,
+        },
+        tags,
+    }
+}
+
+/// Names of the fields in which an observed composite differs from the desired one.
+pub fn composite_differences(
+    desired: &CompositeDefinition,
+    observed: &CompositeDefinition,
+) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    let mut check = |same: bool, field: &'static str| {
+        if !same {
+            out.push(field);
+        }
+    };
+    check(desired.description == observed.description, "description");
+    check(
+        desired.actions_enabled == observed.actions_enabled,
+        "actionsEnabled",
+    );
+    check(
+        desired.alarm_actions == observed.alarm_actions,
+        "alarmActions",
+    );
+    check(desired.ok_actions == observed.ok_actions, "okActions");
+    check(
+        desired.insufficient_data_actions == observed.insufficient_data_actions,
+        "insufficientDataActions",
+    );
+    check(desired.rule == observed.rule, "rule");
+    out
 }
 
 /// The policy's topic and the tags of everything the policy makes (the spec's tags and the
@@ -475,6 +572,7 @@ mod tests {
             deletion_policy: Default::default(),
             tags: Tags::from([("Team".into(), "platform".into())]),
             alarms: vec![alarm()],
+            composite_alarms: Vec::new(),
             event_rules: vec![
                 serde_json::from_value(json!({"name": "emr", "preset": "EmrClusterFailed"}))
                     .unwrap(),

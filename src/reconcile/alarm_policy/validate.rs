@@ -39,6 +39,24 @@ pub fn validate(spec: &AlarmPolicySpec) -> Vec<SpecViolation> {
         }
         validate_alarm(alarm, &path, &mut out);
     }
+    let alarm_names: Vec<&str> = spec.alarms.iter().map(|a| a.name.as_str()).collect();
+    for (i, composite) in spec.composite_alarms.iter().enumerate() {
+        let path = format!("spec.compositeAlarms[{i}]");
+        if !names.insert(composite.name.as_str()) {
+            out.push(violation(
+                &path,
+                format!(
+                    "duplicate alarm name {:?} (composites and alarms share CloudWatch's names)",
+                    composite.name
+                ),
+            ));
+        }
+        if let Err(e) =
+            crate::resources::composite_rule::referenced_alarms(&composite.rule, &alarm_names)
+        {
+            out.push(violation(&format!("{path}.rule"), e.to_string()));
+        }
+    }
     let mut rule_names = HashSet::new();
     for (i, rule) in spec.event_rules.iter().enumerate() {
         let path = format!("spec.eventRules[{i}]");

@@ -111,7 +111,13 @@ fn a_resync_of_what_was_applied_writes_nothing_and_reads_no_tags() {
     let (observed, recorded) = in_sync();
     let desired = desired();
     assert_eq!(
-        tag_reads(&desired.alarms, &desired.rules, &observed, &recorded),
+        tag_reads(
+            &desired.alarms,
+            &desired.composites,
+            &desired.rules,
+            &observed,
+            &recorded
+        ),
         TagReads::default()
     );
     let actions = plan(&desired, TOPIC, &observed, &recorded, &owner(), false);
@@ -184,7 +190,13 @@ fn changed_tags_are_read_and_rewritten_without_touching_the_definition() {
     let name = desired.alarms[0].definition.alarm_name.clone();
     // The status recorded other tags: the plan must read the alarm's tags.
     recorded.alarms.get_mut(&name).unwrap().tags_digest = Some("old".into());
-    let reads = tag_reads(&desired.alarms, &desired.rules, &observed, &recorded);
+    let reads = tag_reads(
+        &desired.alarms,
+        &desired.composites,
+        &desired.rules,
+        &observed,
+        &recorded,
+    );
     assert_eq!(reads.alarms, vec![(name.clone(), arn(&name))]);
     assert!(reads.rules.is_empty());
 
@@ -263,7 +275,13 @@ fn an_unrecorded_leftover_is_deleted_only_if_its_tags_say_it_is_ours() {
         );
     }
     let desired = desired();
-    let reads = tag_reads(&desired.alarms, &desired.rules, &observed, &recorded);
+    let reads = tag_reads(
+        &desired.alarms,
+        &desired.composites,
+        &desired.rules,
+        &observed,
+        &recorded,
+    );
     assert_eq!(
         reads.alarms,
         vec![(ours.clone(), arn(&ours)), (theirs.clone(), arn(&theirs))],
