@@ -1,5 +1,6 @@
 //! The one alert model every decoder produces and every destination renders.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -110,6 +111,10 @@ pub struct Alert {
     pub sns_message_id: Option<String>,
     /// Tags of the resource, filled by enrichment (EMR cluster tags, alarm tags).
     pub tags: Tags,
+    /// The SNS message attributes of the envelope (correlation ids such as `correlation_id` or
+    /// `request_id`), by name: untrusted text as the publisher wrote it, escaped by renderers.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
     /// Labelled values for rendering, in display order.
     pub details: Vec<Detail>,
     /// Console and runbook links.
@@ -141,6 +146,7 @@ impl Alert {
             source_topic_arn: None,
             sns_message_id: None,
             tags: Tags::new(),
+            attributes: BTreeMap::new(),
             details: Vec::new(),
             links: Vec::new(),
             raw: String::new(),
@@ -150,6 +156,17 @@ impl Alert {
     /// Severity as routes see it: `Warning` when nothing said otherwise.
     pub fn effective_severity(&self) -> Severity {
         self.severity.unwrap_or(Severity::Warning)
+    }
+
+    /// Shows the named SNS message attributes (a route's `correlationAttributes`) as details, in
+    /// the order named; attributes the message does not carry are skipped. The values stay
+    /// untrusted text: renderers escape details like any other field.
+    pub fn show_attributes(&mut self, names: &[String]) {
+        for name in names {
+            if let Some(value) = self.attributes.get(name).cloned() {
+                self.push_detail(name, value);
+            }
+        }
     }
 
     /// Appends a detail, skipping empty values so renderers never show blank rows.

@@ -4,9 +4,10 @@
 
 use async_trait::async_trait;
 use aws_sdk_cloudwatch::types::{
-    AlarmType, ComparisonOperator, Dimension, Metric, MetricAlarm, MetricDataQuery, MetricStat,
-    StandardUnit, StateValue,
+    AlarmType, ComparisonOperator, CompositeAlarm, Dimension, Metric, MetricAlarm, MetricDataQuery,
+    MetricStat, StandardUnit, StateValue,
 };
+use chrono::{DateTime, Utc};
 
 use super::tags::TagChanges;
 use super::{AwsApi, AwsClients, AwsError};
@@ -36,8 +37,11 @@ pub struct AlarmDefinition {
     pub evaluation_periods: i32,
     /// Datapoints to alarm (defaults to evaluation periods).
     pub datapoints_to_alarm: i32,
-    /// Threshold.
+    /// Threshold (0 when the alarm compares with a band: [`AlarmDefinition::threshold_metric_id`]).
     pub threshold: f64,
+    /// Id of the metric-math query whose band the alarm compares with (anomaly detection); no
+    /// threshold is sent then.
+    pub threshold_metric_id: Option<String>,
     /// Comparison operator name.
     pub comparison: String,
     /// Missing-data treatment name.
@@ -109,6 +113,54 @@ pub struct ObservedAlarm {
     pub definition: AlarmDefinition,
     /// Its state: `OK`, `ALARM` or `INSUFFICIENT_DATA`.
     pub state: Option<String>,
+    /// Why it is in that state, in CloudWatch's words.
+    pub state_reason: Option<String>,
+    /// When it entered that state, to the second (a status compares equal across resyncs only if
+    /// the time survives its round trip through Kubernetes, which keeps whole seconds).
+    pub state_changed_at: Option<DateTime<Utc>>,
+}
+
+/// A CloudWatch composite alarm, normalised like [`AlarmDefinition`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct CompositeDefinition {
+    /// CloudWatch alarm name.
+    pub alarm_name: String,
+    /// Description.
+    pub description: Option<String>,
+    /// Whether actions run.
+    pub actions_enabled: bool,
+    /// ALARM actions, sorted.
+    pub alarm_actions: Vec<String>,
+    /// OK actions, sorted.
+    pub ok_actions: Vec<String>,
+    /// INSUFFICIENT_DATA actions, sorted.
+    pub insufficient_data_actions: Vec<String>,
+    /// The `AlarmRule` over AWS alarm names.
+    pub rule: String,
+}
+
+/// A composite alarm as CloudWatch reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ObservedComposite {
+    /// Its ARN.
+    pub arn: Option<String>,
+    /// Its normalised definition.
+    pub definition: CompositeDefinition,
+    /// Its state: `OK`, `ALARM` or `INSUFFICIENT_DATA`.
+    pub state: Option<String>,
+    /// Why it is in that state.
+    pub state_reason: Option<String>,
+    /// When it entered that state, to the second.
+    pub state_changed_at: Option<DateTime<Utc>>,
+}
+
+/// Metric and composite alarms under a prefix, from the same DescribeAlarms pages.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AlarmListing {
+    /// Metric alarms.
+    pub metric: Vec<ObservedAlarm>,
+    /// Composite alarms.
+    pub composite: Vec<ObservedComposite>,
 }
 
 /// The CloudWatch alarm operations alertops makes, each taking its rate permit and classifying
@@ -117,6 +169,16 @@ pub struct ObservedAlarm {
 pub trait CloudWatchAlarms: Send + Sync {
     /// Every metric alarm whose name starts with `prefix`: ceil(N/100) DescribeAlarms calls.
     async fn alarms_with_prefix(&self, prefix: &str) -> Result<Vec<ObservedAlarm>, AwsError>;
+    /// Every metric and composite alarm whose name starts with `prefix`, in the same
+    /// ceil(N/100) DescribeAlarms pages (composites cost no call of their own).
+    async fn alarm_listing(&self, prefix: &str) -> Result<AlarmListing, AwsError>;
+    /// Creates or replaces a composite alarm; `tags` are set only on creation, as for
+    /// [`CloudWatchAlarms::put_alarm`].
+    async fn put_composite(
+        &self,
+        composite: &CompositeDefinition,
+        tags: Option<&Tags>,
+    ) -> Result<(), AwsError>;
     /// Creates or replaces an alarm. `tags` are set only on creation: PutMetricAlarm ignores them
     /// on update, so existing alarms are retagged with [`CloudWatchAlarms::change_alarm_tags`].
     async fn put_alarm(&self, alarm: &AlarmDefinition, tags: Option<&Tags>)
@@ -154,6 +216,61 @@ impl CloudWatchAlarms for AwsClients {
         }
     }
 
+    async fn alarm_listing(&self, prefix: &str) -> Result<AlarmListing, AwsError> {
+        let mut listing = AlarmListing::default();
+        let mut next_token = None;
+        loop {
+            self.acquire(AwsApi::CloudWatch).await;
+            let page = self
+                .cloudwatch
+                .describe_alarms()
+                .alarm_name_prefix(prefix)
+                .alarm_types(AlarmType::MetricAlarm)
+                .alarm_types(AlarmType::CompositeAlarm)
+                .max_records(ALARM_BATCH as i32)
+                .set_next_token(next_token)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("DescribeAlarms", e))?;
+            listing
+                .metric
+                .extend(page.metric_alarms().iter().map(observed_alarm));
+            listing
+                .composite
+                .extend(page.composite_alarms().iter().map(observed_composite));
+            next_token = page.next_token().map(str::to_string);
+            if next_token.is_none() {
+                return Ok(listing);
+            }
+        }
+    }
+
+    async fn put_composite(
+        &self,
+        def: &CompositeDefinition,
+        tags: Option<&Tags>,
+    ) -> Result<(), AwsError> {
+        let mut request = self
+            .cloudwatch
+            .put_composite_alarm()
+            .alarm_name(&def.alarm_name)
+            .set_alarm_description(def.description.clone())
+            .actions_enabled(def.actions_enabled)
+            .set_alarm_actions(Some(def.alarm_actions.clone()))
+            .set_ok_actions(Some(def.ok_actions.clone()))
+            .set_insufficient_data_actions(Some(def.insufficient_data_actions.clone()))
+            .alarm_rule(&def.rule);
+        for (k, v) in tags.into_iter().flatten() {
+            request = request.tags(sdk_tag(k, v));
+        }
+        self.acquire(AwsApi::CloudWatch).await;
+        request
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("PutCompositeAlarm", e))?;
+        Ok(())
+    }
+
     async fn put_alarm(&self, def: &AlarmDefinition, tags: Option<&Tags>) -> Result<(), AwsError> {
         let mut request = self
             .cloudwatch
@@ -166,9 +283,13 @@ impl CloudWatchAlarms for AwsClients {
             .set_insufficient_data_actions(Some(def.insufficient_data_actions.clone()))
             .evaluation_periods(def.evaluation_periods)
             .datapoints_to_alarm(def.datapoints_to_alarm)
-            .threshold(def.threshold)
             .comparison_operator(ComparisonOperator::from(def.comparison.as_str()))
             .treat_missing_data(&def.treat_missing_data);
+        request = match &def.threshold_metric_id {
+            // CloudWatch refuses a threshold next to a threshold metric.
+            Some(id) => request.threshold_metric_id(id),
+            None => request.threshold(def.threshold),
+        };
         match &def.metric {
             AlarmMetric::Single {
                 namespace,
@@ -271,6 +392,33 @@ fn observed_alarm(alarm: &MetricAlarm) -> ObservedAlarm {
             .state_value()
             .map(StateValue::as_str)
             .map(str::to_string),
+        state_reason: non_empty(alarm.state_reason()),
+        state_changed_at: alarm
+            .state_updated_timestamp()
+            .and_then(|t| DateTime::from_timestamp(t.secs(), 0)),
+    }
+}
+
+fn observed_composite(alarm: &CompositeAlarm) -> ObservedComposite {
+    ObservedComposite {
+        arn: alarm.alarm_arn().map(str::to_string),
+        definition: CompositeDefinition {
+            alarm_name: alarm.alarm_name().unwrap_or_default().to_string(),
+            description: non_empty(alarm.alarm_description()),
+            actions_enabled: alarm.actions_enabled().unwrap_or(true),
+            alarm_actions: sorted(alarm.alarm_actions()),
+            ok_actions: sorted(alarm.ok_actions()),
+            insufficient_data_actions: sorted(alarm.insufficient_data_actions()),
+            rule: alarm.alarm_rule().unwrap_or_default().to_string(),
+        },
+        state: alarm
+            .state_value()
+            .map(StateValue::as_str)
+            .map(str::to_string),
+        state_reason: non_empty(alarm.state_reason()),
+        state_changed_at: alarm
+            .state_updated_timestamp()
+            .and_then(|t| DateTime::from_timestamp(t.secs(), 0)),
     }
 }
 
@@ -305,6 +453,7 @@ fn alarm_definition(alarm: &MetricAlarm) -> AlarmDefinition {
         evaluation_periods,
         datapoints_to_alarm: alarm.datapoints_to_alarm().unwrap_or(evaluation_periods),
         threshold: alarm.threshold().unwrap_or_default(),
+        threshold_metric_id: non_empty(alarm.threshold_metric_id()),
         comparison: alarm
             .comparison_operator()
             .map(|c| c.as_str().to_string())

@@ -8,8 +8,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
-use super::cloudwatch::{AlarmDefinition, CloudWatchAlarms, ObservedAlarm};
+use super::cloudwatch::{
+    AlarmDefinition, AlarmListing, CloudWatchAlarms, CompositeDefinition, ObservedAlarm,
+    ObservedComposite,
+};
 use super::eventbridge::{EventBridgeRules, ObservedRule, RuleDefinition, RuleTarget};
 use super::sns::{SnsTopics, Subscription, TopicCreation};
 use super::sqs::{QueueAttributes, SqsQueues};
@@ -23,6 +27,11 @@ const REGION: &str = "us-east-1";
 #[derive(Default)]
 struct State {
     alarms: BTreeMap<String, (AlarmDefinition, Tags, String)>,
+    /// State, reason and time of change of the alarms whose state was set
+    /// ([`FakeAws::set_alarm_state`]); the others are as CloudWatch creates them.
+    alarm_states: BTreeMap<String, AlarmStateRecord>,
+    /// Composite alarms: definition, tags, ARN.
+    composites: BTreeMap<String, (CompositeDefinition, Tags, String)>,
     topics: BTreeMap<String, (HashMap<String, String>, Tags)>,
     rules: BTreeMap<String, (RuleDefinition, Tags, Vec<RuleTarget>)>,
     queues: BTreeMap<String, (QueueAttributes, Tags)>,
@@ -91,6 +100,29 @@ impl FakeAws {
         let arn = alarm_arn(&definition.alarm_name);
         self.state()
             .alarms
+            .insert(definition.alarm_name.clone(), (definition, tags, arn));
+    }
+
+    /// Sets an alarm's state as CloudWatch would when it evaluates it (or as SetAlarmState does).
+    pub fn set_alarm_state(&self, name: &str, state: &str, reason: &str, since: DateTime<Utc>) {
+        self.state()
+            .alarm_states
+            .insert(name.to_string(), (state.into(), reason.into(), since));
+    }
+
+    /// The composite alarm of that name, with its tags.
+    pub fn composite(&self, name: &str) -> Option<(CompositeDefinition, Tags)> {
+        self.state()
+            .composites
+            .get(name)
+            .map(|(d, t, _)| (d.clone(), t.clone()))
+    }
+
+    /// Puts a composite alarm in place as someone else would, with these tags.
+    pub fn insert_composite(&self, definition: CompositeDefinition, tags: Tags) {
+        let arn = alarm_arn(&definition.alarm_name);
+        self.state()
+            .composites
             .insert(definition.alarm_name.clone(), (definition, tags, arn));
     }
 
@@ -177,6 +209,18 @@ impl FakeAws {
     }
 }
 
+/// State, reason and time of change of an alarm.
+type AlarmStateRecord = (String, String, DateTime<Utc>);
+
+/// A new alarm's state, as CloudWatch reports it.
+fn initial_alarm_state() -> AlarmStateRecord {
+    (
+        "INSUFFICIENT_DATA".into(),
+        "Unchecked: Initial alarm creation".into(),
+        DateTime::UNIX_EPOCH,
+    )
+}
+
 fn alarm_arn(name: &str) -> String {
     format!("arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}")
 }
@@ -217,12 +261,79 @@ impl CloudWatchAlarms for FakeAws {
             .alarms
             .iter()
             .filter(|(name, _)| name.starts_with(prefix))
-            .map(|(_, (definition, _, arn))| ObservedAlarm {
-                arn: Some(arn.clone()),
-                definition: definition.clone(),
-                state: Some("INSUFFICIENT_DATA".into()),
+            .map(|(name, (definition, _, arn))| {
+                let (value, reason, since) = state
+                    .alarm_states
+                    .get(name)
+                    .cloned()
+                    .unwrap_or_else(initial_alarm_state);
+                ObservedAlarm {
+                    arn: Some(arn.clone()),
+                    definition: definition.clone(),
+                    state: Some(value),
+                    state_reason: Some(reason),
+                    state_changed_at: Some(since),
+                }
             })
             .collect())
+    }
+
+    async fn alarm_listing(&self, prefix: &str) -> Result<AlarmListing, AwsError> {
+        let metric = self.alarms_with_prefix(prefix).await?;
+        let state = self.state();
+        let composite = state
+            .composites
+            .iter()
+            .filter(|(name, _)| name.starts_with(prefix))
+            .map(|(name, (definition, _, arn))| {
+                let (value, reason, since) = state
+                    .alarm_states
+                    .get(name)
+                    .cloned()
+                    .unwrap_or_else(initial_alarm_state);
+                ObservedComposite {
+                    arn: Some(arn.clone()),
+                    definition: definition.clone(),
+                    state: Some(value),
+                    state_reason: Some(reason),
+                    state_changed_at: Some(since),
+                }
+            })
+            .collect();
+        Ok(AlarmListing { metric, composite })
+    }
+
+    async fn put_composite(
+        &self,
+        composite: &CompositeDefinition,
+        tags: Option<&Tags>,
+    ) -> Result<(), AwsError> {
+        let mut state = self.call("PutCompositeAlarm")?;
+        // Like CloudWatch: every alarm the rule names must exist.
+        let missing = composite
+            .rule
+            .split('"')
+            .skip(1)
+            .step_by(2)
+            .find(|name| !state.alarms.contains_key(*name) && !state.composites.contains_key(*name))
+            .map(str::to_string);
+        if let Some(name) = missing {
+            return Err(AwsError::new(
+                AwsErrorKind::InvalidRequest,
+                "PutCompositeAlarm",
+                "ValidationError",
+                format!(
+                    "Could not save the composite alarm as alarms [{name}] in the alarm rule do not exist"
+                ),
+            ));
+        }
+        let arn = alarm_arn(&composite.alarm_name);
+        let entry = state
+            .composites
+            .entry(composite.alarm_name.clone())
+            .or_insert_with(|| (composite.clone(), tags.cloned().unwrap_or_default(), arn));
+        entry.0 = composite.clone();
+        Ok(())
     }
 
     async fn put_alarm(
@@ -246,6 +357,8 @@ impl CloudWatchAlarms for FakeAws {
             let mut state = self.call("DeleteAlarms")?;
             for name in batch {
                 state.alarms.remove(name);
+                state.composites.remove(name);
+                state.alarm_states.remove(name);
             }
         }
         Ok(())
@@ -253,11 +366,13 @@ impl CloudWatchAlarms for FakeAws {
 
     async fn alarm_tags(&self, arn: &str) -> Result<Tags, AwsError> {
         let state = self.call("ListTagsForResource")?;
-        state
-            .alarms
-            .values()
-            .find(|(_, _, a)| a == arn)
+        let alarm = state.alarms.values().find(|(_, _, a)| a == arn);
+        alarm
             .map(|(_, tags, _)| tags.clone())
+            .or_else(|| {
+                let composite = state.composites.values().find(|(_, _, a)| a == arn);
+                composite.map(|(_, tags, _)| tags.clone())
+            })
             .ok_or_else(|| not_found("ListTagsForResource", arn))
     }
 
@@ -270,11 +385,16 @@ impl CloudWatchAlarms for FakeAws {
                 continue;
             }
             let mut state = self.call(operation)?;
-            let (_, tags, _) = state
-                .alarms
-                .values_mut()
-                .find(|(_, _, a)| a == arn)
-                .ok_or_else(|| not_found(operation, arn))?;
+            let state = &mut *state;
+            let tags = match state.alarms.values_mut().find(|(_, _, a)| a == arn) {
+                Some((_, tags, _)) => tags,
+                None => state
+                    .composites
+                    .values_mut()
+                    .find(|(_, _, a)| a == arn)
+                    .map(|(_, tags, _)| tags)
+                    .ok_or_else(|| not_found(operation, arn))?,
+            };
             apply_changes(tags, changes);
         }
         Ok(())

@@ -1355,6 +1355,7 @@ impl<C: ClusterApi> Consumer<C> {
             }
             batch.messages.push(message);
             if enrichment.accepts(&state.route.spec.match_, &alert) {
+                alert.show_attributes(&state.route.spec.correlation_attributes);
                 batch.first_pending_at.get_or_insert_with(Instant::now);
                 batch.pending.push(PendingAlert {
                     alert,

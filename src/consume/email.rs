@@ -160,6 +160,27 @@ mod tests {
     }
 
     #[test]
+    fn correlation_attributes_a_route_names_are_rows_escaped() {
+        let mut a = alert("f1", AlertState::Firing, "feed");
+        a.attributes
+            .insert("request_id".into(), "<i>req-42</i>".into());
+        a.attributes.insert("other".into(), "hidden".into());
+        a.show_attributes(&["request_id".to_string()]);
+        let email = render("team/feed", &[a], None);
+        assert!(
+            email.text.contains("request_id: <i>req-42</i>"),
+            "{}",
+            email.text
+        );
+        assert!(
+            email.html.contains("&lt;i&gt;req-42&lt;/i&gt;"),
+            "{}",
+            email.html
+        );
+        assert!(!email.text.contains("hidden"));
+    }
+
+    #[test]
     fn a_group_counts_its_alerts_and_fits_one_line() {
         let alerts = vec![
             alert("a", AlertState::Firing, &"x".repeat(500)),

@@ -88,10 +88,21 @@ pub const METRIC_MATH_UNKNOWN_ID: &str = "metric-math-unknown-id";
 /// `sum` pass the schema and fail in CloudWatch.
 pub const METRIC_MATH_INVALID_STAT: &str = "metric-math-invalid-stat";
 
-/// `actionsEnabled: false`.
+/// `actionsEnabled: false` on an alarm no composite alarm of the policy combines.
 ///
 /// Why: the alarm changes state but notifies nobody; fine while tuning, a trap when forgotten.
+/// An alarm a composite names may be silent on purpose: the composite notifies for it.
 pub const ACTIONS_DISABLED: &str = "actions-disabled";
+
+/// A fixed threshold on a gauge that drifts slowly: free disk or storage, free or available
+/// memory, used disk or memory.
+///
+/// Why: the outages nobody noticed in the source documents were slow ones, a disk filling over
+/// weeks and a gradual memory leak. A fixed line on such a gauge fires only when little room is
+/// left, often at night; the trend (`RATE(m1)` or `DIFF(m1)` in metric math: how fast it moves)
+/// or an anomaly detection band (`anomalyDetection`: it left its usual range) fires while there is
+/// still time. A warning: keep the fixed line as the last resort, and add the leading indicator.
+pub const DRIFTING_GAUGE_STATIC_THRESHOLD: &str = "drifting-gauge-static-threshold";
 
 /// A policy with neither alarms nor event rules.
 ///
@@ -183,6 +194,11 @@ pub const RULES: &[(&str, LintLevel, &str)] = &[
         ACTIONS_DISABLED,
         LintLevel::Warning,
         "alarm actions disabled",
+    ),
+    (
+        DRIFTING_GAUGE_STATIC_THRESHOLD,
+        LintLevel::Warning,
+        "fixed threshold on a slowly drifting gauge: add a trend or anomaly band",
     ),
     (
         EMPTY_POLICY,
@@ -304,8 +320,22 @@ pub fn lint_alarm_policy(spec: &AlarmPolicySpec) -> Vec<LintFinding> {
                 .to_string(),
         });
     }
+    // An alarm a composite combines may stay silent on purpose: the composite notifies.
+    let combined: BTreeSet<String> = spec
+        .composite_alarms
+        .iter()
+        .filter_map(|c| {
+            let known: Vec<&str> = spec.alarms.iter().map(|a| a.name.as_str()).collect();
+            crate::resources::composite_rule::referenced_alarms(&c.rule, &known).ok()
+        })
+        .flatten()
+        .collect();
     for alarm in &spec.alarms {
-        findings.extend(lint_alarm(alarm));
+        findings.extend(
+            lint_alarm(alarm)
+                .into_iter()
+                .filter(|f| !(f.rule == ACTIONS_DISABLED && combined.contains(&alarm.name))),
+        );
     }
     findings
 }
@@ -328,6 +358,7 @@ pub fn lint_alarm(alarm: &AlarmSpec) -> Vec<LintFinding> {
     if let Some(queries) = &alarm.metrics {
         check_metric_math(alarm, queries, &mut out);
     }
+    check_drifting_gauge(alarm, &mut out);
     check_paging(alarm, &mut out);
     if !alarm.actions_enabled {
         out.warn(
@@ -554,8 +585,9 @@ fn check_single_metric(
     out: &mut Findings<'_>,
 ) {
     let kind = metric_kind(namespace, name);
+    // An anomaly detection alarm has no fixed threshold; its band says nothing of the statistic.
     let threshold = alarm.threshold;
-    let t = fmt_number(threshold);
+    let t = threshold.map(fmt_number).unwrap_or_default();
     let metric = format!("{} of {namespace} {name}", stat.label());
 
     if let MetricKind::Count { rate_average, .. } = kind
@@ -563,7 +595,7 @@ fn check_single_metric(
     {
         let is_rate = rate_average && *stat == Stat::Basic(Statistic::Average);
         if is_rate {
-            if threshold > 1.0 && is_greater(alarm.comparison) {
+            if threshold.is_some_and(|t| t > 1.0) && is_greater(alarm.comparison) {
                 out.error(
                     COUNT_METRIC_NEEDS_SUM,
                     format!(
@@ -574,16 +606,20 @@ fn check_single_metric(
             }
         } else {
             let reason = match alarm.comparison {
-                ComparisonOperator::GreaterThanThreshold if threshold >= 1.0 => {
+                ComparisonOperator::GreaterThanThreshold if threshold.is_some_and(|t| t >= 1.0) => {
                     format!("so a threshold of {t} can never be reached")
                 }
-                ComparisonOperator::GreaterThanOrEqualToThreshold if threshold > 1.0 => {
+                ComparisonOperator::GreaterThanOrEqualToThreshold
+                    if threshold.is_some_and(|t| t > 1.0) =>
+                {
                     format!("so a threshold of {t} can never be reached")
                 }
-                ComparisonOperator::LessThanThreshold if threshold > 1.0 => {
+                ComparisonOperator::LessThanThreshold if threshold.is_some_and(|t| t > 1.0) => {
                     format!("so it is always below a threshold of {t} and the alarm always fires")
                 }
-                ComparisonOperator::LessThanOrEqualToThreshold if threshold >= 1.0 => {
+                ComparisonOperator::LessThanOrEqualToThreshold
+                    if threshold.is_some_and(|t| t >= 1.0) =>
+                {
                     format!("so it is always below a threshold of {t} and the alarm always fires")
                 }
                 _ => "so one event and a thousand look the same".to_string(),
@@ -649,6 +685,10 @@ fn holds(value: f64, op: ComparisonOperator, threshold: f64) -> bool {
         ComparisonOperator::GreaterThanOrEqualToThreshold => value >= threshold,
         ComparisonOperator::LessThanThreshold => value < threshold,
         ComparisonOperator::LessThanOrEqualToThreshold => value <= threshold,
+        // Bands have no fixed threshold to hold against (`check_threshold` skips them).
+        ComparisonOperator::LessThanLowerOrGreaterThanUpperThreshold
+        | ComparisonOperator::GreaterThanUpperThreshold
+        | ComparisonOperator::LessThanLowerThreshold => false,
     }
 }
 
@@ -669,11 +709,14 @@ fn check_threshold(
         _ => return,
     };
     let op = alarm.comparison;
-    let t = fmt_number(alarm.threshold);
+    let Some(threshold) = alarm.threshold.filter(|_| !op.is_band()) else {
+        return;
+    };
+    let t = fmt_number(threshold);
     // The condition over [low, high] is monotonic, so its ends tell whether it can ever hold.
-    let at_low = holds(low, op, alarm.threshold);
+    let at_low = holds(low, op, threshold);
     let at_high = if high.is_finite() {
-        holds(high, op, alarm.threshold)
+        holds(high, op, threshold)
     } else {
         is_greater(op)
     };
@@ -693,7 +736,7 @@ fn check_threshold(
                 op.as_str()
             ),
         );
-    } else if *stat == Stat::Basic(Statistic::SampleCount) && alarm.threshold.fract() != 0.0 {
+    } else if *stat == Stat::Basic(Statistic::SampleCount) && threshold.fract() != 0.0 {
         out.warn(
             THRESHOLD_IMPOSSIBLE,
             format!(
@@ -715,6 +758,64 @@ fn check_resolution(alarm: &AlarmSpec, namespace: &str, name: &str, out: &mut Fi
                  published ({why}), so most datapoints are empty; use a period of at least \
                  {published}",
                 alarm.period
+            ),
+        );
+    }
+}
+
+/// Name fragments of gauges that drift slowly (compared lowercase, without `_`, `-` and `.`):
+/// RDS `FreeStorageSpace` and `FreeableMemory`, Aurora `FreeLocalStorage`, the CloudWatch agent's
+/// `disk_free`, `disk_used_percent`, `mem_available`, `mem_used_percent`, and similar names.
+const DRIFTING_GAUGE_FRAGMENTS: &[&str] = &[
+    "freestorage",
+    "freelocalstorage",
+    "freeablememory",
+    "freememory",
+    "freespace",
+    "freedisk",
+    "diskfree",
+    "diskavailable",
+    "diskused",
+    "diskspace",
+    "memavailable",
+    "memoryavailable",
+    "memused",
+    "memoryused",
+    "swapused",
+    "swapusage",
+];
+
+fn is_drifting_gauge(name: &str) -> bool {
+    let key: String = name
+        .chars()
+        .filter(|c| !matches!(c, '_' | '-' | '.'))
+        .flat_map(char::to_lowercase)
+        .collect();
+    DRIFTING_GAUGE_FRAGMENTS.iter().any(|f| key.contains(f))
+}
+
+/// The name of the drifting gauge a fixed threshold is evaluated against, if any: the single
+/// metric, or the metric-math query that returns data when it is a plain metric (an expression
+/// over it, such as `RATE(m1)`, is already a trend).
+fn drifting_gauge_evaluated(alarm: &AlarmSpec) -> Option<&str> {
+    // A band alarm (no fixed threshold) is what the rule asks for.
+    alarm.threshold?;
+    if let Some(metric) = &alarm.metric {
+        return is_drifting_gauge(&metric.name).then_some(metric.name.as_str());
+    }
+    let returned = alarm.metrics.iter().flatten().find(|q| q.return_data)?;
+    let metric = returned.metric.as_ref()?;
+    is_drifting_gauge(&metric.name).then_some(metric.name.as_str())
+}
+
+fn check_drifting_gauge(alarm: &AlarmSpec, out: &mut Findings<'_>) {
+    if let Some(name) = drifting_gauge_evaluated(alarm) {
+        out.warn(
+            DRIFTING_GAUGE_STATIC_THRESHOLD,
+            format!(
+                "{name} drifts slowly (a disk filling, a memory leak), and a fixed threshold \
+                 fires only when little room is left; add an alarm on its trend (metric math \
+                 RATE(m1) or DIFF(m1) over it) or set anomalyDetection instead of threshold"
             ),
         );
     }
@@ -937,7 +1038,8 @@ mod tests {
             period: 60,
             evaluation_periods: 5,
             datapoints_to_alarm: None,
-            threshold: 100.0,
+            threshold: Some(100.0),
+            anomaly_detection: None,
             comparison: ComparisonOperator::GreaterThanThreshold,
             treat_missing_data: TreatMissingData::NotBreaching,
             ok_notifications: true,
@@ -995,7 +1097,8 @@ mod tests {
         AlarmSpec {
             metric: None,
             metrics: Some(queries),
-            threshold: 5.0,
+            threshold: Some(5.0),
+            anomaly_detection: None,
             ..elb(Statistic::Sum)
         }
     }
@@ -1030,7 +1133,7 @@ mod tests {
         let metric = p99.metric.as_mut().unwrap();
         metric.statistic = None;
         metric.percentile = Some("p99".to_string());
-        p99.threshold = 0.0;
+        p99.threshold = Some(0.0);
         let finding = only(&p99);
         assert_eq!(finding.rule, COUNT_METRIC_NEEDS_SUM);
         assert!(
@@ -1063,7 +1166,7 @@ mod tests {
             );
         }
         let mut unhealthy = metric_alarm("AWS/ELB", "UnHealthyHostCount", Statistic::Maximum);
-        unhealthy.threshold = 0.0;
+        unhealthy.threshold = Some(0.0);
         assert_eq!(rules(&unhealthy), vec![]);
         // Custom namespaces publish whatever their authors chose.
         assert_eq!(
@@ -1076,7 +1179,7 @@ mod tests {
     fn lower_than_comparisons_on_counts_always_fire() {
         let mut alarm = metric_alarm("AWS/ELB", "RequestCount", Statistic::Maximum);
         alarm.comparison = ComparisonOperator::LessThanThreshold;
-        alarm.threshold = 10.0;
+        alarm.threshold = Some(10.0);
         let finding = only(&alarm);
         assert!(
             finding.message.contains("always below a threshold of 10"),
@@ -1088,9 +1191,9 @@ mod tests {
     #[test]
     fn api_gateway_error_average_is_a_rate() {
         let mut rate = metric_alarm("AWS/ApiGateway", "5XXError", Statistic::Average);
-        rate.threshold = 0.05;
+        rate.threshold = Some(0.05);
         assert_eq!(rules(&rate), vec![]);
-        rate.threshold = 5.0;
+        rate.threshold = Some(5.0);
         let finding = only(&rate);
         assert_eq!(finding.rule, COUNT_METRIC_NEEDS_SUM);
         assert!(finding.message.contains("error rate between 0 and 1"));
@@ -1126,7 +1229,7 @@ mod tests {
         assert!(finding.message.contains("at least 60"));
 
         let mut cpu = metric_alarm("AWS/EC2", "CPUUtilization", Statistic::Average);
-        cpu.threshold = 80.0;
+        cpu.threshold = Some(80.0);
         assert_eq!(
             rules(&cpu),
             vec![(PERIOD_BELOW_RESOLUTION.to_string(), LintLevel::Warning)]
@@ -1147,7 +1250,7 @@ mod tests {
             "TargetResponseTime",
             Statistic::Average,
         );
-        latency.threshold = 1.0;
+        latency.threshold = Some(1.0);
         latency.evaluation_periods = 1;
         let finding = only(&latency);
         assert_eq!(finding.rule, EVALUATION_WINDOW_TOO_SHORT);
@@ -1182,7 +1285,7 @@ mod tests {
     fn thresholds_the_statistic_cannot_cross() {
         let mut never = elb(Statistic::Sum);
         never.comparison = ComparisonOperator::LessThanThreshold;
-        never.threshold = 0.0;
+        never.threshold = Some(0.0);
         let finding = only(&never);
         assert_eq!(
             (finding.rule.as_str(), finding.level),
@@ -1192,11 +1295,11 @@ mod tests {
 
         let mut always = metric_alarm("MyApp", "Jobs", Statistic::SampleCount);
         always.comparison = ComparisonOperator::GreaterThanOrEqualToThreshold;
-        always.threshold = 0.0;
+        always.threshold = Some(0.0);
         assert!(only(&always).message.contains("always fires"));
 
         let mut fraction = metric_alarm("MyApp", "Jobs", Statistic::SampleCount);
-        fraction.threshold = 0.05;
+        fraction.threshold = Some(0.05);
         let finding = only(&fraction);
         assert_eq!(
             (finding.rule.as_str(), finding.level),
@@ -1205,7 +1308,7 @@ mod tests {
         assert!(finding.message.contains("reads like a rate"));
 
         let mut cpu = metric_alarm("AWS/ECS", "CPUUtilization", Statistic::Maximum);
-        cpu.threshold = 120.0;
+        cpu.threshold = Some(120.0);
         let finding = only(&cpu);
         assert!(
             finding.message.contains("percentage between 0 and 100"),
@@ -1318,11 +1421,114 @@ mod tests {
             deletion_policy: Default::default(),
             tags: BTreeMap::new(),
             alarms: Vec::new(),
+            composite_alarms: Vec::new(),
             event_rules: Vec::new(),
         };
         let findings = lint_alarm_policy(&empty);
         assert_eq!(findings.len(), 1);
         assert_eq!(findings[0].rule, EMPTY_POLICY);
+    }
+
+    #[test]
+    fn a_fixed_threshold_on_free_disk_or_memory_suggests_a_trend_or_a_band() {
+        for (namespace, name) in [
+            ("AWS/RDS", "FreeStorageSpace"),
+            ("AWS/RDS", "FreeableMemory"),
+            ("CWAgent", "disk_free"),
+            ("CWAgent", "mem_available"),
+            ("CWAgent", "disk_used_percent"),
+        ] {
+            let mut alarm = metric_alarm(namespace, name, Statistic::Minimum);
+            alarm.comparison = ComparisonOperator::LessThanThreshold;
+            alarm.threshold = Some(10_000_000_000.0);
+            alarm.period = 300;
+            let finding = only(&alarm);
+            assert_eq!(finding.rule, DRIFTING_GAUGE_STATIC_THRESHOLD, "{name}");
+            assert_eq!(finding.level, LintLevel::Warning);
+            assert!(finding.message.contains("RATE(m1)"), "{}", finding.message);
+            assert!(finding.message.contains("anomalyDetection"));
+        }
+        // Other gauges are not drifting ones.
+        let mut cpu = metric_alarm("AWS/EC2", "CPUUtilization", Statistic::Average);
+        cpu.threshold = Some(80.0);
+        cpu.period = 300;
+        assert!(rules(&cpu).is_empty(), "{:?}", rules(&cpu));
+    }
+
+    #[test]
+    fn a_trend_or_a_band_on_a_drifting_gauge_is_what_the_rule_asks_for() {
+        let mut band = metric_alarm("AWS/RDS", "FreeStorageSpace", Statistic::Minimum);
+        band.period = 300;
+        band.threshold = None;
+        band.anomaly_detection =
+            Some(crate::resources::alarm_policy::AnomalyDetectionSpec { band_width: 2.0 });
+        band.comparison = ComparisonOperator::LessThanLowerThreshold;
+        assert!(rules(&band).is_empty(), "{:?}", rules(&band));
+
+        let disk = |id: &str, return_data: bool| MetricQuery {
+            id: id.to_string(),
+            expression: None,
+            metric: Some(QueryMetric {
+                namespace: "CWAgent".to_string(),
+                name: "disk_used_percent".to_string(),
+                dimensions: BTreeMap::new(),
+                stat: "Maximum".to_string(),
+                unit: None,
+            }),
+            label: None,
+            return_data,
+        };
+        let mut trend = math_alarm(vec![
+            disk("m1", false),
+            MetricQuery {
+                id: "growth".to_string(),
+                expression: Some("RATE(m1) * 3600".to_string()),
+                metric: None,
+                label: Some("percent per hour".to_string()),
+                return_data: true,
+            },
+        ]);
+        trend.period = 300;
+        assert!(rules(&trend).is_empty(), "{:?}", rules(&trend));
+
+        // The same gauge returned directly by metric math is still a fixed line on it.
+        let mut direct = math_alarm(vec![disk("m1", true)]);
+        direct.period = 300;
+        assert_eq!(
+            rules(&direct),
+            vec![(
+                DRIFTING_GAUGE_STATIC_THRESHOLD.to_string(),
+                LintLevel::Warning
+            )]
+        );
+    }
+
+    #[test]
+    fn an_alarm_a_composite_combines_may_be_silent() {
+        let mut silent = elb(Statistic::Sum);
+        silent.actions_enabled = false;
+        let mut spec = AlarmPolicySpec {
+            topic: Default::default(),
+            deletion_policy: Default::default(),
+            tags: BTreeMap::new(),
+            alarms: vec![silent],
+            composite_alarms: Vec::new(),
+            event_rules: Vec::new(),
+        };
+        let rules_of = |spec: &AlarmPolicySpec| -> Vec<String> {
+            lint_alarm_policy(spec)
+                .into_iter()
+                .map(|f| f.rule)
+                .collect()
+        };
+        assert_eq!(rules_of(&spec), vec![ACTIONS_DISABLED.to_string()]);
+        spec.composite_alarms = vec![
+            serde_json::from_value(serde_json::json!({
+                "name": "combined", "rule": "ALARM(elb-backend-errors) AND TRUE"
+            }))
+            .unwrap(),
+        ];
+        assert!(rules_of(&spec).is_empty(), "{:?}", rules_of(&spec));
     }
 
     #[test]

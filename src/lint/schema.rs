@@ -687,6 +687,34 @@ mod tests {
     }
 
     #[test]
+    fn anomaly_detection_takes_the_place_of_the_threshold_and_its_comparisons_by_cel() {
+        let mut band = alarm();
+        band.as_object_mut().unwrap().remove("threshold");
+        band["anomalyDetection"] = json!({"bandWidth": 2});
+        band["comparison"] = json!("LessThanLowerThreshold");
+        assert_eq!(validate(&policy(band.clone())), vec![]);
+
+        let v = validate(&policy(with(band.clone(), "threshold", json!(1))));
+        assert_eq!(paths(&v), vec![("spec.alarms[0]", ViolationSource::Cel)]);
+        assert!(v[0].message.contains("exactly one of threshold"), "{v:?}");
+
+        let v = validate(&policy(with(
+            band,
+            "comparison",
+            json!("GreaterThanThreshold"),
+        )));
+        assert_eq!(paths(&v), vec![("spec.alarms[0]", ViolationSource::Cel)]);
+        assert!(v[0].message.contains("compares with its band"), "{v:?}");
+
+        let v = validate(&policy(with(
+            alarm(),
+            "comparison",
+            json!("GreaterThanUpperThreshold"),
+        )));
+        assert_eq!(paths(&v), vec![("spec.alarms[0]", ViolationSource::Cel)]);
+    }
+
+    #[test]
     fn a_period_that_is_no_multiple_of_60_is_rejected_by_cel() {
         let v = validate(&policy(with(alarm(), "period", json!(90))));
         assert_eq!(paths(&v), vec![("spec.alarms[0]", ViolationSource::Cel)]);
@@ -737,7 +765,7 @@ mod tests {
         let mut a = with(alarm(), "period", json!("60s"));
         a["evaluationPeriods"] = json!(0);
         a["runbookUrl"] = json!("wiki/elb");
-        a.as_object_mut().unwrap().remove("threshold");
+        a.as_object_mut().unwrap().remove("comparison");
         let mut doc = policy(a);
         doc["spec"]["eventRules"] = json!(
             (0..101)
@@ -753,6 +781,7 @@ mod tests {
         assert_eq!(
             found,
             vec![
+                ("spec.alarms[0].comparison", "is required"),
                 (
                     "spec.alarms[0].evaluationPeriods",
                     "must be at least 1, not 0"
@@ -765,7 +794,6 @@ mod tests {
                     "spec.alarms[0].runbookUrl",
                     r#"must match the pattern `^https?://`; got "wiki/elb""#
                 ),
-                ("spec.alarms[0].threshold", "is required"),
                 (
                     "spec.eventRules",
                     "must have at most 100 items (it has 101)"

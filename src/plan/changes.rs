@@ -7,7 +7,9 @@ use serde_json::{Value, json};
 
 use crate::aws::sns::topic_name;
 use crate::aws::tags::TagChanges;
-use crate::reconcile::alarm_policy::desired::{FieldChange, alarm_changes, rule_changes};
+use crate::reconcile::alarm_policy::desired::{
+    FieldChange, alarm_changes, composite_changes, rule_changes,
+};
 use crate::reconcile::alarm_policy::plan::{
     Action, Observed, ObservedTopic, TopicAction, TopicPlan,
 };
@@ -268,6 +270,74 @@ pub fn policy_changes(owner: &str, actions: &[Action], observed: &Observed) -> V
             Action::SkipUnownedAlarm { name } => out.push(entry(
                 owner,
                 ResourceType::CloudWatchAlarm,
+                name,
+                ChangeAction::NotOwned,
+                Vec::new(),
+                reason,
+            )),
+            Action::CreateComposite { record, .. } => out.push(entry(
+                owner,
+                ResourceType::CloudWatchCompositeAlarm,
+                &record.alarm_name,
+                ChangeAction::Create,
+                Vec::new(),
+                reason,
+            )),
+            Action::UpdateComposite {
+                record,
+                definition,
+                tags,
+                adopting,
+            } => {
+                let name = &record.alarm_name;
+                let mut fields: Vec<FieldDiff> = match (definition, observed.composites.get(name)) {
+                    (Some((desired, _)), Some(current)) => {
+                        composite_changes(desired, &current.definition)
+                            .into_iter()
+                            .map(FieldDiff::from)
+                            .collect()
+                    }
+                    _ => Vec::new(),
+                };
+                fields.extend(tag_fields(tags, observed.alarm_tags.get(name)));
+                let kind = if *adopting {
+                    ChangeAction::Adopt
+                } else {
+                    ChangeAction::Update
+                };
+                out.push(entry(
+                    owner,
+                    ResourceType::CloudWatchCompositeAlarm,
+                    name,
+                    kind,
+                    fields,
+                    reason,
+                ));
+            }
+            Action::KeepComposite { record } => out.push(entry(
+                owner,
+                ResourceType::CloudWatchCompositeAlarm,
+                &record.alarm_name,
+                ChangeAction::NoChange,
+                Vec::new(),
+                reason,
+            )),
+            Action::DeleteComposites { names } => out.extend(names.iter().map(|name| {
+                entry(
+                    owner,
+                    ResourceType::CloudWatchCompositeAlarm,
+                    name,
+                    ChangeAction::Delete,
+                    Vec::new(),
+                    format!(
+                        "delete composite alarm {name}: no longer in the spec, tagged as this \
+                         policy's"
+                    ),
+                )
+            })),
+            Action::SkipUnownedComposite { name } => out.push(entry(
+                owner,
+                ResourceType::CloudWatchCompositeAlarm,
                 name,
                 ChangeAction::NotOwned,
                 Vec::new(),
@@ -620,6 +690,8 @@ mod tests {
                 arn: Some(format!("arn:aws:cloudwatch:us-east-1:1:alarm:{name}")),
                 definition: before.alarms[0].definition.clone(),
                 state: None,
+                state_reason: None,
+                state_changed_at: None,
             },
         );
         let mut tags = after.alarms[0].tags.clone();

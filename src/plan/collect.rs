@@ -226,8 +226,15 @@ async fn plan_policy(
     ));
 
     let desired = desired::build(&policy.spec, &owner, &topic_arn);
-    let observed =
-        observe::alarms_and_rules(aws, &owner, &desired.alarms, &desired.rules, &recorded).await?;
+    let observed = observe::alarms_and_rules(
+        aws,
+        &owner,
+        &desired.alarms,
+        &desired.composites,
+        &desired.rules,
+        &recorded,
+    )
+    .await?;
     let actions = policy_plan::plan(&desired, &topic_arn, &observed, &recorded, &owner, adopt);
     report
         .resources

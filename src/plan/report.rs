@@ -64,6 +64,8 @@ pub struct ResourceChange {
 pub enum ResourceType {
     /// A CloudWatch metric alarm.
     CloudWatchAlarm,
+    /// A CloudWatch composite alarm (a rule over the policy's alarms).
+    CloudWatchCompositeAlarm,
     /// An EventBridge rule (with its target).
     EventBridgeRule,
     /// An SNS topic.
@@ -79,6 +81,7 @@ impl ResourceType {
     pub fn label(self) -> &'static str {
         match self {
             ResourceType::CloudWatchAlarm => "CloudWatch alarm",
+            ResourceType::CloudWatchCompositeAlarm => "CloudWatch composite alarm",
             ResourceType::EventBridgeRule => "EventBridge rule",
             ResourceType::SnsTopic => "SNS topic",
             ResourceType::SqsQueue => "SQS queue",

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -21,6 +22,7 @@ use super::common::{Conditions, DeletionPolicy, Severity};
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason","priority":1}"#,
     printcolumn = r#"{"name":"Alarms","type":"integer","jsonPath":".status.alarmCount"}"#,
+    printcolumn = r#"{"name":"Firing","type":"integer","jsonPath":".status.firing"}"#,
     printcolumn = r#"{"name":"Rules","type":"integer","jsonPath":".status.ruleCount"}"#,
     printcolumn = r#"{"name":"Lint","type":"string","jsonPath":".status.conditions[?(@.type==\"Lint\")].reason"}"#,
     printcolumn = r#"{"name":"Topic","type":"string","jsonPath":".status.topicArn","priority":1}"#,
@@ -32,6 +34,8 @@ use super::common::{Conditions, DeletionPolicy, Severity};
     .message("alarm names must be unique within a policy"))]
 #[x_kube(validation = Rule::new("!has(self.eventRules) || self.eventRules.all(a, self.eventRules.exists_one(b, b.name == a.name))")
     .message("event rule names must be unique within a policy"))]
+#[x_kube(validation = Rule::new("!has(self.compositeAlarms) || self.compositeAlarms.all(a, self.compositeAlarms.exists_one(b, b.name == a.name) && (!has(self.alarms) || !self.alarms.exists(b, b.name == a.name)))")
+    .message("composite alarm names must be unique within a policy and differ from its alarm names"))]
 pub struct AlarmPolicySpec {
     /// The SNS topic alarms and rules publish to. By default a topic is created for the policy.
     #[serde(default)]
@@ -47,6 +51,12 @@ pub struct AlarmPolicySpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 500))]
     pub alarms: Vec<AlarmSpec>,
+    /// Composite alarms: rules over this policy's alarms (`ALARM(errors) AND ALARM(latency)`)
+    /// that notify once when the combination holds, instead of once per alarm. Give the alarms
+    /// they combine `actionsEnabled: false` (or leave their notifications on) as you need.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
+    pub composite_alarms: Vec<CompositeAlarmSpec>,
     /// EventBridge rules whose events are published to the topic.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 100))]
@@ -86,6 +96,12 @@ pub struct TopicSpec {
     .message("period must be 10, 20, 30 or a multiple of 60 seconds"))]
 #[x_kube(validation = Rule::new("!has(self.additionalActions) || size(self.additionalActions) <= 4")
     .message("CloudWatch allows at most 5 alarm actions; the policy topic is one of them, so at most 4 additionalActions"))]
+#[x_kube(validation = Rule::new("has(self.threshold) != has(self.anomalyDetection)")
+    .message("set exactly one of threshold (a fixed line) or anomalyDetection (a band around the learned pattern)"))]
+#[x_kube(validation = Rule::new("!has(self.comparison) || (has(self.anomalyDetection) == (self.comparison in ['LessThanLowerOrGreaterThanUpperThreshold', 'GreaterThanUpperThreshold', 'LessThanLowerThreshold']))")
+    .message("anomalyDetection compares with its band (LessThanLowerOrGreaterThanUpperThreshold, GreaterThanUpperThreshold, LessThanLowerThreshold); a threshold with the other comparisons"))]
+#[x_kube(validation = Rule::new("!has(self.anomalyDetection) || !has(self.metrics) || self.metrics.all(q, q.id != 'anomaly_band')")
+    .message("the query id anomaly_band is taken by the anomaly detection band"))]
 pub struct AlarmSpec {
     /// Name of the alarm within the policy; the AWS alarm name is derived from it.
     #[schemars(
@@ -122,9 +138,16 @@ pub struct AlarmSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 1440))]
     pub datapoints_to_alarm: Option<i32>,
-    /// Value the statistic is compared with.
-    pub threshold: f64,
-    /// How the statistic is compared with the threshold.
+    /// Value the statistic is compared with (a static threshold). Set this or
+    /// `anomalyDetection`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    /// Compare with a band of standard deviations around the metric's learned pattern instead of
+    /// a fixed threshold (CloudWatch anomaly detection): catches a slow leak or a drift that a
+    /// fixed line would see too late. The comparison then names the band's sides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anomaly_detection: Option<AnomalyDetectionSpec>,
+    /// How the statistic is compared with the threshold (or the anomaly band).
     pub comparison: ComparisonOperator,
     /// How missing datapoints are treated.
     #[serde(default)]
@@ -148,6 +171,64 @@ pub struct AlarmSpec {
 
 fn default_true() -> bool {
     true
+}
+
+/// A CloudWatch anomaly detection band: `ANOMALY_DETECTION_BAND(metric, bandWidth)`, which
+/// CloudWatch learns from up to two weeks of the metric's history (daily and weekly patterns).
+/// A new band needs some history before it is narrow; the alarm is INSUFFICIENT_DATA until then.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AnomalyDetectionSpec {
+    /// Width of the band in standard deviations; wider means fewer alarms (CloudWatch suggests 2).
+    #[serde(default = "default_band_width")]
+    #[schemars(range(min = 0.1, max = 100.0))]
+    pub band_width: f64,
+}
+
+fn default_band_width() -> f64 {
+    2.0
+}
+
+impl AnomalyDetectionSpec {
+    /// Id of the band's query in the alarm's metric math (the alarm's `ThresholdMetricId`).
+    pub const BAND_ID: &'static str = "anomaly_band";
+}
+
+/// A composite alarm: a rule over the policy's own alarms, with its own notifications.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CompositeAlarmSpec {
+    /// Name of the composite within the policy; the AWS alarm name is derived from it.
+    #[schemars(
+        length(min = 1, max = 64),
+        regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    )]
+    pub name: String,
+    /// What the combination means, shown in notifications.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 700))]
+    pub description: Option<String>,
+    /// Severity, written as the `Severity` tag and used by routes.
+    #[serde(default)]
+    pub severity: Severity,
+    /// Link to the runbook, shown in notifications.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256), regex(pattern = r"^https?://"))]
+    pub runbook_url: Option<String>,
+    /// CloudWatch's rule syntax over the names of this policy's alarms (`spec.alarms`):
+    /// `ALARM(name)`, `OK(name)`, `INSUFFICIENT_DATA(name)`, `TRUE`, `FALSE`, `AND`, `OR`, `NOT`
+    /// and parentheses, for example `ALARM(error-rate) AND ALARM(latency-p99)`.
+    #[schemars(length(min = 1, max = 10240))]
+    pub rule: String,
+    /// Also notify when the composite returns to OK.
+    #[serde(default = "default_true")]
+    pub ok_notifications: bool,
+    /// Whether actions run at all.
+    #[serde(default = "default_true")]
+    pub actions_enabled: bool,
+    /// Tags of this composite, added to the policy's tags.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
 }
 
 /// A single metric and how its datapoints are aggregated.
@@ -261,6 +342,12 @@ pub enum ComparisonOperator {
     LessThanThreshold,
     /// statistic <= threshold
     LessThanOrEqualToThreshold,
+    /// statistic outside the anomaly band (either side).
+    LessThanLowerOrGreaterThanUpperThreshold,
+    /// statistic above the anomaly band.
+    GreaterThanUpperThreshold,
+    /// statistic below the anomaly band.
+    LessThanLowerThreshold,
 }
 
 impl ComparisonOperator {
@@ -271,7 +358,22 @@ impl ComparisonOperator {
             ComparisonOperator::GreaterThanOrEqualToThreshold => "GreaterThanOrEqualToThreshold",
             ComparisonOperator::LessThanThreshold => "LessThanThreshold",
             ComparisonOperator::LessThanOrEqualToThreshold => "LessThanOrEqualToThreshold",
+            ComparisonOperator::LessThanLowerOrGreaterThanUpperThreshold => {
+                "LessThanLowerOrGreaterThanUpperThreshold"
+            }
+            ComparisonOperator::GreaterThanUpperThreshold => "GreaterThanUpperThreshold",
+            ComparisonOperator::LessThanLowerThreshold => "LessThanLowerThreshold",
         }
+    }
+
+    /// Whether it compares with an anomaly detection band rather than a threshold.
+    pub fn is_band(self) -> bool {
+        matches!(
+            self,
+            ComparisonOperator::LessThanLowerOrGreaterThanUpperThreshold
+                | ComparisonOperator::GreaterThanUpperThreshold
+                | ComparisonOperator::LessThanLowerThreshold
+        )
     }
 }
 
@@ -397,6 +499,9 @@ pub struct AlarmPolicyStatus {
     /// The alarms as they exist in CloudWatch.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alarms: Vec<AlarmStatus>,
+    /// The composite alarms as they exist in CloudWatch.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub composite_alarms: Vec<AlarmStatus>,
     /// The EventBridge rules as they exist in AWS.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub event_rules: Vec<EventRuleStatus>,
@@ -406,6 +511,10 @@ pub struct AlarmPolicyStatus {
     /// Number of EventBridge rules in AWS that match the spec.
     #[serde(default)]
     pub rule_count: i32,
+    /// Number of the policy's alarms and composite alarms in state `ALARM` when CloudWatch was
+    /// last read.
+    #[serde(default)]
+    pub firing: i32,
     /// Findings of the alarm lint rules.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lint: Vec<LintFinding>,
@@ -426,6 +535,51 @@ pub struct AlarmStatus {
     /// CloudWatch only when it changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags_digest: Option<String>,
+    /// The alarm's state when the controller last read CloudWatch (every resync reads it with
+    /// the alarm's definition, so it lags by at most the resync interval).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<AlarmState>,
+    /// Why CloudWatch put the alarm in that state, in CloudWatch's words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_reason: Option<String>,
+    /// When the alarm entered that state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_changed_at: Option<Time>,
+}
+
+/// The state of a CloudWatch alarm.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AlarmState {
+    /// Within the threshold.
+    #[serde(rename = "OK")]
+    Ok,
+    /// Breaching: the alarm is firing.
+    #[serde(rename = "ALARM")]
+    Alarm,
+    /// Not enough data to decide (new alarms, metrics that stopped).
+    #[serde(rename = "INSUFFICIENT_DATA")]
+    InsufficientData,
+}
+
+impl AlarmState {
+    /// The state named as CloudWatch names it; `None` for a name CloudWatch does not use.
+    pub fn parse(value: &str) -> Option<AlarmState> {
+        match value {
+            "OK" => Some(AlarmState::Ok),
+            "ALARM" => Some(AlarmState::Alarm),
+            "INSUFFICIENT_DATA" => Some(AlarmState::InsufficientData),
+            _ => None,
+        }
+    }
+
+    /// The name CloudWatch uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlarmState::Ok => "OK",
+            AlarmState::Alarm => "ALARM",
+            AlarmState::InsufficientData => "INSUFFICIENT_DATA",
+        }
+    }
 }
 
 /// One EventBridge rule of the policy, as it exists in AWS.

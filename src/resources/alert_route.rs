@@ -51,6 +51,12 @@ pub struct AlertRouteSpec {
     /// Immediate email delivery through SES.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<EmailDestination>,
+    /// Names of SNS message attributes to show on Slack posts and in emails, in this order, when
+    /// a message carries them: the correlation ids publishers pass along (`correlation_id`,
+    /// `request_id`, `user_id`), so a person can find the request in the logs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10), inner(length(min = 1, max = 256)))]
+    pub correlation_attributes: Vec<String>,
     /// Buttons on Slack messages and what they may do.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actions: Option<RouteActions>,

@@ -6,6 +6,7 @@
 pub mod alarm_policy;
 pub(crate) mod alert_route;
 pub(crate) mod common;
+pub mod composite_rule;
 pub mod crd;
 pub mod digest_schedule;
 

@@ -207,7 +207,10 @@ mod tests {
             message.text,
             serde_json::to_string(&message.blocks).unwrap()
         );
-        assert!(all.contains("unreachable for 2 h 5 min: 67 alerts"), "{all}");
+        assert!(
+            all.contains("unreachable for 2 h 5 min: 67 alerts"),
+            "{all}"
+        );
         assert!(all.contains("31 problems*, 1 still firing"), "{all}");
         assert!(
             all.contains("&lt;!channel&gt; disk full — firing ×7"),

@@ -720,3 +720,261 @@ async fn an_opted_in_policy_adopts_the_alarm_and_topic_teams_built_by_hand() {
     assert!(adopted.iter().any(|n| n.contains(&name)), "{adopted:?}");
     assert!(adopted.iter().any(|n| n.contains(&topic)), "{adopted:?}");
 }
+
+#[tokio::test]
+async fn alarm_states_set_behind_the_controllers_back_reach_the_status_and_events() {
+    let f = Fixture::new().await;
+    f.apply("states", full_spec(100.0));
+    let policy = f.reconcile("states").await;
+    assert_eq!(ready(&policy).0, "True", "{:?}", ready(&policy));
+    assert_eq!(policy.status.as_ref().unwrap().firing, 0);
+    let name = f.alarm_name("states", "backend-errors");
+
+    // CloudWatch's evaluation, played by SetAlarmState through the CBOR translator.
+    f.aws()
+        .cloudwatch
+        .set_alarm_state()
+        .alarm_name(&name)
+        .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+        .state_reason("Threshold Crossed: 3 out of the last 5 datapoints were greater than the threshold (100.0)")
+        .send()
+        .await
+        .expect("SetAlarmState");
+    let changed_at = f
+        .alarm(&name)
+        .await
+        .and_then(|a| a.state_updated_timestamp().map(|t| t.secs()))
+        .expect("the emulator reports when the state changed");
+
+    let calls = f.aws().call_log();
+    calls.reset();
+    let policy = f.reconcile("states").await;
+    let writes: Vec<String> = calls.writes().iter().map(|c| c.operation.clone()).collect();
+    assert!(writes.is_empty(), "a state change wrote to AWS: {writes:?}");
+    assert_eq!(calls.count("DescribeAlarms"), 1, "the usual single page");
+    assert_eq!(
+        calls
+            .snapshot()
+            .iter()
+            .filter(|c| c.service == "CloudWatch" && c.operation != "DescribeAlarms")
+            .count(),
+        0,
+        "no other CloudWatch read: {:?}",
+        calls.snapshot()
+    );
+
+    let status = policy.status.as_ref().unwrap();
+    assert_eq!(status.firing, 1);
+    let alarm = status
+        .alarms
+        .iter()
+        .find(|a| a.alarm_name == name)
+        .expect("recorded");
+    assert_eq!(
+        alarm.state,
+        Some(alertops::resources::alarm_policy::AlarmState::Alarm)
+    );
+    assert!(
+        alarm
+            .state_reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("Threshold Crossed: 3 out of the last 5")),
+        "{alarm:?}"
+    );
+    assert_eq!(
+        alarm.state_changed_at.as_ref().map(|t| t.0.as_second()),
+        Some(changed_at)
+    );
+    let others = status.alarms.iter().filter(|a| a.alarm_name != name);
+    for other in others {
+        assert_ne!(
+            other.state,
+            Some(alertops::resources::alarm_policy::AlarmState::Alarm),
+            "{other:?}"
+        );
+    }
+    let events: Vec<_> = f
+        .cluster
+        .events()
+        .into_iter()
+        .filter(|e| e.reason == "AlarmStateChanged")
+        .collect();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].type_, alertops::k8s::EventType::Warning);
+    assert!(
+        events[0]
+            .note
+            .as_deref()
+            .is_some_and(|n| n.contains(&name) && n.contains("is ALARM (was OK)")),
+        "{events:?}"
+    );
+
+    // Nothing changed since: the next resync writes neither AWS nor the status.
+    let revision = f.cluster.revision();
+    f.reconcile("states").await;
+    assert_eq!(f.cluster.revision(), revision, "the status was rewritten");
+}
+
+#[tokio::test]
+async fn an_anomaly_detection_alarm_round_trips_and_resyncs_without_writes() {
+    let f = Fixture::new().await;
+    f.apply(
+        "leading",
+        json!({
+            "tags": {"Team": "data-eng"},
+            "alarms": [{
+                "name": "free-storage-band",
+                "metric": {"namespace": "AWS/RDS", "name": "FreeStorageSpace",
+                           "dimensions": {"DBInstanceIdentifier": "orders"}, "statistic": "Minimum"},
+                "period": 300, "evaluationPeriods": 3,
+                "anomalyDetection": {"bandWidth": 2},
+                "comparison": "LessThanLowerThreshold"
+            }]
+        }),
+    );
+    let policy = f.reconcile("leading").await;
+    assert_eq!(ready(&policy).0, "True", "{:?}", ready(&policy));
+    let alarm = f
+        .alarm(&f.alarm_name("leading", "free-storage-band"))
+        .await
+        .expect("created");
+    assert_eq!(alarm.threshold_metric_id(), Some("anomaly_band"));
+    assert_eq!(
+        alarm.comparison_operator().map(|c| c.as_str()),
+        Some("LessThanLowerThreshold")
+    );
+    let expressions: Vec<&str> = alarm
+        .metrics()
+        .iter()
+        .filter_map(|q| q.expression())
+        .collect();
+    assert_eq!(expressions, vec!["ANOMALY_DETECTION_BAND(m1, 2)"]);
+
+    let calls = f.aws().call_log();
+    calls.reset();
+    f.reconcile("leading").await;
+    let writes: Vec<String> = calls.writes().iter().map(|c| c.operation.clone()).collect();
+    assert!(
+        writes.is_empty(),
+        "the band alarm looked changed: {writes:?}"
+    );
+}
+
+fn with_composite(composites: Value) -> Value {
+    let mut spec = full_spec(100.0);
+    spec["compositeAlarms"] = composites;
+    spec
+}
+
+async fn composite(f: &Fixture, name: &str) -> Option<aws_sdk_cloudwatch::types::CompositeAlarm> {
+    f.aws()
+        .cloudwatch
+        .describe_alarms()
+        .alarm_names(name)
+        .alarm_types(aws_sdk_cloudwatch::types::AlarmType::CompositeAlarm)
+        .send()
+        .await
+        .expect("DescribeAlarms")
+        .composite_alarms()
+        .first()
+        .cloned()
+}
+
+#[tokio::test]
+async fn a_composite_alarm_combines_the_policys_alarms_and_goes_with_them() {
+    let f = Fixture::new().await;
+    f.apply(
+        "combined",
+        with_composite(json!([{
+            "name": "errors-and-latency",
+            "severity": "Critical",
+            "runbookUrl": "https://runbooks.example.com/web",
+            "rule": "ALARM(error-rate) AND ALARM(latency-p99)"
+        }])),
+    );
+    let policy = f.reconcile("combined").await;
+    assert_eq!(ready(&policy).0, "True", "{:?}", ready(&policy));
+    let name = f.alarm_name("combined", "errors-and-latency");
+    let made = composite(&f, &name).await.expect("created");
+    assert_eq!(
+        made.alarm_rule(),
+        Some(
+            format!(
+                "ALARM(\"{}\") AND ALARM(\"{}\")",
+                f.alarm_name("combined", "error-rate"),
+                f.alarm_name("combined", "latency-p99")
+            )
+            .as_str()
+        )
+    );
+    let topic = policy.status.as_ref().unwrap().topic_arn.clone().unwrap();
+    assert_eq!(made.alarm_actions(), std::slice::from_ref(&topic));
+    assert_eq!(made.ok_actions(), [topic]);
+    let tags = cloudwatch_tags(f.aws(), made.alarm_arn().unwrap()).await;
+    assert!(
+        tags.contains(&("Severity".into(), "Critical".into())),
+        "{tags:?}"
+    );
+    assert!(
+        tags.iter().any(|(k, _)| k == "alertops.dev/owner"),
+        "{tags:?}"
+    );
+
+    // A resync reads the composite in the alarms' single page and writes nothing.
+    let calls = f.aws().call_log();
+    calls.reset();
+    f.reconcile("combined").await;
+    let writes: Vec<String> = calls.writes().iter().map(|c| c.operation.clone()).collect();
+    assert!(writes.is_empty(), "{writes:?}");
+    assert_eq!(calls.count("DescribeAlarms"), 1);
+
+    // Its state counts like an alarm's.
+    f.aws()
+        .cloudwatch
+        .set_alarm_state()
+        .alarm_name(&name)
+        .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+        .state_reason("both children are in ALARM")
+        .send()
+        .await
+        .expect("SetAlarmState");
+    let policy = f.reconcile("combined").await;
+    assert_eq!(policy.status.as_ref().unwrap().firing, 1);
+
+    // Dropped from the spec: deleted, its alarms kept.
+    f.apply("combined", full_spec(100.0));
+    let policy = f.reconcile("combined").await;
+    assert_eq!(ready(&policy).0, "True", "{:?}", ready(&policy));
+    assert!(composite(&f, &name).await.is_none());
+    assert!(
+        f.alarm(&f.alarm_name("combined", "error-rate"))
+            .await
+            .is_some()
+    );
+
+    // With the policy: deleted before the alarms its rule names.
+    f.apply(
+        "combined",
+        with_composite(json!([{"name": "errors-and-latency", "rule": "ALARM(error-rate) AND ALARM(latency-p99)"}])),
+    );
+    f.reconcile("combined").await;
+    assert!(composite(&f, &name).await.is_some());
+    f.cluster
+        .request_delete(
+            "alertops.dev/v1alpha1",
+            "AlarmPolicy",
+            &f.namespace,
+            "combined",
+        )
+        .unwrap();
+    let policy = f.get("combined").await.unwrap();
+    alarm_policy::reconcile(Arc::new(policy), &f.ctx)
+        .await
+        .expect("cleanup");
+    assert!(composite(&f, &name).await.is_none());
+    assert!(
+        f.alarm(&f.alarm_name("combined", "error-rate"))
+            .await
+            .is_none()
+    );
+}

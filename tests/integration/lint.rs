@@ -19,13 +19,14 @@ fn every_example_passes_without_errors_or_warnings() {
     let report = lint("examples");
     assert!(!report.has_errors(), "{}", report.render());
     assert_eq!(report.count(LintLevel::Warning), 0, "{}", report.render());
-    // 3 AlarmPolicies, 8 AlertRoutes, 2 DigestSchedules.
-    assert_eq!(report.resources, 13, "{}", report.render());
+    // 5 AlarmPolicies, 9 AlertRoutes, 2 DigestSchedules.
+    assert_eq!(report.resources, 16, "{}", report.render());
     for scenario in [
         "emr-failures",
         "elb-backend-errors",
         "ecs-service-events",
         "per-environment-topics",
+        "serverless-api",
     ] {
         let report = lint(&format!("examples/{scenario}"));
         assert!(report.resources > 0, "{scenario} has no resources");
@@ -84,7 +85,9 @@ fn schema_errors_fail_with_field_paths() {
             "schema",
             "spec.alarms[0].comparison",
             "must be one of GreaterThanThreshold, GreaterThanOrEqualToThreshold, \
-             LessThanThreshold, LessThanOrEqualToThreshold; got \"GreaterThan\""
+             LessThanThreshold, LessThanOrEqualToThreshold, \
+             LessThanLowerOrGreaterThanUpperThreshold, GreaterThanUpperThreshold, \
+             LessThanLowerThreshold; got \"GreaterThan\""
         )),
         "{}",
         report.render()

@@ -12,6 +12,8 @@ mod eventbridge;
 mod message;
 mod util;
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
@@ -29,7 +31,17 @@ pub struct SnsEnvelope {
     pub subject: Option<String>,
     /// `Timestamp`: when SNS accepted the message.
     pub timestamp: Option<DateTime<Utc>>,
+    /// `MessageAttributes`, by name: the value of `String` and `Number` attributes, the JSON
+    /// text of `String.Array` ones; `Binary` ones are left out (nothing to show). At most
+    /// [`MAX_ATTRIBUTES`], each value cut to [`MAX_ATTRIBUTE_CHARS`].
+    pub attributes: BTreeMap<String, String>,
 }
+
+/// SNS allows 10 message attributes; more can only come from a forged body.
+pub const MAX_ATTRIBUTES: usize = 10;
+
+/// Longest attribute value kept: enough for any id, short enough for a Slack field.
+pub const MAX_ATTRIBUTE_CHARS: usize = 256;
 
 /// Decodes one SQS message body into an alert. Never fails (see the module documentation).
 ///
@@ -56,6 +68,12 @@ pub fn decode_sqs_body(body: &str) -> Alert {
             topic_arn: inner.topic_arn.or(envelope.topic_arn),
             subject: inner.subject.or(envelope.subject),
             timestamp: inner.timestamp.or(envelope.timestamp),
+            // The publisher's attributes first; a forwarder's add only what they lack.
+            attributes: {
+                let mut attributes = envelope.attributes;
+                attributes.extend(inner.attributes);
+                attributes
+            },
         };
         message = inner_message;
     }
@@ -78,8 +96,29 @@ pub fn unwrap_sns_envelope(body: &str) -> Option<(SnsEnvelope, String)> {
         topic_arn: str_field(&value, "TopicArn").map(str::to_string),
         subject: str_field(&value, "Subject").map(str::to_string),
         timestamp: str_field(&value, "Timestamp").and_then(parse_time),
+        attributes: message_attributes(object.get("MessageAttributes")),
     };
     Some((envelope, message))
+}
+
+/// The envelope's `MessageAttributes` (see [`SnsEnvelope::attributes`]).
+fn message_attributes(value: Option<&Value>) -> BTreeMap<String, String> {
+    let Some(attributes) = value.and_then(Value::as_object) else {
+        return BTreeMap::new();
+    };
+    attributes
+        .iter()
+        .filter_map(|(name, attribute)| {
+            let kind = attribute.get("Type").and_then(Value::as_str)?;
+            if kind.starts_with("Binary") {
+                return None;
+            }
+            let value = attribute.get("Value").and_then(Value::as_str)?;
+            let name: String = name.chars().take(MAX_ATTRIBUTE_CHARS).collect();
+            Some((name, value.chars().take(MAX_ATTRIBUTE_CHARS).collect()))
+        })
+        .take(MAX_ATTRIBUTES)
+        .collect()
 }
 
 /// Decodes a published message (already out of its envelope) into an alert.
@@ -93,6 +132,7 @@ pub fn decode_message(message: &str, envelope: &SnsEnvelope) -> Alert {
     alert.raw = message.to_string();
     alert.source_topic_arn = envelope.topic_arn.clone();
     alert.sns_message_id = envelope.message_id.clone();
+    alert.attributes = envelope.attributes.clone();
     if alert.time.is_none() {
         alert.time = envelope.timestamp;
     }

@@ -493,3 +493,65 @@ fn ecs_deployment_failure_names_service_with_reason_and_link() {
         alert.links
     );
 }
+
+#[test]
+fn sns_message_attributes_are_kept_as_the_publisher_wrote_them() {
+    let alert = decode_sqs_body(fixture!("sns_message_attributes.json"));
+    assert_eq!(alert.kind, AlertKind::Message);
+    let attributes: Vec<(&str, &str)> = alert
+        .attributes
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        attributes,
+        vec![
+            ("attempt", "3"),
+            ("correlation_id", "9f2c-user-a-post-17"),
+            ("followers", r#"["u1","u2","u3"]"#),
+            // Untrusted text is kept verbatim here; renderers escape it.
+            ("request_id", "<!channel> req-42"),
+        ],
+        "Binary attributes have nothing to show"
+    );
+}
+
+#[test]
+fn message_attributes_are_bounded_and_nested_envelopes_keep_the_publishers() {
+    let many: serde_json::Map<String, serde_json::Value> = (0..30)
+        .map(|i| {
+            (
+                format!("a{i:02}"),
+                serde_json::json!({"Type": "String", "Value": "x".repeat(1000)}),
+            )
+        })
+        .collect();
+    let inner = serde_json::json!({
+        "Type": "Notification", "MessageId": "inner", "TopicArn": "arn:aws:sns:us-east-1:1:origin",
+        "Message": "hello",
+        "MessageAttributes": {"correlation_id": {"Type": "String", "Value": "from-publisher"}}
+    });
+    let outer = serde_json::json!({
+        "Type": "Notification", "MessageId": "outer", "TopicArn": "arn:aws:sns:us-east-1:1:bridge",
+        "Message": inner.to_string(),
+        "MessageAttributes": {
+            "correlation_id": {"Type": "String", "Value": "from-forwarder"},
+            "hop": {"Type": "String", "Value": "bridge"}
+        }
+    });
+    let alert = decode_sqs_body(&outer.to_string());
+    assert_eq!(alert.attributes["correlation_id"], "from-publisher");
+    assert_eq!(alert.attributes["hop"], "bridge");
+
+    let flood = serde_json::json!({
+        "Type": "Notification", "Message": "m", "MessageAttributes": many
+    });
+    let alert = decode_sqs_body(&flood.to_string());
+    assert_eq!(alert.attributes.len(), MAX_ATTRIBUTES);
+    assert!(
+        alert
+            .attributes
+            .values()
+            .all(|v| v.chars().count() == MAX_ATTRIBUTE_CHARS)
+    );
+}

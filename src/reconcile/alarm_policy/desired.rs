@@ -5,11 +5,15 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-pub use crate::aws::cloudwatch::{AlarmDefinition, AlarmMetric, MathMetric, MathQuery};
+pub use crate::aws::cloudwatch::{
+    AlarmDefinition, AlarmMetric, CompositeDefinition, MathMetric, MathQuery,
+};
 pub use crate::aws::eventbridge::RuleDefinition;
 use crate::names::OwnerIdentity;
 use crate::resources::Tags;
-use crate::resources::alarm_policy::{AlarmPolicySpec, AlarmSpec, EventRuleSpec};
+use crate::resources::alarm_policy::{
+    AlarmPolicySpec, AlarmSpec, AnomalyDetectionSpec, CompositeAlarmSpec, EventRuleSpec,
+};
 
 use super::presets;
 
@@ -25,8 +29,21 @@ pub struct DesiredPolicy {
     pub topic_tags: Tags,
     /// Alarms by spec name, in spec order.
     pub alarms: Vec<DesiredAlarm>,
+    /// Composite alarms, in spec order.
+    pub composites: Vec<DesiredComposite>,
     /// Rules by spec name, in spec order.
     pub rules: Vec<DesiredRule>,
+}
+
+/// One composite alarm.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DesiredComposite {
+    /// Name in the spec.
+    pub spec_name: String,
+    /// The definition, in the shape CloudWatch reports it.
+    pub definition: CompositeDefinition,
+    /// Tags (policy, composite, severity, ownership).
+    pub tags: Tags,
 }
 
 /// The policy's topic.
@@ -80,12 +97,103 @@ pub fn build(spec: &AlarmPolicySpec, owner: &OwnerIdentity, topic_arn: &str) -> 
             .iter()
             .map(|alarm| build_alarm(alarm, owner, topic_arn, &policy_tags))
             .collect(),
+        composites: spec
+            .composite_alarms
+            .iter()
+            .map(|composite| build_composite(composite, owner, topic_arn, &policy_tags))
+            .collect(),
         rules: spec
             .event_rules
             .iter()
             .map(|rule| build_rule(rule, owner, &policy_tags))
             .collect(),
     }
+}
+
+/// A composite alarm: its rule over our AWS alarm names (validation has checked it parses and
+/// names only the policy's alarms; a rule that does not parse is kept as written so the
+/// definition stays total), the topic for ALARM and OK, and tags like a metric alarm's.
+fn build_composite(
+    composite: &CompositeAlarmSpec,
+    owner: &OwnerIdentity,
+    topic_arn: &str,
+    policy_tags: &Tags,
+) -> DesiredComposite {
+    let rule =
+        crate::resources::composite_rule::aws_rule(&composite.rule, |name| owner.alarm_name(name))
+            .unwrap_or_else(|_| composite.rule.clone());
+    let mut description = Vec::new();
+    if let Some(d) = &composite.description {
+        description.push(d.trim().to_string());
+    }
+    if let Some(url) = &composite.runbook_url {
+        description.push(format!("Runbook: {url}"));
+    }
+    let mut tags = policy_tags.clone();
+    tags.extend(composite.tags.clone());
+    tags.insert(
+        crate::alert::SEVERITY_TAG.to_string(),
+        composite.severity.as_str().to_string(),
+    );
+    if let Some(url) = &composite.runbook_url {
+        tags.insert(crate::alert::RUNBOOK_TAG.to_string(), url.clone());
+    }
+    tags.extend(owner.ownership_tags());
+    DesiredComposite {
+        spec_name: composite.name.clone(),
+        definition: CompositeDefinition {
+            alarm_name: owner.alarm_name(&composite.name),
+            description: (!description.is_empty()).then(|| description.join("\n")),
+            actions_enabled: composite.actions_enabled,
+            alarm_actions: vec![topic_arn.to_string()],
+            ok_actions: if composite.ok_notifications {
+                vec![topic_arn.to_string()]
+            } else {
+                Vec::new()
+            },
+            insufficient_data_actions: Vec::new(),
+            rule,
+        },
+        tags,
+    }
+}
+
+/// The fields in which an observed composite differs from the desired one, with both values.
+pub fn composite_changes(
+    desired: &CompositeDefinition,
+    observed: &CompositeDefinition,
+) -> Vec<FieldChange> {
+    let mut out = Changes::default();
+    out.check("description", &desired.description, &observed.description);
+    out.check(
+        "actionsEnabled",
+        &desired.actions_enabled,
+        &observed.actions_enabled,
+    );
+    out.check(
+        "alarmActions",
+        &desired.alarm_actions,
+        &observed.alarm_actions,
+    );
+    out.check("okActions", &desired.ok_actions, &observed.ok_actions);
+    out.check(
+        "insufficientDataActions",
+        &desired.insufficient_data_actions,
+        &observed.insufficient_data_actions,
+    );
+    out.check("rule", &desired.rule, &observed.rule);
+    out.0
+}
+
+/// Names of the fields in which an observed composite differs (see [`composite_changes`]).
+pub fn composite_differences(
+    desired: &CompositeDefinition,
+    observed: &CompositeDefinition,
+) -> Vec<&'static str> {
+    composite_changes(desired, observed)
+        .into_iter()
+        .map(|c| c.field)
+        .collect()
 }
 
 /// The policy's topic and the tags of everything the policy makes (the spec's tags and the
@@ -115,7 +223,7 @@ fn build_alarm(
     alarm_actions.dedup();
     let topic_only = vec![topic_arn.to_string()];
 
-    let metric = match (&alarm.metric, &alarm.metrics) {
+    let mut metric = match (&alarm.metric, &alarm.metrics) {
         (Some(m), _) => AlarmMetric::Single {
             namespace: m.namespace.clone(),
             name: m.name.clone(),
@@ -147,6 +255,14 @@ fn build_alarm(
         // Rejected by the schema and by validation; an empty query list keeps this total.
         (None, None) => AlarmMetric::Math(Vec::new()),
     };
+    let threshold_metric_id = alarm.anomaly_detection.as_ref().map(|band| {
+        metric = with_anomaly_band(
+            std::mem::replace(&mut metric, AlarmMetric::Math(Vec::new())),
+            band,
+            alarm.period,
+        );
+        AnomalyDetectionSpec::BAND_ID.to_string()
+    });
 
     let mut tags = policy_tags.clone();
     tags.extend(alarm.tags.clone());
@@ -182,13 +298,69 @@ fn build_alarm(
             datapoints_to_alarm: alarm
                 .datapoints_to_alarm
                 .unwrap_or(alarm.evaluation_periods),
-            threshold: alarm.threshold,
+            // CloudWatch reports no threshold for a band alarm; 0 compares equal to that.
+            threshold: alarm.threshold.unwrap_or_default(),
+            threshold_metric_id,
             comparison: alarm.comparison.as_str().to_string(),
             treat_missing_data: alarm.treat_missing_data.as_str().to_string(),
         },
         tags,
     }
 }
+
+/// The alarm's metric as metric math with the anomaly detection band over the evaluated series,
+/// as CloudWatch wants it: the series and `ANOMALY_DETECTION_BAND(series, width)` both return
+/// data, and the band's id is the alarm's threshold metric.
+fn with_anomaly_band(metric: AlarmMetric, band: &AnomalyDetectionSpec, period: i32) -> AlarmMetric {
+    let mut queries = match metric {
+        AlarmMetric::Single {
+            namespace,
+            name,
+            dimensions,
+            statistic,
+            extended_statistic,
+            unit,
+            ..
+        } => vec![MathQuery {
+            id: ANOMALY_SERIES_ID.to_string(),
+            expression: None,
+            metric: Some(MathMetric {
+                namespace,
+                name,
+                dimensions,
+                stat: statistic.or(extended_statistic).unwrap_or_default(),
+                unit,
+            }),
+            label: None,
+            return_data: true,
+            period: Some(period),
+        }],
+        AlarmMetric::Math(queries) => queries,
+    };
+    let series = queries
+        .iter()
+        .find(|q| q.return_data)
+        .map(|q| q.id.clone())
+        .unwrap_or_else(|| ANOMALY_SERIES_ID.to_string());
+    queries.push(MathQuery {
+        id: AnomalyDetectionSpec::BAND_ID.to_string(),
+        expression: Some(format!(
+            "ANOMALY_DETECTION_BAND({series}, {})",
+            band.band_width
+        )),
+        metric: None,
+        label: Some(format!(
+            "expected range ({} standard deviations)",
+            band.band_width
+        )),
+        return_data: true,
+        period: None,
+    });
+    AlarmMetric::Math(queries)
+}
+
+/// Id of the series a single-metric anomaly detection alarm evaluates.
+const ANOMALY_SERIES_ID: &str = "m1";
 
 /// The alarm description carries the runbook so that notifications (which include the
 /// description) link to it without another API call.
@@ -322,6 +494,11 @@ pub fn alarm_changes(desired: &AlarmDefinition, observed: &AlarmDefinition) -> V
         (desired.threshold - observed.threshold).abs() <= 1e-9 * scale,
         &desired.threshold,
         &observed.threshold,
+    );
+    out.check(
+        "thresholdMetricId",
+        &desired.threshold_metric_id,
+        &observed.threshold_metric_id,
     );
     out.check("comparison", &desired.comparison, &observed.comparison);
     out.check(
@@ -530,6 +707,7 @@ mod tests {
             deletion_policy: Default::default(),
             tags: Tags::from([("Team".into(), "platform".into())]),
             alarms: vec![alarm()],
+            composite_alarms: Vec::new(),
             event_rules: vec![
                 serde_json::from_value(json!({"name": "emr", "preset": "EmrClusterFailed"}))
                     .unwrap(),
@@ -584,6 +762,82 @@ mod tests {
             }
             other => panic!("expected a single metric, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn an_anomaly_detection_alarm_is_metric_math_with_its_band_as_threshold_metric() {
+        let mut band = alarm();
+        band.metric.as_mut().unwrap().statistic = Some(Statistic::Average);
+        band.threshold = None;
+        band.anomaly_detection = Some(AnomalyDetectionSpec { band_width: 3.0 });
+        band.comparison = ComparisonOperator::GreaterThanUpperThreshold;
+        let spec = AlarmPolicySpec {
+            alarms: vec![band],
+            ..spec()
+        };
+        let def = &build(&spec, &owner(), TOPIC).alarms[0].definition;
+        assert_eq!(def.threshold_metric_id.as_deref(), Some("anomaly_band"));
+        assert_eq!(def.comparison, "GreaterThanUpperThreshold");
+        let AlarmMetric::Math(queries) = &def.metric else {
+            panic!("expected metric math, got {:?}", def.metric)
+        };
+        assert_eq!(queries.len(), 2);
+        let series = &queries[0];
+        assert_eq!(series.id, "m1");
+        assert!(series.return_data);
+        assert_eq!(series.period, Some(60));
+        let metric = series.metric.as_ref().unwrap();
+        assert_eq!(
+            (metric.name.as_str(), metric.stat.as_str()),
+            ("BackendConnectionErrors", "Average")
+        );
+        assert_eq!(
+            metric.dimensions,
+            vec![("LoadBalancerName".into(), "broker".into())]
+        );
+        let band = &queries[1];
+        assert_eq!(band.id, "anomaly_band");
+        assert_eq!(
+            band.expression.as_deref(),
+            Some("ANOMALY_DETECTION_BAND(m1, 3)")
+        );
+        assert!(band.return_data);
+        assert_eq!(band.period, None);
+    }
+
+    #[test]
+    fn a_band_around_metric_math_surrounds_the_query_that_returns_data() {
+        let mut math: AlarmSpec = serde_json::from_value(json!({
+            "name": "error-rate", "period": 300, "evaluationPeriods": 3,
+            "anomalyDetection": {},
+            "comparison": "LessThanLowerOrGreaterThanUpperThreshold",
+            "metrics": [
+                {"id": "errors", "metric": {"namespace": "AWS/ApplicationELB", "name": "HTTPCode_Target_5XX_Count", "stat": "Sum"}},
+                {"id": "requests", "metric": {"namespace": "AWS/ApplicationELB", "name": "RequestCount", "stat": "Sum"}},
+                {"id": "rate", "expression": "100 * errors / requests", "returnData": true}
+            ]
+        }))
+        .unwrap();
+        assert_eq!(
+            math.anomaly_detection.as_ref().unwrap().band_width,
+            2.0,
+            "the default"
+        );
+        math.name = "rate".into();
+        let spec = AlarmPolicySpec {
+            alarms: vec![math],
+            ..spec()
+        };
+        let def = &build(&spec, &owner(), TOPIC).alarms[0].definition;
+        let AlarmMetric::Math(queries) = &def.metric else {
+            panic!("metric math")
+        };
+        assert_eq!(queries.len(), 4);
+        assert_eq!(
+            queries[3].expression.as_deref(),
+            Some("ANOMALY_DETECTION_BAND(rate, 2)")
+        );
+        assert_eq!(def.threshold, 0.0);
     }
 
     #[test]

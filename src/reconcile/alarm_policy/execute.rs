@@ -20,6 +20,8 @@ const CONCURRENCY: usize = 8;
 pub struct Applied {
     /// Alarms of the policy as they now are, in spec order.
     pub alarms: Vec<AlarmStatus>,
+    /// Composite alarms of the policy as they now are, in spec order.
+    pub composites: Vec<AlarmStatus>,
     /// Rules of the policy as they now are, in spec order.
     pub rules: Vec<EventRuleStatus>,
     /// What happened, for Events.
@@ -70,9 +72,9 @@ pub async fn topic(aws: &dyn ControllerAws, actions: &[TopicAction]) -> Result<(
     Ok(())
 }
 
-/// Applies the alarm and rule actions: alarm writes first (several at once), then deletions of
-/// alarms, then rules in order. Created alarms get their ARN from one more listing, since
-/// PutMetricAlarm returns none.
+/// Applies the alarm and rule actions: alarm writes first (several at once), then composite
+/// alarms in order (dropped ones deleted), then deletions of alarms, then rules in order. Created alarms get their ARN (and first state) from one more
+/// listing, since PutMetricAlarm returns none.
 pub async fn execute(
     aws: &dyn ControllerAws,
     alarm_prefix: &str,
@@ -100,16 +102,68 @@ pub async fn execute(
         .buffered(CONCURRENCY)
         .try_collect()
         .await?;
-    if alarms.iter().any(|a| a.arn.is_none()) {
-        let listed = aws.alarms_with_prefix(alarm_prefix).await?;
+    // Composites after the alarms their rules name (CloudWatch checks they exist), and dropped
+    // composites before dropped alarms.
+    let mut composites = Vec::new();
+    for action in actions {
+        match action {
+            Action::CreateComposite {
+                record,
+                definition,
+                tags,
+            } => {
+                aws.put_composite(definition, Some(tags)).await?;
+                composites.push(record.clone());
+            }
+            Action::UpdateComposite {
+                record,
+                definition,
+                tags,
+                ..
+            } => {
+                if let (Some(arn), false) = (&record.arn, tags.is_empty()) {
+                    aws.change_alarm_tags(arn, tags).await?;
+                }
+                if let Some((definition, _)) = definition {
+                    aws.put_composite(definition, None).await?;
+                }
+                composites.push(record.clone());
+            }
+            Action::KeepComposite { record } => composites.push(record.clone()),
+            Action::DeleteComposites { names } => aws.delete_alarms(names).await?,
+            _ => {}
+        }
+    }
+    if alarms.iter().chain(&composites).any(|a| a.arn.is_none()) {
+        let listed = aws.alarm_listing(alarm_prefix).await?;
         for alarm in alarms.iter_mut().filter(|a| a.arn.is_none()) {
-            alarm.arn = listed
+            if let Some(listed) = listed
+                .metric
                 .iter()
                 .find(|l| l.definition.alarm_name == alarm.alarm_name)
-                .and_then(|l| l.arn.clone());
+            {
+                alarm.arn = listed.arn.clone();
+                super::plan::record_state(alarm, listed);
+            }
+        }
+        for composite in composites.iter_mut().filter(|a| a.arn.is_none()) {
+            if let Some(listed) = listed
+                .composite
+                .iter()
+                .find(|l| l.definition.alarm_name == composite.alarm_name)
+            {
+                composite.arn = listed.arn.clone();
+                super::plan::record_state_of(
+                    composite,
+                    &listed.state,
+                    &listed.state_reason,
+                    listed.state_changed_at,
+                );
+            }
         }
     }
     applied.alarms = alarms;
+    applied.composites = composites;
 
     for action in actions {
         match action {

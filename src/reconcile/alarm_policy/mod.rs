@@ -181,8 +181,10 @@ impl PolicyOutcome {
             topic_arn: self.topic_arn.clone(),
             topic_owned: self.topic_arn.as_ref().map(|_| self.topic_owned),
             alarm_count: self.applied.alarms.len() as i32,
+            firing: plan::firing(&self.applied.alarms) + plan::firing(&self.applied.composites),
             rule_count: self.applied.rules.len() as i32,
             alarms: self.applied.alarms,
+            composite_alarms: self.applied.composites,
             event_rules: self.applied.rules,
             lint,
             ..AlarmPolicyStatus::default()
@@ -271,11 +273,20 @@ async fn apply_to_aws(
     };
 
     let desired = desired::build(spec, owner, &topic_arn);
-    let observed =
-        observe::alarms_and_rules(aws, owner, &desired.alarms, &desired.rules, &recorded).await?;
+    let observed = observe::alarms_and_rules(
+        aws,
+        owner,
+        &desired.alarms,
+        &desired.composites,
+        &desired.rules,
+        &recorded,
+    )
+    .await?;
     let actions = plan::plan(&desired, &topic_arn, &observed, &recorded, owner, adopt);
     let blockers = actions.iter().filter_map(plan::Action::blocker).collect();
     let applied = execute::execute(aws, &owner.alarm_prefix(), &actions).await?;
+    notices.extend(plan::state_transitions(&recorded, &applied.alarms));
+    notices.extend(plan::state_transitions(&recorded, &applied.composites));
     Ok(PolicyOutcome {
         topic_arn: Some(topic_arn),
         topic_owned,

@@ -9,7 +9,7 @@ use crate::aws::{AwsError, ControllerAws};
 use crate::names::OwnerIdentity;
 use crate::resources::Tags;
 
-use super::desired::{DesiredAlarm, DesiredRule, DesiredTopic};
+use super::desired::{DesiredAlarm, DesiredComposite, DesiredRule, DesiredTopic};
 use super::plan::{Observed, ObservedTopic, Recorded, TagReads, tag_reads};
 
 /// A rule's name and its targets.
@@ -57,11 +57,12 @@ pub async fn alarms_and_rules(
     aws: &dyn ControllerAws,
     owner: &OwnerIdentity,
     alarms: &[DesiredAlarm],
+    composites: &[DesiredComposite],
     rules: &[DesiredRule],
     recorded: &Recorded,
 ) -> Result<Observed, AwsError> {
     let mut observed = listings(aws, owner).await?;
-    let reads = tag_reads(alarms, rules, &observed, recorded);
+    let reads = tag_reads(alarms, composites, rules, &observed, recorded);
     read_tags(aws, &reads, &mut observed).await?;
     let existing: Vec<&str> = rules
         .iter()
@@ -98,12 +99,19 @@ pub async fn leftovers(
 }
 
 async fn listings(aws: &dyn ControllerAws, owner: &OwnerIdentity) -> Result<Observed, AwsError> {
-    let alarms = aws.alarms_with_prefix(&owner.alarm_prefix()).await?;
+    // Composite alarms come in the same DescribeAlarms pages as the metric alarms.
+    let listing = aws.alarm_listing(&owner.alarm_prefix()).await?;
     let rules = aws.rules_with_prefix(&owner.rule_prefix()).await?;
     Ok(Observed {
-        alarms: alarms
+        alarms: listing
+            .metric
             .into_iter()
             .map(|a| (a.definition.alarm_name.clone(), a))
+            .collect(),
+        composites: listing
+            .composite
+            .into_iter()
+            .map(|c| (c.definition.alarm_name.clone(), c))
             .collect(),
         rules: rules
             .into_iter()

@@ -16,6 +16,12 @@
 //!   the reason. Tags are rewritten only where they differ (PutMetricAlarm ignores tags on update).
 //! - Alarms and rules under the policy's prefixes that the spec no longer has are deleted when
 //!   ours (recorded or tagged).
+//! - Each alarm's state, state reason and time of change are recorded from the same listing
+//!   ([`record_state`]); a state that differs from the recorded one is an Event
+//!   ([`state_transitions`]). State changes write only the status, never AWS.
+//! - Composite alarms are planned like alarms (created, updated, kept, adopted, skipped when
+//!   someone else's, deleted when dropped) and applied after the alarms their rules name; dropped
+//!   composites are deleted before dropped alarms.
 //! - Adoption is explicit: with the annotation [`ADOPT_ANNOTATION`] `"true"` on the policy, an
 //!   existing alarm, rule or topic of our name without our tags is taken over (our tags added,
 //!   what differs rewritten, an `Adopted` Event); without it, it is left alone as above.
@@ -25,17 +31,22 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
-use crate::aws::cloudwatch::{AlarmDefinition, ObservedAlarm};
+use crate::aws::cloudwatch::{
+    AlarmDefinition, CompositeDefinition, ObservedAlarm, ObservedComposite,
+};
 use crate::aws::eventbridge::{ObservedRule, RuleDefinition, RuleTarget};
 use crate::aws::tags::TagChanges;
 use crate::names::{OwnerIdentity, tags_digest};
 use crate::reconcile::outcome::{Blocker, Notice};
 use crate::resources::Tags;
-use crate::resources::alarm_policy::{AlarmPolicyStatus, AlarmStatus, EventRuleStatus};
+use crate::resources::alarm_policy::{AlarmPolicyStatus, AlarmState, AlarmStatus, EventRuleStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
 
 use super::desired::{
-    DesiredAlarm, DesiredPolicy, DesiredRule, DesiredTopic, RULE_TARGET_ID, alarm_differences,
-    canonical_policy, rule_differences, topic_access_policy,
+    DesiredAlarm, DesiredComposite, DesiredPolicy, DesiredRule, DesiredTopic, RULE_TARGET_ID,
+    alarm_differences, canonical_policy, composite_differences, rule_differences,
+    topic_access_policy,
 };
 
 /// Annotation by which an AlarmPolicy opts in to adopting existing AWS resources of its names.
@@ -47,6 +58,8 @@ pub const ADOPT_ANNOTATION: &str = "alertops.dev/adopt";
 pub struct Recorded {
     /// Alarm statuses by CloudWatch alarm name.
     pub alarms: HashMap<String, AlarmStatus>,
+    /// Composite alarm statuses by CloudWatch alarm name.
+    pub composites: HashMap<String, AlarmStatus>,
     /// Rule statuses by EventBridge rule name.
     pub rules: HashMap<String, EventRuleStatus>,
     /// The ARN of the topic this policy created (a referenced topic is not recorded here).
@@ -59,6 +72,11 @@ impl Recorded {
         Recorded {
             alarms: status
                 .alarms
+                .iter()
+                .map(|a| (a.alarm_name.clone(), a.clone()))
+                .collect(),
+            composites: status
+                .composite_alarms
                 .iter()
                 .map(|a| (a.alarm_name.clone(), a.clone()))
                 .collect(),
@@ -249,9 +267,11 @@ fn not_owned_topic(name: &str) -> Blocker {
 pub struct Observed {
     /// Alarms under the policy's prefix, by name.
     pub alarms: BTreeMap<String, ObservedAlarm>,
+    /// Composite alarms under the policy's prefix, by name.
+    pub composites: BTreeMap<String, ObservedComposite>,
     /// Rules under the policy's prefix, by name.
     pub rules: BTreeMap<String, ObservedRule>,
-    /// Tags of the alarms named by [`TagReads::alarms`], by alarm name.
+    /// Tags of the alarms and composites named by [`TagReads::alarms`], by alarm name.
     pub alarm_tags: BTreeMap<String, Tags>,
     /// Tags of the rules named by [`TagReads::rules`], by rule name.
     pub rule_tags: BTreeMap<String, Tags>,
@@ -262,7 +282,7 @@ pub struct Observed {
 /// Which tags must be read before planning: `(name, arn)` pairs.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TagReads {
-    /// Alarms whose tags are needed.
+    /// Alarms and composite alarms whose tags are needed.
     pub alarms: Vec<(String, String)>,
     /// Rules whose tags are needed.
     pub rules: Vec<(String, String)>,
@@ -273,6 +293,7 @@ pub struct TagReads {
 /// whether they are ours to delete).
 pub fn tag_reads(
     alarms: &[DesiredAlarm],
+    composites: &[DesiredComposite],
     rules: &[DesiredRule],
     observed: &Observed,
     recorded: &Recorded,
@@ -297,6 +318,23 @@ pub fn tag_reads(
                 &desired.tags,
             ),
             None => !recorded.alarms.contains_key(name),
+        };
+        if needed {
+            reads.alarms.push((name.clone(), arn.clone()));
+        }
+    }
+    for (name, composite) in &observed.composites {
+        let Some(arn) = &composite.arn else { continue };
+        let desired = composites.iter().find(|c| &c.definition.alarm_name == name);
+        let needed = match desired {
+            Some(desired) => !verified(
+                recorded
+                    .composites
+                    .get(name)
+                    .and_then(|r| r.tags_digest.as_deref()),
+                &desired.tags,
+            ),
+            None => !recorded.composites.contains_key(name),
         };
         if needed {
             reads.alarms.push((name.clone(), arn.clone()));
@@ -370,6 +408,41 @@ pub enum Action {
         /// Its name.
         name: String,
     },
+    /// Create a composite alarm that does not exist (after the alarms its rule names).
+    CreateComposite {
+        /// What the status records once it is created.
+        record: AlarmStatus,
+        /// Its definition.
+        definition: CompositeDefinition,
+        /// Its tags.
+        tags: Tags,
+    },
+    /// Rewrite the definition and/or tags of a composite of ours, or adopt one.
+    UpdateComposite {
+        /// What the status records.
+        record: AlarmStatus,
+        /// The definition, when it differs, with the differing fields.
+        definition: Option<(CompositeDefinition, Vec<&'static str>)>,
+        /// Tag changes.
+        tags: TagChanges,
+        /// Whether it is taken over (it had no ownership tags; the policy opted in).
+        adopting: bool,
+    },
+    /// A composite of ours that matches.
+    KeepComposite {
+        /// What the status records.
+        record: AlarmStatus,
+    },
+    /// A composite with our name that someone else owns: left alone.
+    SkipUnownedComposite {
+        /// Its name.
+        name: String,
+    },
+    /// Delete composites of ours that the spec no longer has (before any alarm they name).
+    DeleteComposites {
+        /// Their names.
+        names: Vec<String>,
+    },
     /// Create a rule that does not exist and point it at the topic.
     CreateRule {
         /// What the status records.
@@ -433,8 +506,14 @@ impl Action {
         match self {
             Action::KeepAlarm { .. }
             | Action::KeepRule { .. }
+            | Action::KeepComposite { .. }
+            | Action::SkipUnownedComposite { .. }
             | Action::SkipUnownedAlarm { .. }
             | Action::SkipUnownedRule { .. } => false,
+            Action::UpdateComposite {
+                definition, tags, ..
+            } => definition.is_some() || !tags.is_empty(),
+            Action::DeleteComposites { names } => !names.is_empty(),
             Action::UpdateAlarm {
                 definition, tags, ..
             } => definition.is_some() || !tags.is_empty(),
@@ -484,6 +563,38 @@ impl Action {
                     record.rule_name
                 ),
             )),
+            Action::CreateComposite { record, .. } => Some(Notice::normal(
+                "AlarmCreated",
+                format!("created CloudWatch composite alarm {}", record.alarm_name),
+            )),
+            Action::UpdateComposite {
+                record,
+                adopting: true,
+                ..
+            } => Some(Notice::normal(
+                "Adopted",
+                format!(
+                    "adopted CloudWatch composite alarm {}: it carried no alertops ownership \
+                     tags and the policy opted in ({ADOPT_ANNOTATION})",
+                    record.alarm_name
+                ),
+            )),
+            Action::UpdateComposite {
+                record,
+                definition: Some((_, fields)),
+                ..
+            } => Some(Notice::normal(
+                "AlarmUpdated",
+                format!(
+                    "updated CloudWatch composite alarm {}: {}",
+                    record.alarm_name,
+                    fields.join(", ")
+                ),
+            )),
+            Action::DeleteComposites { names } if !names.is_empty() => Some(Notice::normal(
+                "AlarmDeleted",
+                format!("deleted CloudWatch composite alarms {}", names.join(", ")),
+            )),
             Action::DeleteAlarms { names } if !names.is_empty() => Some(Notice::normal(
                 "AlarmDeleted",
                 format!("deleted CloudWatch alarms {}", names.join(", ")),
@@ -525,6 +636,13 @@ impl Action {
                     "CloudWatch alarm {name:?} exists but is not owned by this policy (its \
                      alertops.dev/owner and alertops.dev/cluster tags do not name it); it was \
                      left untouched. Delete or rename that alarm, or rename the alarm in the spec."
+                ),
+            )),
+            Action::SkipUnownedComposite { name } => Some(Blocker::new(
+                "AlarmNotOwned",
+                format!(
+                    "CloudWatch composite alarm {name:?} exists but is not owned by this policy; \
+                     it was left untouched. Delete or rename it, or rename the composite in the spec."
                 ),
             )),
             Action::SkipUnownedRule { name } => Some(Blocker::new(
@@ -582,6 +700,37 @@ impl fmt::Display for Action {
             Action::SkipUnownedAlarm { name } => {
                 write!(f, "skip alarm {name}: owned by someone else")
             }
+            Action::CreateComposite { record, .. } => {
+                write!(
+                    f,
+                    "create composite alarm {}: not in CloudWatch",
+                    record.alarm_name
+                )
+            }
+            Action::UpdateComposite {
+                record,
+                definition,
+                tags,
+                adopting,
+            } => {
+                let verb = if *adopting { "adopt" } else { "update" };
+                write!(f, "{verb} composite alarm {}:", record.alarm_name)?;
+                if let Some((_, fields)) = definition {
+                    write!(f, " {} differ", fields.join(", "))?;
+                }
+                write_tag_changes(f, tags)
+            }
+            Action::KeepComposite { record } => {
+                write!(f, "keep composite alarm {}: in sync", record.alarm_name)
+            }
+            Action::SkipUnownedComposite { name } => {
+                write!(f, "skip composite alarm {name}: owned by someone else")
+            }
+            Action::DeleteComposites { names } => write!(
+                f,
+                "delete composite alarms {}: no longer in the spec",
+                names.join(", ")
+            ),
             Action::CreateRule { record, .. } => {
                 write!(f, "create rule {}: not in EventBridge", record.rule_name)
             }
@@ -653,6 +802,13 @@ pub fn plan(
         .iter()
         .map(|alarm| plan_alarm(alarm, observed, recorded, owner, adopt))
         .collect();
+    actions.extend(
+        desired
+            .composites
+            .iter()
+            .map(|composite| plan_composite(composite, observed, recorded, owner, adopt)),
+    );
+    actions.extend(stale_composites(desired, observed, recorded, owner));
     actions.extend(stale_alarms(desired, observed, recorded, owner));
     actions.extend(
         desired
@@ -677,6 +833,7 @@ fn plan_alarm(
         alarm_name: name.clone(),
         arn: None,
         tags_digest: Some(tags_digest(&alarm.tags)),
+        ..AlarmStatus::default()
     };
     let Some(current) = observed.alarms.get(name) else {
         return Action::CreateAlarm {
@@ -686,6 +843,7 @@ fn plan_alarm(
         };
     };
     record.arn = current.arn.clone();
+    record_state(&mut record, current);
     // Tags were read exactly when not verified before (see `tag_reads`).
     let mut adopting = false;
     let tags = match observed.alarm_tags.get(name) {
@@ -718,6 +876,170 @@ fn plan_alarm(
             tags,
         }
     }
+}
+
+/// Copies the state CloudWatch reported with the alarm's definition into its record: the state
+/// costs no call of its own, it comes with the DescribeAlarms pages every resync reads.
+pub fn record_state(record: &mut AlarmStatus, observed: &ObservedAlarm) {
+    record_state_of(
+        record,
+        &observed.state,
+        &observed.state_reason,
+        observed.state_changed_at,
+    );
+}
+
+/// [`record_state`] from the state fields of a metric or composite alarm.
+pub fn record_state_of(
+    record: &mut AlarmStatus,
+    state: &Option<String>,
+    reason: &Option<String>,
+    changed_at: Option<chrono::DateTime<chrono::Utc>>,
+) {
+    record.state = state.as_deref().and_then(AlarmState::parse);
+    record.state_reason = reason.clone();
+    record.state_changed_at = changed_at
+        .and_then(|t| Timestamp::from_second(t.timestamp()).ok())
+        .map(Time);
+}
+
+/// Longest state reason quoted in an Event; the status keeps CloudWatch's whole reason.
+const EVENT_REASON_CHARS: usize = 300;
+
+/// One Event per alarm whose state differs from the one the status recorded: a transition the
+/// controller saw. An alarm seen for the first time is reported only when it is already firing
+/// (its earlier states were never seen, so there is no transition to tell, except that one).
+/// ALARM is a warning; OK and INSUFFICIENT_DATA are normal.
+pub fn state_transitions(recorded: &Recorded, alarms: &[AlarmStatus]) -> Vec<Notice> {
+    alarms
+        .iter()
+        .filter_map(|alarm| {
+            let now = alarm.state?;
+            let before = recorded
+                .alarms
+                .get(&alarm.alarm_name)
+                .or_else(|| recorded.composites.get(&alarm.alarm_name))
+                .and_then(|r| r.state);
+            if before == Some(now) || (before.is_none() && now != AlarmState::Alarm) {
+                return None;
+            }
+            let was = before.map(|b| format!(" (was {})", b.as_str()));
+            let reason = alarm
+                .state_reason
+                .as_deref()
+                .map(|r| format!(": {}", event_text(r)));
+            Some(Notice {
+                warning: now == AlarmState::Alarm,
+                reason: "AlarmStateChanged",
+                note: format!(
+                    "alarm {} ({}) is {}{}{}",
+                    alarm.name,
+                    alarm.alarm_name,
+                    now.as_str(),
+                    was.unwrap_or_default(),
+                    reason.unwrap_or_default()
+                ),
+            })
+        })
+        .collect()
+}
+
+/// CloudWatch's reason (anyone allowed SetAlarmState can write it) as one bounded line.
+fn event_text(reason: &str) -> String {
+    let mut text: String = reason
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(EVENT_REASON_CHARS)
+        .collect();
+    if reason.chars().count() > EVENT_REASON_CHARS {
+        text.push('…');
+    }
+    text
+}
+
+/// How many of the alarms are firing.
+pub fn firing(alarms: &[AlarmStatus]) -> i32 {
+    alarms
+        .iter()
+        .filter(|a| a.state == Some(AlarmState::Alarm))
+        .count() as i32
+}
+
+fn plan_composite(
+    composite: &DesiredComposite,
+    observed: &Observed,
+    recorded: &Recorded,
+    owner: &OwnerIdentity,
+    adopt: bool,
+) -> Action {
+    let name = &composite.definition.alarm_name;
+    let mut record = AlarmStatus {
+        name: composite.spec_name.clone(),
+        alarm_name: name.clone(),
+        tags_digest: Some(tags_digest(&composite.tags)),
+        ..AlarmStatus::default()
+    };
+    let Some(current) = observed.composites.get(name) else {
+        return Action::CreateComposite {
+            record,
+            definition: composite.definition.clone(),
+            tags: composite.tags.clone(),
+        };
+    };
+    record.arn = current.arn.clone();
+    record_state_of(
+        &mut record,
+        &current.state,
+        &current.state_reason,
+        current.state_changed_at,
+    );
+    let mut adopting = false;
+    let tags = match observed.alarm_tags.get(name) {
+        Some(current_tags) => {
+            if !recorded.composites.contains_key(name) && !owner.owns(current_tags) {
+                if !adopt {
+                    return Action::SkipUnownedComposite { name: name.clone() };
+                }
+                adopting = true;
+            }
+            TagChanges::between(&composite.tags, current_tags)
+        }
+        None => TagChanges::default(),
+    };
+    let fields = composite_differences(&composite.definition, &current.definition);
+    let definition = (!fields.is_empty()).then(|| (composite.definition.clone(), fields));
+    if !adopting && definition.is_none() && tags.is_empty() {
+        Action::KeepComposite { record }
+    } else {
+        Action::UpdateComposite {
+            record,
+            definition,
+            tags,
+            adopting,
+        }
+    }
+}
+
+/// Composites under our prefix that the spec no longer has and that are ours.
+fn stale_composites(
+    desired: &DesiredPolicy,
+    observed: &Observed,
+    recorded: &Recorded,
+    owner: &OwnerIdentity,
+) -> Option<Action> {
+    let names: Vec<String> = observed
+        .composites
+        .keys()
+        .filter(|name| {
+            !desired
+                .composites
+                .iter()
+                .any(|c| &c.definition.alarm_name == *name)
+        })
+        .filter(|name| is_ours(name, &recorded.composites, &observed.alarm_tags, owner))
+        .cloned()
+        .collect();
+    (!names.is_empty()).then_some(Action::DeleteComposites { names })
 }
 
 /// Alarms under our prefix that the spec no longer has and that are ours.
@@ -854,11 +1176,14 @@ pub fn plan_deletion(
         topic: DesiredTopic::Existing { arn: String::new() },
         topic_tags: Tags::new(),
         alarms: Vec::new(),
+        composites: Vec::new(),
         rules: Vec::new(),
     };
-    let mut actions: Vec<Action> = stale_alarms(&empty, observed, recorded, owner)
+    // Composites first: they name the alarms.
+    let mut actions: Vec<Action> = stale_composites(&empty, observed, recorded, owner)
         .into_iter()
         .collect();
+    actions.extend(stale_alarms(&empty, observed, recorded, owner));
     actions.extend(stale_rules(&empty, observed, recorded, owner));
     if let (Some(arn), Some(tags)) = (&recorded.topic_arn, topic_tags)
         && owner.owns(tags)
@@ -870,7 +1195,7 @@ pub fn plan_deletion(
 
 /// The tags a deletion must read: every leftover alarm and rule the status did not record.
 pub fn deletion_tag_reads(observed: &Observed, recorded: &Recorded) -> TagReads {
-    tag_reads(&[], &[], observed, recorded)
+    tag_reads(&[], &[], &[], observed, recorded)
 }
 
 #[cfg(test)]

@@ -193,6 +193,7 @@ async fn an_alarm_someone_else_owns_blocks_and_is_never_touched() {
         evaluation_periods: 1,
         datapoints_to_alarm: 1,
         threshold: 1.0,
+        threshold_metric_id: None,
         comparison: "GreaterThanThreshold".into(),
         treat_missing_data: "missing".into(),
     };
@@ -269,6 +270,7 @@ async fn an_opted_in_policy_adopts_a_hand_made_alarm_and_says_so() {
         evaluation_periods: 1,
         datapoints_to_alarm: 1,
         threshold: 1.0,
+        threshold_metric_id: None,
         comparison: "GreaterThanThreshold".into(),
         treat_missing_data: "missing".into(),
     };
@@ -303,4 +305,288 @@ async fn an_opted_in_policy_adopts_a_hand_made_alarm_and_says_so() {
             .any(|e| e.reason == "Adopted"
                 && e.note.as_deref().unwrap_or("").contains(&alarm_name()))
     );
+}
+
+#[tokio::test]
+async fn an_alarm_state_change_is_recorded_counted_and_told_without_touching_aws() {
+    let f = Fixture::new();
+    f.apply("Delete");
+    f.reconcile().await.unwrap();
+    let status = f.policy().unwrap().status.unwrap();
+    assert_eq!(
+        status.alarms[0].state,
+        Some(crate::resources::alarm_policy::AlarmState::InsufficientData),
+        "a created alarm's first state comes from the listing that finds its ARN"
+    );
+    assert_eq!(status.firing, 0);
+
+    // A resync with nothing changed leaves the stored object alone: the state's time survives
+    // its round trip through the status.
+    f.aws.clear_calls();
+    f.reconcile().await.unwrap();
+    let no_op_calls = f.aws.calls();
+    let revision = f.cluster.revision();
+    f.reconcile().await.unwrap();
+    assert_eq!(f.cluster.revision(), revision, "nothing was written");
+
+    let since = chrono::DateTime::from_timestamp(1_764_000_000, 0).unwrap();
+    f.aws.set_alarm_state(
+        &alarm_name(),
+        "ALARM",
+        "Threshold Crossed: 3 datapoints were greater than the threshold (100.0)",
+        since,
+    );
+    f.aws.clear_calls();
+    f.reconcile().await.unwrap();
+    assert!(f.aws.writes().is_empty(), "{:?}", f.aws.calls());
+    assert_eq!(f.aws.calls(), no_op_calls, "no read besides the usual ones");
+    let status = f.policy().unwrap().status.unwrap();
+    assert_eq!(status.firing, 1);
+    let alarm = &status.alarms[0];
+    assert_eq!(
+        alarm.state,
+        Some(crate::resources::alarm_policy::AlarmState::Alarm)
+    );
+    assert!(
+        alarm
+            .state_reason
+            .as_deref()
+            .unwrap()
+            .starts_with("Threshold Crossed")
+    );
+    assert_eq!(
+        alarm.state_changed_at.as_ref().map(|t| t.0.as_second()),
+        Some(since.timestamp())
+    );
+    let events: Vec<_> = f
+        .cluster
+        .events()
+        .into_iter()
+        .filter(|e| e.reason == "AlarmStateChanged")
+        .collect();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].type_, crate::k8s::EventType::Warning);
+    let note = events[0].note.as_deref().unwrap();
+    assert!(
+        note.contains("is ALARM (was INSUFFICIENT_DATA): Threshold Crossed"),
+        "{note}"
+    );
+
+    // Back to OK: one more Event, nothing firing.
+    f.aws
+        .set_alarm_state(&alarm_name(), "OK", "Threshold no longer crossed", since);
+    f.reconcile().await.unwrap();
+    assert_eq!(f.policy().unwrap().status.unwrap().firing, 0);
+    let resolved = f
+        .cluster
+        .events()
+        .into_iter()
+        .filter(|e| e.reason == "AlarmStateChanged")
+        .count();
+    assert_eq!(resolved, 2);
+}
+
+impl Fixture {
+    /// The fixture's policy with a second alarm and a composite over both (or `composite`).
+    fn apply_with_composite(&self, deletion_policy: &str, composite: Option<serde_json::Value>) {
+        let alarm = |name: &str, metric: &str| {
+            json!({
+                "name": name,
+                "metric": {"namespace": "AWS/ELB", "name": metric, "statistic": "Sum"},
+                "period": 60, "evaluationPeriods": 5, "threshold": 100,
+                "comparison": "GreaterThanThreshold"
+            })
+        };
+        let composites: Vec<serde_json::Value> = composite.into_iter().collect();
+        self.cluster
+            .apply_manifest(json!({
+                "apiVersion": "alertops.dev/v1alpha1",
+                "kind": "AlarmPolicy",
+                "metadata": {"name": "elb", "namespace": NAMESPACE},
+                "spec": {
+                    "deletionPolicy": deletion_policy,
+                    "tags": {"Team": "platform"},
+                    "alarms": [alarm("errors", "BackendConnectionErrors"), alarm("surge", "SpilloverCount")],
+                    "compositeAlarms": composites,
+                }
+            }))
+            .expect("manifest applies");
+    }
+}
+
+fn both_firing() -> serde_json::Value {
+    json!({"name": "broker-down", "severity": "Critical", "rule": "ALARM(errors) AND ALARM(surge)"})
+}
+
+fn composite_name() -> String {
+    OwnerIdentity::new("test", KIND, NAMESPACE, "elb").alarm_name("broker-down")
+}
+
+#[tokio::test]
+async fn a_composite_is_created_over_the_policys_own_alarms_and_resyncs_without_calls_of_its_own() {
+    let f = Fixture::new();
+    f.apply_with_composite("Delete", Some(both_firing()));
+    f.reconcile().await.unwrap();
+    assert_eq!(f.ready(), ("True".into(), "Reconciled".into()));
+    let (composite, tags) = f.aws.composite(&composite_name()).expect("created");
+    let owner = OwnerIdentity::new("test", KIND, NAMESPACE, "elb");
+    assert_eq!(
+        composite.rule,
+        format!(
+            "ALARM(\"{}\") AND ALARM(\"{}\")",
+            owner.alarm_name("errors"),
+            owner.alarm_name("surge")
+        )
+    );
+    assert!(owner.owns(&tags));
+    assert_eq!(tags.get("Severity").map(String::as_str), Some("Critical"));
+    assert_eq!(composite.alarm_actions, f.aws.topic_arns());
+    let calls = f.aws.calls();
+    let put_alarm = calls.iter().rposition(|c| c == "PutMetricAlarm").unwrap();
+    let put_composite = calls.iter().position(|c| c == "PutCompositeAlarm").unwrap();
+    assert!(put_alarm < put_composite, "alarms first: {calls:?}");
+    let status = f.policy().unwrap().status.unwrap();
+    assert_eq!(status.composite_alarms.len(), 1);
+    assert!(
+        status.composite_alarms[0]
+            .arn
+            .as_deref()
+            .is_some_and(|a| a.ends_with(&composite_name()))
+    );
+
+    f.aws.clear_calls();
+    f.reconcile().await.unwrap();
+    assert!(f.aws.writes().is_empty(), "{:?}", f.aws.calls());
+    assert_eq!(
+        f.aws
+            .calls()
+            .iter()
+            .filter(|c| *c == "DescribeAlarms")
+            .count(),
+        1,
+        "composites come in the alarms' pages: {:?}",
+        f.aws.calls()
+    );
+    assert_eq!(
+        f.aws
+            .calls()
+            .iter()
+            .filter(|c| *c == "ListTagsForResource")
+            .count(),
+        1,
+        "only the topic's tags, none of the verified composite: {:?}",
+        f.aws.calls()
+    );
+
+    // Firing composites count and are told like alarms.
+    let since = chrono::DateTime::from_timestamp(1_764_000_000, 0).unwrap();
+    f.aws
+        .set_alarm_state(&composite_name(), "ALARM", "both children in ALARM", since);
+    f.reconcile().await.unwrap();
+    let status = f.policy().unwrap().status.unwrap();
+    assert_eq!(status.firing, 1);
+    assert!(
+        f.cluster
+            .events()
+            .iter()
+            .any(|e| e.reason == "AlarmStateChanged"
+                && e.note.as_deref().unwrap_or("").contains("broker-down"))
+    );
+}
+
+#[tokio::test]
+async fn a_dropped_composite_is_deleted_and_a_deleted_policy_removes_composites_before_alarms() {
+    let f = Fixture::new();
+    f.apply_with_composite("Delete", Some(both_firing()));
+    f.reconcile().await.unwrap();
+    f.apply_with_composite("Delete", None);
+    f.reconcile().await.unwrap();
+    assert!(f.aws.composite(&composite_name()).is_none());
+    assert!(
+        f.policy()
+            .unwrap()
+            .status
+            .unwrap()
+            .composite_alarms
+            .is_empty()
+    );
+    assert!(f.cluster.events().iter().any(
+        |e| e.reason == "AlarmDeleted" && e.note.as_deref().unwrap_or("").contains("composite")
+    ));
+
+    f.apply_with_composite("Delete", Some(both_firing()));
+    f.reconcile().await.unwrap();
+    f.delete();
+    f.aws.clear_calls();
+    f.reconcile().await.unwrap();
+    assert!(f.aws.composite(&composite_name()).is_none());
+    assert!(f.aws.alarm_names().is_empty());
+    let deletes: Vec<String> = f
+        .aws
+        .calls()
+        .into_iter()
+        .filter(|c| c == "DeleteAlarms")
+        .collect();
+    assert_eq!(deletes.len(), 2, "composites in their own call, first");
+}
+
+#[tokio::test]
+async fn retain_keeps_composites() {
+    let f = Fixture::new();
+    f.apply_with_composite("Retain", Some(both_firing()));
+    f.reconcile().await.unwrap();
+    f.delete();
+    f.reconcile().await.unwrap();
+    assert!(f.policy().is_none());
+    assert!(f.aws.composite(&composite_name()).is_some());
+}
+
+#[tokio::test]
+async fn a_composite_someone_else_made_under_our_name_blocks_and_is_never_touched() {
+    let f = Fixture::new();
+    let foreign = crate::aws::cloudwatch::CompositeDefinition {
+        alarm_name: composite_name(),
+        description: Some("hand-made".into()),
+        actions_enabled: true,
+        alarm_actions: Vec::new(),
+        ok_actions: Vec::new(),
+        insufficient_data_actions: Vec::new(),
+        rule: "TRUE".into(),
+    };
+    f.aws.insert_composite(
+        foreign.clone(),
+        Tags::from([("Team".into(), "other".into())]),
+    );
+    f.apply_with_composite("Delete", Some(both_firing()));
+    f.reconcile().await.unwrap();
+    assert_eq!(f.ready(), ("False".into(), "AlarmNotOwned".into()));
+    assert_eq!(f.aws.composite(&composite_name()).unwrap().0, foreign);
+    f.delete();
+    f.reconcile().await.unwrap();
+    assert_eq!(f.aws.composite(&composite_name()).unwrap().0, foreign);
+}
+
+#[tokio::test]
+async fn a_composite_naming_an_alarm_outside_the_policy_is_an_invalid_spec() {
+    let f = Fixture::new();
+    f.apply_with_composite(
+        "Delete",
+        Some(json!({"name": "mixed", "rule": "ALARM(errors) OR ALARM(\"someone-elses-alarm\")"})),
+    );
+    let action = f.reconcile().await.unwrap();
+    assert_eq!(action, Action::await_change());
+    let status = f.policy().unwrap().status.unwrap();
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(ready.reason, "InvalidSpec");
+    assert!(
+        ready.message.contains("spec.compositeAlarms[0].rule")
+            && ready.message.contains("someone-elses-alarm"),
+        "{}",
+        ready.message
+    );
+    assert!(f.aws.calls().is_empty());
 }

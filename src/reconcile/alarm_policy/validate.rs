@@ -6,7 +6,9 @@
 
 use std::collections::HashSet;
 
-use crate::resources::alarm_policy::{AlarmPolicySpec, AlarmSpec};
+use crate::resources::alarm_policy::{AlarmPolicySpec, AlarmSpec, AnomalyDetectionSpec};
+
+const BAND_ID: &str = AnomalyDetectionSpec::BAND_ID;
 
 /// One reason a spec cannot be applied, with the field path.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,6 +38,24 @@ pub fn validate(spec: &AlarmPolicySpec) -> Vec<SpecViolation> {
             ));
         }
         validate_alarm(alarm, &path, &mut out);
+    }
+    let alarm_names: Vec<&str> = spec.alarms.iter().map(|a| a.name.as_str()).collect();
+    for (i, composite) in spec.composite_alarms.iter().enumerate() {
+        let path = format!("spec.compositeAlarms[{i}]");
+        if !names.insert(composite.name.as_str()) {
+            out.push(violation(
+                &path,
+                format!(
+                    "duplicate alarm name {:?} (composites and alarms share CloudWatch's names)",
+                    composite.name
+                ),
+            ));
+        }
+        if let Err(e) =
+            crate::resources::composite_rule::referenced_alarms(&composite.rule, &alarm_names)
+        {
+            out.push(violation(&format!("{path}.rule"), e.to_string()));
+        }
     }
     let mut rule_names = HashSet::new();
     for (i, rule) in spec.event_rules.iter().enumerate() {
@@ -112,11 +132,51 @@ fn validate_alarm(alarm: &AlarmSpec, path: &str, out: &mut Vec<SpecViolation>) {
             "CloudWatch allows at most 5 alarm actions; the policy topic is one of them".into(),
         ));
     }
-    if !alarm.threshold.is_finite() {
+    if alarm.threshold.is_some_and(|t| !t.is_finite()) {
         out.push(violation(
             &format!("{path}.threshold"),
             "must be a finite number".into(),
         ));
+    }
+    match (alarm.threshold, &alarm.anomaly_detection) {
+        (Some(_), Some(_)) | (None, None) => out.push(violation(
+            path,
+            "set exactly one of threshold (a fixed line) or anomalyDetection (a band around the \
+             learned pattern)"
+                .into(),
+        )),
+        _ => {}
+    }
+    if alarm.comparison.is_band() != alarm.anomaly_detection.is_some() {
+        out.push(violation(
+            &format!("{path}.comparison"),
+            format!(
+                "{} {}",
+                alarm.comparison.as_str(),
+                if alarm.comparison.is_band() {
+                    "compares with an anomaly band: set anomalyDetection"
+                } else {
+                    "compares with a threshold: anomalyDetection needs \
+                     LessThanLowerOrGreaterThanUpperThreshold, GreaterThanUpperThreshold or \
+                     LessThanLowerThreshold"
+                }
+            ),
+        ));
+    }
+    if let Some(band) = &alarm.anomaly_detection {
+        if !(band.band_width.is_finite() && band.band_width > 0.0) {
+            out.push(violation(
+                &format!("{path}.anomalyDetection.bandWidth"),
+                "must be a positive number of standard deviations".into(),
+            ));
+        }
+        let taken = alarm.metrics.iter().flatten().any(|q| q.id == BAND_ID);
+        if taken {
+            out.push(violation(
+                &format!("{path}.metrics"),
+                format!("the query id {BAND_ID} is taken by the anomaly detection band"),
+            ));
+        }
     }
     match (&alarm.metric, &alarm.metrics) {
         (Some(_), Some(_)) | (None, None) => out.push(violation(
@@ -180,6 +240,38 @@ mod tests {
             "comparison": "GreaterThanThreshold",
             "metric": {"namespace": "AWS/ELB", "name": "BackendConnectionErrors", "statistic": "Sum"}
         })
+    }
+
+    #[test]
+    fn threshold_and_anomaly_band_exclude_each_other_and_choose_the_comparison() {
+        let mut both = alarm();
+        both["anomalyDetection"] = json!({"bandWidth": 2});
+        let v = validate(&spec(json!([both])));
+        assert!(
+            v.iter()
+                .any(|v| v.message.contains("exactly one of threshold")),
+            "{v:?}"
+        );
+        assert!(
+            v.iter().any(|v| v.path == "spec.alarms[0].comparison"),
+            "{v:?}"
+        );
+
+        let mut band = alarm();
+        band.as_object_mut().unwrap().remove("threshold");
+        band["anomalyDetection"] = json!({"bandWidth": 2});
+        band["comparison"] = json!("GreaterThanUpperThreshold");
+        assert_eq!(validate(&spec(json!([band.clone()]))), vec![]);
+
+        band["anomalyDetection"] = json!({"bandWidth": 0});
+        let v = validate(&spec(json!([band])));
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(v[0].path, "spec.alarms[0].anomalyDetection.bandWidth");
+
+        let mut neither = alarm();
+        neither.as_object_mut().unwrap().remove("threshold");
+        let v = validate(&spec(json!([neither])));
+        assert_eq!(v.len(), 1, "{v:?}");
     }
 
     #[test]

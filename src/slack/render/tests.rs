@@ -775,3 +775,31 @@ fn a_snoozed_message_says_who_and_until_when_and_keeps_its_buttons() {
         "a new snooze replaces the line: {text}"
     );
 }
+
+#[test]
+fn correlation_attributes_a_route_names_are_shown_escaped() {
+    let mut alert = decode_sqs_body(fixture!("sns_message_attributes.json"));
+    let before = alert.details.len();
+    alert.show_attributes(&[
+        "correlation_id".to_string(),
+        "request_id".to_string(),
+        "not_sent".to_string(),
+    ]);
+    let labels: Vec<&str> = alert.details[before..]
+        .iter()
+        .map(|d| d.label.as_str())
+        .collect();
+    assert_eq!(
+        labels,
+        vec!["correlation_id", "request_id"],
+        "route order, absent skipped"
+    );
+    let text = all_text(&render_alert(&alert, &options(false, &[]), None));
+    assert!(text.contains("9f2c-user-a-post-17"), "{text}");
+    assert!(text.contains("&lt;!channel&gt; req-42"), "{text}");
+    assert!(!text.contains("<!channel>"), "{text}");
+    assert!(
+        !text.contains("u1"),
+        "attributes the route does not name stay out: {text}"
+    );
+}

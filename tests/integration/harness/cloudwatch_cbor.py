@@ -8,6 +8,9 @@ in moto next to SNS, SQS, EventBridge and EMR (same account, same ARNs, same
 round-trip, which ministack 1.5 does not (it drops `Metrics` and reports `Statistic: Average` for
 percentile alarms; see the README's testing notes).
 
+moto 5.2 has no composite alarms (PutCompositeAlarm answers 500): this proxy keeps them itself
+(see "Composite alarms" below), so the controller's composite alarms can be tested end to end.
+
 moto ignores `MaxRecords`; this proxy pages DescribeAlarms as CloudWatch does (at most
 `MaxRecords` alarms per page, 50 by default, 1 to 100 allowed, alarms in name order, the token
 naming the next page's first alarm), so tests and benchmarks count real pages.
@@ -23,6 +26,7 @@ import argparse
 import datetime
 import struct
 import sys
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -139,9 +143,14 @@ def describe_alarms(upstream, params, headers):
             f"constraint: Member must have value between 1 and {MAX_PAGE}",
         )
     token = params.pop("NextToken", None)
+    composites = composites_matching(params)
+    types = params.pop("AlarmTypes", None)
     status, parsed = call_moto(upstream, "DescribeAlarms", params, headers)
     if status >= 300:
         return status, parsed
+    if types is not None and "MetricAlarm" not in types:
+        parsed["MetricAlarms"] = []
+    parsed["CompositeAlarms"] = composites
     listing = sorted(
         [(a["AlarmName"], 0, a) for a in parsed.get("MetricAlarms", [])]
         + [(a["AlarmName"], 1, a) for a in parsed.get("CompositeAlarms", [])],
@@ -159,6 +168,115 @@ def describe_alarms(upstream, params, headers):
     if len(listing) > size:
         answer["NextToken"] = listing[size][0]
     return status, answer
+
+
+# --- Composite alarms, which moto 5.2 does not implement (PutCompositeAlarm answers 500). -------
+#
+# The translator keeps them itself, as CloudWatch would: PutCompositeAlarm checks that the alarms
+# its rule names exist, DescribeAlarms returns them (only when `AlarmTypes` asks for them, as
+# CloudWatch does) in the same pages as moto's metric alarms, DeleteAlarms, SetAlarmState and the
+# tagging operations reach them by name or ARN. They are not evaluated: their state changes only
+# by SetAlarmState.
+
+COMPOSITES = {}
+COMPOSITE_TAGS = {}
+COMPOSITES_LOCK = threading.Lock()
+ACCOUNT = "123456789012"
+
+
+def _region(headers):
+    # Credential=AKID/20260101/us-east-1/monitoring/aws4_request
+    auth = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
+    scope = auth.split("Credential=", 1)[-1].split(",", 1)[0].split("/")
+    return scope[2] if len(scope) > 2 else "us-east-1"
+
+
+def _rule_names(rule):
+    return rule.split('"')[1::2]
+
+
+def put_composite_alarm(upstream, params, headers):
+    name = params["AlarmName"]
+    named = _rule_names(params.get("AlarmRule", ""))
+    _, found = call_moto(upstream, "DescribeAlarms", {"AlarmNames": named}, headers) if named else (200, {})
+    existing = {a["AlarmName"] for a in found.get("MetricAlarms", [])}
+    with COMPOSITES_LOCK:
+        existing |= set(COMPOSITES)
+        missing = [n for n in named if n not in existing]
+        if missing:
+            raise Answer(400, "ValidationError",
+                         f"Could not save the composite alarm as alarms {missing} in the alarm rule do not exist")
+        now = datetime.datetime.now(datetime.timezone.utc)
+        arn = f"arn:aws:cloudwatch:{_region(headers)}:{ACCOUNT}:alarm:{name}"
+        old = COMPOSITES.get(name)
+        COMPOSITES[name] = {
+            "AlarmName": name,
+            "AlarmArn": arn,
+            "AlarmDescription": params.get("AlarmDescription"),
+            "AlarmRule": params.get("AlarmRule"),
+            "ActionsEnabled": params.get("ActionsEnabled", True),
+            "AlarmActions": params.get("AlarmActions", []),
+            "OKActions": params.get("OKActions", []),
+            "InsufficientDataActions": params.get("InsufficientDataActions", []),
+            "AlarmConfigurationUpdatedTimestamp": now,
+            # CloudWatch keeps the state of an alarm it updates.
+            "StateValue": old["StateValue"] if old else "INSUFFICIENT_DATA",
+            "StateReason": old["StateReason"] if old else "Unchecked: Initial alarm creation",
+            "StateUpdatedTimestamp": old["StateUpdatedTimestamp"] if old else now,
+        }
+        if old is None:
+            # As for metric alarms, tags are set only on creation.
+            COMPOSITE_TAGS[arn] = {t["Key"]: t.get("Value", "") for t in params.get("Tags", [])}
+    return 200, {}
+
+
+def composites_matching(params):
+    """The composites DescribeAlarms `params` select (before paging)."""
+    if "CompositeAlarm" not in params.get("AlarmTypes", []):
+        return []
+    prefix = params.get("AlarmNamePrefix")
+    names = params.get("AlarmNames")
+    state = params.get("StateValue")
+    with COMPOSITES_LOCK:
+        return [dict(c) for n, c in sorted(COMPOSITES.items())
+                if (prefix is None or n.startswith(prefix)) and (not names or n in names)
+                and (state is None or c["StateValue"] == state)]
+
+
+def delete_alarms(upstream, params, headers):
+    names = params.get("AlarmNames", [])
+    with COMPOSITES_LOCK:
+        composites = [n for n in names if n in COMPOSITES]
+        for name in composites:
+            COMPOSITE_TAGS.pop(COMPOSITES.pop(name)["AlarmArn"], None)
+    rest = [n for n in names if n not in composites]
+    if not rest:
+        return 200, {}
+    return call_moto(upstream, "DeleteAlarms", {**params, "AlarmNames": rest}, headers)
+
+
+def composite_operation(operation, params):
+    """Answers an operation on a composite alarm, or None when it is not about one."""
+    with COMPOSITES_LOCK:
+        if operation == "SetAlarmState" and params.get("AlarmName") in COMPOSITES:
+            composite = COMPOSITES[params["AlarmName"]]
+            composite.update(StateValue=params["StateValue"], StateReason=params["StateReason"],
+                             StateUpdatedTimestamp=datetime.datetime.now(datetime.timezone.utc))
+            return 200, {}
+        arn = params.get("ResourceARN")
+        if arn not in COMPOSITE_TAGS:
+            return None
+        tags = COMPOSITE_TAGS[arn]
+        if operation == "ListTagsForResource":
+            return 200, {"Tags": [{"Key": k, "Value": v} for k, v in sorted(tags.items())]}
+        if operation == "TagResource":
+            tags.update({t["Key"]: t.get("Value", "") for t in params.get("Tags", [])})
+            return 200, {}
+        if operation == "UntagResource":
+            for key in params.get("TagKeys", []):
+                tags.pop(key, None)
+            return 200, {}
+    return None
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -183,10 +301,17 @@ class Handler(BaseHTTPRequestHandler):
         headers = dict(self.headers.items())
         try:
             params = decode_request(operation, body)
+            upstream = self.server.upstream
             if operation == "DescribeAlarms":
-                status, answer = describe_alarms(self.server.upstream, params, headers)
+                status, answer = describe_alarms(upstream, params, headers)
+            elif operation == "PutCompositeAlarm":
+                status, answer = put_composite_alarm(upstream, params, headers)
+            elif operation == "DeleteAlarms":
+                status, answer = delete_alarms(upstream, params, headers)
             else:
-                status, answer = call_moto(self.server.upstream, operation, params, headers)
+                status, answer = composite_operation(operation, params) or call_moto(
+                    upstream, operation, params, headers
+                )
         except Answer as answer:
             self._error(answer.status, answer.code, answer.message)
             return

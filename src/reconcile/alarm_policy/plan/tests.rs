@@ -56,6 +56,8 @@ fn in_sync() -> (Observed, Recorded) {
                 arn: Some(arn(&name)),
                 definition: alarm.definition.clone(),
                 state: Some("OK".into()),
+                state_reason: None,
+                state_changed_at: None,
             },
         );
         recorded.alarms.insert(
@@ -65,6 +67,8 @@ fn in_sync() -> (Observed, Recorded) {
                 alarm_name: name.clone(),
                 arn: Some(arn(&name)),
                 tags_digest: Some(tags_digest(&alarm.tags)),
+                state: Some(AlarmState::Ok),
+                ..AlarmStatus::default()
             },
         );
     }
@@ -107,7 +111,13 @@ fn a_resync_of_what_was_applied_writes_nothing_and_reads_no_tags() {
     let (observed, recorded) = in_sync();
     let desired = desired();
     assert_eq!(
-        tag_reads(&desired.alarms, &desired.rules, &observed, &recorded),
+        tag_reads(
+            &desired.alarms,
+            &desired.composites,
+            &desired.rules,
+            &observed,
+            &recorded
+        ),
         TagReads::default()
     );
     let actions = plan(&desired, TOPIC, &observed, &recorded, &owner(), false);
@@ -180,7 +190,13 @@ fn changed_tags_are_read_and_rewritten_without_touching_the_definition() {
     let name = desired.alarms[0].definition.alarm_name.clone();
     // The status recorded other tags: the plan must read the alarm's tags.
     recorded.alarms.get_mut(&name).unwrap().tags_digest = Some("old".into());
-    let reads = tag_reads(&desired.alarms, &desired.rules, &observed, &recorded);
+    let reads = tag_reads(
+        &desired.alarms,
+        &desired.composites,
+        &desired.rules,
+        &observed,
+        &recorded,
+    );
     assert_eq!(reads.alarms, vec![(name.clone(), arn(&name))]);
     assert!(reads.rules.is_empty());
 
@@ -216,6 +232,8 @@ fn an_alarm_dropped_from_the_spec_is_deleted_when_ours() {
             arn: Some(arn(&dropped)),
             definition,
             state: None,
+            state_reason: None,
+            state_changed_at: None,
         },
     );
     recorded.alarms.insert(
@@ -225,6 +243,7 @@ fn an_alarm_dropped_from_the_spec_is_deleted_when_ours() {
             alarm_name: dropped.clone(),
             arn: Some(arn(&dropped)),
             tags_digest: None,
+            ..AlarmStatus::default()
         },
     );
     let actions = plan(&desired(), TOPIC, &observed, &recorded, &owner(), false);
@@ -250,11 +269,19 @@ fn an_unrecorded_leftover_is_deleted_only_if_its_tags_say_it_is_ours() {
                 arn: Some(arn(name)),
                 definition,
                 state: None,
+                state_reason: None,
+                state_changed_at: None,
             },
         );
     }
     let desired = desired();
-    let reads = tag_reads(&desired.alarms, &desired.rules, &observed, &recorded);
+    let reads = tag_reads(
+        &desired.alarms,
+        &desired.composites,
+        &desired.rules,
+        &observed,
+        &recorded,
+    );
     assert_eq!(
         reads.alarms,
         vec![(ours.clone(), arn(&ours)), (theirs.clone(), arn(&theirs))],
@@ -284,6 +311,8 @@ fn an_alarm_with_our_name_owned_by_someone_else_is_skipped_and_blocks() {
             arn: Some(arn(&name)),
             definition: desired.alarms[0].definition.clone(),
             state: None,
+            state_reason: None,
+            state_changed_at: None,
         },
     );
     observed
@@ -339,6 +368,8 @@ fn deletion_removes_what_is_ours_and_keeps_what_is_not() {
             arn: Some(arn(&foreign)),
             definition,
             state: None,
+            state_reason: None,
+            state_changed_at: None,
         },
     );
     observed.alarm_tags.insert(foreign.clone(), Tags::new());
@@ -491,6 +522,8 @@ fn adoption_takes_over_only_when_opted_in_and_adds_our_tags() {
             arn: Some(arn(&name)),
             definition: hand_made,
             state: None,
+            state_reason: None,
+            state_changed_at: None,
         },
     );
     observed
@@ -536,4 +569,123 @@ fn adoption_takes_over_only_when_opted_in_and_adds_our_tags() {
         )),
         other => panic!("expected an adoption, got {other:?}"),
     }
+}
+
+fn observed_in(state: &str, reason: &str) -> ObservedAlarm {
+    let desired = desired();
+    let definition = desired.alarms[0].definition.clone();
+    ObservedAlarm {
+        arn: Some(arn(&definition.alarm_name)),
+        definition,
+        state: Some(state.into()),
+        state_reason: Some(reason.into()),
+        state_changed_at: chrono::DateTime::from_timestamp(1_700_000_000, 0),
+    }
+}
+
+#[test]
+fn the_state_listed_with_the_definition_is_recorded_without_a_write() {
+    let (mut observed, recorded) = in_sync();
+    let name = desired().alarms[0].definition.alarm_name.clone();
+    observed
+        .alarms
+        .insert(name.clone(), observed_in("ALARM", "Threshold Crossed"));
+    let actions = plan(&desired(), TOPIC, &observed, &recorded, &owner(), false);
+    assert!(writes(&actions).is_empty(), "{actions:#?}");
+    let record = actions
+        .iter()
+        .find_map(|a| match a {
+            Action::KeepAlarm { record } if record.alarm_name == name => Some(record),
+            _ => None,
+        })
+        .expect("kept");
+    assert_eq!(record.state, Some(AlarmState::Alarm));
+    assert_eq!(record.state_reason.as_deref(), Some("Threshold Crossed"));
+    assert_eq!(
+        record.state_changed_at.as_ref().map(|t| t.0.as_second()),
+        Some(1_700_000_000)
+    );
+}
+
+fn status_in(state: Option<AlarmState>, reason: &str) -> AlarmStatus {
+    AlarmStatus {
+        name: "errors".into(),
+        alarm_name: "alertops/test/team-a/elb/errors".into(),
+        state,
+        state_reason: Some(reason.into()),
+        ..AlarmStatus::default()
+    }
+}
+
+fn recorded_with(state: Option<AlarmState>) -> Recorded {
+    let status = status_in(state, "before");
+    Recorded {
+        alarms: HashMap::from([(status.alarm_name.clone(), status)]),
+        ..Recorded::default()
+    }
+}
+
+#[test]
+fn a_state_that_differs_from_the_recorded_one_is_an_event_alarm_as_a_warning() {
+    let firing = [status_in(
+        Some(AlarmState::Alarm),
+        "Threshold Crossed: 3 of 5",
+    )];
+    let notices = state_transitions(&recorded_with(Some(AlarmState::Ok)), &firing);
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert!(notices[0].warning);
+    assert_eq!(notices[0].reason, "AlarmStateChanged");
+    assert_eq!(
+        notices[0].note,
+        "alarm errors (alertops/test/team-a/elb/errors) is ALARM (was OK): Threshold Crossed: 3 of 5"
+    );
+
+    let resolved = [status_in(
+        Some(AlarmState::Ok),
+        "Threshold no longer crossed",
+    )];
+    let notices = state_transitions(&recorded_with(Some(AlarmState::Alarm)), &resolved);
+    assert_eq!(notices.len(), 1);
+    assert!(!notices[0].warning);
+    assert!(notices[0].note.contains("is OK (was ALARM)"), "{notices:?}");
+}
+
+#[test]
+fn an_unchanged_state_is_no_event_and_a_first_sight_only_when_firing() {
+    let ok = [status_in(Some(AlarmState::Ok), "same")];
+    assert!(state_transitions(&recorded_with(Some(AlarmState::Ok)), &ok).is_empty());
+    assert!(state_transitions(&recorded_with(None), &ok).is_empty());
+    assert!(state_transitions(&Recorded::default(), &ok).is_empty());
+    let firing = [status_in(Some(AlarmState::Alarm), "x")];
+    let notices = state_transitions(&Recorded::default(), &firing);
+    assert_eq!(notices.len(), 1);
+    assert!(notices[0].note.contains("is ALARM: x"), "{notices:?}");
+    let unknown = [status_in(None, "x")];
+    assert!(state_transitions(&recorded_with(Some(AlarmState::Ok)), &unknown).is_empty());
+}
+
+#[test]
+fn a_state_reason_in_an_event_is_one_bounded_line() {
+    let reason = format!("line one\nline two\u{1b}[31m{}", "x".repeat(1000));
+    let notices = state_transitions(
+        &recorded_with(Some(AlarmState::Ok)),
+        &[status_in(Some(AlarmState::Alarm), &reason)],
+    );
+    let note = &notices[0].note;
+    assert!(!note.chars().any(char::is_control), "{note:?}");
+    assert!(note.contains("line one line two"), "{note:?}");
+    assert!(note.ends_with('…'));
+    assert!(note.chars().count() < 400, "{}", note.chars().count());
+}
+
+#[test]
+fn firing_counts_the_alarms_in_alarm() {
+    let alarms = [
+        status_in(Some(AlarmState::Alarm), ""),
+        status_in(Some(AlarmState::Ok), ""),
+        status_in(Some(AlarmState::Alarm), ""),
+        status_in(Some(AlarmState::InsufficientData), ""),
+        status_in(None, ""),
+    ];
+    assert_eq!(firing(&alarms), 2);
 }
