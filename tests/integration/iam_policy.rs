@@ -502,6 +502,7 @@ const PRINCIPALS: &[(&str, &[&str])] = &[
             "cloudwatch:DeleteAlarms",
             "cloudwatch:DescribeAlarms",
             "cloudwatch:ListTagsForResource",
+            "cloudwatch:PutCompositeAlarm",
             "cloudwatch:PutMetricAlarm",
             "cloudwatch:TagResource",
             "cloudwatch:UntagResource",
