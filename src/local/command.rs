@@ -42,16 +42,25 @@ pub struct LocalArgs {
     /// Seconds between two comparisons of every resource with AWS.
     #[arg(long, default_value_t = 60)]
     pub resync_seconds: u64,
+    /// Seconds the consumers hold alerts through a Slack outage before handing them back to
+    /// their queues (as `alertops consume`); also what the routes' queue retention covers.
+    #[arg(
+        long,
+        env = crate::consume::OUTAGE_TOLERANCE_ENV,
+        default_value_t = 7200,
+        value_parser = clap::value_parser!(u64).range(0..=crate::consume::MAX_OUTAGE_TOLERANCE.as_secs())
+    )]
+    pub slack_outage_tolerance_seconds: u64,
 }
 
-/// Runs the local mode until Ctrl-C or SIGTERM.
-pub async fn run_command(args: LocalArgs) -> ExitCode {
+/// The local mode's configuration from its flags.
+fn local_config(args: LocalArgs) -> super::LocalConfig {
     let action_key = args.action_key.map(|k| k.0).unwrap_or_else(|| {
         // A fresh key per run: buttons from an earlier run are rejected, as they should be.
         let seed = format!("{:?}{}", std::time::SystemTime::now(), std::process::id());
         crate::names::short_hash(&seed).repeat(4)
     });
-    let config = super::LocalConfig {
+    super::LocalConfig {
         manifests: args.manifests,
         cluster_id: args.cluster_id,
         listen: args.listen,
@@ -61,7 +70,13 @@ pub async fn run_command(args: LocalArgs) -> ExitCode {
         action_key,
         consumer_wait: std::time::Duration::from_secs(args.consumer_wait_seconds),
         resync: std::time::Duration::from_secs(args.resync_seconds.max(5)),
-    };
+        slack_outage_tolerance: std::time::Duration::from_secs(args.slack_outage_tolerance_seconds),
+    }
+}
+
+/// Runs the local mode until Ctrl-C or SIGTERM.
+pub async fn run_command(args: LocalArgs) -> ExitCode {
+    let config = local_config(args);
     let aws = crate::aws::AwsClients::from_env(crate::aws::AwsSettings::default()).await;
     match super::run(config, aws, crate::telemetry::shutdown::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -70,5 +85,40 @@ pub async fn run_command(args: LocalArgs) -> ExitCode {
             eprintln!("alertops local: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        local: LocalArgs,
+    }
+
+    fn config(args: &[&str]) -> Result<super::super::LocalConfig, clap::Error> {
+        let mut argv = vec!["local", "--manifests", "m", "--signing-secret", "s"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).map(|cli| local_config(cli.local))
+    }
+
+    #[test]
+    fn the_outage_tolerance_reaches_the_local_consumers_two_hours_unless_set() {
+        assert_eq!(
+            config(&[]).unwrap().slack_outage_tolerance,
+            Duration::from_secs(7200)
+        );
+        let scaled = config(&["--slack-outage-tolerance-seconds", "240"]).unwrap();
+        assert_eq!(scaled.slack_outage_tolerance, Duration::from_secs(240));
+        assert!(
+            config(&["--slack-outage-tolerance-seconds", "39601"]).is_err(),
+            "at most 11 hours, as for the consumers in a cluster"
+        );
     }
 }

@@ -56,6 +56,8 @@ pub struct LocalConfig {
     pub consumer_wait: Duration,
     /// How often everything is compared with AWS again.
     pub resync: Duration,
+    /// How long the consumers hold alerts through a Slack outage.
+    pub slack_outage_tolerance: Duration,
 }
 
 /// Why the local mode stopped.
@@ -91,7 +93,8 @@ pub async fn run(
     aws: AwsClients,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), LocalError> {
-    let settings = OperatorSettings::new(config.cluster_id.clone());
+    let mut settings = OperatorSettings::new(config.cluster_id.clone());
+    settings.slack_outage_tolerance = config.slack_outage_tolerance;
     settings.validate().map_err(LocalError::Settings)?;
     // The master key, as in a cluster: interact verifies with it, each consumer signs with its
     // route's derived key.
@@ -258,6 +261,7 @@ async fn supervise(
                 route_ref,
                 ConsumerOptions {
                     wait_time: shared.config.consumer_wait,
+                    slack_outage_tolerance: shared.config.slack_outage_tolerance,
                     ..Default::default()
                 },
             )

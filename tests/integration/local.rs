@@ -139,6 +139,7 @@ async fn the_local_process_serves_metrics_and_readiness() {
         action_key: "k".repeat(40),
         consumer_wait: Duration::from_secs(1),
         resync: Duration::from_secs(60),
+        slack_outage_tolerance: Duration::from_secs(7200),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let run = tokio::spawn(alertops::local::run(
