@@ -92,13 +92,14 @@ impl SnsTopics for AwsClients {
         for (k, v) in tags {
             request = request.tags(sdk_tag(k, v));
         }
-        self.acquire(AwsApi::Sns).await;
-        match request.send().await {
+        match self
+            .call(AwsApi::Sns, "CreateTopic", || request.clone().send())
+            .await
+        {
             Ok(output) => Ok(TopicCreation::Arn(
                 output.topic_arn().unwrap_or_default().to_string(),
             )),
             Err(e) => {
-                let e = AwsError::from_sdk("CreateTopic", e);
                 if e.kind() == AwsErrorKind::InvalidRequest {
                     Ok(TopicCreation::NameTaken)
                 } else {
@@ -109,14 +110,11 @@ impl SnsTopics for AwsClients {
     }
 
     async fn topic_attributes(&self, arn: &str) -> Result<HashMap<String, String>, AwsError> {
-        self.acquire(AwsApi::Sns).await;
         let output = self
-            .sns
-            .get_topic_attributes()
-            .topic_arn(arn)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("GetTopicAttributes", e))?;
+            .call(AwsApi::Sns, "GetTopicAttributes", || {
+                self.sns.get_topic_attributes().topic_arn(arn).send()
+            })
+            .await?;
         Ok(output.attributes().cloned().unwrap_or_default())
     }
 
@@ -126,27 +124,24 @@ impl SnsTopics for AwsClients {
         name: &str,
         value: &str,
     ) -> Result<(), AwsError> {
-        self.acquire(AwsApi::Sns).await;
-        self.sns
-            .set_topic_attributes()
-            .topic_arn(arn)
-            .attribute_name(name)
-            .attribute_value(value)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("SetTopicAttributes", e))?;
+        self.call(AwsApi::Sns, "SetTopicAttributes", || {
+            self.sns
+                .set_topic_attributes()
+                .topic_arn(arn)
+                .attribute_name(name)
+                .attribute_value(value)
+                .send()
+        })
+        .await?;
         Ok(())
     }
 
     async fn topic_tags(&self, arn: &str) -> Result<Tags, AwsError> {
-        self.acquire(AwsApi::Sns).await;
         let output = self
-            .sns
-            .list_tags_for_resource()
-            .resource_arn(arn)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("ListTagsForResource", e))?;
+            .call(AwsApi::SnsTagging, "ListTagsForResource", || {
+                self.sns.list_tags_for_resource().resource_arn(arn).send()
+            })
+            .await?;
         Ok(output
             .tags()
             .iter()
@@ -160,33 +155,27 @@ impl SnsTopics for AwsClients {
             for (k, v) in &changes.add {
                 request = request.tags(sdk_tag(k, v));
             }
-            self.acquire(AwsApi::Sns).await;
-            request
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("TagResource", e))?;
+            self.call(AwsApi::SnsTagging, "TagResource", || request.clone().send())
+                .await?;
         }
         if !changes.remove.is_empty() {
-            self.acquire(AwsApi::Sns).await;
-            self.sns
-                .untag_resource()
-                .resource_arn(arn)
-                .set_tag_keys(Some(changes.remove.clone()))
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("UntagResource", e))?;
+            self.call(AwsApi::SnsTagging, "UntagResource", || {
+                self.sns
+                    .untag_resource()
+                    .resource_arn(arn)
+                    .set_tag_keys(Some(changes.remove.clone()))
+                    .send()
+            })
+            .await?;
         }
         Ok(())
     }
 
     async fn delete_topic(&self, arn: &str) -> Result<(), AwsError> {
-        self.acquire(AwsApi::Sns).await;
-        self.sns
-            .delete_topic()
-            .topic_arn(arn)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("DeleteTopic", e))?;
+        self.call(AwsApi::Sns, "DeleteTopic", || {
+            self.sns.delete_topic().topic_arn(arn).send()
+        })
+        .await?;
         Ok(())
     }
 
@@ -197,18 +186,18 @@ impl SnsTopics for AwsClients {
         let mut found = Vec::new();
         let mut next_token = None;
         loop {
-            self.acquire(AwsApi::Sns).await;
             let page = match self
-                .sns
-                .list_subscriptions_by_topic()
-                .topic_arn(topic_arn)
-                .set_next_token(next_token)
-                .send()
+                .call(AwsApi::Sns, "ListSubscriptionsByTopic", || {
+                    self.sns
+                        .list_subscriptions_by_topic()
+                        .topic_arn(topic_arn)
+                        .set_next_token(next_token.clone())
+                        .send()
+                })
                 .await
             {
                 Ok(page) => page,
                 Err(e) => {
-                    let e = AwsError::from_sdk("ListSubscriptionsByTopic", e);
                     return if e.is_not_found() { Ok(None) } else { Err(e) };
                 }
             };
@@ -224,14 +213,14 @@ impl SnsTopics for AwsClients {
         let mut found = Vec::new();
         let mut next_token = None;
         loop {
-            self.acquire(AwsApi::Sns).await;
             let page = self
-                .sns
-                .list_subscriptions()
-                .set_next_token(next_token)
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("ListSubscriptions", e))?;
+                .call(AwsApi::Sns, "ListSubscriptions", || {
+                    self.sns
+                        .list_subscriptions()
+                        .set_next_token(next_token.clone())
+                        .send()
+                })
+                .await?;
             found.extend(
                 page.subscriptions()
                     .iter()
@@ -246,19 +235,20 @@ impl SnsTopics for AwsClients {
     }
 
     async fn subscribe_queue(&self, topic_arn: &str, queue_arn: &str) -> Result<String, AwsError> {
-        self.acquire(AwsApi::Sns).await;
         let output = self
-            .sns
-            .subscribe()
-            .topic_arn(topic_arn)
-            .protocol("sqs")
-            .endpoint(queue_arn)
-            // The consumer decodes the SNS envelope (it tells alarms, events and messages apart).
-            .attributes(RAW_MESSAGE_DELIVERY, "false")
-            .return_subscription_arn(true)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("Subscribe", e))?;
+            .call(AwsApi::Sns, "Subscribe", || {
+                self.sns
+                    .subscribe()
+                    .topic_arn(topic_arn)
+                    .protocol("sqs")
+                    .endpoint(queue_arn)
+                    // The consumer decodes the SNS envelope (it tells alarms, events and
+                    // messages apart).
+                    .attributes(RAW_MESSAGE_DELIVERY, "false")
+                    .return_subscription_arn(true)
+                    .send()
+            })
+            .await?;
         Ok(output.subscription_arn().unwrap_or_default().to_string())
     }
 
@@ -266,14 +256,14 @@ impl SnsTopics for AwsClients {
         &self,
         arn: &str,
     ) -> Result<HashMap<String, String>, AwsError> {
-        self.acquire(AwsApi::Sns).await;
         let output = self
-            .sns
-            .get_subscription_attributes()
-            .subscription_arn(arn)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("GetSubscriptionAttributes", e))?;
+            .call(AwsApi::Sns, "GetSubscriptionAttributes", || {
+                self.sns
+                    .get_subscription_attributes()
+                    .subscription_arn(arn)
+                    .send()
+            })
+            .await?;
         Ok(output.attributes().cloned().unwrap_or_default())
     }
 
@@ -283,25 +273,32 @@ impl SnsTopics for AwsClients {
         name: &str,
         value: &str,
     ) -> Result<(), AwsError> {
-        self.acquire(AwsApi::Sns).await;
-        self.sns
-            .set_subscription_attributes()
-            .subscription_arn(arn)
-            .attribute_name(name)
-            .attribute_value(value)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("SetSubscriptionAttributes", e))?;
+        self.call(AwsApi::Sns, "SetSubscriptionAttributes", || {
+            self.sns
+                .set_subscription_attributes()
+                .subscription_arn(arn)
+                .attribute_name(name)
+                .attribute_value(value)
+                .send()
+        })
+        .await?;
         Ok(())
     }
 
     async fn unsubscribe(&self, arn: &str) -> Result<bool, AwsError> {
-        self.acquire(AwsApi::Sns).await;
-        match self.sns.unsubscribe().subscription_arn(arn).send().await {
+        match self
+            .call(AwsApi::Sns, "Unsubscribe", || {
+                self.sns.unsubscribe().subscription_arn(arn).send()
+            })
+            .await
+        {
             Ok(_) => Ok(true),
             Err(e) => {
-                let e = AwsError::from_sdk("Unsubscribe", e);
-                if e.is_not_found() { Ok(false) } else { Err(e) }
+                if e.is_not_found() {
+                    Ok(false)
+                } else {
+                    Err(e)
+                }
             }
         }
     }

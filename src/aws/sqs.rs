@@ -50,25 +50,29 @@ pub trait SqsQueues: Send + Sync {
 #[async_trait]
 impl SqsQueues for AwsClients {
     async fn queue_url(&self, name: &str) -> Result<Option<String>, AwsError> {
-        self.acquire(AwsApi::Sqs).await;
-        match self.sqs.get_queue_url().queue_name(name).send().await {
+        match self
+            .call(AwsApi::Sqs, "GetQueueUrl", || {
+                self.sqs.get_queue_url().queue_name(name).send()
+            })
+            .await
+        {
             Ok(output) => Ok(output.queue_url().map(str::to_string)),
             Err(e) => {
-                let e = AwsError::from_sdk("GetQueueUrl", e);
-                if e.is_not_found() { Ok(None) } else { Err(e) }
+                if e.is_not_found() {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
             }
         }
     }
 
     async fn queue_tags(&self, url: &str) -> Result<Tags, AwsError> {
-        self.acquire(AwsApi::Sqs).await;
         let output = self
-            .sqs
-            .list_queue_tags()
-            .queue_url(url)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("ListQueueTags", e))?;
+            .call(AwsApi::Sqs, "ListQueueTags", || {
+                self.sqs.list_queue_tags().queue_url(url).send()
+            })
+            .await?;
         Ok(output
             .tags()
             .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
@@ -76,15 +80,15 @@ impl SqsQueues for AwsClients {
     }
 
     async fn queue_attributes(&self, url: &str) -> Result<QueueAttributes, AwsError> {
-        self.acquire(AwsApi::Sqs).await;
         let output = self
-            .sqs
-            .get_queue_attributes()
-            .queue_url(url)
-            .attribute_names(QueueAttributeName::All)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("GetQueueAttributes", e))?;
+            .call(AwsApi::Sqs, "GetQueueAttributes", || {
+                self.sqs
+                    .get_queue_attributes()
+                    .queue_url(url)
+                    .attribute_names(QueueAttributeName::All)
+                    .send()
+            })
+            .await?;
         Ok(output
             .attributes()
             .map(|a| {
@@ -108,11 +112,9 @@ impl SqsQueues for AwsClients {
         for (key, value) in tags {
             request = request.tags(key, value);
         }
-        self.acquire(AwsApi::Sqs).await;
-        let output = request
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("CreateQueue", e))?;
+        let output = self
+            .call(AwsApi::Sqs, "CreateQueue", || request.clone().send())
+            .await?;
         Ok(output.queue_url().unwrap_or_default().to_string())
     }
 
@@ -125,21 +127,25 @@ impl SqsQueues for AwsClients {
         for (name, value) in attributes {
             request = request.attributes(QueueAttributeName::from(name.as_str()), value);
         }
-        self.acquire(AwsApi::Sqs).await;
-        request
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("SetQueueAttributes", e))?;
+        self.call(AwsApi::Sqs, "SetQueueAttributes", || request.clone().send())
+            .await?;
         Ok(())
     }
 
     async fn delete_queue(&self, url: &str) -> Result<bool, AwsError> {
-        self.acquire(AwsApi::Sqs).await;
-        match self.sqs.delete_queue().queue_url(url).send().await {
+        match self
+            .call(AwsApi::Sqs, "DeleteQueue", || {
+                self.sqs.delete_queue().queue_url(url).send()
+            })
+            .await
+        {
             Ok(_) => Ok(true),
             Err(e) => {
-                let e = AwsError::from_sdk("DeleteQueue", e);
-                if e.is_not_found() { Ok(false) } else { Err(e) }
+                if e.is_not_found() {
+                    Ok(false)
+                } else {
+                    Err(e)
+                }
             }
         }
     }

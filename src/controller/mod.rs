@@ -20,7 +20,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tracing::{info, warn};
 
-use crate::aws::{AwsClients, AwsSettings};
+use crate::aws::AwsClients;
 use crate::k8s::{EventInfo, EventType, KubeCluster};
 use crate::reconcile::lifecycle::{self, Reconciled, StatusFields};
 use crate::reconcile::{Context, ReconcileError};
@@ -62,10 +62,11 @@ pub async fn run_command(args: ControllerArgs) -> std::process::ExitCode {
 
 /// Runs the controller until SIGTERM or loss of leadership.
 pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
-    let settings = args
+    let mut settings = args
         .operator
         .settings()
         .map_err(ControllerError::Settings)?;
+    settings.aws_rate_limits = args.aws.rate_limits.as_ref().map(|s| s.rate_spec());
     let client = Client::try_default().await?;
     // Fail fast with a clear message when the CRDs are missing, instead of a silent watch loop.
     api::<AlarmPolicy>(&client, args.watch_namespace.as_deref())
@@ -73,7 +74,7 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
         .await
         .map_err(ControllerError::CrdsMissing)?;
 
-    let aws = AwsClients::from_env(AwsSettings::default()).await;
+    let aws = AwsClients::from_env(args.aws.settings()).await;
     let reconcile_metrics = ReconcileMetrics::default();
     let operator_metrics = OperatorMetrics::new();
     let registry = metrics_registry(&reconcile_metrics, &operator_metrics, aws.metrics());

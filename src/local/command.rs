@@ -42,6 +42,9 @@ pub struct LocalArgs {
     /// Seconds between two comparisons of every resource with AWS.
     #[arg(long, default_value_t = 60)]
     pub resync_seconds: u64,
+    /// AWS rate limits.
+    #[command(flatten)]
+    pub aws: crate::aws::AwsArgs,
 }
 
 /// Runs the local mode until Ctrl-C or SIGTERM.
@@ -62,7 +65,7 @@ pub async fn run_command(args: LocalArgs) -> ExitCode {
         consumer_wait: std::time::Duration::from_secs(args.consumer_wait_seconds),
         resync: std::time::Duration::from_secs(args.resync_seconds.max(5)),
     };
-    let aws = crate::aws::AwsClients::from_env(crate::aws::AwsSettings::default()).await;
+    let aws = crate::aws::AwsClients::from_env(args.aws.settings()).await;
     match super::run(config, aws, crate::telemetry::shutdown::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
