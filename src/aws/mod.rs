@@ -16,6 +16,7 @@ mod error;
 pub(crate) mod eventbridge;
 #[cfg(test)]
 pub(crate) mod fake;
+mod inventory;
 mod rate_limit;
 pub(crate) mod ses;
 pub(crate) mod sns;
@@ -28,6 +29,7 @@ pub use call_log::{
     is_write_operation,
 };
 pub use error::{AwsError, AwsErrorKind, AwsResultExt, is_throttling_code};
+pub use inventory::Inventory;
 pub use rate_limit::{ApiRate, AwsApi, AwsSettings, RateClock, RateLimits, RateSpecError};
 
 use std::error::Error as StdError;

@@ -35,6 +35,8 @@ pub struct Subscription {
 /// The SNS operations alertops makes, each taking its rate permit and classifying its errors.
 #[async_trait]
 pub trait SnsTopics: Send + Sync {
+    /// The ARN of every topic of the account and region (ListTopics, 100 per page).
+    async fn all_topic_arns(&self) -> Result<Vec<String>, AwsError>;
     /// Whether a topic exists (and is visible to us).
     async fn topic_exists(&self, arn: &str) -> Result<bool, AwsError>;
     /// Creates a topic with tags (see [`TopicCreation`]).
@@ -79,6 +81,30 @@ pub const RAW_MESSAGE_DELIVERY: &str = "RawMessageDelivery";
 
 #[async_trait]
 impl SnsTopics for AwsClients {
+    async fn all_topic_arns(&self) -> Result<Vec<String>, AwsError> {
+        let mut arns = Vec::new();
+        let mut next_token = None;
+        loop {
+            let page = self
+                .call(AwsApi::Sns, "ListTopics", || {
+                    self.sns
+                        .list_topics()
+                        .set_next_token(next_token.clone())
+                        .send()
+                })
+                .await?;
+            arns.extend(
+                page.topics()
+                    .iter()
+                    .filter_map(|t| t.topic_arn().map(str::to_string)),
+            );
+            next_token = page.next_token().map(str::to_string);
+            if next_token.is_none() {
+                return Ok(arns);
+            }
+        }
+    }
+
     async fn topic_exists(&self, arn: &str) -> Result<bool, AwsError> {
         match self.topic_attributes(arn).await {
             Ok(_) => Ok(true),
