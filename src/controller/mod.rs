@@ -20,7 +20,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tracing::{info, warn};
 
-use crate::aws::AwsClients;
+use crate::aws::{AwsClients, Inventory};
 use crate::k8s::{EventInfo, EventType, KubeCluster};
 use crate::reconcile::lifecycle::{self, Reconciled, StatusFields};
 use crate::reconcile::{Context, ReconcileError};
@@ -90,7 +90,11 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
         .clone()
         .unwrap_or_else(|| format!("alertops-{}", std::process::id()));
     let cluster = KubeCluster::with_reporter(client.clone(), Some(identity.clone()));
-    let ctx = Arc::new(Context::new(cluster, aws, settings).with_metrics(reconcile_metrics));
+    // One listing of alarms, rules and topics per resync for every AlarmPolicy.
+    let inventory = Inventory::new(aws, &settings.cluster_id, settings.resync_interval);
+    let ctx = Arc::new(
+        Context::new(cluster, inventory.clone(), settings).with_metrics(reconcile_metrics),
+    );
     // Ready once the CRDs answered: a standby replica is ready to take over the Lease.
     readiness.set(true);
 
@@ -100,7 +104,7 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
     let controllers = async move {
         // This future runs only while the Lease is held; losing it ends the process.
         leading.set_leader(true);
-        run_controllers(watch_client, watch_namespace, ctx, leading).await
+        run_controllers(watch_client, watch_namespace, ctx, inventory, leading).await
     };
     let lease =
         crate::k8s::leader::LeaseConfig::new(&args.lease_name, &args.lease_namespace, &identity);
@@ -126,6 +130,18 @@ pub fn metrics_registry(
     registry
 }
 
+/// A tick every `period`, each after the inventory started a new generation.
+fn resync_ticks(
+    inventory: Inventory<AwsClients>,
+    period: std::time::Duration,
+) -> impl futures::Stream<Item = ()> + Send + Sync + 'static {
+    futures::stream::unfold(inventory, move |inventory| async move {
+        tokio::time::sleep(period).await;
+        inventory.invalidate().await;
+        Some(((), inventory))
+    })
+}
+
 /// The API of a resource, in one namespace or all.
 fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
 where
@@ -141,6 +157,7 @@ async fn run_controllers(
     client: Client,
     namespace: Option<String>,
     ctx: Arc<Context<KubeCluster>>,
+    inventory: Inventory<AwsClients>,
     metrics: OperatorMetrics,
 ) {
     info!("controllers started");
@@ -148,7 +165,11 @@ async fn run_controllers(
     // Every watch is guarded: a stored object that no longer matches the types is reported and
     // skipped instead of failing the watcher in a loop.
     let all = || watcher::Config::default().any_semantic();
-    let policies = Controller::new(api::<DeserializeGuard<AlarmPolicy>>(&client, ns), all());
+    // Every resync period: a new inventory generation, then every policy reconciled against it,
+    // so a change made behind the controller's back is repaired within one period. (A spec
+    // change still reconciles at once, from the watch.)
+    let policies = Controller::new(api::<DeserializeGuard<AlarmPolicy>>(&client, ns), all())
+        .reconcile_all_on(resync_ticks(inventory, ctx.settings.resync_interval));
 
     // Only the workloads alertops made: the owner references route their changes (a consumer
     // becoming ready) to the owning resource.
