@@ -83,6 +83,8 @@ fn main() -> ExitCode {
     if selected("memory") {
         eprintln!("[2/5] controller memory (1,000 policies × 10 alarms)…");
         rows.extend(memory::measure(&ALLOCATOR, memory::Scale::full()));
+        eprintln!("[2/5] controller memory (10,000 policies × 10 alarms, stripped cache)…");
+        rows.extend(memory::measure(&ALLOCATOR, memory::Scale::fleet()));
     }
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()

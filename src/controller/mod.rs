@@ -14,8 +14,8 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use kube::core::DeserializeGuard;
 use kube::core::error_boundary::InvalidObject;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tracing::{info, warn};
@@ -130,6 +130,40 @@ pub fn metrics_registry(
     registry
 }
 
+/// The annotation `kubectl apply` writes: a copy of the whole last-applied manifest.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Drops from an object what the controller never reads but would otherwise keep in its cache
+/// for every resource: `managedFields` and kubectl's last-applied copy of the manifest (together
+/// often more than the spec itself). The spec, status, labels and other annotations stay.
+pub fn strip_unread<K: Resource>(object: &mut K) {
+    let meta = object.meta_mut();
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+    }
+}
+
+/// A controller whose reflector cache holds its objects stripped by [`strip_unread`].
+fn cached<K>(api: Api<K>, config: watcher::Config) -> Controller<K>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream = watcher(api, config)
+        .default_backoff()
+        .modify(strip_unread)
+        .reflect(writer)
+        .applied_objects();
+    Controller::for_stream(stream, reader)
+}
+
 /// A tick every `period`, each after the inventory started a new generation.
 fn resync_ticks(
     inventory: Inventory<AwsClients>,
@@ -168,7 +202,7 @@ async fn run_controllers(
     // Every resync period: a new inventory generation, then every policy reconciled against it,
     // so a change made behind the controller's back is repaired within one period. (A spec
     // change still reconciles at once, from the watch.)
-    let policies = Controller::new(api::<DeserializeGuard<AlarmPolicy>>(&client, ns), all())
+    let policies = cached(api::<DeserializeGuard<AlarmPolicy>>(&client, ns), all())
         .reconcile_all_on(resync_ticks(inventory, ctx.settings.resync_interval));
 
     // Only the workloads alertops made: the owner references route their changes (a consumer
@@ -177,7 +211,7 @@ async fn run_controllers(
         .labels(&format!("app.kubernetes.io/managed-by={MANAGED_BY}"))
         .any_semantic();
 
-    let routes = Controller::new(api::<DeserializeGuard<AlertRoute>>(&client, ns), all());
+    let routes = cached(api::<DeserializeGuard<AlertRoute>>(&client, ns), all());
     let route_store = routes.store();
     let routes = routes
         .owns(api::<Deployment>(&client, ns), owned.clone())
@@ -188,7 +222,7 @@ async fn run_controllers(
             move |policy| referring(&route_store, &policy, |r: &AlertRoute| &r.spec.sources),
         );
 
-    let digests = Controller::new(api::<DeserializeGuard<DigestSchedule>>(&client, ns), all());
+    let digests = cached(api::<DeserializeGuard<DigestSchedule>>(&client, ns), all());
     let digest_store = digests.store();
     let digests = digests.owns(api::<CronJob>(&client, ns), owned).watches(
         api::<DeserializeGuard<AlarmPolicy>>(&client, ns),
@@ -361,5 +395,32 @@ async fn timed(
 async fn log_result<T, E: std::fmt::Display>(result: Result<T, E>) {
     if let Err(e) = result {
         warn!(error = %e, "controller event");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_keeps_spec_status_and_annotations_but_not_managed_fields_or_last_applied() {
+        let mut policy: AlarmPolicy = serde_json::from_value(serde_json::json!({
+            "apiVersion": "alertops.dev/v1alpha1",
+            "kind": "AlarmPolicy",
+            "metadata": {
+                "name": "elb", "namespace": "team",
+                "annotations": {LAST_APPLIED: "{\"spec\":{}}", "alertops.dev/adopt": "true"},
+                "managedFields": [{"manager": "kubectl", "operation": "Apply"}]
+            },
+            "spec": {"alarms": []},
+            "status": {"alarmCount": 3}
+        }))
+        .unwrap();
+        strip_unread(&mut policy);
+        assert_eq!(policy.metadata.managed_fields, None);
+        let annotations = policy.metadata.annotations.as_ref().unwrap();
+        assert!(!annotations.contains_key(LAST_APPLIED));
+        assert_eq!(annotations["alertops.dev/adopt"], "true");
+        assert_eq!(policy.status.unwrap().alarm_count, 3);
     }
 }
