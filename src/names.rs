@@ -10,6 +10,16 @@ use sha2::{Digest, Sha256};
 
 use crate::resources::Tags;
 
+/// Prefix of every EventBridge rule alertops names (of every cluster: rule names are too short
+/// for the cluster id, which is inside the policy hash).
+pub const RULE_PREFIX: &str = "ao.";
+
+/// Prefix of every CloudWatch alarm of one cluster: the controller's inventory lists them all
+/// with it, once per resync.
+pub fn cluster_alarm_prefix(cluster_id: &str) -> String {
+    format!("alertops/{cluster_id}/")
+}
+
 /// Tag naming the Kubernetes cluster (the operator's `--cluster-id`) that owns an AWS resource.
 pub const TAG_CLUSTER: &str = "alertops.dev/cluster";
 /// Tag naming the owning resource: `Kind/namespace/name`.
@@ -77,7 +87,11 @@ impl OwnerIdentity {
     /// Prefix shared by every CloudWatch alarm of this policy, so one `DescribeAlarms` page
     /// (100 alarms) lists them, and alarms dropped from the spec are found without a status.
     pub fn alarm_prefix(&self) -> String {
-        let fixed = format!("alertops/{}/{}/", self.cluster_id, self.namespace);
+        let fixed = format!(
+            "{}{}/",
+            cluster_alarm_prefix(&self.cluster_id),
+            self.namespace
+        );
         // Room for the policy segment when the alarm segment is at its maximum (64).
         let room = MAX_ALARM_NAME.saturating_sub(fixed.len() + 1 + 64 + 1);
         let policy = if self.name.len() <= room {
@@ -98,7 +112,7 @@ impl OwnerIdentity {
     /// Prefix shared by every EventBridge rule of this policy (rule names allow only
     /// `[.-_A-Za-z0-9]` and 64 characters, so the policy is identified by its hash).
     pub fn rule_prefix(&self) -> String {
-        format!("ao.{}.", self.hash())
+        format!("{RULE_PREFIX}{}.", self.hash())
     }
 
     /// Name of the EventBridge rule for the rule `rule` of the spec.

@@ -81,6 +81,11 @@ impl Moto {
         &self.moto.endpoint
     }
 
+    /// The CloudWatch translator's base URL.
+    pub fn cloudwatch_endpoint(&self) -> &str {
+        &self.cloudwatch.endpoint
+    }
+
     /// AWS clients pointed at the emulator, with `settings` (rate limits) and their own call log.
     pub async fn clients(&self, settings: AwsSettings) -> AwsClients {
         clients_at(&self.moto.endpoint, settings)

@@ -21,9 +21,6 @@ use serde_json::{Value, json};
 use crate::Row;
 use crate::policies;
 
-/// The design's bound on controller memory.
-const TARGET_MIB: f64 = 100.0;
-
 /// Objects per list page (kube's watcher default).
 const PAGE_SIZE: usize = 500;
 
@@ -107,6 +104,11 @@ unsafe impl GlobalAlloc for CountingAllocator {
 pub struct Scale {
     policies: usize,
     alarms_per_policy: usize,
+    /// Whether the cache holds objects as the controller's reflectors do since issue 12,
+    /// stripped of managedFields and the last-applied annotation.
+    stripped: bool,
+    /// The bound, MiB.
+    target_mib: f64,
 }
 
 impl Scale {
@@ -115,6 +117,19 @@ impl Scale {
         Scale {
             policies: 1_000,
             alarms_per_policy: 10,
+            stripped: false,
+            target_mib: 100.0,
+        }
+    }
+
+    /// A fleet: 100,000 alarms across 10,000 policies, cached as the controller caches them
+    /// (stripped), held to the design's 200 MiB.
+    pub fn fleet() -> Scale {
+        Scale {
+            policies: 10_000,
+            alarms_per_policy: 10,
+            stripped: true,
+            target_mib: 200.0,
         }
     }
 
@@ -123,6 +138,8 @@ impl Scale {
         Scale {
             policies: 20,
             alarms_per_policy: 10,
+            stripped: true,
+            target_mib: 100.0,
         }
     }
 }
@@ -166,7 +183,10 @@ fn hold(allocator: &CountingAllocator, scale: &Scale) -> Result<Vec<Row>, String
     for body in &pages {
         let page: ObjectList<AlarmPolicy> =
             serde_json::from_slice(body).map_err(|e| format!("list page: {e}"))?;
-        for policy in page.items {
+        for mut policy in page.items {
+            if scale.stripped {
+                alertops::controller::strip_unread(&mut policy);
+            }
             writer.apply_watcher_event(&Event::InitApply(policy));
         }
     }
@@ -205,12 +225,19 @@ fn hold(allocator: &CountingAllocator, scale: &Scale) -> Result<Vec<Row>, String
         ));
     }
 
+    let target = scale.target_mib;
     let mib = |bytes: usize| bytes as f64 / (1024.0 * 1024.0);
     let retained = mib(live_after.saturating_sub(live_before));
     let peak = mib(peak.saturating_sub(live_before));
     let label = format!(
-        "{} policies x {} alarms",
-        scale.policies, scale.alarms_per_policy
+        "{} policies x {} alarms{}",
+        scale.policies,
+        scale.alarms_per_policy,
+        if scale.stripped {
+            " (stripped cache)"
+        } else {
+            ""
+        }
     );
     let mut rows = vec![
         Row::info(
@@ -228,14 +255,14 @@ fn hold(allocator: &CountingAllocator, scale: &Scale) -> Result<Vec<Row>, String
         Row::checked(
             format!("memory, {label}: heap retained"),
             format!("{retained:.1} MiB"),
-            format!("< {TARGET_MIB:.0} MiB"),
-            retained < TARGET_MIB,
+            format!("< {target:.0} MiB"),
+            retained < target,
         ),
         Row::checked(
             format!("memory, {label}: heap peak (+ one list body)"),
             format!("{peak:.1} MiB"),
-            format!("< {TARGET_MIB:.0} MiB"),
-            peak < TARGET_MIB,
+            format!("< {target:.0} MiB"),
+            peak < target,
         ),
     ];
     match (rss_before, rss_after) {
@@ -244,8 +271,8 @@ fn hold(allocator: &CountingAllocator, scale: &Scale) -> Result<Vec<Row>, String
             rows.push(Row::checked(
                 format!("memory, {label}: RSS growth"),
                 format!("{growth:.1} MiB"),
-                format!("< {TARGET_MIB:.0} MiB"),
-                growth < TARGET_MIB,
+                format!("< {target:.0} MiB"),
+                growth < target,
             ));
         }
         _ => rows.push(Row::info(

@@ -18,6 +18,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 
 use super::error::is_throttling_code;
+use super::rate_limit::{AwsApi, RateLimits};
 
 /// How one attempt of an operation ended.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -83,6 +84,8 @@ pub const DEFAULT_CALL_LOG_CAPACITY: usize = 10_000;
 pub struct CallLog {
     inner: Arc<Mutex<LogState>>,
     metrics: AwsMetrics,
+    /// The limiters told of each throttled attempt, so that the API's rate adapts.
+    throttle_sink: Arc<Mutex<Option<RateLimits>>>,
 }
 
 struct LogState {
@@ -104,12 +107,34 @@ impl CallLog {
                 capacity: capacity.max(1),
             })),
             metrics: AwsMetrics::default(),
+            throttle_sink: Arc::default(),
         }
+    }
+
+    /// From now on, every throttled attempt recorded here lowers its API's rate in `limits`
+    /// (this log and its clones).
+    pub fn feed_throttles_to(&self, limits: RateLimits) {
+        *self
+            .throttle_sink
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(limits);
     }
 
     /// Adds a record and counts it in the metrics.
     pub fn record(&self, record: CallRecord) {
         self.metrics.observe(&record);
+        if record.outcome == CallOutcome::Throttled {
+            let sink = self
+                .throttle_sink
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let (Some(limits), Some(api)) = (
+                sink.as_ref(),
+                AwsApi::of_operation(&record.service, &record.operation),
+            ) {
+                limits.throttled(api);
+            }
+        }
         let mut state = self.lock();
         if state.records.len() == state.capacity {
             state.records.pop_front();
@@ -438,6 +463,18 @@ mod tests {
             ),
             "{text}"
         );
+    }
+
+    #[test]
+    fn throttled_attempts_lower_the_rate_of_their_own_api() {
+        use crate::aws::{AwsApi, AwsSettings, RateClock, RateLimits};
+        let limits = RateLimits::with_clock(&AwsSettings::default(), RateClock::fake());
+        let log = CallLog::new();
+        log.feed_throttles_to(limits.clone());
+        log.record(record("PutMetricAlarm", CallOutcome::Throttled));
+        log.record(record("DescribeAlarms", CallOutcome::Success));
+        assert_eq!(limits.current_rate(AwsApi::PutMetricAlarm), 1.5);
+        assert_eq!(limits.current_rate(AwsApi::DescribeAlarms), 9.0);
     }
 
     #[test]

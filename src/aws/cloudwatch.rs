@@ -197,17 +197,17 @@ impl CloudWatchAlarms for AwsClients {
         let mut alarms = Vec::new();
         let mut next_token = None;
         loop {
-            self.acquire(AwsApi::CloudWatch).await;
             let page = self
-                .cloudwatch
-                .describe_alarms()
-                .alarm_name_prefix(prefix)
-                .alarm_types(AlarmType::MetricAlarm)
-                .max_records(ALARM_BATCH as i32)
-                .set_next_token(next_token)
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("DescribeAlarms", e))?;
+                .call(AwsApi::DescribeAlarms, "DescribeAlarms", || {
+                    self.cloudwatch
+                        .describe_alarms()
+                        .alarm_name_prefix(prefix)
+                        .alarm_types(AlarmType::MetricAlarm)
+                        .max_records(ALARM_BATCH as i32)
+                        .set_next_token(next_token.clone())
+                        .send()
+                })
+                .await?;
             alarms.extend(page.metric_alarms().iter().map(observed_alarm));
             next_token = page.next_token().map(str::to_string);
             if next_token.is_none() {
@@ -220,18 +220,18 @@ impl CloudWatchAlarms for AwsClients {
         let mut listing = AlarmListing::default();
         let mut next_token = None;
         loop {
-            self.acquire(AwsApi::CloudWatch).await;
             let page = self
-                .cloudwatch
-                .describe_alarms()
-                .alarm_name_prefix(prefix)
-                .alarm_types(AlarmType::MetricAlarm)
-                .alarm_types(AlarmType::CompositeAlarm)
-                .max_records(ALARM_BATCH as i32)
-                .set_next_token(next_token)
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("DescribeAlarms", e))?;
+                .call(AwsApi::DescribeAlarms, "DescribeAlarms", || {
+                    self.cloudwatch
+                        .describe_alarms()
+                        .alarm_name_prefix(prefix)
+                        .alarm_types(AlarmType::MetricAlarm)
+                        .alarm_types(AlarmType::CompositeAlarm)
+                        .max_records(ALARM_BATCH as i32)
+                        .set_next_token(next_token.clone())
+                        .send()
+                })
+                .await?;
             listing
                 .metric
                 .extend(page.metric_alarms().iter().map(observed_alarm));
@@ -263,11 +263,11 @@ impl CloudWatchAlarms for AwsClients {
         for (k, v) in tags.into_iter().flatten() {
             request = request.tags(sdk_tag(k, v));
         }
-        self.acquire(AwsApi::CloudWatch).await;
-        request
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("PutCompositeAlarm", e))?;
+        // PutCompositeAlarm shares PutMetricAlarm's budget: both write alarms.
+        self.call(AwsApi::PutMetricAlarm, "PutCompositeAlarm", || {
+            request.clone().send()
+        })
+        .await?;
         Ok(())
     }
 
@@ -316,36 +316,35 @@ impl CloudWatchAlarms for AwsClients {
         for (k, v) in tags.into_iter().flatten() {
             request = request.tags(sdk_tag(k, v));
         }
-        self.acquire(AwsApi::CloudWatch).await;
-        request
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("PutMetricAlarm", e))?;
+        self.call(AwsApi::PutMetricAlarm, "PutMetricAlarm", || {
+            request.clone().send()
+        })
+        .await?;
         Ok(())
     }
 
     async fn delete_alarms(&self, names: &[String]) -> Result<(), AwsError> {
         for batch in names.chunks(ALARM_BATCH) {
-            self.acquire(AwsApi::CloudWatch).await;
-            self.cloudwatch
-                .delete_alarms()
-                .set_alarm_names(Some(batch.to_vec()))
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("DeleteAlarms", e))?;
+            self.call(AwsApi::DeleteAlarms, "DeleteAlarms", || {
+                self.cloudwatch
+                    .delete_alarms()
+                    .set_alarm_names(Some(batch.to_vec()))
+                    .send()
+            })
+            .await?;
         }
         Ok(())
     }
 
     async fn alarm_tags(&self, arn: &str) -> Result<Tags, AwsError> {
-        self.acquire(AwsApi::CloudWatch).await;
         let output = self
-            .cloudwatch
-            .list_tags_for_resource()
-            .resource_arn(arn)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("ListTagsForResource", e))?;
+            .call(AwsApi::AlarmTagReads, "ListTagsForResource", || {
+                self.cloudwatch
+                    .list_tags_for_resource()
+                    .resource_arn(arn)
+                    .send()
+            })
+            .await?;
         Ok(output
             .tags()
             .iter()
@@ -360,25 +359,24 @@ impl CloudWatchAlarms for AwsClients {
 
     async fn change_alarm_tags(&self, arn: &str, changes: &TagChanges) -> Result<(), AwsError> {
         if !changes.add.is_empty() {
-            self.acquire(AwsApi::CloudWatch).await;
             let mut request = self.cloudwatch.tag_resource().resource_arn(arn);
             for (k, v) in &changes.add {
                 request = request.tags(sdk_tag(k, v));
             }
-            request
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("TagResource", e))?;
+            self.call(AwsApi::AlarmTagWrites, "TagResource", || {
+                request.clone().send()
+            })
+            .await?;
         }
         if !changes.remove.is_empty() {
-            self.acquire(AwsApi::CloudWatch).await;
-            self.cloudwatch
-                .untag_resource()
-                .resource_arn(arn)
-                .set_tag_keys(Some(changes.remove.clone()))
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("UntagResource", e))?;
+            self.call(AwsApi::AlarmTagWrites, "UntagResource", || {
+                self.cloudwatch
+                    .untag_resource()
+                    .resource_arn(arn)
+                    .set_tag_keys(Some(changes.remove.clone()))
+                    .send()
+            })
+            .await?;
         }
         Ok(())
     }

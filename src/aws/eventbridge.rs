@@ -72,15 +72,15 @@ impl EventBridgeRules for AwsClients {
         let mut rules = Vec::new();
         let mut next_token = None;
         loop {
-            self.acquire(AwsApi::EventBridge).await;
             let page = self
-                .eventbridge
-                .list_rules()
-                .name_prefix(prefix)
-                .set_next_token(next_token)
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("ListRules", e))?;
+                .call(AwsApi::EventBridge, "ListRules", || {
+                    self.eventbridge
+                        .list_rules()
+                        .name_prefix(prefix)
+                        .set_next_token(next_token.clone())
+                        .send()
+                })
+                .await?;
             rules.extend(page.rules().iter().map(observed_rule));
             next_token = page.next_token().map(str::to_string);
             if next_token.is_none() {
@@ -108,21 +108,20 @@ impl EventBridgeRules for AwsClients {
         for (k, v) in tags.into_iter().flatten() {
             request = request.tags(sdk_tag(k, v));
         }
-        self.acquire(AwsApi::EventBridge).await;
-        let output = request
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("PutRule", e))?;
+        let output = self
+            .call(AwsApi::EventBridge, "PutRule", || request.clone().send())
+            .await?;
         Ok(output.rule_arn().unwrap_or_default().to_string())
     }
 
     async fn rule_targets(&self, rule_name: &str) -> Result<Option<Vec<RuleTarget>>, AwsError> {
-        self.acquire(AwsApi::EventBridge).await;
         match self
-            .eventbridge
-            .list_targets_by_rule()
-            .rule(rule_name)
-            .send()
+            .call(AwsApi::EventBridge, "ListTargetsByRule", || {
+                self.eventbridge
+                    .list_targets_by_rule()
+                    .rule(rule_name)
+                    .send()
+            })
             .await
         {
             Ok(output) => Ok(Some(
@@ -136,8 +135,11 @@ impl EventBridgeRules for AwsClients {
                     .collect(),
             )),
             Err(e) => {
-                let e = AwsError::from_sdk("ListTargetsByRule", e);
-                if e.is_not_found() { Ok(None) } else { Err(e) }
+                if e.is_not_found() {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
             }
         }
     }
@@ -148,15 +150,15 @@ impl EventBridgeRules for AwsClients {
             .arn(&target.arn)
             .build()
             .expect("id and arn are set");
-        self.acquire(AwsApi::EventBridge).await;
         let output = self
-            .eventbridge
-            .put_targets()
-            .rule(rule_name)
-            .targets(target)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("PutTargets", e))?;
+            .call(AwsApi::EventBridge, "PutTargets", || {
+                self.eventbridge
+                    .put_targets()
+                    .rule(rule_name)
+                    .targets(target.clone())
+                    .send()
+            })
+            .await?;
         if output.failed_entry_count() > 0 {
             let reason = output
                 .failed_entries()
@@ -178,37 +180,44 @@ impl EventBridgeRules for AwsClients {
         if ids.is_empty() {
             return Ok(());
         }
-        self.acquire(AwsApi::EventBridge).await;
-        self.eventbridge
-            .remove_targets()
-            .rule(rule_name)
-            .set_ids(Some(ids.to_vec()))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("RemoveTargets", e))?;
+        self.call(AwsApi::EventBridge, "RemoveTargets", || {
+            self.eventbridge
+                .remove_targets()
+                .rule(rule_name)
+                .set_ids(Some(ids.to_vec()))
+                .send()
+        })
+        .await?;
         Ok(())
     }
 
     async fn delete_rule(&self, rule_name: &str) -> Result<(), AwsError> {
-        self.acquire(AwsApi::EventBridge).await;
-        match self.eventbridge.delete_rule().name(rule_name).send().await {
+        match self
+            .call(AwsApi::EventBridge, "DeleteRule", || {
+                self.eventbridge.delete_rule().name(rule_name).send()
+            })
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) => {
-                let e = AwsError::from_sdk("DeleteRule", e);
-                if e.is_not_found() { Ok(()) } else { Err(e) }
+                if e.is_not_found() {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
             }
         }
     }
 
     async fn rule_tags(&self, arn: &str) -> Result<Tags, AwsError> {
-        self.acquire(AwsApi::EventBridge).await;
         let output = self
-            .eventbridge
-            .list_tags_for_resource()
-            .resource_arn(arn)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("ListTagsForResource", e))?;
+            .call(AwsApi::EventBridge, "ListTagsForResource", || {
+                self.eventbridge
+                    .list_tags_for_resource()
+                    .resource_arn(arn)
+                    .send()
+            })
+            .await?;
         Ok(output
             .tags()
             .iter()
@@ -222,21 +231,20 @@ impl EventBridgeRules for AwsClients {
             for (k, v) in &changes.add {
                 request = request.tags(sdk_tag(k, v));
             }
-            self.acquire(AwsApi::EventBridge).await;
-            request
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("TagResource", e))?;
+            self.call(AwsApi::EventBridge, "TagResource", || {
+                request.clone().send()
+            })
+            .await?;
         }
         if !changes.remove.is_empty() {
-            self.acquire(AwsApi::EventBridge).await;
-            self.eventbridge
-                .untag_resource()
-                .resource_arn(arn)
-                .set_tag_keys(Some(changes.remove.clone()))
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("UntagResource", e))?;
+            self.call(AwsApi::EventBridge, "UntagResource", || {
+                self.eventbridge
+                    .untag_resource()
+                    .resource_arn(arn)
+                    .set_tag_keys(Some(changes.remove.clone()))
+                    .send()
+            })
+            .await?;
         }
         Ok(())
     }

@@ -403,6 +403,11 @@ impl CloudWatchAlarms for FakeAws {
 
 #[async_trait]
 impl SnsTopics for FakeAws {
+    async fn all_topic_arns(&self) -> Result<Vec<String>, AwsError> {
+        let state = self.call("ListTopics")?;
+        Ok(state.topics.keys().cloned().collect())
+    }
+
     async fn topic_exists(&self, arn: &str) -> Result<bool, AwsError> {
         let state = self.call("GetTopicAttributes")?;
         Ok(state.topics.contains_key(arn))

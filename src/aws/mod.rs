@@ -8,6 +8,7 @@
 //! Inside this folder every call goes: `clients.acquire(AwsApi::X).await`, then the SDK call,
 //! then `AwsError::from_sdk("Operation", e)` (or `.aws("Operation")`) to classify a failure.
 
+mod args;
 mod call_log;
 pub(crate) mod cloudwatch;
 pub(crate) mod emr;
@@ -15,20 +16,28 @@ mod error;
 pub(crate) mod eventbridge;
 #[cfg(test)]
 pub(crate) mod fake;
+mod inventory;
 mod rate_limit;
 pub(crate) mod ses;
 pub(crate) mod sns;
 pub(crate) mod sqs;
 pub(crate) mod tags;
 
+pub use args::AwsArgs;
 pub use call_log::{
     AwsMetrics, CallLog, CallOutcome, CallRecord, CallRecorder, DEFAULT_CALL_LOG_CAPACITY,
     is_write_operation,
 };
 pub use error::{AwsError, AwsErrorKind, AwsResultExt, is_throttling_code};
-pub use rate_limit::{ApiRate, AwsApi, AwsSettings, RateClock, RateLimits};
+pub use inventory::Inventory;
+pub use rate_limit::{ApiRate, AwsApi, AwsSettings, RateClock, RateLimits, RateSpecError};
+
+use std::error::Error as StdError;
+use std::fmt;
 
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use aws_smithy_types::retry::RetryConfig;
 
 pub use cloudwatch::CloudWatchAlarms;
@@ -95,6 +104,9 @@ impl AwsClients {
     /// into one shared [`CallLog`].
     pub fn from_sdk_config(config: &SdkConfig, settings: AwsSettings) -> Self {
         let call_log = CallLog::new();
+        let rate_limits = RateLimits::new(&settings);
+        // Throttled attempts (the SDK's own retries included) lower that API's rate.
+        call_log.feed_throttles_to(rate_limits.clone());
         let recorder = CallRecorder::new(call_log.clone());
         let retry = config
             .retry_config()
@@ -133,7 +145,7 @@ impl AwsClients {
             eventbridge: aws_sdk_eventbridge::Client::from_conf(eventbridge),
             emr: aws_sdk_emr::Client::from_conf(emr),
             ses: aws_sdk_sesv2::Client::from_conf(ses),
-            rate_limits: RateLimits::new(&settings),
+            rate_limits,
             call_log,
             settings,
         }
@@ -156,9 +168,36 @@ impl AwsClients {
     }
 
     /// The same clients with other rate limiters (e.g. on a [`RateClock::fake`] in tests).
+    /// Throttled attempts of these clients (and of clones sharing their call log) now lower the
+    /// new limiters' rates.
     pub fn with_rate_limits(mut self, rate_limits: RateLimits) -> Self {
+        self.call_log.feed_throttles_to(rate_limits.clone());
         self.rate_limits = rate_limits;
         self
+    }
+
+    /// One operation through the gateway: takes `api`'s permit, sends, classifies the error.
+    /// When AWS still throttles after the SDK's retries, the call is made again after the
+    /// limiter's wait (the throttles already lowered its rate), up to
+    /// [`rate_limit::THROTTLED_ROUNDS`] times, so a throttle slows a reconcile down instead of failing it.
+    pub(crate) async fn call<T, E, R, F, Fut>(
+        &self,
+        api: AwsApi,
+        operation: &str,
+        mut send: F,
+    ) -> Result<T, AwsError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, SdkError<E, R>>>,
+        E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+        R: fmt::Debug + 'static,
+    {
+        self.rate_limits
+            .call(api, || {
+                let sent = send();
+                async move { sent.await.map_err(|e| AwsError::from_sdk(operation, e)) }
+            })
+            .await
     }
 
     /// Waits until the client-side rate limit of `api` allows one more call. Await it before

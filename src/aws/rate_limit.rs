@@ -1,28 +1,59 @@
-//! Client-side rate limits, one per AWS API, so that alertops stays under the service quotas
-//! instead of relying on AWS throttling and SDK retries.
+//! Client-side rate limits per AWS API, at AWS's published default quotas (per account and
+//! region), shared by everything in the process that holds the same [`AwsClients`]
+//! (every reconciler; in the local mode every workload too), and adaptive: a throttled attempt
+//! halves that API's rate and it then climbs back linearly (AIMD), so alertops backs off when
+//! something else in the account uses the same quota and returns to the quota when it stops.
 //!
 //! SDK interceptor hooks are synchronous and cannot wait, so callers `acquire` a permit before
-//! each call. The clock is injectable: [`RateClock::fake`] makes waiting advance a fake clock
-//! instead of sleeping, so spacing is tested without wall-clock waits.
+//! each call; the call recorder reports throttled attempts back ([`RateLimits::throttled`]). The
+//! clock is injectable: [`RateClock::fake`] makes waiting advance a fake clock instead of
+//! sleeping, so spacing and adaptation are tested without wall-clock waits.
+//!
+//! [`AwsClients`]: super::AwsClients
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use governor::clock::{Clock, FakeRelativeClock, Reference};
-use governor::middleware::NoOpMiddleware;
 use governor::nanos::Nanos;
-use governor::state::{InMemoryState, NotKeyed};
-use governor::{Quota, RateLimiter};
 
-/// The AWS APIs alertops calls, each with its own rate limit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+use super::error::{AwsError, AwsErrorKind};
+
+/// The rate-limited AWS APIs: one per operation where AWS publishes its own quota for it, one
+/// per service otherwise. Default rates, per account and region (AWS's published defaults):
+///
+/// | key | operations | default | source |
+/// | --- | --- | --- | --- |
+/// | `cloudwatch:DescribeAlarms` | DescribeAlarms | 9/s | CloudWatch service quotas |
+/// | `cloudwatch:PutMetricAlarm` | PutMetricAlarm | 3/s | CloudWatch service quotas |
+/// | `cloudwatch:DeleteAlarms` | DeleteAlarms | 3/s | CloudWatch service quotas |
+/// | `cloudwatch:ListTagsForResource` | ListTagsForResource | 10/s | CloudWatch service quotas |
+/// | `cloudwatch:TagResource` | TagResource, UntagResource | 20/s | CloudWatch service quotas |
+/// | `sns` | every other SNS call | 20/s | below SNS's control-plane quotas (ListTopics, ListSubscriptions 30/s; CreateTopic, Subscribe 100/s) |
+/// | `sns:TagResource` | TagResource, UntagResource, ListTagsForResource | 10/s | SNS API reference: tagging is limited to 10 TPS per account and region |
+/// | `sqs` | every SQS call | 50/s | SQS publishes no per-API control-plane quota; messaging quotas are far higher |
+/// | `events` | every EventBridge call | 20/s | EventBridge: every API but PutEvents 50/s; we keep under half |
+/// | `emr` | every EMR call | 5/s | EMR throttles its describe/list APIs per account; conservative |
+/// | `ses` | every SES v2 call | 1/s | SES sandbox sending rate (raise it for a production account) |
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum AwsApi {
-    /// CloudWatch (alarms).
-    CloudWatch,
-    /// SNS (topics, subscriptions, publish).
+    /// CloudWatch DescribeAlarms.
+    DescribeAlarms,
+    /// CloudWatch PutMetricAlarm.
+    PutMetricAlarm,
+    /// CloudWatch DeleteAlarms.
+    DeleteAlarms,
+    /// CloudWatch ListTagsForResource.
+    AlarmTagReads,
+    /// CloudWatch TagResource and UntagResource.
+    AlarmTagWrites,
+    /// SNS (topics, subscriptions, publish), tagging excepted.
     Sns,
+    /// SNS TagResource, UntagResource and ListTagsForResource.
+    SnsTagging,
     /// SQS (queues, messages).
     Sqs,
     /// EventBridge (rules, targets).
@@ -33,27 +64,88 @@ pub enum AwsApi {
     Ses,
 }
 
+/// How many [`AwsApi`] keys there are.
+const API_COUNT: usize = 11;
+
 impl AwsApi {
     /// Every API, in a stable order.
-    pub const ALL: [AwsApi; 6] = [
-        AwsApi::CloudWatch,
+    pub const ALL: [AwsApi; API_COUNT] = [
+        AwsApi::DescribeAlarms,
+        AwsApi::PutMetricAlarm,
+        AwsApi::DeleteAlarms,
+        AwsApi::AlarmTagReads,
+        AwsApi::AlarmTagWrites,
         AwsApi::Sns,
+        AwsApi::SnsTagging,
         AwsApi::Sqs,
         AwsApi::EventBridge,
         AwsApi::Emr,
         AwsApi::Ses,
     ];
 
-    /// The service name as the SDK reports it in operation metadata (and in the call log).
-    pub fn service_name(self) -> &'static str {
+    /// The key that names this API in `--aws-rate-limits` and the chart's `aws.rateLimits`
+    /// (IAM's service prefix, with the operation where the quota is per operation).
+    pub fn key(self) -> &'static str {
         match self {
-            AwsApi::CloudWatch => "CloudWatch",
-            AwsApi::Sns => "SNS",
-            AwsApi::Sqs => "SQS",
-            AwsApi::EventBridge => "EventBridge",
-            AwsApi::Emr => "EMR",
-            AwsApi::Ses => "SESv2",
+            AwsApi::DescribeAlarms => "cloudwatch:DescribeAlarms",
+            AwsApi::PutMetricAlarm => "cloudwatch:PutMetricAlarm",
+            AwsApi::DeleteAlarms => "cloudwatch:DeleteAlarms",
+            AwsApi::AlarmTagReads => "cloudwatch:ListTagsForResource",
+            AwsApi::AlarmTagWrites => "cloudwatch:TagResource",
+            AwsApi::Sns => "sns",
+            AwsApi::SnsTagging => "sns:TagResource",
+            AwsApi::Sqs => "sqs",
+            AwsApi::EventBridge => "events",
+            AwsApi::Emr => "emr",
+            AwsApi::Ses => "ses",
         }
+    }
+
+    /// The API of a key as [`AwsApi::key`] spells it (case-insensitive).
+    pub fn from_key(key: &str) -> Option<AwsApi> {
+        AwsApi::ALL
+            .into_iter()
+            .find(|api| api.key().eq_ignore_ascii_case(key.trim()))
+    }
+
+    /// The limit an SDK operation counts against, from the service and operation names of the
+    /// SDK's operation metadata (`"CloudWatch"`, `"PutMetricAlarm"`); `None` for a service
+    /// alertops does not limit.
+    pub fn of_operation(service: &str, operation: &str) -> Option<AwsApi> {
+        Some(match service {
+            "CloudWatch" => match operation {
+                "PutMetricAlarm" => AwsApi::PutMetricAlarm,
+                "DeleteAlarms" => AwsApi::DeleteAlarms,
+                "ListTagsForResource" => AwsApi::AlarmTagReads,
+                "TagResource" | "UntagResource" => AwsApi::AlarmTagWrites,
+                _ => AwsApi::DescribeAlarms,
+            },
+            "SNS" => match operation {
+                "TagResource" | "UntagResource" | "ListTagsForResource" => AwsApi::SnsTagging,
+                _ => AwsApi::Sns,
+            },
+            "SQS" => AwsApi::Sqs,
+            "EventBridge" => AwsApi::EventBridge,
+            "EMR" => AwsApi::Emr,
+            "SESv2" => AwsApi::Ses,
+            _ => return None,
+        })
+    }
+
+    /// The default rate (see the table above), with a burst of half a second's calls: AWS's
+    /// own bucket then keeps the other half, so requests that arrive bunched by network jitter
+    /// are not throttled.
+    pub fn default_rate(self) -> ApiRate {
+        let rate = ApiRate::per_second(match self {
+            AwsApi::DescribeAlarms => 9,
+            AwsApi::PutMetricAlarm | AwsApi::DeleteAlarms => 3,
+            AwsApi::AlarmTagReads | AwsApi::SnsTagging => 10,
+            AwsApi::AlarmTagWrites | AwsApi::Sns | AwsApi::EventBridge => 20,
+            AwsApi::Sqs => 50,
+            AwsApi::Emr => 5,
+            AwsApi::Ses => 1,
+        });
+        rate.with_burst(rate.per_second.get().div_ceil(2))
     }
 
     fn index(self) -> usize {
@@ -63,7 +155,7 @@ impl AwsApi {
 
 impl fmt::Display for AwsApi {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.service_name())
+        f.write_str(self.key())
     }
 }
 
@@ -93,27 +185,34 @@ impl ApiRate {
             ..self
         }
     }
+}
 
-    fn quota(self) -> Quota {
-        Quota::per_second(self.per_second).allow_burst(self.burst)
-    }
+/// A `--aws-rate-limits` value that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RateSpecError {
+    /// An entry is not `KEY=RATE` or `KEY=RATE/BURST`.
+    #[error(
+        "rate limit {0:?} must be KEY=RATE or KEY=RATE/BURST, e.g. cloudwatch:PutMetricAlarm=3"
+    )]
+    Malformed(String),
+    /// The key names no API.
+    #[error("unknown AWS API {key:?} in rate limits; known: {known}")]
+    UnknownApi {
+        /// The key given.
+        key: String,
+        /// Every known key.
+        known: String,
+    },
+    /// A rate or burst is not a positive whole number.
+    #[error("rate limit {0:?}: rate and burst must be whole numbers of at least 1")]
+    NotPositive(String),
 }
 
 /// Settings of the AWS layer: per-API client-side rates and the SDK's retry attempts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AwsSettings {
-    /// CloudWatch rate (default 10/s).
-    pub cloudwatch: ApiRate,
-    /// SNS rate (default 20/s).
-    pub sns: ApiRate,
-    /// SQS rate (default 50/s).
-    pub sqs: ApiRate,
-    /// EventBridge rate (default 10/s).
-    pub eventbridge: ApiRate,
-    /// EMR rate (default 5/s).
-    pub emr: ApiRate,
-    /// SES rate (default 10/s).
-    pub ses: ApiRate,
+    /// Rates that differ from [`AwsApi::default_rate`].
+    pub rates: BTreeMap<AwsApi, ApiRate>,
     /// Attempts per operation, first one included, made by the SDK's standard retry strategy
     /// (throttling and transient errors are retried with exponential backoff). Default 5.
     pub max_attempts: NonZeroU32,
@@ -122,12 +221,7 @@ pub struct AwsSettings {
 impl Default for AwsSettings {
     fn default() -> Self {
         AwsSettings {
-            cloudwatch: ApiRate::per_second(10),
-            sns: ApiRate::per_second(20),
-            sqs: ApiRate::per_second(50),
-            eventbridge: ApiRate::per_second(10),
-            emr: ApiRate::per_second(5),
-            ses: ApiRate::per_second(10),
+            rates: BTreeMap::new(),
             max_attempts: NonZeroU32::new(5).unwrap_or(NonZeroU32::MIN),
         }
     }
@@ -136,27 +230,15 @@ impl Default for AwsSettings {
 impl AwsSettings {
     /// The rate of one API.
     pub fn rate(&self, api: AwsApi) -> ApiRate {
-        match api {
-            AwsApi::CloudWatch => self.cloudwatch,
-            AwsApi::Sns => self.sns,
-            AwsApi::Sqs => self.sqs,
-            AwsApi::EventBridge => self.eventbridge,
-            AwsApi::Emr => self.emr,
-            AwsApi::Ses => self.ses,
-        }
+        self.rates
+            .get(&api)
+            .copied()
+            .unwrap_or_else(|| api.default_rate())
     }
 
     /// These settings with another rate for one API.
     pub fn with_rate(mut self, api: AwsApi, rate: ApiRate) -> Self {
-        let slot = match api {
-            AwsApi::CloudWatch => &mut self.cloudwatch,
-            AwsApi::Sns => &mut self.sns,
-            AwsApi::Sqs => &mut self.sqs,
-            AwsApi::EventBridge => &mut self.eventbridge,
-            AwsApi::Emr => &mut self.emr,
-            AwsApi::Ses => &mut self.ses,
-        };
-        *slot = rate;
+        self.rates.insert(api, rate);
         self
     }
 
@@ -166,8 +248,57 @@ impl AwsSettings {
             .into_iter()
             .fold(self, |settings, api| settings.with_rate(api, rate))
     }
-}
 
+    /// The rates that differ from the defaults as a `--aws-rate-limits` value (what
+    /// [`AwsSettings::with_rate_spec`] reads back).
+    pub fn rate_spec(&self) -> String {
+        self.rates
+            .iter()
+            .filter(|(api, rate)| **rate != api.default_rate())
+            .map(|(api, rate)| {
+                if rate.burst == rate.per_second {
+                    format!("{}={}", api.key(), rate.per_second)
+                } else {
+                    format!("{}={}/{}", api.key(), rate.per_second, rate.burst)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// These settings with the rates of a `--aws-rate-limits` value: comma-separated
+    /// `KEY=RATE` or `KEY=RATE/BURST` (burst defaults to the rate), keys as [`AwsApi::key`].
+    /// An empty value changes nothing.
+    pub fn with_rate_spec(self, spec: &str) -> Result<Self, RateSpecError> {
+        let mut settings = self;
+        for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let (key, value) = entry
+                .split_once('=')
+                .ok_or_else(|| RateSpecError::Malformed(entry.to_string()))?;
+            let api = AwsApi::from_key(key).ok_or_else(|| RateSpecError::UnknownApi {
+                key: key.trim().to_string(),
+                known: AwsApi::ALL.map(AwsApi::key).join(", "),
+            })?;
+            let (rate, burst) = match value.split_once('/') {
+                Some((rate, burst)) => (rate, Some(burst)),
+                None => (value, None),
+            };
+            let number = |text: &str| {
+                text.trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| RateSpecError::NotPositive(entry.to_string()))
+            };
+            let mut api_rate = ApiRate::per_second(number(rate)?);
+            if let Some(burst) = burst {
+                api_rate = api_rate.with_burst(number(burst)?);
+            }
+            settings = settings.with_rate(api, api_rate);
+        }
+        Ok(settings)
+    }
+}
 /// The clock the rate limiters read and wait on: real time, or a fake that waiting advances.
 #[derive(Clone, Debug)]
 pub struct RateClock {
@@ -248,13 +379,94 @@ impl Clock for RateClock {
     }
 }
 
-type DirectLimiter = RateLimiter<NotKeyed, InMemoryState, RateClock, NoOpMiddleware<Nanos>>;
+/// How many times [`RateLimits::call`] makes a call that AWS keeps throttling before it gives
+/// the throttling error back: each round waits for a permit of a rate halved again, so the
+/// last of eight rounds waits for a sixteenth of the quota (seconds, not a failed reconcile).
+pub const THROTTLED_ROUNDS: u32 = 8;
 
-/// One rate limiter per [`AwsApi`], shared by every clone.
+/// After a throttle the rate is multiplied by this (the "multiplicative decrease").
+const DECREASE_FACTOR: f64 = 0.5;
+/// The rate never adapts below the configured one divided by this.
+const FLOOR_DIVISOR: f64 = 16.0;
+/// Seconds a rate takes to climb back linearly from zero to the configured one (the "additive
+/// increase"): from half, after one throttle, it is back in half of this.
+const RECOVERY_SECONDS: f64 = 60.0;
+
+/// One API's limiter: GCRA (a token bucket by its theoretical arrival time) at a rate that
+/// adapts to throttling.
+#[derive(Debug)]
+struct Bucket {
+    configured: ApiRate,
+    /// The rate in force, per second: the configured one, or less after throttling.
+    rate: f64,
+    /// When the next permit would be granted with an empty bucket (nanoseconds on the clock).
+    tat: u64,
+    /// When `rate` was last recovered.
+    updated: u64,
+}
+
+impl Bucket {
+    fn new(configured: ApiRate) -> Self {
+        Bucket {
+            configured,
+            rate: f64::from(configured.per_second.get()),
+            tat: 0,
+            updated: 0,
+        }
+    }
+
+    fn max_rate(&self) -> f64 {
+        f64::from(self.configured.per_second.get())
+    }
+
+    fn interval_nanos(&self) -> u64 {
+        (1e9 / self.rate).ceil() as u64
+    }
+
+    /// The full burst only at the configured rate: a throttled API sends one call at a time.
+    fn burst(&self) -> u64 {
+        if self.rate >= self.max_rate() {
+            u64::from(self.configured.burst.get())
+        } else {
+            1
+        }
+    }
+
+    fn recover(&mut self, now: u64) {
+        let elapsed = now.saturating_sub(self.updated) as f64 / 1e9;
+        self.updated = self.updated.max(now);
+        let max = self.max_rate();
+        if self.rate < max {
+            self.rate = (self.rate + max * elapsed / RECOVERY_SECONDS).min(max);
+        }
+    }
+
+    /// Takes a permit at `now`, or says when one will be free.
+    fn check(&mut self, now: u64) -> Result<(), u64> {
+        self.recover(now);
+        let interval = self.interval_nanos();
+        let tolerance = interval * (self.burst() - 1);
+        let tat = self.tat.max(now);
+        if tat - now > tolerance {
+            return Err(tat - tolerance);
+        }
+        self.tat = tat + interval;
+        Ok(())
+    }
+
+    fn throttled(&mut self, now: u64) {
+        self.recover(now);
+        let max = self.max_rate();
+        self.rate = (self.rate * DECREASE_FACTOR).max(max / FLOOR_DIVISOR);
+        // The next permit waits at least one interval of the lowered rate.
+        self.tat = self.tat.max(now) + self.interval_nanos();
+    }
+}
+
+/// One adaptive limiter per [`AwsApi`], shared by every clone.
 #[derive(Clone)]
 pub struct RateLimits {
-    limiters: Arc<[DirectLimiter; 6]>,
-    rates: [ApiRate; 6],
+    buckets: Arc<[Mutex<Bucket>; API_COUNT]>,
     clock: RateClock,
 }
 
@@ -266,34 +478,82 @@ impl RateLimits {
 
     /// Limiters for the settings' rates, on the given clock.
     pub fn with_clock(settings: &AwsSettings, clock: RateClock) -> Self {
-        let rates = AwsApi::ALL.map(|api| settings.rate(api));
-        let limiters =
-            rates.map(|rate| RateLimiter::direct_with_clock(rate.quota(), clock.clone()));
         RateLimits {
-            limiters: Arc::new(limiters),
-            rates,
+            buckets: Arc::new(AwsApi::ALL.map(|api| Mutex::new(Bucket::new(settings.rate(api))))),
             clock,
         }
     }
 
+    fn bucket(&self, api: AwsApi) -> MutexGuard<'_, Bucket> {
+        // The bucket holds plain numbers: a panic elsewhere cannot leave it inconsistent.
+        self.buckets[api.index()]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn now_nanos(&self) -> u64 {
+        self.clock.now().as_u64()
+    }
+
     /// Waits until a call to `api` is allowed, and takes the permit.
     pub async fn acquire(&self, api: AwsApi) {
-        let limiter = &self.limiters[api.index()];
-        while let Err(not_until) = limiter.check() {
-            self.clock.wait_until(not_until.earliest_possible()).await;
+        loop {
+            let now = self.now_nanos();
+            let checked = self.bucket(api).check(now);
+            match checked {
+                Ok(()) => return,
+                Err(not_before) => self.clock.wait_until(Nanos::from(not_before)).await,
+            }
+        }
+    }
+
+    /// Makes a call with `api`'s permit; a call that AWS throttled is made again after the
+    /// next permit, up to [`THROTTLED_ROUNDS`] times (see [`super::AwsClients::call`]).
+    pub async fn call<T, F, Fut>(&self, api: AwsApi, mut attempt: F) -> Result<T, AwsError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, AwsError>>,
+    {
+        let mut round = 1;
+        loop {
+            self.acquire(api).await;
+            match attempt().await {
+                Err(e) if e.kind() == AwsErrorKind::Throttled && round < THROTTLED_ROUNDS => {
+                    tracing::debug!(api = %api, round, "throttled by AWS; calling again");
+                    round += 1;
+                }
+                result => return result,
+            }
         }
     }
 
     /// Takes a permit for `api` if one is free now; otherwise says how long until one is.
     pub fn try_acquire(&self, api: AwsApi) -> Result<(), Duration> {
-        self.limiters[api.index()]
-            .check()
-            .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
+        let now = self.now_nanos();
+        self.bucket(api)
+            .check(now)
+            .map_err(|not_before| Duration::from_nanos(not_before - now))
     }
 
-    /// The rate configured for `api`.
+    /// AWS throttled a call to `api`: halve its rate (down to a sixteenth of the configured
+    /// one); it recovers linearly, to the configured rate in at most a minute.
+    pub fn throttled(&self, api: AwsApi) {
+        let now = self.now_nanos();
+        self.bucket(api).throttled(now);
+    }
+
+    /// The configured rate of `api`.
     pub fn rate(&self, api: AwsApi) -> ApiRate {
-        self.rates[api.index()]
+        self.bucket(api).configured
+    }
+
+    /// The rate in force for `api` now, per second: the configured one unless AWS throttled it
+    /// lately.
+    pub fn current_rate(&self, api: AwsApi) -> f64 {
+        let now = self.now_nanos();
+        let mut bucket = self.bucket(api);
+        bucket.recover(now);
+        bucket.rate
     }
 
     /// The clock the limiters run on.
@@ -304,8 +564,12 @@ impl RateLimits {
 
 impl fmt::Debug for RateLimits {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let rates: Vec<(AwsApi, f64)> = AwsApi::ALL
+            .into_iter()
+            .map(|api| (api, self.bucket(api).rate))
+            .collect();
         f.debug_struct("RateLimits")
-            .field("rates", &self.rates)
+            .field("rates", &rates)
             .field("clock", &self.clock)
             .finish()
     }
@@ -316,11 +580,41 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_match_the_documented_rates() {
+    fn defaults_are_aws_published_quotas() {
         let settings = AwsSettings::default();
-        let per_second = AwsApi::ALL.map(|api| settings.rate(api).per_second.get());
-        assert_eq!(per_second, [10, 20, 50, 10, 5, 10]);
+        let per_second = |api: AwsApi| settings.rate(api).per_second.get();
+        assert_eq!(per_second(AwsApi::PutMetricAlarm), 3);
+        assert_eq!(per_second(AwsApi::DeleteAlarms), 3);
+        assert_eq!(per_second(AwsApi::DescribeAlarms), 9);
+        assert_eq!(per_second(AwsApi::AlarmTagReads), 10);
+        assert_eq!(per_second(AwsApi::AlarmTagWrites), 20);
+        assert_eq!(per_second(AwsApi::Ses), 1);
         assert_eq!(settings.max_attempts.get(), 5);
+    }
+
+    #[test]
+    fn operations_map_to_their_own_limits() {
+        let of = AwsApi::of_operation;
+        assert_eq!(
+            of("CloudWatch", "PutMetricAlarm"),
+            Some(AwsApi::PutMetricAlarm)
+        );
+        assert_eq!(
+            of("CloudWatch", "DescribeAlarms"),
+            Some(AwsApi::DescribeAlarms)
+        );
+        assert_eq!(
+            of("CloudWatch", "UntagResource"),
+            Some(AwsApi::AlarmTagWrites)
+        );
+        assert_eq!(
+            of("CloudWatch", "ListTagsForResource"),
+            Some(AwsApi::AlarmTagReads)
+        );
+        assert_eq!(of("SNS", "ListTagsForResource"), Some(AwsApi::SnsTagging));
+        assert_eq!(of("SNS", "GetTopicAttributes"), Some(AwsApi::Sns));
+        assert_eq!(of("SESv2", "SendEmail"), Some(AwsApi::Ses));
+        assert_eq!(of("STS", "AssumeRoleWithWebIdentity"), None);
     }
 
     #[test]
@@ -333,8 +627,51 @@ mod tests {
     #[test]
     fn with_rate_changes_only_that_api() {
         let settings = AwsSettings::default().with_rate(AwsApi::Emr, ApiRate::per_second(2));
-        assert_eq!(settings.emr.per_second.get(), 2);
-        assert_eq!(settings.cloudwatch, AwsSettings::default().cloudwatch);
+        assert_eq!(settings.rate(AwsApi::Emr).per_second.get(), 2);
+        assert_eq!(
+            settings.rate(AwsApi::PutMetricAlarm),
+            AwsSettings::default().rate(AwsApi::PutMetricAlarm)
+        );
+    }
+
+    #[test]
+    fn rate_spec_sets_rates_and_bursts_by_key() {
+        let settings = AwsSettings::default()
+            .with_rate_spec(" cloudwatch:PutMetricAlarm=10, SES=14/28 ,")
+            .unwrap();
+        assert_eq!(
+            settings.rate(AwsApi::PutMetricAlarm),
+            ApiRate::per_second(10)
+        );
+        assert_eq!(
+            settings.rate(AwsApi::Ses),
+            ApiRate::per_second(14).with_burst(28)
+        );
+        assert_eq!(settings.rate(AwsApi::DescribeAlarms).per_second.get(), 9);
+        assert_eq!(
+            AwsSettings::default().with_rate_spec("").unwrap(),
+            AwsSettings::default()
+        );
+        // Written back for the workloads, as read.
+        assert_eq!(
+            settings.rate_spec(),
+            "cloudwatch:PutMetricAlarm=10,ses=14/28"
+        );
+    }
+
+    #[test]
+    fn rate_spec_refuses_what_it_cannot_read() {
+        let spec = |s: &str| AwsSettings::default().with_rate_spec(s);
+        assert!(matches!(spec("ses"), Err(RateSpecError::Malformed(_))));
+        assert!(matches!(
+            spec("s3=5"),
+            Err(RateSpecError::UnknownApi { .. })
+        ));
+        assert!(matches!(spec("ses=0"), Err(RateSpecError::NotPositive(_))));
+        assert!(matches!(
+            spec("ses=1/x"),
+            Err(RateSpecError::NotPositive(_))
+        ));
     }
 
     #[test]
@@ -350,7 +687,7 @@ mod tests {
             Err(Duration::from_millis(200))
         );
         // Other APIs have their own budget.
-        assert_eq!(limits.try_acquire(AwsApi::CloudWatch), Ok(()));
+        assert_eq!(limits.try_acquire(AwsApi::PutMetricAlarm), Ok(()));
         limits.clock().advance(Duration::from_millis(200));
         assert_eq!(limits.try_acquire(AwsApi::Emr), Ok(()));
     }
@@ -372,6 +709,150 @@ mod tests {
             "{gaps:?}"
         );
         assert_eq!(clock.elapsed(), Duration::from_secs(2));
+    }
+
+    #[tokio::test]
+    async fn put_metric_alarm_runs_at_three_per_second_by_default() {
+        let clock = RateClock::fake();
+        let limits = RateLimits::with_clock(&AwsSettings::default(), clock.clone());
+        for _ in 0..30 {
+            limits.acquire(AwsApi::PutMetricAlarm).await;
+        }
+        // A burst of 2 (half a second's), then 28 more at 3/s (intervals rounded up to the
+        // nanosecond).
+        let elapsed = clock.elapsed();
+        let expected = Duration::from_secs(28) / 3;
+        assert!(
+            elapsed >= expected && elapsed < expected + Duration::from_micros(1),
+            "{elapsed:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_throttle_halves_the_rate_which_recovers_linearly() {
+        let settings = AwsSettings::default()
+            .with_rate(AwsApi::PutMetricAlarm, ApiRate::per_second(4).with_burst(1));
+        let clock = RateClock::fake();
+        let limits = RateLimits::with_clock(&settings, clock.clone());
+        limits.acquire(AwsApi::PutMetricAlarm).await;
+        limits.throttled(AwsApi::PutMetricAlarm);
+        assert_eq!(limits.current_rate(AwsApi::PutMetricAlarm), 2.0);
+
+        // The next permits come at the lowered rate: 500 ms apart instead of 250.
+        let start = clock.elapsed();
+        limits.acquire(AwsApi::PutMetricAlarm).await;
+        let first = clock.elapsed() - start;
+        limits.acquire(AwsApi::PutMetricAlarm).await;
+        let second = clock.elapsed() - start - first;
+        assert!(first >= Duration::from_millis(490), "{first:?}");
+        assert!(
+            second >= Duration::from_millis(480) && second <= Duration::from_millis(500),
+            "{second:?}"
+        );
+
+        // A second throttle halves again (what the rate regained during the ~1 s of waiting
+        // included); then the rate climbs back by a sixtieth of the configured rate per second.
+        limits.throttled(AwsApi::PutMetricAlarm);
+        let lowered = limits.current_rate(AwsApi::PutMetricAlarm);
+        assert!((1.0..1.1).contains(&lowered), "{lowered}");
+        clock.advance(Duration::from_secs(15));
+        let climbing = limits.current_rate(AwsApi::PutMetricAlarm) - lowered;
+        assert!((0.99..1.01).contains(&climbing), "{climbing}");
+        clock.advance(Duration::from_secs(60));
+        assert_eq!(limits.current_rate(AwsApi::PutMetricAlarm), 4.0);
+        // Back at the configured rate, the burst is allowed again.
+        assert_eq!(limits.try_acquire(AwsApi::PutMetricAlarm), Ok(()));
+    }
+
+    #[test]
+    fn repeated_throttles_stop_at_a_sixteenth_of_the_configured_rate() {
+        let settings =
+            AwsSettings::default().with_rate(AwsApi::DescribeAlarms, ApiRate::per_second(8));
+        let limits = RateLimits::with_clock(&settings, RateClock::fake());
+        for _ in 0..20 {
+            limits.throttled(AwsApi::DescribeAlarms);
+        }
+        assert_eq!(limits.current_rate(AwsApi::DescribeAlarms), 0.5);
+        // Other APIs keep their rate.
+        assert_eq!(limits.current_rate(AwsApi::DeleteAlarms), 3.0);
+    }
+
+    fn throttling() -> AwsError {
+        AwsError::new(
+            AwsErrorKind::Throttled,
+            "PutMetricAlarm",
+            "Throttling",
+            "Rate exceeded",
+        )
+    }
+
+    #[tokio::test]
+    async fn a_throttled_call_is_made_again_after_the_limiters_wait() {
+        let settings = AwsSettings::default()
+            .with_rate(AwsApi::PutMetricAlarm, ApiRate::per_second(2).with_burst(1));
+        let clock = RateClock::fake();
+        let limits = RateLimits::with_clock(&settings, clock.clone());
+        let mut attempts_at = Vec::new();
+        let result = limits
+            .call(AwsApi::PutMetricAlarm, || {
+                attempts_at.push(clock.elapsed());
+                // What the call recorder does for each throttled attempt.
+                let throttled = attempts_at.len() <= 2;
+                if throttled {
+                    limits.throttled(AwsApi::PutMetricAlarm);
+                }
+                async move {
+                    if throttled {
+                        Err(throttling())
+                    } else {
+                        Ok("done")
+                    }
+                }
+            })
+            .await;
+        assert_eq!(result.unwrap(), "done");
+        assert_eq!(attempts_at.len(), 3);
+        // 500 ms at 2/s would be the unthrottled gap; each throttle halved the rate first.
+        let gaps: Vec<u128> = attempts_at
+            .windows(2)
+            .map(|w| (w[1] - w[0]).as_millis())
+            .collect();
+        assert!(gaps[0] >= 1_000 && gaps[1] >= 2_000, "{gaps:?}");
+    }
+
+    #[tokio::test]
+    async fn a_call_throttled_every_time_gives_up_after_the_last_round() {
+        let limits = RateLimits::with_clock(&AwsSettings::default(), RateClock::fake());
+        let mut attempts = 0;
+        let result: Result<(), AwsError> = limits
+            .call(AwsApi::DescribeAlarms, || {
+                attempts += 1;
+                async { Err(throttling()) }
+            })
+            .await;
+        assert_eq!(result.unwrap_err().kind(), AwsErrorKind::Throttled);
+        assert_eq!(attempts, THROTTLED_ROUNDS);
+    }
+
+    #[tokio::test]
+    async fn other_errors_are_not_made_again() {
+        let limits = RateLimits::with_clock(&AwsSettings::default(), RateClock::fake());
+        let mut attempts = 0;
+        let result: Result<(), AwsError> = limits
+            .call(AwsApi::DescribeAlarms, || {
+                attempts += 1;
+                async {
+                    Err(AwsError::new(
+                        AwsErrorKind::AccessDenied,
+                        "DescribeAlarms",
+                        "AccessDenied",
+                        "no",
+                    ))
+                }
+            })
+            .await;
+        assert_eq!(result.unwrap_err().kind(), AwsErrorKind::AccessDenied);
+        assert_eq!(attempts, 1);
     }
 
     #[tokio::test(start_paused = true)]

@@ -35,6 +35,8 @@ pub struct Subscription {
 /// The SNS operations alertops makes, each taking its rate permit and classifying its errors.
 #[async_trait]
 pub trait SnsTopics: Send + Sync {
+    /// The ARN of every topic of the account and region (ListTopics, 100 per page).
+    async fn all_topic_arns(&self) -> Result<Vec<String>, AwsError>;
     /// Whether a topic exists (and is visible to us).
     async fn topic_exists(&self, arn: &str) -> Result<bool, AwsError>;
     /// Creates a topic with tags (see [`TopicCreation`]).
@@ -82,6 +84,30 @@ pub const RAW_MESSAGE_DELIVERY: &str = "RawMessageDelivery";
 
 #[async_trait]
 impl SnsTopics for AwsClients {
+    async fn all_topic_arns(&self) -> Result<Vec<String>, AwsError> {
+        let mut arns = Vec::new();
+        let mut next_token = None;
+        loop {
+            let page = self
+                .call(AwsApi::Sns, "ListTopics", || {
+                    self.sns
+                        .list_topics()
+                        .set_next_token(next_token.clone())
+                        .send()
+                })
+                .await?;
+            arns.extend(
+                page.topics()
+                    .iter()
+                    .filter_map(|t| t.topic_arn().map(str::to_string)),
+            );
+            next_token = page.next_token().map(str::to_string);
+            if next_token.is_none() {
+                return Ok(arns);
+            }
+        }
+    }
+
     async fn topic_exists(&self, arn: &str) -> Result<bool, AwsError> {
         match self.topic_attributes(arn).await {
             Ok(_) => Ok(true),
@@ -95,13 +121,14 @@ impl SnsTopics for AwsClients {
         for (k, v) in tags {
             request = request.tags(sdk_tag(k, v));
         }
-        self.acquire(AwsApi::Sns).await;
-        match request.send().await {
+        match self
+            .call(AwsApi::Sns, "CreateTopic", || request.clone().send())
+            .await
+        {
             Ok(output) => Ok(TopicCreation::Arn(
                 output.topic_arn().unwrap_or_default().to_string(),
             )),
             Err(e) => {
-                let e = AwsError::from_sdk("CreateTopic", e);
                 if e.kind() == AwsErrorKind::InvalidRequest {
                     Ok(TopicCreation::NameTaken)
                 } else {
@@ -112,40 +139,18 @@ impl SnsTopics for AwsClients {
     }
 
     async fn topics_with_prefix(&self, name_prefix: &str) -> Result<Vec<String>, AwsError> {
-        let mut found = Vec::new();
-        let mut next_token = None;
-        loop {
-            self.acquire(AwsApi::Sns).await;
-            let page = self
-                .sns
-                .list_topics()
-                .set_next_token(next_token)
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("ListTopics", e))?;
-            found.extend(
-                page.topics()
-                    .iter()
-                    .filter_map(|t| t.topic_arn())
-                    .filter(|arn| topic_name(arn).starts_with(name_prefix))
-                    .map(str::to_string),
-            );
-            next_token = page.next_token().map(str::to_string);
-            if next_token.is_none() {
-                return Ok(found);
-            }
-        }
+        // ListTopics has no name filter: the same listing, filtered here.
+        let mut found = self.all_topic_arns().await?;
+        found.retain(|arn| topic_name(arn).starts_with(name_prefix));
+        Ok(found)
     }
 
     async fn topic_attributes(&self, arn: &str) -> Result<HashMap<String, String>, AwsError> {
-        self.acquire(AwsApi::Sns).await;
         let output = self
-            .sns
-            .get_topic_attributes()
-            .topic_arn(arn)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("GetTopicAttributes", e))?;
+            .call(AwsApi::Sns, "GetTopicAttributes", || {
+                self.sns.get_topic_attributes().topic_arn(arn).send()
+            })
+            .await?;
         Ok(output.attributes().cloned().unwrap_or_default())
     }
 
@@ -155,27 +160,24 @@ impl SnsTopics for AwsClients {
         name: &str,
         value: &str,
     ) -> Result<(), AwsError> {
-        self.acquire(AwsApi::Sns).await;
-        self.sns
-            .set_topic_attributes()
-            .topic_arn(arn)
-            .attribute_name(name)
-            .attribute_value(value)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("SetTopicAttributes", e))?;
+        self.call(AwsApi::Sns, "SetTopicAttributes", || {
+            self.sns
+                .set_topic_attributes()
+                .topic_arn(arn)
+                .attribute_name(name)
+                .attribute_value(value)
+                .send()
+        })
+        .await?;
         Ok(())
     }
 
     async fn topic_tags(&self, arn: &str) -> Result<Tags, AwsError> {
-        self.acquire(AwsApi::Sns).await;
         let output = self
-            .sns
-            .list_tags_for_resource()
-            .resource_arn(arn)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("ListTagsForResource", e))?;
+            .call(AwsApi::SnsTagging, "ListTagsForResource", || {
+                self.sns.list_tags_for_resource().resource_arn(arn).send()
+            })
+            .await?;
         Ok(output
             .tags()
             .iter()
@@ -189,33 +191,27 @@ impl SnsTopics for AwsClients {
             for (k, v) in &changes.add {
                 request = request.tags(sdk_tag(k, v));
             }
-            self.acquire(AwsApi::Sns).await;
-            request
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("TagResource", e))?;
+            self.call(AwsApi::SnsTagging, "TagResource", || request.clone().send())
+                .await?;
         }
         if !changes.remove.is_empty() {
-            self.acquire(AwsApi::Sns).await;
-            self.sns
-                .untag_resource()
-                .resource_arn(arn)
-                .set_tag_keys(Some(changes.remove.clone()))
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("UntagResource", e))?;
+            self.call(AwsApi::SnsTagging, "UntagResource", || {
+                self.sns
+                    .untag_resource()
+                    .resource_arn(arn)
+                    .set_tag_keys(Some(changes.remove.clone()))
+                    .send()
+            })
+            .await?;
         }
         Ok(())
     }
 
     async fn delete_topic(&self, arn: &str) -> Result<(), AwsError> {
-        self.acquire(AwsApi::Sns).await;
-        self.sns
-            .delete_topic()
-            .topic_arn(arn)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("DeleteTopic", e))?;
+        self.call(AwsApi::Sns, "DeleteTopic", || {
+            self.sns.delete_topic().topic_arn(arn).send()
+        })
+        .await?;
         Ok(())
     }
 
@@ -226,18 +222,18 @@ impl SnsTopics for AwsClients {
         let mut found = Vec::new();
         let mut next_token = None;
         loop {
-            self.acquire(AwsApi::Sns).await;
             let page = match self
-                .sns
-                .list_subscriptions_by_topic()
-                .topic_arn(topic_arn)
-                .set_next_token(next_token)
-                .send()
+                .call(AwsApi::Sns, "ListSubscriptionsByTopic", || {
+                    self.sns
+                        .list_subscriptions_by_topic()
+                        .topic_arn(topic_arn)
+                        .set_next_token(next_token.clone())
+                        .send()
+                })
                 .await
             {
                 Ok(page) => page,
                 Err(e) => {
-                    let e = AwsError::from_sdk("ListSubscriptionsByTopic", e);
                     return if e.is_not_found() { Ok(None) } else { Err(e) };
                 }
             };
@@ -253,14 +249,14 @@ impl SnsTopics for AwsClients {
         let mut found = Vec::new();
         let mut next_token = None;
         loop {
-            self.acquire(AwsApi::Sns).await;
             let page = self
-                .sns
-                .list_subscriptions()
-                .set_next_token(next_token)
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("ListSubscriptions", e))?;
+                .call(AwsApi::Sns, "ListSubscriptions", || {
+                    self.sns
+                        .list_subscriptions()
+                        .set_next_token(next_token.clone())
+                        .send()
+                })
+                .await?;
             found.extend(
                 page.subscriptions()
                     .iter()
@@ -275,19 +271,20 @@ impl SnsTopics for AwsClients {
     }
 
     async fn subscribe_queue(&self, topic_arn: &str, queue_arn: &str) -> Result<String, AwsError> {
-        self.acquire(AwsApi::Sns).await;
         let output = self
-            .sns
-            .subscribe()
-            .topic_arn(topic_arn)
-            .protocol("sqs")
-            .endpoint(queue_arn)
-            // The consumer decodes the SNS envelope (it tells alarms, events and messages apart).
-            .attributes(RAW_MESSAGE_DELIVERY, "false")
-            .return_subscription_arn(true)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("Subscribe", e))?;
+            .call(AwsApi::Sns, "Subscribe", || {
+                self.sns
+                    .subscribe()
+                    .topic_arn(topic_arn)
+                    .protocol("sqs")
+                    .endpoint(queue_arn)
+                    // The consumer decodes the SNS envelope (it tells alarms, events and
+                    // messages apart).
+                    .attributes(RAW_MESSAGE_DELIVERY, "false")
+                    .return_subscription_arn(true)
+                    .send()
+            })
+            .await?;
         Ok(output.subscription_arn().unwrap_or_default().to_string())
     }
 
@@ -295,14 +292,14 @@ impl SnsTopics for AwsClients {
         &self,
         arn: &str,
     ) -> Result<HashMap<String, String>, AwsError> {
-        self.acquire(AwsApi::Sns).await;
         let output = self
-            .sns
-            .get_subscription_attributes()
-            .subscription_arn(arn)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("GetSubscriptionAttributes", e))?;
+            .call(AwsApi::Sns, "GetSubscriptionAttributes", || {
+                self.sns
+                    .get_subscription_attributes()
+                    .subscription_arn(arn)
+                    .send()
+            })
+            .await?;
         Ok(output.attributes().cloned().unwrap_or_default())
     }
 
@@ -312,25 +309,32 @@ impl SnsTopics for AwsClients {
         name: &str,
         value: &str,
     ) -> Result<(), AwsError> {
-        self.acquire(AwsApi::Sns).await;
-        self.sns
-            .set_subscription_attributes()
-            .subscription_arn(arn)
-            .attribute_name(name)
-            .attribute_value(value)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("SetSubscriptionAttributes", e))?;
+        self.call(AwsApi::Sns, "SetSubscriptionAttributes", || {
+            self.sns
+                .set_subscription_attributes()
+                .subscription_arn(arn)
+                .attribute_name(name)
+                .attribute_value(value)
+                .send()
+        })
+        .await?;
         Ok(())
     }
 
     async fn unsubscribe(&self, arn: &str) -> Result<bool, AwsError> {
-        self.acquire(AwsApi::Sns).await;
-        match self.sns.unsubscribe().subscription_arn(arn).send().await {
+        match self
+            .call(AwsApi::Sns, "Unsubscribe", || {
+                self.sns.unsubscribe().subscription_arn(arn).send()
+            })
+            .await
+        {
             Ok(_) => Ok(true),
             Err(e) => {
-                let e = AwsError::from_sdk("Unsubscribe", e);
-                if e.is_not_found() { Ok(false) } else { Err(e) }
+                if e.is_not_found() {
+                    Ok(false)
+                } else {
+                    Err(e)
+                }
             }
         }
     }

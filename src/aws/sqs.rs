@@ -53,12 +53,19 @@ pub trait SqsQueues: Send + Sync {
 #[async_trait]
 impl SqsQueues for AwsClients {
     async fn queue_url(&self, name: &str) -> Result<Option<String>, AwsError> {
-        self.acquire(AwsApi::Sqs).await;
-        match self.sqs.get_queue_url().queue_name(name).send().await {
+        match self
+            .call(AwsApi::Sqs, "GetQueueUrl", || {
+                self.sqs.get_queue_url().queue_name(name).send()
+            })
+            .await
+        {
             Ok(output) => Ok(output.queue_url().map(str::to_string)),
             Err(e) => {
-                let e = AwsError::from_sdk("GetQueueUrl", e);
-                if e.is_not_found() { Ok(None) } else { Err(e) }
+                if e.is_not_found() {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
             }
         }
     }
@@ -67,16 +74,16 @@ impl SqsQueues for AwsClients {
         let mut found = Vec::new();
         let mut next_token = None;
         loop {
-            self.acquire(AwsApi::Sqs).await;
             let page = self
-                .sqs
-                .list_queues()
-                .queue_name_prefix(prefix)
-                .max_results(1000)
-                .set_next_token(next_token)
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("ListQueues", e))?;
+                .call(AwsApi::Sqs, "ListQueues", || {
+                    self.sqs
+                        .list_queues()
+                        .queue_name_prefix(prefix)
+                        .max_results(1000)
+                        .set_next_token(next_token.clone())
+                        .send()
+                })
+                .await?;
             found.extend(page.queue_urls().iter().cloned());
             next_token = page.next_token().map(str::to_string);
             if next_token.is_none() {
@@ -86,14 +93,11 @@ impl SqsQueues for AwsClients {
     }
 
     async fn queue_tags(&self, url: &str) -> Result<Tags, AwsError> {
-        self.acquire(AwsApi::Sqs).await;
         let output = self
-            .sqs
-            .list_queue_tags()
-            .queue_url(url)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("ListQueueTags", e))?;
+            .call(AwsApi::Sqs, "ListQueueTags", || {
+                self.sqs.list_queue_tags().queue_url(url).send()
+            })
+            .await?;
         Ok(output
             .tags()
             .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
@@ -101,15 +105,15 @@ impl SqsQueues for AwsClients {
     }
 
     async fn queue_attributes(&self, url: &str) -> Result<QueueAttributes, AwsError> {
-        self.acquire(AwsApi::Sqs).await;
         let output = self
-            .sqs
-            .get_queue_attributes()
-            .queue_url(url)
-            .attribute_names(QueueAttributeName::All)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("GetQueueAttributes", e))?;
+            .call(AwsApi::Sqs, "GetQueueAttributes", || {
+                self.sqs
+                    .get_queue_attributes()
+                    .queue_url(url)
+                    .attribute_names(QueueAttributeName::All)
+                    .send()
+            })
+            .await?;
         Ok(output
             .attributes()
             .map(|a| {
@@ -133,11 +137,9 @@ impl SqsQueues for AwsClients {
         for (key, value) in tags {
             request = request.tags(key, value);
         }
-        self.acquire(AwsApi::Sqs).await;
-        let output = request
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("CreateQueue", e))?;
+        let output = self
+            .call(AwsApi::Sqs, "CreateQueue", || request.clone().send())
+            .await?;
         Ok(output.queue_url().unwrap_or_default().to_string())
     }
 
@@ -150,21 +152,25 @@ impl SqsQueues for AwsClients {
         for (name, value) in attributes {
             request = request.attributes(QueueAttributeName::from(name.as_str()), value);
         }
-        self.acquire(AwsApi::Sqs).await;
-        request
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("SetQueueAttributes", e))?;
+        self.call(AwsApi::Sqs, "SetQueueAttributes", || request.clone().send())
+            .await?;
         Ok(())
     }
 
     async fn delete_queue(&self, url: &str) -> Result<bool, AwsError> {
-        self.acquire(AwsApi::Sqs).await;
-        match self.sqs.delete_queue().queue_url(url).send().await {
+        match self
+            .call(AwsApi::Sqs, "DeleteQueue", || {
+                self.sqs.delete_queue().queue_url(url).send()
+            })
+            .await
+        {
             Ok(_) => Ok(true),
             Err(e) => {
-                let e = AwsError::from_sdk("DeleteQueue", e);
-                if e.is_not_found() { Ok(false) } else { Err(e) }
+                if e.is_not_found() {
+                    Ok(false)
+                } else {
+                    Err(e)
+                }
             }
         }
     }

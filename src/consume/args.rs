@@ -40,4 +40,7 @@ pub struct ConsumeArgs {
     /// The button-signing key itself (the local mode), at least 32 bytes.
     #[arg(long, env = "ALERTOPS_ACTION_TOKEN_KEY", hide_env_values = true)]
     pub action_token_key: Option<Secret>,
+    /// AWS rate limits.
+    #[command(flatten)]
+    pub aws: crate::aws::AwsArgs,
 }

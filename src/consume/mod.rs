@@ -29,7 +29,7 @@ pub use store::{MAX_STORED_MESSAGES, MessageIndex, StoredMessage, config_map_nam
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::aws::{AwsClients, AwsError, AwsSettings};
+use crate::aws::{AwsClients, AwsError};
 use crate::k8s::{ClusterApi, ClusterError, KubeCluster};
 use crate::resources::SlackDestination;
 use crate::slack::{
@@ -264,7 +264,7 @@ async fn run(command: ConsumeArgs) -> Result<(), ConsumeError> {
             address: command.http_listen,
             source,
         })?;
-    let aws = AwsClients::from_env(AwsSettings::default()).await;
+    let aws = AwsClients::from_env(command.aws.settings()).await;
     let slack = Arc::new(SlackClient::new(SlackSettings {
         api_base: command.slack_api_base.clone(),
         ..SlackSettings::default()

@@ -149,6 +149,9 @@ pub struct ControllerArgs {
     /// Watch only this namespace (the chart then grants a namespaced Role); all when unset.
     #[arg(long, env = "ALERTOPS_WATCH_NAMESPACE")]
     pub watch_namespace: Option<String>,
+    /// AWS rate limits.
+    #[command(flatten)]
+    pub aws: crate::aws::AwsArgs,
 }
 
 #[cfg(test)]

@@ -14,13 +14,13 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use kube::core::DeserializeGuard;
 use kube::core::error_boundary::InvalidObject;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tracing::{info, warn};
 
-use crate::aws::{AwsClients, AwsSettings};
+use crate::aws::{AwsClients, Inventory};
 use crate::k8s::{EventInfo, EventType, KubeCluster};
 use crate::reconcile::lifecycle::{self, Reconciled, StatusFields};
 use crate::reconcile::{Context, ReconcileError};
@@ -62,10 +62,11 @@ pub async fn run_command(args: ControllerArgs) -> std::process::ExitCode {
 
 /// Runs the controller until SIGTERM or loss of leadership.
 pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
-    let settings = args
+    let mut settings = args
         .operator
         .settings()
         .map_err(ControllerError::Settings)?;
+    settings.aws_rate_limits = args.aws.rate_limits.as_ref().map(|s| s.rate_spec());
     let client = Client::try_default().await?;
     // Fail fast with a clear message when the CRDs are missing, instead of a silent watch loop.
     api::<AlarmPolicy>(&client, args.watch_namespace.as_deref())
@@ -73,7 +74,7 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
         .await
         .map_err(ControllerError::CrdsMissing)?;
 
-    let aws = AwsClients::from_env(AwsSettings::default()).await;
+    let aws = AwsClients::from_env(args.aws.settings()).await;
     let reconcile_metrics = ReconcileMetrics::default();
     let operator_metrics = OperatorMetrics::new();
     let registry = metrics_registry(&reconcile_metrics, &operator_metrics, aws.metrics());
@@ -89,7 +90,11 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
         .clone()
         .unwrap_or_else(|| format!("alertops-{}", std::process::id()));
     let cluster = KubeCluster::with_reporter(client.clone(), Some(identity.clone()));
-    let ctx = Arc::new(Context::new(cluster, aws, settings).with_metrics(reconcile_metrics));
+    // One listing of alarms, rules and topics per resync for every AlarmPolicy.
+    let inventory = Inventory::new(aws, &settings.cluster_id, settings.resync_interval);
+    let ctx = Arc::new(
+        Context::new(cluster, inventory.clone(), settings).with_metrics(reconcile_metrics),
+    );
     // Ready once the CRDs answered: a standby replica is ready to take over the Lease.
     readiness.set(true);
 
@@ -99,7 +104,7 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
     let controllers = async move {
         // This future runs only while the Lease is held; losing it ends the process.
         leading.set_leader(true);
-        run_controllers(watch_client, watch_namespace, ctx, leading).await
+        run_controllers(watch_client, watch_namespace, ctx, inventory, leading).await
     };
     let lease =
         crate::k8s::leader::LeaseConfig::new(&args.lease_name, &args.lease_namespace, &identity);
@@ -125,6 +130,52 @@ pub fn metrics_registry(
     registry
 }
 
+/// The annotation `kubectl apply` writes: a copy of the whole last-applied manifest.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Drops from an object what the controller never reads but would otherwise keep in its cache
+/// for every resource: `managedFields` and kubectl's last-applied copy of the manifest (together
+/// often more than the spec itself). The spec, status, labels and other annotations stay.
+pub fn strip_unread<K: Resource>(object: &mut K) {
+    let meta = object.meta_mut();
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+    }
+}
+
+/// A controller whose reflector cache holds its objects stripped by [`strip_unread`].
+fn cached<K>(api: Api<K>, config: watcher::Config) -> Controller<K>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream = watcher(api, config)
+        .default_backoff()
+        .modify(strip_unread)
+        .reflect(writer)
+        .applied_objects();
+    Controller::for_stream(stream, reader)
+}
+
+/// A tick every `period`, each after the inventory started a new generation.
+fn resync_ticks(
+    inventory: Inventory<AwsClients>,
+    period: std::time::Duration,
+) -> impl futures::Stream<Item = ()> + Send + Sync + 'static {
+    futures::stream::unfold(inventory, move |inventory| async move {
+        tokio::time::sleep(period).await;
+        inventory.invalidate().await;
+        Some(((), inventory))
+    })
+}
+
 /// The API of a resource, in one namespace or all.
 fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
 where
@@ -140,6 +191,7 @@ async fn run_controllers(
     client: Client,
     namespace: Option<String>,
     ctx: Arc<Context<KubeCluster>>,
+    inventory: Inventory<AwsClients>,
     metrics: OperatorMetrics,
 ) {
     info!("controllers started");
@@ -147,7 +199,11 @@ async fn run_controllers(
     // Every watch is guarded: a stored object that no longer matches the types is reported and
     // skipped instead of failing the watcher in a loop.
     let all = || watcher::Config::default().any_semantic();
-    let policies = Controller::new(api::<DeserializeGuard<AlarmPolicy>>(&client, ns), all());
+    // Every resync period: a new inventory generation, then every policy reconciled against it,
+    // so a change made behind the controller's back is repaired within one period. (A spec
+    // change still reconciles at once, from the watch.)
+    let policies = cached(api::<DeserializeGuard<AlarmPolicy>>(&client, ns), all())
+        .reconcile_all_on(resync_ticks(inventory, ctx.settings.resync_interval));
 
     // Only the workloads alertops made: the owner references route their changes (a consumer
     // becoming ready) to the owning resource.
@@ -155,7 +211,7 @@ async fn run_controllers(
         .labels(&format!("app.kubernetes.io/managed-by={MANAGED_BY}"))
         .any_semantic();
 
-    let routes = Controller::new(api::<DeserializeGuard<AlertRoute>>(&client, ns), all());
+    let routes = cached(api::<DeserializeGuard<AlertRoute>>(&client, ns), all());
     let route_store = routes.store();
     let routes = routes
         .owns(api::<Deployment>(&client, ns), owned.clone())
@@ -166,7 +222,7 @@ async fn run_controllers(
             move |policy| referring(&route_store, &policy, |r: &AlertRoute| &r.spec.sources),
         );
 
-    let digests = Controller::new(api::<DeserializeGuard<DigestSchedule>>(&client, ns), all());
+    let digests = cached(api::<DeserializeGuard<DigestSchedule>>(&client, ns), all());
     let digest_store = digests.store();
     let digests = digests.owns(api::<CronJob>(&client, ns), owned).watches(
         api::<DeserializeGuard<AlarmPolicy>>(&client, ns),
@@ -339,5 +395,32 @@ async fn timed(
 async fn log_result<T, E: std::fmt::Display>(result: Result<T, E>) {
     if let Err(e) = result {
         warn!(error = %e, "controller event");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_keeps_spec_status_and_annotations_but_not_managed_fields_or_last_applied() {
+        let mut policy: AlarmPolicy = serde_json::from_value(serde_json::json!({
+            "apiVersion": "alertops.dev/v1alpha1",
+            "kind": "AlarmPolicy",
+            "metadata": {
+                "name": "elb", "namespace": "team",
+                "annotations": {LAST_APPLIED: "{\"spec\":{}}", "alertops.dev/adopt": "true"},
+                "managedFields": [{"manager": "kubectl", "operation": "Apply"}]
+            },
+            "spec": {"alarms": []},
+            "status": {"alarmCount": 3}
+        }))
+        .unwrap();
+        strip_unread(&mut policy);
+        assert_eq!(policy.metadata.managed_fields, None);
+        let annotations = policy.metadata.annotations.as_ref().unwrap();
+        assert!(!annotations.contains_key(LAST_APPLIED));
+        assert_eq!(annotations["alertops.dev/adopt"], "true");
+        assert_eq!(policy.status.unwrap().alarm_count, 3);
     }
 }

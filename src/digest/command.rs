@@ -17,6 +17,9 @@ pub struct DigestArgs {
         default_value = "https://slack.com/api/"
     )]
     pub slack_api_base: String,
+    /// AWS rate limits.
+    #[command(flatten)]
+    pub aws: crate::aws::AwsArgs,
 }
 
 /// Parses `NAMESPACE/NAME`.
@@ -42,7 +45,7 @@ pub async fn run_command(args: DigestArgs) -> ExitCode {
         }
     };
     let cluster = crate::k8s::KubeCluster::new(client);
-    let aws = crate::aws::AwsClients::from_env(crate::aws::AwsSettings::default()).await;
+    let aws = crate::aws::AwsClients::from_env(args.aws.settings()).await;
     let slack = crate::slack::SlackClient::new(crate::slack::SlackSettings {
         api_base: args.slack_api_base,
         ..Default::default()

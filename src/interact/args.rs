@@ -39,4 +39,7 @@ pub struct InteractArgs {
     /// long, so a replayed click still finds its Job.
     #[arg(long, env = "ALERTOPS_BUTTON_MAX_AGE_HOURS", default_value_t = 168)]
     pub button_max_age_hours: u32,
+    /// AWS rate limits.
+    #[command(flatten)]
+    pub aws: crate::aws::AwsArgs,
 }

@@ -524,7 +524,7 @@ pub async fn run(args: InteractArgs) -> Result<(), InteractError> {
     let state = state_from_args(
         &args,
         crate::k8s::KubeCluster::new(kube::Client::try_default().await?),
-        crate::aws::AwsClients::from_env(crate::aws::AwsSettings::default()).await,
+        crate::aws::AwsClients::from_env(args.aws.settings()).await,
     )?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -51,6 +51,9 @@ pub struct LocalArgs {
         value_parser = clap::value_parser!(u64).range(0..=crate::consume::MAX_OUTAGE_TOLERANCE.as_secs())
     )]
     pub slack_outage_tolerance_seconds: u64,
+    /// AWS rate limits.
+    #[command(flatten)]
+    pub aws: crate::aws::AwsArgs,
 }
 
 /// The local mode's configuration from its flags.
@@ -76,8 +79,9 @@ fn local_config(args: LocalArgs) -> super::LocalConfig {
 
 /// Runs the local mode until Ctrl-C or SIGTERM.
 pub async fn run_command(args: LocalArgs) -> ExitCode {
+    let aws_settings = args.aws.settings();
     let config = local_config(args);
-    let aws = crate::aws::AwsClients::from_env(crate::aws::AwsSettings::default()).await;
+    let aws = crate::aws::AwsClients::from_env(aws_settings).await;
     match super::run(config, aws, crate::telemetry::shutdown::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

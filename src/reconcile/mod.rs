@@ -54,6 +54,9 @@ pub struct OperatorSettings {
     /// `AWS_ENDPOINT_URL` passed on to the workloads, so they reach the AWS endpoint the
     /// controller reaches (a test cluster's emulator).
     pub aws_endpoint_url: Option<String>,
+    /// `ALERTOPS_AWS_RATE_LIMITS` passed on to the workloads (the controller's own
+    /// `--aws-rate-limits`), so a raised quota applies to them too.
+    pub aws_rate_limits: Option<String>,
     /// ARN patterns (`*` wildcards) of the SNS topics routes and digests may name as `topicArn`
     /// sources; `None` admits any (the local mode), an empty list none. AlarmPolicy sources of
     /// the resource's own namespace are always allowed.
@@ -98,6 +101,7 @@ impl OperatorSettings {
             slack_api_base: self.slack_api_base.clone(),
             aws_endpoint_url: self.aws_endpoint_url.clone(),
             slack_outage_tolerance_seconds: self.slack_outage_tolerance.as_secs(),
+            aws_rate_limits: self.aws_rate_limits.clone(),
         }
     }
 
@@ -114,6 +118,7 @@ impl OperatorSettings {
             action_key_secret: None,
             slack_api_base: None,
             aws_endpoint_url: None,
+            aws_rate_limits: None,
             allowed_source_topics: None,
             allowed_namespaces: None,
             slack_outage_tolerance: crate::consume::ConsumerOptions::default()

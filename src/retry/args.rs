@@ -41,6 +41,9 @@ pub struct RetryArgs {
         default_value = "https://slack.com/api/"
     )]
     pub slack_api_base: String,
+    /// AWS rate limits.
+    #[command(flatten)]
+    pub aws: crate::aws::AwsArgs,
 }
 
 impl RetryArgs {

@@ -474,7 +474,7 @@ pub async fn run_command(args: RetryArgs) -> std::process::ExitCode {
         }
     };
     let cluster = crate::k8s::KubeCluster::new(client);
-    let aws = AwsClients::from_env(crate::aws::AwsSettings::default()).await;
+    let aws = AwsClients::from_env(args.aws.settings()).await;
     let slack = SlackClient::new(crate::slack::SlackSettings {
         api_base: args.slack_api_base.clone(),
         ..Default::default()

@@ -96,6 +96,8 @@ pub struct WorkloadParams {
     pub aws_endpoint_url: Option<String>,
     /// How long consumers hold alerts through a Slack outage, in seconds.
     pub slack_outage_tolerance_seconds: u64,
+    /// `ALERTOPS_AWS_RATE_LIMITS` of the workloads.
+    pub aws_rate_limits: Option<String>,
 }
 
 impl WorkloadParams {
@@ -430,6 +432,9 @@ fn env(params: &WorkloadParams) -> Value {
     if let Some(endpoint) = params.aws_endpoint_url.as_deref().filter(|e| !e.is_empty()) {
         env.push(json!({"name": "AWS_ENDPOINT_URL", "value": endpoint}));
     }
+    if let Some(limits) = params.aws_rate_limits.as_deref().filter(|l| !l.is_empty()) {
+        env.push(json!({"name": "ALERTOPS_AWS_RATE_LIMITS", "value": limits}));
+    }
     Value::Array(env)
 }
 
@@ -481,6 +486,7 @@ mod tests {
             slack_api_base: None,
             aws_endpoint_url: None,
             slack_outage_tolerance_seconds: 7200,
+            aws_rate_limits: None,
         }
     }
 
@@ -520,6 +526,7 @@ mod tests {
             buttons_signed: true,
             slack_api_base: Some("https://slack.example/api/".into()),
             aws_endpoint_url: Some("http://moto.aws:5000".into()),
+            aws_rate_limits: Some("ses=14".into()),
             ..params()
         };
         let route = route("slack", json!({}));
@@ -555,6 +562,7 @@ mod tests {
         assert_eq!(env["ALERTOPS_SLACK_API_BASE"], "https://slack.example/api/");
         assert_eq!(env["AWS_ENDPOINT_URL"], "http://moto.aws:5000");
         assert_eq!(env["ALERTOPS_SLACK_OUTAGE_TOLERANCE_SECONDS"], "7200");
+        assert_eq!(env["ALERTOPS_AWS_RATE_LIMITS"], "ses=14");
         let declared = declared_env("consume");
         let names = c.env.iter().flatten().map(|e| &e.name);
         for name in names.filter(|n| n.starts_with("ALERTOPS_")) {

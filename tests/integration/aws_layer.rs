@@ -41,7 +41,7 @@ async fn call_log_records_each_operation_and_tells_writes_from_reads() {
         .await
         .aws("GetQueueAttributes")
         .expect("attributes read");
-    aws.acquire(AwsApi::CloudWatch).await;
+    aws.acquire(AwsApi::DescribeAlarms).await;
     aws.cloudwatch
         .put_metric_alarm()
         .alarm_name(&alarm)
@@ -56,7 +56,7 @@ async fn call_log_records_each_operation_and_tells_writes_from_reads() {
         .await
         .aws("PutMetricAlarm")
         .expect("alarm created");
-    aws.acquire(AwsApi::CloudWatch).await;
+    aws.acquire(AwsApi::DescribeAlarms).await;
     let described = aws
         .cloudwatch
         .describe_alarms()
@@ -100,7 +100,7 @@ async fn call_log_records_each_operation_and_tells_writes_from_reads() {
 
     // A read-only pass after a reset records reads and no writes.
     log.reset();
-    aws.acquire(AwsApi::CloudWatch).await;
+    aws.acquire(AwsApi::DescribeAlarms).await;
     aws.cloudwatch
         .describe_alarms()
         .alarm_names(&alarm)
@@ -294,7 +294,7 @@ async fn rate_limiter_spaces_calls_on_a_fake_clock() {
     assert_eq!(ms, [0, 0, 200, 400, 600, 800, 1000]);
     assert_eq!(aws.call_log().count("ListQueues"), 7);
     // The other APIs kept their own (generous) budget.
-    aws.acquire(AwsApi::CloudWatch).await;
+    aws.acquire(AwsApi::DescribeAlarms).await;
     assert_eq!(clock.elapsed(), Duration::from_millis(1000));
 }
 

@@ -522,6 +522,7 @@ const PRINCIPALS: &[(&str, &[&str])] = &[
             "sns:ListSubscriptions",
             "sns:ListSubscriptionsByTopic",
             "sns:ListTagsForResource",
+            "sns:ListTopics",
             "sns:SetSubscriptionAttributes",
             "sns:SetTopicAttributes",
             "sns:Subscribe",

@@ -14,6 +14,7 @@ mod digest_schedule;
 mod harness;
 mod iam_policy;
 mod interact;
+mod inventory;
 mod lint;
 mod local;
 mod metric_names;

@@ -143,6 +143,14 @@ app.kubernetes.io/component: {{ .component }}
 - name: AWS_ENDPOINT_URL
   value: {{ . | quote }}
 {{- end }}
+{{- with .Values.aws.rateLimits }}
+{{- $limits := list }}
+{{- range $api, $rate := . }}
+{{- $limits = append $limits (printf "%s=%v" $api $rate) }}
+{{- end }}
+- name: ALERTOPS_AWS_RATE_LIMITS
+  value: {{ join "," $limits | quote }}
+{{- end }}
 {{- end }}
 
 {{/* Preferred anti-affinity that spreads one component's replicas across nodes. */}}

@@ -299,6 +299,9 @@ def test_the_chart_refuses_to_render_without_a_cluster_id(values):
         {"watchNamespace": "Not A Namespace"},
         {"metrics": {"serviceMonitor": {"interval": "often"}}},
         {"crds": {"install": True}},
+        {"aws": {"rateLimits": {"s3": 5}}},
+        {"aws": {"rateLimits": {"ses": 0}}},
+        {"aws": {"rateLimits": {"ses": "fast"}}},
     ],
 )
 def test_schema_rejects_bad_values(values):
@@ -627,6 +630,9 @@ def test_controller_command_and_environment(default_objects, all_objects):
     assert e["ALERTOPS_WATCH_NAMESPACE"] == "platform"
     assert e["AWS_REGION"] == "eu-west-1"
     assert e["AWS_ENDPOINT_URL"] == "http://moto.aws-emulator.svc:5000"
+    # Per-API rate limits over AWS's default quotas, as --aws-rate-limits reads them.
+    assert e["ALERTOPS_AWS_RATE_LIMITS"] == "cloudwatch:PutMetricAlarm=10,ses=14/28"
+    assert "ALERTOPS_AWS_RATE_LIMITS" not in env(container(find(default_objects, "Deployment", "alertops-controller")))
     assert e["ALERTOPS_RESYNC_SECONDS"] == "300"
     assert e["ALERTOPS_SLACK_OUTAGE_TOLERANCE_SECONDS"] == "14400"
     assert e["RUST_LOG"] == "info,alertops=debug"

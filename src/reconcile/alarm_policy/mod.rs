@@ -333,4 +333,6 @@ fn lint_condition(findings: &[LintFinding]) -> ConditionUpdate {
 }
 
 #[cfg(test)]
+mod fleet_tests;
+#[cfg(test)]
 mod tests;

@@ -1,5 +1,8 @@
 //! The reads an AlarmPolicy's plan needs: the topic, the alarms and rules under the policy's
-//! prefixes (one paged listing each), and only the tags and targets the plan asks for.
+//! prefixes (one paged listing each; rules only when the spec or the status has some), and only
+//! the tags and targets the plan asks for. In the controller these read through the cluster-wide
+//! [`crate::aws::Inventory`], so a resync lists each kind once for every policy; a one-shot run
+//! may pass the gateway itself.
 
 use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt, stream};
@@ -61,7 +64,10 @@ pub async fn alarms_and_rules(
     rules: &[DesiredRule],
     recorded: &Recorded,
 ) -> Result<Observed, AwsError> {
-    let mut observed = listings(aws, owner).await?;
+    // A policy without rules, in its spec or its status, has none to keep or delete: most
+    // policies are alarms only, and this saves a listing per resync.
+    let with_rules = !rules.is_empty() || !recorded.rules.is_empty();
+    let mut observed = listings(aws, owner, with_rules).await?;
     let reads = tag_reads(alarms, composites, rules, &observed, recorded);
     read_tags(aws, &reads, &mut observed).await?;
     let existing: Vec<&str> = rules
@@ -92,16 +98,24 @@ pub async fn leftovers(
     owner: &OwnerIdentity,
     recorded: &Recorded,
 ) -> Result<Observed, AwsError> {
-    let mut observed = listings(aws, owner).await?;
+    let mut observed = listings(aws, owner, true).await?;
     let reads = super::plan::deletion_tag_reads(&observed, recorded);
     read_tags(aws, &reads, &mut observed).await?;
     Ok(observed)
 }
 
-async fn listings(aws: &dyn ControllerAws, owner: &OwnerIdentity) -> Result<Observed, AwsError> {
+async fn listings(
+    aws: &dyn ControllerAws,
+    owner: &OwnerIdentity,
+    with_rules: bool,
+) -> Result<Observed, AwsError> {
     // Composite alarms come in the same DescribeAlarms pages as the metric alarms.
     let listing = aws.alarm_listing(&owner.alarm_prefix()).await?;
-    let rules = aws.rules_with_prefix(&owner.rule_prefix()).await?;
+    let rules = if with_rules {
+        aws.rules_with_prefix(&owner.rule_prefix()).await?
+    } else {
+        Vec::new()
+    };
     Ok(Observed {
         alarms: listing
             .metric
