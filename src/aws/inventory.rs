@@ -595,6 +595,54 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn composites_come_from_the_same_listing_and_a_written_one_is_read_again() {
+        let aws = FakeAws::new();
+        let inventory = Inventory::new(aws.clone(), CLUSTER, Duration::from_secs(600));
+        let prefix = format!("{}ns/p/", cluster_alarm_prefix(CLUSTER));
+        let other = format!("{}ns/q/", cluster_alarm_prefix(CLUSTER));
+        aws.insert_alarm(alarm(&format!("{prefix}m")), Tags::new());
+        let composite = CompositeDefinition {
+            alarm_name: format!("{prefix}both"),
+            description: None,
+            actions_enabled: true,
+            alarm_actions: Vec::new(),
+            ok_actions: Vec::new(),
+            insufficient_data_actions: Vec::new(),
+            rule: format!("ALARM(\"{prefix}m\")"),
+        };
+        aws.insert_composite(composite.clone(), Tags::new());
+
+        let listing = inventory.alarm_listing(&prefix).await.unwrap();
+        assert_eq!((listing.metric.len(), listing.composite.len()), (1, 1));
+        assert!(
+            inventory
+                .alarm_listing(&other)
+                .await
+                .unwrap()
+                .metric
+                .is_empty()
+        );
+        assert_eq!(
+            count(&aws, "DescribeAlarms"),
+            1,
+            "one cluster-wide listing serves every policy"
+        );
+        assert_eq!(
+            inventory.alarms_with_prefix(&prefix).await.unwrap().len(),
+            1,
+            "metric alarms only"
+        );
+
+        let mut changed = composite.clone();
+        changed.rule = "TRUE".into();
+        inventory.put_composite(&changed, None).await.unwrap();
+        aws.clear_calls();
+        let listing = inventory.alarm_listing(&prefix).await.unwrap();
+        assert_eq!(listing.composite[0].definition.rule, "TRUE");
+        assert_eq!(aws.calls(), ["DescribeAlarms"], "only the written prefix");
+    }
+
+    #[tokio::test]
     async fn a_listing_older_than_max_age_is_read_again() {
         let aws = FakeAws::new();
         let inventory = Inventory::new(aws.clone(), CLUSTER, Duration::ZERO);
