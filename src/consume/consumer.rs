@@ -83,6 +83,29 @@ pub struct ConsumerOptions {
     /// Most SQS messages drained into one storm summary after an outage; a larger backlog gets
     /// one summary per this many messages.
     pub storm_max_messages: usize,
+    /// A batch whose oldest message waited longer than this is a backlog (the consumer was down,
+    /// or restarted while Slack was) and is drained into a storm summary, as after an outage
+    /// this process saw.
+    pub backlog_age: Duration,
+}
+
+/// Why a batch drains the queue's backlog into a storm summary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Backlog {
+    /// This process held alerts through a Slack outage of this length.
+    AfterOutage(Duration),
+    /// The oldest message waited longer than `backlog_age` (a restart during an outage, or a
+    /// consumer that was down).
+    Found,
+}
+
+impl Backlog {
+    fn outage(self) -> Option<Duration> {
+        match self {
+            Backlog::AfterOutage(outage) => Some(outage),
+            Backlog::Found => None,
+        }
+    }
 }
 
 /// The longest outage tolerance: a received message stays invisible for at most 12 hours in
@@ -104,6 +127,7 @@ impl Default for ConsumerOptions {
             probe_initial: Duration::from_secs(10),
             probe_max: Duration::from_secs(300),
             storm_max_messages: 1000,
+            backlog_age: Duration::from_secs(10 * 60),
         }
     }
 }
@@ -341,6 +365,19 @@ impl<C: ClusterApi> Consumer<C> {
         (self.clock)()
     }
 
+    /// Whether the oldest message of the batch waited longer than `backlog_age` in the queue.
+    fn waited_too_long(&self, batch: &Batch) -> bool {
+        let Ok(age) = chrono::Duration::from_std(self.options.backlog_age) else {
+            return false;
+        };
+        batch
+            .messages
+            .iter()
+            .filter_map(|m| m.sent_at)
+            .min()
+            .is_some_and(|oldest| self.now() - oldest > age)
+    }
+
     /// Ready once the route was read and its queue answered; not ready while a batch cannot
     /// run (route missing, no queue yet, AWS unreachable). `/readyz` serves it.
     pub fn readiness(&self) -> &Readiness {
@@ -477,7 +514,11 @@ impl<C: ClusterApi> Consumer<C> {
             deleted: HashSet::new(),
         };
         self.absorb(&state, first, &mut batch).await;
-        let backlog_left = match outage {
+        let backlog = match outage {
+            Some(outage) => Some(Backlog::AfterOutage(outage)),
+            None => self.waited_too_long(&batch).then_some(Backlog::Found),
+        };
+        let backlog_left = match backlog {
             Some(_) => !self.collect_backlog(&state, &mut batch).await,
             None => {
                 self.collect_group(&state, &mut batch).await;
@@ -499,11 +540,11 @@ impl<C: ClusterApi> Consumer<C> {
 
         let pending = collapse(std::mem::take(&mut batch.pending));
         if !pending.is_empty() {
-            self.deliver(&state, &mut batch, pending, outage, &mut report)
+            self.deliver(&state, &mut batch, pending, backlog, &mut report)
                 .await;
         }
         self.delay_failed(&state, &batch, &mut report).await;
-        if let Some(outage) = outage.filter(|_| backlog_left) {
+        if let Some(Backlog::AfterOutage(outage)) = backlog.filter(|_| backlog_left) {
             // More than one summary's worth: the next batch summarises the rest. A newer
             // outage that ended during this batch is kept instead.
             self.backlog_after_outage
@@ -718,7 +759,7 @@ impl<C: ClusterApi> Consumer<C> {
         state: &RouteState,
         batch: &mut Batch,
         pending: Vec<PendingAlert<usize>>,
-        outage: Option<Duration>,
+        backlog: Option<Backlog>,
         report: &mut BatchReport,
     ) {
         let destinations: Vec<Destination> = [
@@ -818,10 +859,10 @@ impl<C: ClusterApi> Consumer<C> {
                 .await;
             // After an outage the backlog is summarised (see `super::storm`); otherwise, and for
             // what needs its own message, the usual plan.
-            let (summary, deliveries) = match outage {
-                Some(outage) => {
+            let (summary, deliveries) = match backlog {
+                Some(backlog) => {
                     let storm =
-                        plan_storm(for_slack, index.as_ref(), max_per_message, Some(outage));
+                        plan_storm(for_slack, index.as_ref(), max_per_message, backlog.outage());
                     (storm.summary, storm.deliveries)
                 }
                 None => (None, plan(for_slack, index.as_ref(), max_per_message)),

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 
 use crate::aws::sqs::{self, ReceiveRequest, SqsQueues};
@@ -22,6 +24,8 @@ pub struct ReceivedMessage {
     pub body: String,
     /// How many times SQS has handed this message out, this time included.
     pub receive_count: u32,
+    /// When SQS accepted the message (its `SentTimestamp`).
+    pub sent_at: Option<DateTime<Utc>>,
 }
 
 /// The queue attributes the consumer acts on.
@@ -84,7 +88,10 @@ pub async fn receive(
         max,
         wait_seconds: wait.min(MAX_WAIT).as_secs_f64().ceil() as i32,
         visibility_timeout: None,
-        attributes: &[MessageSystemAttributeName::ApproximateReceiveCount],
+        attributes: &[
+            MessageSystemAttributeName::ApproximateReceiveCount,
+            MessageSystemAttributeName::SentTimestamp,
+        ],
     };
     let messages = sqs::receive(aws, queue_url, request).await?;
     Ok(messages
@@ -107,6 +114,9 @@ pub async fn receive(
                 )
                 .and_then(|c| c.parse().ok())
                 .unwrap_or(1),
+                sent_at: sqs::system_attribute(m, &MessageSystemAttributeName::SentTimestamp)
+                    .and_then(|ms| ms.parse().ok())
+                    .and_then(DateTime::from_timestamp_millis),
             })
         })
         .collect())

@@ -86,7 +86,8 @@ pub fn render_storm_summary(summary: &StormSummary, options: &RenderOptions) -> 
             "⚠️ Slack was unreachable for {}: {notifications} alerts arrived meanwhile",
             human_std_duration(outage)
         ),
-        None => format!("⚠️ {notifications} alerts arrived while Slack was unreachable"),
+        // A backlog found in the queue: Slack, or the consumer, was away.
+        None => format!("⚠️ {notifications} alerts were waiting to be delivered"),
     };
 
     let mut kinds: Vec<(AlertKind, usize)> = Vec::new();

@@ -371,3 +371,68 @@ async fn a_problem_summarised_after_an_outage_resolves_in_the_summarys_thread() 
     );
     assert_eq!(queue_counts(&aws, &plumbing.dlq_url).await, (0, 0));
 }
+
+/// A consumer that finds a backlog older than `backlog_age` (it restarted while Slack was down,
+/// so the outage it saw died with the old process; or it was down itself) drains it into one
+/// storm summary instead of a flood of posts — found by `make soak`, where a kill during an
+/// outage made the new process post every held alert on its own.
+#[tokio::test]
+async fn a_backlog_found_after_a_restart_arrives_as_one_summary_not_a_flood() {
+    let aws = harness::aws_clients().await;
+    let recorder = SlackRecorder::start().await;
+    let topic_arn = topic(&aws).await;
+    let plumbing = subscribed_queue(&aws, &topic_arn, 4, 30).await;
+    let (spec, secret) = webhook_spec(&recorder, &topic_arn, "backlog");
+    let route = Route::new(spec, secret, &plumbing).await;
+    for i in 0..30 {
+        publish(
+            &aws,
+            &topic_arn,
+            None,
+            &format!("backlog-{i:02}: disk almost full"),
+        )
+        .await;
+    }
+    for _ in 0..11 {
+        publish(&aws, &topic_arn, None, "orders-db replica lag above 30 s").await;
+    }
+    super::consume::await_queue(&aws, &plumbing.queue_url, Duration::from_secs(30), |c| {
+        c.0 == 41
+    })
+    .await;
+
+    // The consumer's clock says these alerts waited 20 minutes (backlog_age is 10 by default).
+    let later = chrono::Utc::now() + chrono::Duration::minutes(20);
+    let mut consumer = Consumer::new(
+        route.cluster.clone(),
+        aws.clone(),
+        super::consume::slack_client(&recorder),
+        route.reference(),
+        test_options(),
+    )
+    .with_signer(signer())
+    .with_clock(Arc::new(move || later));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while queue_counts(&aws, &plumbing.queue_url).await != (0, 0) {
+        consumer.run_once().await.expect("a batch runs");
+        assert!(Instant::now() < deadline, "the backlog was not drained");
+    }
+
+    let posts = answered(&recorder.requests(), "/webhook/backlog", 200);
+    assert_eq!(
+        posts.len(),
+        1,
+        "one storm summary, not a post per alert: {:#?}",
+        posts
+            .iter()
+            .map(RecordedRequest::all_text)
+            .collect::<Vec<_>>()
+    );
+    let summary = posts[0].all_text();
+    assert!(summary.contains("41 alerts were waiting"), "{summary}");
+    assert!(
+        summary.contains("orders-db replica lag above 30 s — firing ×11"),
+        "{summary}"
+    );
+    assert_eq!(queue_counts(&aws, &plumbing.dlq_url).await, (0, 0));
+}
