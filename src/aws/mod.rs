@@ -76,6 +76,8 @@ pub struct AwsClients {
     pub emr: aws_sdk_emr::Client,
     /// SES v2.
     pub ses: aws_sdk_sesv2::Client,
+    /// CloudWatch Logs (metric filters of log alarms, log lines of firing ones).
+    pub logs: aws_sdk_cloudwatchlogs::Client,
     rate_limits: RateLimits,
     call_log: CallLog,
     settings: AwsSettings,
@@ -135,6 +137,10 @@ impl AwsClients {
             .interceptor(recorder.clone())
             .build();
         let ses = aws_sdk_sesv2::config::Builder::from(config)
+            .retry_config(retry.clone())
+            .interceptor(recorder.clone())
+            .build();
+        let logs = aws_sdk_cloudwatchlogs::config::Builder::from(config)
             .retry_config(retry)
             .interceptor(recorder)
             .build();
@@ -145,6 +151,7 @@ impl AwsClients {
             eventbridge: aws_sdk_eventbridge::Client::from_conf(eventbridge),
             emr: aws_sdk_emr::Client::from_conf(emr),
             ses: aws_sdk_sesv2::Client::from_conf(ses),
+            logs: aws_sdk_cloudwatchlogs::Client::from_conf(logs),
             rate_limits,
             call_log,
             settings,

@@ -62,10 +62,15 @@ pub enum AwsApi {
     Emr,
     /// SES v2 (email).
     Ses,
+    /// CloudWatch Logs PutMetricFilter, DescribeMetricFilters and DeleteMetricFilter (5/s each
+    /// by default; one budget keeps all three under the smallest).
+    LogMetricFilters,
+    /// CloudWatch Logs FilterLogEvents (5/s), the log lines shown with a firing log alarm.
+    LogEventReads,
 }
 
 /// How many [`AwsApi`] keys there are.
-const API_COUNT: usize = 11;
+const API_COUNT: usize = 13;
 
 impl AwsApi {
     /// Every API, in a stable order.
@@ -81,6 +86,8 @@ impl AwsApi {
         AwsApi::EventBridge,
         AwsApi::Emr,
         AwsApi::Ses,
+        AwsApi::LogMetricFilters,
+        AwsApi::LogEventReads,
     ];
 
     /// The key that names this API in `--aws-rate-limits` and the chart's `aws.rateLimits`
@@ -98,6 +105,8 @@ impl AwsApi {
             AwsApi::EventBridge => "events",
             AwsApi::Emr => "emr",
             AwsApi::Ses => "ses",
+            AwsApi::LogMetricFilters => "logs:PutMetricFilter",
+            AwsApi::LogEventReads => "logs:FilterLogEvents",
         }
     }
 
@@ -128,6 +137,10 @@ impl AwsApi {
             "EventBridge" => AwsApi::EventBridge,
             "EMR" => AwsApi::Emr,
             "SESv2" => AwsApi::Ses,
+            "CloudWatch Logs" => match operation {
+                "FilterLogEvents" => AwsApi::LogEventReads,
+                _ => AwsApi::LogMetricFilters,
+            },
             _ => return None,
         })
     }
@@ -142,7 +155,7 @@ impl AwsApi {
             AwsApi::AlarmTagReads | AwsApi::SnsTagging => 10,
             AwsApi::AlarmTagWrites | AwsApi::Sns | AwsApi::EventBridge => 20,
             AwsApi::Sqs => 50,
-            AwsApi::Emr => 5,
+            AwsApi::Emr | AwsApi::LogMetricFilters | AwsApi::LogEventReads => 5,
             AwsApi::Ses => 1,
         });
         rate.with_burst(rate.per_second.get().div_ceil(2))
