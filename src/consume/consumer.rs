@@ -36,11 +36,12 @@ use crate::resources::{AlertRoute, EmailDestination};
 use crate::slack::snooze::{self, Snooze};
 use crate::slack::{
     ActionSigner, ButtonSigning, PostedMessage, RenderOptions, RouteRef, SlackClient, SlackError,
-    SlackTarget, human_std_duration, render_alert, render_group, render_storm_summary,
+    SlackTarget, human_std_duration, render_alert, render_group_headed, render_storm_summary,
 };
 use crate::telemetry::Readiness;
 
 use super::ConsumeError;
+use super::attribute_groups::{group_key, heading, partition};
 use super::circuit::{CircuitSettings, OnFailure, SlackCircuit};
 use super::clock::{Clock, system_clock};
 use super::metrics::ConsumerMetrics;
@@ -799,6 +800,7 @@ impl<C: ClusterApi> Consumer<C> {
             .grouping
             .max_alerts_per_message
             .clamp(1, 40) as usize;
+        let by_attributes = &state.route.spec.grouping.by_attributes;
 
         // Destinations that accepted on an earlier receive are skipped; a message they were
         // the last of is complete now.
@@ -816,7 +818,12 @@ impl<C: ClusterApi> Consumer<C> {
                 .iter()
                 .filter(|p| progress.needs(p, Destination::Email))
                 .collect();
-            for group in for_email.chunks(max_per_message) {
+            // One email per attribute group too (each alert shows the values it is grouped by).
+            let groups = partition(for_email, |p| group_key(&p.alert, by_attributes));
+            for group in groups
+                .iter()
+                .flat_map(|(_, members)| members.chunks(max_per_message))
+            {
                 let alerts: Vec<&Alert> = group.iter().map(|p| &p.alert).collect();
                 let ids: Vec<usize> = group.iter().flat_map(|p| p.messages.clone()).collect();
                 let sent = self
@@ -861,11 +868,19 @@ impl<C: ClusterApi> Consumer<C> {
             // what needs its own message, the usual plan.
             let (summary, deliveries) = match backlog {
                 Some(backlog) => {
-                    let storm =
-                        plan_storm(for_slack, index.as_ref(), max_per_message, backlog.outage());
+                    let storm = plan_storm(
+                        for_slack,
+                        index.as_ref(),
+                        max_per_message,
+                        by_attributes,
+                        backlog.outage(),
+                    );
                     (storm.summary, storm.deliveries)
                 }
-                None => (None, plan(for_slack, index.as_ref(), max_per_message)),
+                None => (
+                    None,
+                    plan(for_slack, index.as_ref(), max_per_message, by_attributes),
+                ),
             };
             if let Some(post) = summary {
                 let ids = post.messages;
@@ -1396,7 +1411,7 @@ impl<C: ClusterApi> Consumer<C> {
             }
             batch.messages.push(message);
             if enrichment.accepts(&state.route.spec.match_, &alert) {
-                alert.show_attributes(&state.route.spec.correlation_attributes);
+                alert.show_attributes(&state.route.spec.shown_attributes());
                 batch.first_pending_at.get_or_insert_with(Instant::now);
                 batch.pending.push(PendingAlert {
                     alert,
@@ -1438,11 +1453,12 @@ impl<C: ClusterApi> Consumer<C> {
         signing: Option<ButtonSigning<'_>>,
     ) -> Result<Sent, SlackError> {
         match delivery {
-            Delivery::Post { alerts, .. } => {
+            Delivery::Post { alerts, group, .. } => {
                 let message = if alerts.len() == 1 {
+                    // One alert shows its grouping values itself (see `shown_attributes`).
                     render_alert(&alerts[0], &state.render, signing)
                 } else {
-                    render_group(alerts, &state.render, signing)
+                    render_group_headed(alerts, heading(group).as_deref(), &state.render, signing)
                 };
                 let posted = self.slack.post(target, &message).await?;
                 Ok(Sent {

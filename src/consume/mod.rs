@@ -8,6 +8,7 @@
 //! environment, a clean stop on SIGTERM.
 
 mod args;
+pub(crate) mod attribute_groups;
 pub(crate) mod circuit;
 pub(crate) mod clock;
 mod consumer;

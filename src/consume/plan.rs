@@ -10,13 +10,16 @@
 //! - A firing problem whose reason changed (two placement failures of one service, each with
 //!   its own reason) is a new fact: it goes into the thread of the first message, saying what
 //!   changed, instead of `chat.update` silently replacing the first reason.
-//! - Everything else is posted, at most `max_per_message` alerts per message, in arrival order.
+//! - Everything else is posted, at most `max_per_message` alerts per message, in arrival order;
+//!   with `grouping.byAttributes`, alerts of different attribute values never share a post (see
+//!   [`super::attribute_groups`]).
 
 use crate::alert::Alert;
 use crate::resources::AlertState;
 
 use chrono::{DateTime, Utc};
 
+use super::attribute_groups::{GroupKey, group_key, partition};
 use super::store::{MessageIndex, STORED_TITLE_CHARS, StoredMessage};
 use crate::slack::PostedMessage;
 
@@ -38,6 +41,9 @@ pub enum Delivery<M> {
         alerts: Vec<Alert>,
         /// Their SQS messages.
         messages: Vec<M>,
+        /// The attribute values they share (`grouping.byAttributes`), heading the message;
+        /// empty for the route's plain group.
+        group: GroupKey,
     },
     /// Rewrite the single-alert message that shows this problem.
     Update {
@@ -210,11 +216,12 @@ pub fn record_after(
 }
 
 /// The Slack calls for `pending` (already collapsed). `index` is `None` for webhooks, which
-/// cannot update messages.
+/// cannot update messages; `by_attributes` is the route's `grouping.byAttributes`.
 pub fn plan<M>(
     pending: Vec<PendingAlert<M>>,
     index: Option<&MessageIndex>,
     max_per_message: usize,
+    by_attributes: &[String],
 ) -> Vec<Delivery<M>> {
     let max_per_message = max_per_message.max(1);
     let mut deliveries = Vec::new();
@@ -244,7 +251,20 @@ pub fn plan<M>(
             _ => to_post.push(item),
         }
     }
-    let mut rest = to_post.into_iter().peekable();
+    for (group, members) in partition(to_post, |item| group_key(&item.alert, by_attributes)) {
+        deliveries.extend(posts(group, members, max_per_message));
+    }
+    deliveries
+}
+
+/// The posts of one group: at most `max_per_message` alerts each, in arrival order.
+fn posts<M>(
+    group: GroupKey,
+    members: Vec<PendingAlert<M>>,
+    max_per_message: usize,
+) -> Vec<Delivery<M>> {
+    let mut out = Vec::new();
+    let mut rest = members.into_iter().peekable();
     while rest.peek().is_some() {
         let chunk: Vec<PendingAlert<M>> = rest.by_ref().take(max_per_message).collect();
         let mut alerts = Vec::with_capacity(chunk.len());
@@ -253,9 +273,13 @@ pub fn plan<M>(
             alerts.push(item.alert);
             messages.extend(item.messages);
         }
-        deliveries.push(Delivery::Post { alerts, messages });
+        out.push(Delivery::Post {
+            alerts,
+            messages,
+            group: group.clone(),
+        });
     }
-    deliveries
+    out
 }
 
 #[cfg(test)]
@@ -315,6 +339,7 @@ mod tests {
             }],
             Some(&index),
             20,
+            &[],
         );
         assert!(
             matches!(&deliveries[0], Delivery::ThreadReply { change: Some(c), .. } if c.contains("reason changed")),
@@ -329,6 +354,7 @@ mod tests {
             }],
             Some(&index),
             20,
+            &[],
         );
         assert!(
             matches!(&deliveries[0], Delivery::Update { .. }),
@@ -367,7 +393,7 @@ mod tests {
         let items = (0..45)
             .map(|i| pending(&format!("f{i}"), AlertState::Firing, None, i))
             .collect();
-        let deliveries = plan(items, None, 20);
+        let deliveries = plan(items, None, 20, &[]);
         let sizes: Vec<usize> = deliveries.iter().map(Delivery::alert_count).collect();
         assert_eq!(sizes, vec![20, 20, 5]);
         assert_eq!(deliveries[2].messages(), &[40, 41, 42, 43, 44]);
@@ -389,6 +415,7 @@ mod tests {
             ],
             Some(&index),
             20,
+            &[],
         );
         assert!(matches!(&deliveries[0], Delivery::Update { stored, .. } if stored.ts == "1.1"));
         assert!(matches!(&deliveries[1], Delivery::ThreadReply { .. }));
@@ -396,8 +423,65 @@ mod tests {
     }
 
     #[test]
+    fn posts_split_by_attribute_values_and_each_group_is_chunked() {
+        let with = |fp: &str, id: Option<&str>, m: u32| {
+            let mut item = pending(fp, AlertState::Firing, None, m);
+            if let Some(id) = id {
+                item.alert
+                    .attributes
+                    .insert("correlation_id".into(), id.into());
+            }
+            item
+        };
+        let mut index = MessageIndex::new();
+        index.insert(
+            Fingerprint::from_raw("known"),
+            stored(AlertState::Firing, true),
+        );
+        let items = vec![
+            with("a1", Some("A"), 1),
+            with("plain", None, 2),
+            with("b1", Some("B"), 3),
+            with("a2", Some("A"), 4),
+            with("a3", Some("A"), 5),
+            with("known", Some("B"), 6),
+        ];
+        let by = vec!["correlation_id".to_string()];
+        let deliveries = plan(items, Some(&index), 2, &by);
+        let shape: Vec<(Vec<u32>, GroupKey)> = deliveries
+            .iter()
+            .map(|d| match d {
+                Delivery::Post {
+                    messages, group, ..
+                } => (messages.clone(), group.clone()),
+                other => (
+                    other.messages().to_vec(),
+                    vec![("reply".into(), String::new())],
+                ),
+            })
+            .collect();
+        let key = |v: &str| vec![("correlation_id".to_string(), v.to_string())];
+        assert_eq!(
+            shape,
+            vec![
+                // A known problem still replies in its message's thread, whatever its key.
+                (vec![6], vec![("reply".to_string(), String::new())]),
+                (vec![1, 4], key("A")),
+                (vec![5], key("A")),
+                (vec![2], Vec::new()),
+                (vec![3], key("B")),
+            ]
+        );
+    }
+
+    #[test]
     fn webhooks_always_post() {
-        let deliveries = plan(vec![pending("a", AlertState::Resolved, None, 1)], None, 20);
+        let deliveries = plan(
+            vec![pending("a", AlertState::Resolved, None, 1)],
+            None,
+            20,
+            &[],
+        );
         assert!(matches!(&deliveries[0], Delivery::Post { .. }));
     }
 
@@ -429,6 +513,7 @@ mod tests {
         let post = Delivery::Post {
             alerts: vec![firing.clone()],
             messages: vec![1],
+            group: Vec::new(),
         };
         let first = record_of(&post, &firing, &posted, false, t(0));
         assert_eq!(

@@ -74,17 +74,20 @@ fn importance(
 }
 
 /// Plans the backlog `pending` (already collapsed: one item per problem, with every SQS message
-/// that carried it). `outage` is how long Slack was unreachable.
+/// that carried it). `outage` is how long Slack was unreachable. The summary lists problems of
+/// every `by_attributes` key together (one message beats one per correlation id after an
+/// outage); what needs its own message is grouped by them as always.
 pub fn plan_storm<M>(
     pending: Vec<PendingAlert<M>>,
     index: Option<&MessageIndex>,
     max_per_message: usize,
+    by_attributes: &[String],
     outage: Option<Duration>,
 ) -> StormPlan<M> {
     if pending.len() <= max_per_message.max(1) {
         return StormPlan {
             summary: None,
-            deliveries: plan(pending, index, max_per_message),
+            deliveries: plan(pending, index, max_per_message, by_attributes),
         };
     }
     let mut lines = Vec::with_capacity(pending.len());
@@ -115,7 +118,7 @@ pub fn plan_storm<M>(
             alerts,
             messages,
         }),
-        deliveries: plan(own, index, max_per_message),
+        deliveries: plan(own, index, max_per_message, by_attributes),
     }
 }
 
@@ -159,7 +162,7 @@ mod tests {
 
     #[test]
     fn a_backlog_that_fits_one_message_is_planned_as_always() {
-        let out = plan_storm(warnings(20), None, 20, Some(Duration::from_secs(60)));
+        let out = plan_storm(warnings(20), None, 20, &[], Some(Duration::from_secs(60)));
         assert!(out.summary.is_none());
         assert_eq!(out.deliveries.len(), 1);
         assert_eq!(out.deliveries[0].alert_count(), 20);
@@ -180,7 +183,7 @@ mod tests {
             Severity::Critical,
             vec![200],
         ));
-        let out = plan_storm(items, None, 20, Some(Duration::from_secs(7200)));
+        let out = plan_storm(items, None, 20, &[], Some(Duration::from_secs(7200)));
         let SummaryPost {
             summary,
             alerts,
@@ -218,6 +221,28 @@ mod tests {
     }
 
     #[test]
+    fn the_summary_spans_attribute_groups_and_own_messages_keep_them() {
+        let mut items = warnings(30);
+        for (i, id) in [(31, "A"), (32, "B"), (33, "A")] {
+            let mut item = pending(
+                &format!("crit{i}"),
+                AlertState::Firing,
+                Severity::Critical,
+                vec![i],
+            );
+            item.alert
+                .attributes
+                .insert("correlation_id".into(), id.into());
+            items.push(item);
+        }
+        let by = vec!["correlation_id".to_string()];
+        let out = plan_storm(items, None, 20, &by, None);
+        assert_eq!(out.summary.expect("a summary").summary.lines.len(), 33);
+        let posts: Vec<&[u32]> = out.deliveries.iter().map(Delivery::messages).collect();
+        assert_eq!(posts, vec![&[31, 33][..], &[32][..]], "one post per id");
+    }
+
+    #[test]
     fn a_problem_with_a_message_gets_that_message_updated() {
         let mut index = MessageIndex::new();
         index.insert(
@@ -236,7 +261,7 @@ mod tests {
         );
         let mut items = warnings(30);
         items[3].alert.state = AlertState::Resolved;
-        let out = plan_storm(items, Some(&index), 20, None);
+        let out = plan_storm(items, Some(&index), 20, &[], None);
         assert!(out.summary.is_some());
         assert!(
             matches!(&out.deliveries[..], [Delivery::Update { messages, .. }] if messages == &[3]),

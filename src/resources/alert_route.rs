@@ -145,8 +145,10 @@ fn default_max_attempts() -> i32 {
 
 /// Storm control. A channel never gets more than one post per second; alerts arriving within
 /// `groupWaitSeconds` of each other are posted as one message that lists them.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.byAttributes) || self.byAttributes.all(n, self.byAttributes.exists_one(m, m == n))")
+    .message("grouping.byAttributes names each attribute once"))]
 pub struct Grouping {
     /// How long to wait for more alerts before posting a group.
     #[serde(default = "default_group_wait")]
@@ -164,6 +166,21 @@ pub struct Grouping {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 15, max = 10080))]
     pub repeat_interval_minutes: Option<i32>,
+    /// Names of SNS message attributes to group by (for example `correlation_id`): alerts of
+    /// one group wait that carry the same values are posted together, in a message headed by
+    /// the values; different values get separate messages; alerts carrying none of them are
+    /// grouped as without this field. Each distinct value costs its own post (paced at one per
+    /// second per channel). The values are also shown on every alert, after
+    /// `correlationAttributes`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 5),
+        inner(
+            length(min = 1, max = 256),
+            regex(pattern = r"^[A-Za-z0-9_-]([A-Za-z0-9_.-]*[A-Za-z0-9_-])?$")
+        )
+    )]
+    pub by_attributes: Vec<String>,
 }
 
 impl Default for Grouping {
@@ -172,7 +189,23 @@ impl Default for Grouping {
             group_wait_seconds: default_group_wait(),
             max_alerts_per_message: default_max_group_size(),
             repeat_interval_minutes: None,
+            by_attributes: Vec::new(),
         }
+    }
+}
+
+impl AlertRouteSpec {
+    /// The message attributes shown on every alert: `correlationAttributes` in their order,
+    /// then those grouped by that are not among them (a single alert's message has no group
+    /// heading, so it must show them itself).
+    pub fn shown_attributes(&self) -> Vec<String> {
+        let mut names = self.correlation_attributes.clone();
+        for name in &self.grouping.by_attributes {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+        names
     }
 }
 

@@ -26,7 +26,7 @@ pub use render::{
     ACKNOWLEDGE_ACTION_PREFIX, ACTIONS_BLOCK_ID, ALERT_BLOCK_PREFIX, ButtonSigning,
     RETRY_ACTION_PREFIX, RenderOptions, RetryProgress, RetryStatus, SNOOZE_ACTION_PREFIX,
     STATUS_BLOCK_ID, SlackMessage, limit_violations, mark_acknowledged, mark_retry_progress,
-    mark_snoozed, render_alert, render_group, render_thread_reply,
+    mark_snoozed, render_alert, render_group, render_group_headed, render_thread_reply,
 };
 pub use storm::{StormLine, StormSummary, render_storm_summary};
 pub use target::{SlackTargetError, resolve_target};

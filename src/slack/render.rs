@@ -254,6 +254,18 @@ pub fn render_group(
     options: &RenderOptions,
     signing: Option<ButtonSigning<'_>>,
 ) -> SlackMessage {
+    render_group_headed(alerts, None, options, signing)
+}
+
+/// [`render_group`] for alerts that share message-attribute values (a route's
+/// `grouping.byAttributes`): `heading` (plain text such as `correlation_id 9f2c`, untrusted)
+/// is shown escaped under the header and leads the fallback text.
+pub fn render_group_headed(
+    alerts: &[Alert],
+    heading: Option<&str>,
+    options: &RenderOptions,
+    signing: Option<ButtonSigning<'_>>,
+) -> SlackMessage {
     let firing = alerts
         .iter()
         .filter(|a| a.state == AlertState::Firing)
@@ -277,6 +289,10 @@ pub fn render_group(
     let headline = format!("{emoji} {} alerts: {}", alerts.len(), counts.join(", "));
 
     let mut blocks = vec![header(&headline)];
+    let heading_line = heading.map(|h| format!("*Grouped by* {}", escape(h)));
+    if let Some(line) = &heading_line {
+        blocks.push(section(line));
+    }
     let mention_line = alerts.iter().find_map(|a| mentions_for(a, options));
     if let Some(line) = &mention_line {
         blocks.push(section(line));
@@ -326,7 +342,10 @@ pub fn render_group(
         .map(|a| format!("[{}] {}", alert_label(a), escape(&a.title)))
         .collect::<Vec<_>>()
         .join("; ");
-    let mut text = format!("{headline}. {titles}");
+    let mut text = match &heading_line {
+        Some(line) => format!("{headline} ({line}). {titles}"),
+        None => format!("{headline}. {titles}"),
+    };
     if let Some(line) = mention_line {
         text = format!("{line} {text}");
     }

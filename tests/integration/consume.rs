@@ -2319,3 +2319,77 @@ async fn a_snoozed_alert_whose_count_cannot_be_written_stays_in_the_queue() {
         "never posted"
     );
 }
+
+/// Publishes `message` with the SNS message attribute `correlation_id`.
+async fn publish_correlated(
+    aws: &AwsClients,
+    topic_arn: &str,
+    correlation_id: &str,
+    message: &str,
+) {
+    use aws_sdk_sns::types::MessageAttributeValue;
+    let value = MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(correlation_id)
+        .build()
+        .expect("attribute value");
+    aws.sns
+        .publish()
+        .topic_arn(topic_arn)
+        .message(message)
+        .message_attributes("correlation_id", value)
+        .send()
+        .await
+        .expect("Publish with attributes");
+}
+
+#[tokio::test]
+async fn alerts_are_posted_together_per_correlation_id_and_apart_across_ids() {
+    let aws = harness::aws_clients().await;
+    let recorder = SlackRecorder::start().await;
+    let topic_arn = topic(&aws).await;
+    let plumbing = subscribed_queue(&aws, &topic_arn, 60, 5).await;
+    let (mut spec, secret) = webhook_spec(&recorder, &topic_arn, "correlated");
+    spec["grouping"] = json!({"groupWaitSeconds": 2, "byAttributes": ["correlation_id"]});
+    let route = Route::new(spec, secret, &plumbing).await;
+
+    // Two alerts of one request (its id carries markup), one of another.
+    let shared = "req-<script>alert(1)</script>";
+    publish_correlated(&aws, &topic_arn, shared, "checkout-timeout: upstream slow").await;
+    publish_correlated(&aws, &topic_arn, shared, "payment-retry: card service 503").await;
+    publish_correlated(&aws, &topic_arn, "req-other", "search-error: index missing").await;
+
+    let mut consumer = route.consumer(&aws, slack_client(&recorder));
+    let report = run_until(&mut consumer, Duration::from_secs(30), |r| r.delivered >= 3).await;
+    assert_eq!(report.delivered, 3);
+    assert_eq!(
+        report.posts, 2,
+        "one message per correlation id: {report:?}"
+    );
+    await_queue(&aws, &plumbing.queue_url, Duration::from_secs(10), |c| {
+        c == (0, 0)
+    })
+    .await;
+
+    let posts = recorder.delivered("/webhook/correlated");
+    assert_eq!(posts.len(), 2);
+    let (together, apart): (Vec<_>, Vec<_>) = posts
+        .iter()
+        .partition(|p| p.all_text().contains("checkout-timeout"));
+    let together = serde_json::to_string(&together[0].body).unwrap();
+    let apart = serde_json::to_string(&apart[0].body).unwrap();
+    assert!(
+        together.contains("payment-retry"),
+        "same id, same message: {together}"
+    );
+    assert!(
+        together.contains("*Grouped by* correlation_id req-&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "headed by the escaped id: {together}"
+    );
+    assert!(!together.contains("<script>"), "{together}");
+    assert!(!together.contains("search-error"), "{together}");
+    assert!(
+        apart.contains("search-error") && apart.contains("req-other"),
+        "{apart}"
+    );
+}

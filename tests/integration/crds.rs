@@ -256,3 +256,51 @@ fn reminders_and_snoozes_need_a_bot_token() {
         "disabled is fine"
     );
 }
+
+/// Grouping attributes are SNS message attribute names, each named once.
+#[test]
+fn grouping_by_attributes_takes_attribute_names_once() {
+    use alertops::resources::AlertRoute;
+    use kube::CustomResourceExt;
+    let crd = AlertRoute::crd();
+    let schema = serde_json::to_value(
+        crd.spec.versions[0]
+            .schema
+            .as_ref()
+            .unwrap()
+            .open_api_v3_schema
+            .as_ref()
+            .unwrap(),
+    )
+    .unwrap();
+    let validator = kube::core::cel::Validator::new();
+    let route = |names: serde_json::Value| {
+        serde_json::json!({
+            "apiVersion": "alertops.dev/v1alpha1", "kind": "AlertRoute",
+            "metadata": {"name": "r", "namespace": "n"},
+            "spec": {
+                "sources": [{"topicArn": "arn:aws:sns:us-east-1:123456789012:t"}],
+                "slack": {"webhookSecretRef": {"name": "s", "key": "w"}},
+                "grouping": {"byAttributes": names},
+            }
+        })
+    };
+    let ok = serde_json::json!(["correlation_id", "request.id"]);
+    assert!(validator.validate(&schema, &route(ok), None).is_ok());
+    let err = validator
+        .validate(&schema, &route(serde_json::json!(["a", "b", "a"])), None)
+        .expect_err("a name twice");
+    assert!(
+        err.to_string()
+            .contains("grouping.byAttributes names each attribute once"),
+        "{err}"
+    );
+    // The CEL validator checks rules, not OpenAPI patterns: the API server checks these.
+    let items = &schema["properties"]["spec"]["properties"]["grouping"]["properties"]["byAttributes"]
+        ["items"];
+    assert_eq!(
+        items["pattern"], r"^[A-Za-z0-9_-]([A-Za-z0-9_.-]*[A-Za-z0-9_-])?$",
+        "SNS attribute names"
+    );
+    assert_eq!(items["maxLength"], 256);
+}

@@ -803,3 +803,35 @@ fn correlation_attributes_a_route_names_are_shown_escaped() {
         "attributes the route does not name stay out: {text}"
     );
 }
+
+/// Issue 13: a group of alerts sharing message-attribute values is headed by them, escaped in
+/// the blocks and the fallback text, and still fits Slack's limits.
+#[test]
+fn a_group_by_attribute_is_headed_by_its_escaped_values() {
+    use crate::slack::text::{INJECTIONS, live_injections};
+    let alert = decode_sqs_body(fixture!("cloudwatch_alarm_single_metric.json"));
+    let alerts = vec![alert; 60];
+    let heading = format!("correlation_id {}", INJECTIONS.join(" "));
+    let message = render_group_headed(&alerts, Some(&heading), &options(false, &[]), None);
+    assert!(limit_violations(&message).is_empty());
+    assert!(message.blocks.len() <= 50);
+    assert_eq!(
+        message.blocks[1]["text"]["text"],
+        "*Grouped by* correlation_id &lt;!channel&gt; &lt;!here&gt; &lt;@U123&gt; &lt;https://evil.example|click&gt;"
+    );
+    assert!(
+        message
+            .text
+            .contains("(*Grouped by* correlation_id &lt;!channel&gt;"),
+        "{}",
+        message.text
+    );
+    let body = serde_json::to_string(&message.to_json()).unwrap();
+    assert_eq!(live_injections(&body), Vec::<&str>::new(), "{body}");
+    let plain = render_group(&alerts[..2], &options(false, &[]), None);
+    assert!(
+        !serde_json::to_string(&plain.blocks)
+            .unwrap()
+            .contains("Grouped by")
+    );
+}
