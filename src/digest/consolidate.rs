@@ -68,6 +68,9 @@ pub struct AlertGroup {
     pub resources: Vec<String>,
     /// Of `count`: alerts a Slack snooze covered.
     pub snoozed: usize,
+    /// The schedule's correlation attributes the alerts carried, as `name value` (untrusted
+    /// text, escaped by the renderers), distinct, in order of first appearance.
+    pub attributes: Vec<String>,
 }
 
 /// One reason across every team.
@@ -86,12 +89,17 @@ type GroupsByKey = BTreeMap<(Option<String>, String), AlertGroup>;
 
 /// Groups `alerts` by team, feature and failure reason.
 pub fn consolidate(alerts: &[Alert]) -> DigestSummary {
-    consolidate_marking(alerts, |_| false)
+    consolidate_marking(alerts, &[], |_| false)
 }
 
-/// [`consolidate`], counting the alerts `snoozed` says a Slack snooze covered: a snooze holds
-/// alerts back from Slack, never from the digest, which lists them marked.
-pub fn consolidate_marking(alerts: &[Alert], snoozed: impl Fn(&Alert) -> bool) -> DigestSummary {
+/// [`consolidate`], counting the alerts `snoozed` says a Slack snooze covered (a snooze holds
+/// alerts back from Slack, never from the digest, which lists them marked), and collecting the
+/// values of the message attributes named in `attributes` per group.
+pub fn consolidate_marking(
+    alerts: &[Alert],
+    attributes: &[String],
+    snoozed: impl Fn(&Alert) -> bool,
+) -> DigestSummary {
     // team -> (feature, reason) -> group; BTreeMaps keep the tie order stable.
     let mut teams: BTreeMap<Option<String>, GroupsByKey> = BTreeMap::new();
     let mut reasons: HashMap<String, (usize, Vec<String>)> = HashMap::new();
@@ -117,6 +125,7 @@ pub fn consolidate_marking(alerts: &[Alert], snoozed: impl Fn(&Alert) -> bool) -
                 last_seen: None,
                 resources: Vec::new(),
                 snoozed: 0,
+                attributes: Vec::new(),
             });
         group.count += 1;
         if snoozed(alert) {
@@ -136,6 +145,11 @@ pub fn consolidate_marking(alerts: &[Alert], snoozed: impl Fn(&Alert) -> bool) -
             && !group.resources.contains(&resource)
         {
             group.resources.push(resource);
+        }
+        for value in attribute_values(alert, attributes) {
+            if !group.attributes.contains(&value) {
+                group.attributes.push(value);
+            }
         }
         let total = reasons.entry(reason.text).or_default();
         total.0 += 1;
@@ -211,6 +225,17 @@ fn earliest(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTi
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     }
+}
+
+/// The named message attributes `alert` carries, as `name value`, one line each.
+fn attribute_values(alert: &Alert, names: &[String]) -> Vec<String> {
+    names
+        .iter()
+        .filter_map(|name| {
+            let value = one_line(alert.attributes.get(name)?);
+            (!value.is_empty()).then(|| format!("{name} {value}"))
+        })
+        .collect()
 }
 
 fn tag(alert: &Alert, key: &str) -> Option<String> {

@@ -315,6 +315,10 @@ fn group_row(context: &DigestContext, group: &AlertGroup) -> Vec<Html> {
         reason.push(html::line_break());
         reason.push(html::muted(Html::text(&format!("Latest: {detail}"))));
     }
+    if let Some(line) = attributes_line(group) {
+        reason.push(html::line_break());
+        reason.push(html::muted(Html::text(&line)));
+    }
     vec![
         Html::text(feature_name(&group.feature)),
         reason,
@@ -323,6 +327,17 @@ fn group_row(context: &DigestContext, group: &AlertGroup) -> Vec<Html> {
         Html::text(&context.short_time(group.last_seen)),
         Html::text(&capped_list(&group.resources, MAX_RESOURCES_PER_GROUP)),
     ]
+}
+
+/// `Correlation: correlation_id 9f2c, ...`: the schedule's correlation attributes the group's
+/// alerts carried (plain text; each renderer escapes it), or `None` when they carried none.
+fn attributes_line(group: &AlertGroup) -> Option<String> {
+    (!group.attributes.is_empty()).then(|| {
+        format!(
+            "Correlation: {}",
+            capped_list(&group.attributes, MAX_RESOURCES_PER_GROUP)
+        )
+    })
 }
 
 /// `+N more <what> (M alerts)` for the items left out, or `None` when nothing was.
@@ -409,6 +424,9 @@ fn render_text(context: &DigestContext, summary: &DigestSummary) -> String {
                     "      involved: {}\n",
                     capped_list(&g.resources, MAX_RESOURCES_PER_GROUP)
                 ));
+            }
+            if let Some(line) = attributes_line(g) {
+                out.push_str(&format!("      {line}\n"));
             }
         }
         if let Some(more) = more_row(

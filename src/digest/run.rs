@@ -283,10 +283,14 @@ pub async fn send_digest_with<C: ClusterApi>(
             Vec::new()
         }
     };
-    let summary = consolidate_marking(&drained.alerts, |alert| {
-        let at = alert.time.unwrap_or(now);
-        snoozes.iter().any(|s| s.covers(&alert.fingerprint, at))
-    });
+    let summary = consolidate_marking(
+        &drained.alerts,
+        &schedule.spec.correlation_attributes,
+        |alert| {
+            let at = alert.time.unwrap_or(now);
+            snoozes.iter().any(|s| s.covers(&alert.fingerprint, at))
+        },
+    );
     let previous_run = schedule
         .status
         .as_ref()

@@ -50,6 +50,19 @@ pub struct DigestScheduleSpec {
     /// A short Slack summary posted after the email was sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slack: Option<SlackDestination>,
+    /// Names of SNS message attributes (correlation ids such as `correlation_id`) whose values
+    /// the email lists per row: each row (alerts of one team, feature and reason) shows the
+    /// distinct values its alerts carried, so a person can find the requests in the logs. The
+    /// schedule names its own, as its sources need not be a route's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 10),
+        inner(
+            length(min = 1, max = 256),
+            regex(pattern = r"^[A-Za-z0-9_-]([A-Za-z0-9_.-]*[A-Za-z0-9_-])?$")
+        )
+    )]
+    pub correlation_attributes: Vec<String>,
     /// Send an email even when no alert arrived since the last run.
     #[serde(default)]
     pub send_empty: bool,

@@ -223,7 +223,7 @@ fn snoozed_alerts_are_listed_and_marked() {
     ];
     let cpu = alerts[0].fingerprint.clone();
     let summary =
-        crate::digest::consolidate::consolidate_marking(&alerts, |a| a.fingerprint == cpu);
+        crate::digest::consolidate::consolidate_marking(&alerts, &[], |a| a.fingerprint == cpu);
     assert_eq!((summary.total, summary.snoozed), (3, 2));
     let email = render_email(&context(), &summary);
     assert!(
@@ -239,4 +239,48 @@ fn snoozed_alerts_are_listed_and_marked() {
     );
     let unmarked = render_email(&context(), &consolidate(&alerts));
     assert!(!unmarked.text.contains("snoozed"));
+}
+
+/// Issue 13: the schedule's correlation attributes are listed per row, escaped, and only those
+/// it names.
+#[test]
+fn correlation_attributes_are_listed_per_row_escaped() {
+    let mut alerts = vec![
+        alarm("cpu-high", Some("web"), "Threshold crossed", 1),
+        alarm("cpu-high", Some("web"), "Threshold crossed", 2),
+        alarm("disk-full", Some("web"), "Disk full", 3),
+    ];
+    alerts[0]
+        .attributes
+        .insert("correlation_id".into(), "<script>x()</script>".into());
+    alerts[1]
+        .attributes
+        .insert("correlation_id".into(), "req-2".into());
+    alerts[1]
+        .attributes
+        .insert("secret_token".into(), "not-named".into());
+    let names = vec!["correlation_id".to_string()];
+    let summary = crate::digest::consolidate::consolidate_marking(&alerts, &names, |_| false);
+    let email = render_email(&context(), &summary);
+    assert!(
+        email.html.contains(
+            "Correlation: correlation_id &lt;script&gt;x()&lt;/script&gt;, correlation_id req-2"
+        ),
+        "{}",
+        email.html
+    );
+    assert!(!email.html.contains("<script>"), "inert: {}", email.html);
+    assert!(
+        email
+            .text
+            .contains("Correlation: correlation_id <script>x()</script>, correlation_id req-2"),
+        "plain text carries the value as written: {}",
+        email.text
+    );
+    assert_eq!(
+        email.text.matches("Correlation:").count(),
+        1,
+        "only the row whose alerts carried one"
+    );
+    assert!(!email.text.contains("not-named") && !email.html.contains("not-named"));
 }
