@@ -19,8 +19,8 @@ fn every_example_passes_without_errors_or_warnings() {
     let report = lint("examples");
     assert!(!report.has_errors(), "{}", report.render());
     assert_eq!(report.count(LintLevel::Warning), 0, "{}", report.render());
-    // 5 AlarmPolicies, 9 AlertRoutes, 2 DigestSchedules.
-    assert_eq!(report.resources, 16, "{}", report.render());
+    // 6 AlarmPolicies, 10 AlertRoutes, 2 DigestSchedules.
+    assert_eq!(report.resources, 18, "{}", report.render());
     for scenario in [
         "emr-failures",
         "elb-backend-errors",
