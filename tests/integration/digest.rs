@@ -883,3 +883,52 @@ async fn snoozed_alerts_are_in_the_digest_marked() {
         "marked once, on the snoozed alarm's group: {body}"
     );
 }
+
+/// Issue 13: each row lists the correlation ids (SNS message attributes the schedule names) of
+/// its alerts, escaped: a value with markup renders inert.
+#[tokio::test]
+async fn rows_list_the_schedules_correlation_attributes_escaped() {
+    use aws_sdk_sns::types::MessageAttributeValue;
+    let f = fixture(Options {
+        extra_spec: json!({"correlationAttributes": ["correlation_id"]}),
+        ..Default::default()
+    })
+    .await;
+    let attribute = |value: &str| {
+        MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(value)
+            .build()
+            .unwrap()
+    };
+    for (id, other) in [("<script>alert(1)</script>", "a"), ("req-7f3e", "b")] {
+        f.aws
+            .sns
+            .publish()
+            .topic_arn(&f.topic_arn)
+            .message("nightly export failed: upstream unavailable")
+            .message_attributes("correlation_id", attribute(id))
+            .message_attributes("session_secret", attribute(other))
+            .send()
+            .await
+            .aws("Publish")
+            .unwrap();
+    }
+    f.await_queued(2).await;
+    let report = f.run().await.expect("the run succeeds");
+    assert_eq!(report.run.alert_count, 2);
+    let emails = f.emails().await;
+    assert_eq!(emails.len(), 1);
+    let body = emails[0]["body"].as_str().unwrap();
+    assert!(
+        body.contains(
+            "Correlation: correlation_id &lt;script&gt;alert(1)&lt;/script&gt;, correlation_id req-7f3e"
+        ),
+        "one row, both ids: {body}"
+    );
+    assert!(!body.contains("<script>"), "{body}");
+    assert!(
+        !body.contains("session_secret"),
+        "only the attributes the schedule names: {body}"
+    );
+}
