@@ -164,7 +164,7 @@ pub fn newest_lines(events: &[LogEvent], max: usize) -> Vec<LogLine> {
     let mut ordered: Vec<&LogEvent> = events.iter().collect();
     // Stable: of two events logged in the same millisecond, the later one read comes first.
     ordered.reverse();
-    ordered.sort_by(|a, b| b.timestamp_ms.cmp(&a.timestamp_ms));
+    ordered.sort_by_key(|event| std::cmp::Reverse(event.timestamp_ms));
     ordered
         .into_iter()
         .take(max)

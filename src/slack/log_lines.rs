@@ -147,6 +147,60 @@ mod tests {
         );
     }
 
+    fn options() -> crate::slack::RenderOptions {
+        crate::slack::RenderOptions {
+            route: crate::slack::RouteRef {
+                namespace: "team".into(),
+                name: "route".into(),
+            },
+            mentions: Vec::new(),
+            acknowledge: true,
+            retry: false,
+            snooze: false,
+        }
+    }
+
+    fn firing_log_alarm(fingerprint: &str) -> crate::alert::Alert {
+        use crate::resources::{AlertKind, AlertState};
+        let mut alert = crate::alert::Alert::new(
+            AlertKind::CloudWatchAlarm,
+            AlertState::Firing,
+            crate::alert::Fingerprint::from_raw(fingerprint),
+            "checkout-errors".into(),
+        );
+        alert.log_excerpt = Some(excerpt(&["ERROR payment declined"]));
+        alert
+    }
+
+    /// Lines on an individual firing post only: a group lists its alerts, and the resolution
+    /// that rewrites the post drops them.
+    #[test]
+    fn only_a_single_firing_post_shows_the_lines() {
+        use crate::resources::AlertState;
+        use crate::slack::{limit_violations, render_alert, render_group};
+        let alert = firing_log_alarm("a");
+        let single = render_alert(&alert, &options(), None);
+        assert!(limit_violations(&single).is_empty());
+        let json = single.to_json().to_string();
+        assert!(
+            json.contains("ERROR payment declined") && json.contains("Logs Insights"),
+            "{json}"
+        );
+        let group = render_group(&[alert.clone(), firing_log_alarm("b")], &options(), None);
+        assert!(
+            !group
+                .to_json()
+                .to_string()
+                .contains("ERROR payment declined")
+        );
+        let mut resolved = alert;
+        resolved.state = AlertState::Resolved;
+        let json = render_alert(&resolved, &options(), None)
+            .to_json()
+            .to_string();
+        assert!(!json.contains("ERROR payment declined"), "{json}");
+    }
+
     #[test]
     fn an_unavailable_excerpt_says_why_and_empty_says_none() {
         let mut unavailable = excerpt(&[]);
