@@ -119,6 +119,9 @@ pub struct Alert {
     pub details: Vec<Detail>,
     /// Console and runbook links.
     pub links: Vec<Link>,
+    /// The matching log lines of a firing log alarm, read by the consumer before delivery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_excerpt: Option<super::log_lines::LogExcerpt>,
     /// The message as published (the SNS `Message`, or the whole body without an envelope).
     pub raw: String,
 }
@@ -149,6 +152,7 @@ impl Alert {
             attributes: BTreeMap::new(),
             details: Vec::new(),
             links: Vec::new(),
+            log_excerpt: None,
             raw: String::new(),
         }
     }

@@ -17,6 +17,7 @@ pub(crate) mod eventbridge;
 #[cfg(test)]
 pub(crate) mod fake;
 mod inventory;
+pub(crate) mod log_events;
 mod rate_limit;
 pub(crate) mod ses;
 pub(crate) mod sns;
@@ -42,6 +43,7 @@ use aws_smithy_types::retry::RetryConfig;
 
 pub use cloudwatch::CloudWatchAlarms;
 pub use eventbridge::EventBridgeRules;
+pub use log_events::{LogEvent, LogEventPage, LogEventQuery, LogEvents, MetricFilterSource};
 pub use sns::SnsTopics;
 pub use sqs::SqsQueues;
 

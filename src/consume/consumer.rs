@@ -28,7 +28,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
-use crate::alert::{Alert, Enricher, Fingerprint, decode_sqs_body};
+use crate::alert::{Alert, Enricher, Fingerprint, LogLineFetcher, decode_sqs_body};
 use crate::aws::AwsClients;
 use crate::email::EmailError;
 use crate::k8s::ClusterApi;
@@ -50,6 +50,10 @@ use super::queue::{self, QueueFacts, ReceivedMessage, SQS_BATCH};
 use super::receipts::{self, Destination, Receipts};
 use super::store::{self, MessageIndex};
 use super::storm::plan_storm;
+
+/// Firing alarms of one batch whose log lines are read at most (concurrently, within one time
+/// budget). More alarms than this go out as a group, which shows no lines anyway.
+const MAX_LOG_EXCERPTS_PER_BATCH: usize = 5;
 
 /// Tuning of a consumer. The defaults are the production values.
 #[derive(Clone, Debug)]
@@ -310,6 +314,7 @@ pub struct Consumer<C> {
     aws: AwsClients,
     slack: Arc<SlackClient>,
     enricher: Arc<Enricher>,
+    log_lines: Arc<LogLineFetcher>,
     signer: Option<ActionSigner>,
     metrics: ConsumerMetrics,
     route: RouteRef,
@@ -337,12 +342,17 @@ impl<C: ClusterApi> Consumer<C> {
         options: ConsumerOptions,
     ) -> Self {
         let enricher = Arc::new(Enricher::new(aws.clone(), options.enrichment_ttl));
+        let log_lines = Arc::new(LogLineFetcher::new(
+            Arc::new(aws.clone()),
+            options.enrichment_ttl,
+        ));
         let circuit = Mutex::new(SlackCircuit::new(options.circuit()));
         Consumer {
             cluster,
             aws,
             slack,
             enricher,
+            log_lines,
             signer: None,
             metrics: ConsumerMetrics::new(),
             route,
@@ -399,6 +409,13 @@ impl<C: ClusterApi> Consumer<C> {
     /// Uses `enricher` (for example one shared by every consumer of a process).
     pub fn with_enricher(mut self, enricher: Arc<Enricher>) -> Self {
         self.enricher = enricher;
+        self
+    }
+
+    /// Reads the log lines of firing log alarms with `log_lines` (for example one whose
+    /// CloudWatch Logs refuses, in tests).
+    pub fn with_log_lines(mut self, log_lines: Arc<LogLineFetcher>) -> Self {
+        self.log_lines = log_lines;
         self
     }
 
@@ -539,7 +556,11 @@ impl<C: ClusterApi> Consumer<C> {
             batch.deleted.extend(batch.filtered.iter().copied());
         }
 
-        let pending = collapse(std::mem::take(&mut batch.pending));
+        let mut pending = collapse(std::mem::take(&mut batch.pending));
+        if backlog.is_none() {
+            // A backlog goes out as one storm summary, which shows no log lines.
+            self.attach_log_lines(&mut pending).await;
+        }
         if !pending.is_empty() {
             self.deliver(&state, &mut batch, pending, backlog, &mut report)
                 .await;
@@ -1422,6 +1443,27 @@ impl<C: ClusterApi> Consumer<C> {
                 batch.filtered.push(index);
             }
         }
+    }
+
+    /// Reads the log lines of the batch's firing log alarms (the first
+    /// [`MAX_LOG_EXCERPTS_PER_BATCH`] firing CloudWatch alarms), concurrently, each within the
+    /// fetcher's time budget. An alarm whose lines cannot be read keeps an excerpt that says why;
+    /// nothing here holds an alert back.
+    async fn attach_log_lines(&self, pending: &mut [PendingAlert<usize>]) {
+        let candidates: Vec<&mut PendingAlert<usize>> = pending
+            .iter_mut()
+            .filter(|p| p.alert.log_excerpt.is_none())
+            .filter(|p| crate::alert::log_lines::AlarmWindow::of(&p.alert).is_some())
+            .take(MAX_LOG_EXCERPTS_PER_BATCH)
+            .collect();
+        if candidates.is_empty() {
+            return;
+        }
+        let fetcher = &self.log_lines;
+        futures::future::join_all(candidates.into_iter().map(|p| async move {
+            p.alert.log_excerpt = fetcher.excerpt(&p.alert).await;
+        }))
+        .await;
     }
 
     /// Extends the visibility of every message the batch still holds to a whole timeout from now.

@@ -113,6 +113,13 @@ pub fn render(route: &str, alerts: &[Alert], prefix: Option<&str>) -> EmailMessa
             let links = Html::concat(links.collect::<Vec<_>>());
             body.push(html::paragraph(links));
         }
+        if alert.state == AlertState::Firing
+            && let Some(excerpt) = &alert.log_excerpt
+        {
+            let (lines_html, lines_text) = crate::email::log_lines::render_log_excerpt(excerpt);
+            body.push(lines_html);
+            text.push_str(&lines_text);
+        }
     }
     EmailMessage {
         html: html::document(&subject, body),

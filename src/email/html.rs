@@ -109,6 +109,14 @@ pub fn muted(content: Html) -> Html {
     ))
 }
 
+/// Preformatted text (log lines): escaped, in a monospace block that wraps long lines.
+pub fn preformatted(text: &str) -> Html {
+    Html(format!(
+        "<pre style=\"font-family:Menlo,Consolas,monospace;font-size:12px;line-height:16px;{TEXT_COLOR};background:#f8f8f8;{BORDER};padding:8px;margin:0 0 8px 0;white-space:pre-wrap;word-break:break-all\">{}</pre>",
+        escape(text)
+    ))
+}
+
 /// A line break.
 pub fn line_break() -> Html {
     Html("<br>".to_string())

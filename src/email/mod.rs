@@ -4,6 +4,7 @@
 //! Every email carries an HTML part and a plain-text part with the same content.
 
 pub(crate) mod html;
+pub(crate) mod log_lines;
 pub(crate) mod ses;
 pub(crate) mod text;
 

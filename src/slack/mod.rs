@@ -7,6 +7,7 @@
 
 pub(crate) mod action_token;
 pub(crate) mod client;
+pub(crate) mod log_lines;
 pub(crate) mod notes;
 pub(crate) mod render;
 pub mod snooze;

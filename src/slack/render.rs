@@ -192,6 +192,9 @@ pub fn render_alert(
             .join("\n");
         blocks.push(section(&lines));
     }
+    if !resolved && let Some(excerpt) = &alert.log_excerpt {
+        blocks.extend(super::log_lines::log_excerpt_blocks(excerpt));
+    }
     if let Some(context) = tags_and_links(alert) {
         blocks.push(context);
     }

@@ -296,7 +296,7 @@ pub(crate) fn webhook_spec(
 }
 
 /// Runs batches until `done` holds for their sum, or panics after `timeout`.
-async fn run_until(
+pub(crate) async fn run_until(
     consumer: &mut Consumer<MemoryCluster>,
     timeout: Duration,
     done: impl Fn(&BatchReport) -> bool,
@@ -1113,7 +1113,7 @@ pub(crate) async fn publish_alarm(aws: &AwsClients, topic_arn: &str, alarm: &str
 }
 
 /// A sender SES accepts.
-async fn verified_sender(aws: &AwsClients) -> String {
+pub(crate) async fn verified_sender(aws: &AwsClients) -> String {
     let sender = format!("{}@alerts.example.com", harness::unique("consume"));
     aws.ses
         .create_email_identity()
@@ -1125,7 +1125,7 @@ async fn verified_sender(aws: &AwsClients) -> String {
 }
 
 /// Emails the emulator sent whose subject starts with `prefix`.
-async fn emails_with_prefix(prefix: &str) -> Vec<Value> {
+pub(crate) async fn emails_with_prefix(prefix: &str) -> Vec<Value> {
     harness::sent_emails()
         .await
         .into_iter()
@@ -1490,7 +1490,7 @@ async fn a_delivery_longer_than_the_visibility_timeout_stays_with_its_replica() 
 /// An AWS endpoint that denies every call, as AWS does for a role without the permission:
 /// JSON-protocol services (EMR) get `AccessDeniedException`, query-protocol ones (CloudWatch)
 /// `AccessDenied`.
-async fn denying_aws() -> AwsClients {
+pub(crate) async fn denying_aws() -> AwsClients {
     use axum::http::{HeaderMap, StatusCode};
     use axum::response::IntoResponse;
     let app = axum::Router::new().fallback(|headers: HeaderMap| async move {

@@ -2,8 +2,8 @@
 //! calls, scoped by our naming and ownership tags.
 //!
 //! The scanner reads `src/**/*.rs` (comments, string literals and `#[cfg(test)]` items removed),
-//! finds method calls on the six SDK client fields of `AwsClients` (`cloudwatch`, `sns`, `sqs`,
-//! `eventbridge`, `emr`, `ses`), keeps those whose method is a real operation of that service's
+//! finds method calls on the SDK client fields of `AwsClients` (`cloudwatch`, `sns`, `sqs`,
+//! `eventbridge`, `emr`, `ses`, `logs`), keeps those whose method is a real operation of that service's
 //! SDK crate (read from the crate's `src/operation/` folder, located with `cargo metadata`), and
 //! turns each into its IAM action. Calls through a client bound to another name
 //! (`let c = aws.sqs.clone(); c.receive_message()`) are not seen: call through the field.
@@ -21,6 +21,7 @@ const SERVICES: &[(&str, &str, &str)] = &[
     ("eventbridge", "aws-sdk-eventbridge", "events"),
     ("emr", "aws-sdk-emr", "elasticmapreduce"),
     ("ses", "aws-sdk-sesv2", "ses"),
+    ("logs", "aws-sdk-cloudwatchlogs", "logs"),
 ];
 
 /// Where an IAM action's name differs from the operation's: batch operations that IAM authorises
@@ -261,7 +262,7 @@ fn skip_balanced(bytes: &[u8], open: usize) -> usize {
     bytes.len()
 }
 
-/// Every `<field>.<method>(` in comment-free code where `<field>` is one of the six client
+/// Every `<field>.<method>(` in comment-free code where `<field>` is one of the client
 /// fields, however the chain is broken across lines; the receiver before the field may be
 /// anything (`self.aws.sqs`, `ctx.aws.emr`, a local `sqs`).
 fn candidate_calls(code: &str) -> BTreeSet<SdkCall> {
@@ -543,6 +544,9 @@ const PRINCIPALS: &[(&str, &[&str])] = &[
         &[
             "cloudwatch:ListTagsForResource",
             "elasticmapreduce:DescribeCluster",
+            // The log lines of a firing log alarm: its metric's filters, then their matches.
+            "logs:DescribeMetricFilters",
+            "logs:FilterLogEvents",
             "ses:SendEmail",
             "sqs:ChangeMessageVisibility",
             "sqs:DeleteMessage",

@@ -17,6 +17,7 @@ mod interact;
 mod inventory;
 mod lint;
 mod local;
+mod log_lines;
 mod metric_names;
 mod outage;
 mod plan;
