@@ -55,8 +55,10 @@ pub(crate) async fn single_attempt_clients(endpoint: &str) -> AwsClients {
         .retry_config(RetryConfig::standard().with_max_attempts(1))
         .load()
         .await;
-    let mut settings = AwsSettings::default();
-    settings.max_attempts = 1.try_into().expect("non-zero");
+    let settings = AwsSettings {
+        max_attempts: 1.try_into().expect("non-zero"),
+        ..AwsSettings::default()
+    };
     let limits = RateLimits::with_clock(&settings, RateClock::fake());
     AwsClients::from_sdk_config(&config, settings).with_rate_limits(limits)
 }

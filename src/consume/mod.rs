@@ -27,7 +27,6 @@ pub use metrics::ConsumerMetrics;
 pub use store::{MAX_STORED_MESSAGES, MessageIndex, StoredMessage, config_map_name};
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::aws::{AwsClients, AwsError};
 use crate::k8s::{ClusterApi, ClusterError, KubeCluster};
@@ -320,6 +319,8 @@ pub async fn run_with_telemetry<C: ClusterApi>(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::k8s::MemoryCluster;
     use crate::resources::SecretKeyRef;
