@@ -205,7 +205,10 @@ impl AwsClients {
         self.rate_limits
             .call(api, || {
                 let sent = send();
-                async move { sent.await.map_err(|e| AwsError::from_sdk(operation, e)) }
+                // On the heap: an SDK future is tens of kilobytes in a debug build, and callers
+                // such as a consumer batch nest several calls; two batches joined on one test
+                // thread overflowed its stack once the message calls came here.
+                Box::pin(async move { sent.await.map_err(|e| AwsError::from_sdk(operation, e)) })
             })
             .await
     }
