@@ -194,55 +194,18 @@ pub trait CloudWatchAlarms: Send + Sync {
 #[async_trait]
 impl CloudWatchAlarms for AwsClients {
     async fn alarms_with_prefix(&self, prefix: &str) -> Result<Vec<ObservedAlarm>, AwsError> {
-        let mut alarms = Vec::new();
-        let mut next_token = None;
-        loop {
-            let page = self
-                .call(AwsApi::DescribeAlarms, "DescribeAlarms", || {
-                    self.cloudwatch
-                        .describe_alarms()
-                        .alarm_name_prefix(prefix)
-                        .alarm_types(AlarmType::MetricAlarm)
-                        .max_records(ALARM_BATCH as i32)
-                        .set_next_token(next_token.clone())
-                        .send()
-                })
-                .await?;
-            alarms.extend(page.metric_alarms().iter().map(observed_alarm));
-            next_token = page.next_token().map(str::to_string);
-            if next_token.is_none() {
-                return Ok(alarms);
-            }
-        }
+        Ok(described_alarms(self, prefix, &[AlarmType::MetricAlarm])
+            .await?
+            .metric)
     }
 
     async fn alarm_listing(&self, prefix: &str) -> Result<AlarmListing, AwsError> {
-        let mut listing = AlarmListing::default();
-        let mut next_token = None;
-        loop {
-            let page = self
-                .call(AwsApi::DescribeAlarms, "DescribeAlarms", || {
-                    self.cloudwatch
-                        .describe_alarms()
-                        .alarm_name_prefix(prefix)
-                        .alarm_types(AlarmType::MetricAlarm)
-                        .alarm_types(AlarmType::CompositeAlarm)
-                        .max_records(ALARM_BATCH as i32)
-                        .set_next_token(next_token.clone())
-                        .send()
-                })
-                .await?;
-            listing
-                .metric
-                .extend(page.metric_alarms().iter().map(observed_alarm));
-            listing
-                .composite
-                .extend(page.composite_alarms().iter().map(observed_composite));
-            next_token = page.next_token().map(str::to_string);
-            if next_token.is_none() {
-                return Ok(listing);
-            }
-        }
+        described_alarms(
+            self,
+            prefix,
+            &[AlarmType::MetricAlarm, AlarmType::CompositeAlarm],
+        )
+        .await
     }
 
     async fn put_composite(
@@ -379,6 +342,40 @@ impl CloudWatchAlarms for AwsClients {
             .await?;
         }
         Ok(())
+    }
+}
+
+/// Every alarm of the given types whose name starts with `prefix`: the DescribeAlarms pages of
+/// 100, metric and composite alarms of the same pages kept apart.
+async fn described_alarms(
+    aws: &AwsClients,
+    prefix: &str,
+    types: &[AlarmType],
+) -> Result<AlarmListing, AwsError> {
+    let mut listing = AlarmListing::default();
+    let mut next_token = None;
+    loop {
+        let page = aws
+            .call(AwsApi::DescribeAlarms, "DescribeAlarms", || {
+                aws.cloudwatch
+                    .describe_alarms()
+                    .alarm_name_prefix(prefix)
+                    .set_alarm_types(Some(types.to_vec()))
+                    .max_records(ALARM_BATCH as i32)
+                    .set_next_token(next_token.clone())
+                    .send()
+            })
+            .await?;
+        listing
+            .metric
+            .extend(page.metric_alarms().iter().map(observed_alarm));
+        listing
+            .composite
+            .extend(page.composite_alarms().iter().map(observed_composite));
+        next_token = page.next_token().map(str::to_string);
+        if next_token.is_none() {
+            return Ok(listing);
+        }
     }
 }
 

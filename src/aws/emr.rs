@@ -6,7 +6,12 @@
 use aws_sdk_emr::operation::run_job_flow::RunJobFlowInput;
 use aws_sdk_emr::types::{Cluster, Command, InstanceFleet, InstanceGroup, StepSummary};
 
-use super::{AwsApi, AwsClients, AwsError, AwsResultExt};
+use std::future::Future;
+
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use super::{AwsApi, AwsClients, AwsError};
 use crate::resources::Tags;
 
 /// DescribeCluster: the cluster, or `None` when EMR reports it not found. (EMR answers
@@ -15,24 +20,25 @@ pub async fn describe_cluster(
     aws: &AwsClients,
     cluster_id: &str,
 ) -> Result<Option<Cluster>, AwsError> {
-    aws.acquire(AwsApi::Emr).await;
     match aws
-        .emr
-        .describe_cluster()
-        .cluster_id(cluster_id)
-        .send()
+        .call(AwsApi::Emr, "DescribeCluster", || {
+            aws.emr.describe_cluster().cluster_id(cluster_id).send()
+        })
         .await
     {
         Ok(output) => Ok(output.cluster),
-        Err(e) => {
-            let e = AwsError::from_sdk("DescribeCluster", e);
-            if e.is_not_found() { Ok(None) } else { Err(e) }
-        }
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
+/// Most ListClusters pages [`clusters_named_since`] reads (50 clusters a page): the retry's
+/// look-up stays bounded in an account that starts thousands of clusters a day.
+pub const MAX_CLUSTER_LIST_PAGES: usize = 20;
+
 /// The clusters named `name` that were created at or after `created_after`, each as
-/// DescribeCluster reports it (with its tags and state), in any state.
+/// DescribeCluster reports it (with its tags and state), in any state; `None` when more than
+/// `max_pages` pages of clusters were created since (the caller cannot see them all).
 ///
 /// ListClusters filters by creation time on the server and returns summaries only (no tags), 50 a
 /// page; the name is filtered here before any DescribeCluster, so the calls made are the pages of
@@ -42,37 +48,33 @@ pub async fn clusters_named_since(
     aws: &AwsClients,
     name: &str,
     created_after: aws_smithy_types::DateTime,
-) -> Result<Vec<Cluster>, AwsError> {
-    let mut ids = Vec::new();
-    let mut marker = None;
-    loop {
-        aws.acquire(AwsApi::Emr).await;
+    max_pages: usize,
+) -> Result<Option<Vec<Cluster>>, AwsError> {
+    let Some(summaries) = every_page(aws, "ListClusters", Some(max_pages), |marker| async move {
         let page = aws
             .emr
             .list_clusters()
             .created_after(created_after)
             .set_marker(marker)
             .send()
-            .await
-            .aws("ListClusters")?;
-        ids.extend(
-            page.clusters()
-                .iter()
-                .filter(|c| c.name() == Some(name))
-                .filter_map(|c| c.id().map(str::to_string)),
-        );
-        marker = page.marker;
-        if marker.is_none() {
-            break;
-        }
-    }
-    let mut found = Vec::with_capacity(ids.len());
-    for id in ids {
-        if let Some(cluster) = describe_cluster(aws, &id).await? {
+            .await?;
+        Ok((page.clusters.unwrap_or_default(), page.marker))
+    })
+    .await?
+    else {
+        return Ok(None);
+    };
+    let mut found = Vec::new();
+    for id in summaries
+        .iter()
+        .filter(|c| c.name() == Some(name))
+        .filter_map(|c| c.id())
+    {
+        if let Some(cluster) = describe_cluster(aws, id).await? {
             found.push(cluster);
         }
     }
-    Ok(found)
+    Ok(Some(found))
 }
 
 /// The tags of a described cluster.
@@ -89,23 +91,50 @@ pub fn cluster_tags(cluster: &Cluster) -> Tags {
         .collect()
 }
 
-/// Every item of an EMR listing, page after page by `Marker`; each page takes its rate permit.
-async fn every_page<T, F, Fut>(aws: &AwsClients, mut page: F) -> Result<Vec<T>, AwsError>
+/// Every item of an EMR listing, page after page by `Marker`, each page through
+/// [`AwsClients::call`]; `None` when there are more than `max_pages` pages.
+async fn every_page<T, F, Fut, E, R>(
+    aws: &AwsClients,
+    operation: &'static str,
+    max_pages: Option<usize>,
+    mut page: F,
+) -> Result<Option<Vec<T>>, AwsError>
 where
     F: FnMut(Option<String>) -> Fut,
-    Fut: std::future::Future<Output = Result<(Vec<T>, Option<String>), AwsError>>,
+    Fut: Future<Output = Result<(Vec<T>, Option<String>), SdkError<E, R>>>,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + 'static,
 {
     let mut found = Vec::new();
-    let mut marker = None;
-    loop {
-        aws.acquire(AwsApi::Emr).await;
-        let (items, next) = page(marker).await?;
+    let mut marker: Option<String> = None;
+    for _ in 0..max_pages.unwrap_or(usize::MAX) {
+        let (items, next) = aws
+            .call(AwsApi::Emr, operation, || page(marker.clone()))
+            .await?;
         found.extend(items);
         marker = next;
         if marker.is_none() {
-            return Ok(found);
+            return Ok(Some(found));
         }
     }
+    Ok(None)
+}
+
+/// Every page of a listing of one cluster's parts (a cluster has few: no page cap).
+async fn every_part<T, F, Fut, E, R>(
+    aws: &AwsClients,
+    operation: &'static str,
+    page: F,
+) -> Result<Vec<T>, AwsError>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: Future<Output = Result<(Vec<T>, Option<String>), SdkError<E, R>>>,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    Ok(every_page(aws, operation, None, page)
+        .await?
+        .unwrap_or_default())
 }
 
 /// Every instance fleet of a cluster (all pages).
@@ -113,15 +142,14 @@ pub async fn instance_fleets(
     aws: &AwsClients,
     cluster_id: &str,
 ) -> Result<Vec<InstanceFleet>, AwsError> {
-    every_page(aws, |marker| async move {
+    every_part(aws, "ListInstanceFleets", |marker| async move {
         let page = aws
             .emr
             .list_instance_fleets()
             .cluster_id(cluster_id)
             .set_marker(marker)
             .send()
-            .await
-            .aws("ListInstanceFleets")?;
+            .await?;
         Ok((page.instance_fleets.unwrap_or_default(), page.marker))
     })
     .await
@@ -132,15 +160,14 @@ pub async fn instance_groups(
     aws: &AwsClients,
     cluster_id: &str,
 ) -> Result<Vec<InstanceGroup>, AwsError> {
-    every_page(aws, |marker| async move {
+    every_part(aws, "ListInstanceGroups", |marker| async move {
         let page = aws
             .emr
             .list_instance_groups()
             .cluster_id(cluster_id)
             .set_marker(marker)
             .send()
-            .await
-            .aws("ListInstanceGroups")?;
+            .await?;
         Ok((page.instance_groups.unwrap_or_default(), page.marker))
     })
     .await
@@ -148,15 +175,14 @@ pub async fn instance_groups(
 
 /// Every step of a cluster (all pages).
 pub async fn steps(aws: &AwsClients, cluster_id: &str) -> Result<Vec<StepSummary>, AwsError> {
-    every_page(aws, |marker| async move {
+    every_part(aws, "ListSteps", |marker| async move {
         let page = aws
             .emr
             .list_steps()
             .cluster_id(cluster_id)
             .set_marker(marker)
             .send()
-            .await
-            .aws("ListSteps")?;
+            .await?;
         Ok((page.steps.unwrap_or_default(), page.marker))
     })
     .await
@@ -167,15 +193,14 @@ pub async fn bootstrap_actions(
     aws: &AwsClients,
     cluster_id: &str,
 ) -> Result<Vec<Command>, AwsError> {
-    every_page(aws, |marker| async move {
+    every_part(aws, "ListBootstrapActions", |marker| async move {
         let page = aws
             .emr
             .list_bootstrap_actions()
             .cluster_id(cluster_id)
             .set_marker(marker)
             .send()
-            .await
-            .aws("ListBootstrapActions")?;
+            .await?;
         Ok((page.bootstrap_actions.unwrap_or_default(), page.marker))
     })
     .await
@@ -219,8 +244,7 @@ pub async fn run_job_flow(aws: &AwsClients, input: RunJobFlowInput) -> Result<St
         monitoring_configuration,
         ..
     } = input;
-    aws.acquire(AwsApi::Emr).await;
-    let output = aws
+    let request = aws
         .emr
         .run_job_flow()
         .set_name(name)
@@ -255,9 +279,69 @@ pub async fn run_job_flow(aws: &AwsClients, input: RunJobFlowInput) -> Result<St
         .set_ebs_root_volume_iops(ebs_root_volume_iops)
         .set_ebs_root_volume_throughput(ebs_root_volume_throughput)
         .set_extended_support(extended_support)
-        .set_monitoring_configuration(monitoring_configuration)
-        .send()
-        .await
-        .aws("RunJobFlow")?;
+        .set_monitoring_configuration(monitoring_configuration);
+    // A throttled RunJobFlow was refused, not run: sending it again cannot start two clusters.
+    let output = aws
+        .call(AwsApi::Emr, "RunJobFlow", || request.clone().send())
+        .await?;
     Ok(output.job_flow_id.unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+    use crate::aws::throttling_endpoint::{single_attempt_clients, throttling_endpoint};
+
+    /// The retry Job's and the consumer's EMR calls, throttled past the SDK's retries, are made
+    /// again by our limiter instead of failing the retry or the enrichment.
+    #[tokio::test]
+    async fn emr_calls_throttled_past_the_sdks_retries_are_made_again() {
+        let (endpoint, served) = throttling_endpoint(1, "{}").await;
+        let aws = single_attempt_clients(&endpoint).await;
+        let described = describe_cluster(&aws, "j-1").await;
+        assert!(described.expect("described after the throttle").is_none());
+        assert_eq!(served.load(Ordering::SeqCst), 2);
+
+        let (endpoint, served) = throttling_endpoint(1, "{}").await;
+        let aws = single_attempt_clients(&endpoint).await;
+        let steps = steps(&aws, "j-1").await;
+        assert!(steps.expect("listed after the throttle").is_empty());
+        assert_eq!(served.load(Ordering::SeqCst), 2);
+
+        let (endpoint, served) = throttling_endpoint(1, r#"{"JobFlowId":"j-2"}"#).await;
+        let aws = single_attempt_clients(&endpoint).await;
+        let input = RunJobFlowInput::builder()
+            .name("c")
+            .build()
+            .expect("an input");
+        let submitted = run_job_flow(&aws, input).await;
+        assert_eq!(submitted.expect("submitted after the throttle"), "j-2");
+        assert_eq!(served.load(Ordering::SeqCst), 2);
+    }
+
+    /// The look-up of a cluster's retries reads at most `max_pages` ListClusters pages and says
+    /// so, instead of paging an account's whole history.
+    #[tokio::test]
+    async fn the_cluster_look_up_stops_at_its_page_cap() {
+        let endless = r#"{"Clusters":[{"Id":"j-other","Name":"other"}],"Marker":"more"}"#;
+        let (endpoint, served) = throttling_endpoint(0, endless).await;
+        let aws = single_attempt_clients(&endpoint).await;
+        let since = aws_smithy_types::DateTime::from_secs(0);
+        let found = clusters_named_since(&aws, "etl", since, 3).await;
+        assert_eq!(found.expect("no AWS error"), None);
+        assert_eq!(served.load(Ordering::SeqCst), 3);
+
+        let last = r#"{"Clusters":[{"Id":"j-other","Name":"other"}]}"#;
+        let (endpoint, served) = throttling_endpoint(0, last).await;
+        let aws = single_attempt_clients(&endpoint).await;
+        let found = clusters_named_since(&aws, "etl", since, 3).await;
+        assert_eq!(found.expect("no AWS error"), Some(Vec::new()));
+        assert_eq!(
+            served.load(Ordering::SeqCst),
+            1,
+            "no DescribeCluster of another name"
+        );
+    }
 }

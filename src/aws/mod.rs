@@ -5,8 +5,9 @@
 //! is behind traits ([`ControllerAws`]), implemented by [`AwsClients`] (the SDK) and by
 //! [`fake::FakeAws`] (in memory), so reconcile decisions are tested without the emulator.
 //!
-//! Inside this folder every call goes: `clients.acquire(AwsApi::X).await`, then the SDK call,
-//! then `AwsError::from_sdk("Operation", e)` (or `.aws("Operation")`) to classify a failure.
+//! Inside this folder every call goes through `clients.call(AwsApi::X, "Operation", || …)`: it
+//! takes the permit, sends, classifies a failure with [`AwsError::from_sdk`], and makes a call
+//! that AWS still throttled after the SDK's retries again after the limiter's wait.
 
 mod args;
 mod call_log;
@@ -23,6 +24,8 @@ pub(crate) mod ses;
 pub(crate) mod sns;
 pub(crate) mod sqs;
 pub(crate) mod tags;
+#[cfg(test)]
+mod throttling_endpoint;
 
 pub use args::AwsArgs;
 pub use call_log::{
@@ -204,7 +207,10 @@ impl AwsClients {
         self.rate_limits
             .call(api, || {
                 let sent = send();
-                async move { sent.await.map_err(|e| AwsError::from_sdk(operation, e)) }
+                // On the heap: an SDK future is tens of kilobytes in a debug build, and callers
+                // such as a consumer batch nest several calls; two batches joined on one test
+                // thread overflowed its stack once the message calls came here.
+                Box::pin(async move { sent.await.map_err(|e| AwsError::from_sdk(operation, e)) })
             })
             .await
     }

@@ -21,7 +21,8 @@ pub struct OutgoingEmail<'a> {
     pub text: &'a str,
 }
 
-/// Sends one email; returns SES's message id. The SDK retries throttling and transient errors.
+/// Sends one email; returns SES's message id. The SDK retries throttling and transient errors;
+/// [`AwsClients::call`] sends it again when SES still throttles after those retries.
 pub async fn send_email(
     aws: &AwsClients,
     email: OutgoingEmail<'_>,
@@ -62,10 +63,39 @@ pub async fn send_email(
     if let Some(set) = email.configuration_set.filter(|s| !s.is_empty()) {
         request = request.configuration_set_name(set);
     }
-    aws.acquire(AwsApi::Ses).await;
-    let output = request
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk("SendEmail", e))?;
+    let output = aws
+        .call(AwsApi::Ses, "SendEmail", || request.clone().send())
+        .await?;
     Ok(output.message_id().map(str::to_string))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+    use crate::aws::throttling_endpoint::{single_attempt_clients, throttling_endpoint};
+
+    /// A digest's email throttled past the SDK's retries (SES's sending rate) is sent again
+    /// after our limiter's wait, not failed.
+    #[tokio::test]
+    async fn an_email_throttled_past_the_sdks_retries_is_sent_again() {
+        let (endpoint, served) = throttling_endpoint(1, r#"{"MessageId":"m-1"}"#).await;
+        let aws = single_attempt_clients(&endpoint).await;
+        let to = ["b@example.com".to_string()];
+        let email = OutgoingEmail {
+            from: "a@example.com",
+            to: &to,
+            configuration_set: None,
+            subject: "s",
+            html: "<p>h</p>",
+            text: "t",
+        };
+        let sent = send_email(&aws, email).await;
+        assert_eq!(
+            sent.expect("sent after the throttle").as_deref(),
+            Some("m-1")
+        );
+        assert_eq!(served.load(Ordering::SeqCst), 2);
+    }
 }

@@ -14,6 +14,9 @@ use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName, QueueAttributeName,
     SendMessageBatchRequestEntry,
 };
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use aws_smithy_types::error::operation::BuildError;
 
 use super::{AwsApi, AwsClients, AwsError, AwsErrorKind};
 use crate::resources::Tags;
@@ -204,18 +207,18 @@ pub async fn receive(
     queue_url: &str,
     request: ReceiveRequest<'_>,
 ) -> Result<Vec<Message>, AwsError> {
-    aws.acquire(AwsApi::Sqs).await;
     let output = aws
-        .sqs
-        .receive_message()
-        .queue_url(queue_url)
-        .max_number_of_messages(request.max.clamp(1, SQS_BATCH) as i32)
-        .set_visibility_timeout(request.visibility_timeout)
-        .wait_time_seconds(request.wait_seconds)
-        .set_message_system_attribute_names(Some(request.attributes.to_vec()))
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk("ReceiveMessage", e))?;
+        .call(AwsApi::Sqs, "ReceiveMessage", || {
+            aws.sqs
+                .receive_message()
+                .queue_url(queue_url)
+                .max_number_of_messages(request.max.clamp(1, SQS_BATCH) as i32)
+                .set_visibility_timeout(request.visibility_timeout)
+                .wait_time_seconds(request.wait_seconds)
+                .set_message_system_attribute_names(Some(request.attributes.to_vec()))
+                .send()
+        })
+        .await?;
     Ok(output.messages.unwrap_or_default())
 }
 
@@ -266,30 +269,27 @@ pub async fn delete(
     queue_url: &str,
     receipt_handles: &[impl AsRef<str>],
 ) -> Result<BatchResult, AwsError> {
-    const OPERATION: &str = "DeleteMessageBatch";
-    in_chunks(receipt_handles, |chunk| async move {
-        let entries = chunk
-            .iter()
-            .enumerate()
-            .map(|(i, handle)| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(handle.as_ref())
-                    .build()
-                    .map_err(|e| build_error(OPERATION, e))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        aws.acquire(AwsApi::Sqs).await;
-        let output = aws
-            .sqs
-            .delete_message_batch()
-            .queue_url(queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk(OPERATION, e))?;
-        Ok((output.successful.len(), output.failed))
-    })
+    in_batches(
+        aws,
+        "DeleteMessageBatch",
+        receipt_handles,
+        |id, handle| {
+            DeleteMessageBatchRequestEntry::builder()
+                .id(id)
+                .receipt_handle(handle.as_ref())
+                .build()
+        },
+        |entries| async move {
+            let output = aws
+                .sqs
+                .delete_message_batch()
+                .queue_url(queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await?;
+            Ok((output.successful.len(), output.failed))
+        },
+    )
     .await
 }
 
@@ -300,30 +300,27 @@ pub async fn send(
     queue_url: &str,
     bodies: &[impl AsRef<str>],
 ) -> Result<BatchResult, AwsError> {
-    const OPERATION: &str = "SendMessageBatch";
-    in_chunks(bodies, |chunk| async move {
-        let entries = chunk
-            .iter()
-            .enumerate()
-            .map(|(i, body)| {
-                SendMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .message_body(body.as_ref())
-                    .build()
-                    .map_err(|e| build_error(OPERATION, e))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        aws.acquire(AwsApi::Sqs).await;
-        let output = aws
-            .sqs
-            .send_message_batch()
-            .queue_url(queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk(OPERATION, e))?;
-        Ok((output.successful.len(), output.failed))
-    })
+    in_batches(
+        aws,
+        "SendMessageBatch",
+        bodies,
+        |id, body| {
+            SendMessageBatchRequestEntry::builder()
+                .id(id)
+                .message_body(body.as_ref())
+                .build()
+        },
+        |entries| async move {
+            let output = aws
+                .sqs
+                .send_message_batch()
+                .queue_url(queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await?;
+            Ok((output.successful.len(), output.failed))
+        },
+    )
     .await
 }
 
@@ -334,44 +331,59 @@ pub async fn change_visibility(
     queue_url: &str,
     messages: &[(&str, Duration)],
 ) -> Result<BatchResult, AwsError> {
-    const OPERATION: &str = "ChangeMessageVisibilityBatch";
-    in_chunks(messages, |chunk| async move {
-        let entries = chunk
-            .iter()
-            .enumerate()
-            .map(|(i, (handle, timeout))| {
-                ChangeMessageVisibilityBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(*handle)
-                    .visibility_timeout(timeout.min(&MAX_VISIBILITY).as_secs() as i32)
-                    .build()
-                    .map_err(|e| build_error(OPERATION, e))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        aws.acquire(AwsApi::Sqs).await;
-        let output = aws
-            .sqs
-            .change_message_visibility_batch()
-            .queue_url(queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk(OPERATION, e))?;
-        Ok((output.successful.len(), output.failed))
-    })
+    in_batches(
+        aws,
+        "ChangeMessageVisibilityBatch",
+        messages,
+        |id, (handle, timeout)| {
+            ChangeMessageVisibilityBatchRequestEntry::builder()
+                .id(id)
+                .receipt_handle(*handle)
+                .visibility_timeout(timeout.min(&MAX_VISIBILITY).as_secs() as i32)
+                .build()
+        },
+        |entries| async move {
+            let output = aws
+                .sqs
+                .change_message_visibility_batch()
+                .queue_url(queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await?;
+            Ok((output.successful.len(), output.failed))
+        },
+    )
     .await
 }
 
-/// Runs one batch call per chunk of ten items, in order, stopping at the first error. `call`
-/// sends a chunk with ids `0..len` and answers how many entries succeeded and which failed.
-async fn in_chunks<'a, T, F, Fut>(items: &'a [T], call: F) -> Result<BatchResult, AwsError>
+/// One batch call per chunk of ten items, in order, stopping at the first error: `entry` builds
+/// an item's request entry under an id (its position in the chunk), `send` makes the call with
+/// a chunk's entries and answers how many succeeded and which failed. Each call goes through
+/// [`AwsClients::call`] (permit, classification, made again when throttled).
+async fn in_batches<'a, T, Entry, Send, Sent, E, R>(
+    aws: &AwsClients,
+    operation: &'static str,
+    items: &'a [T],
+    entry: impl Fn(String, &'a T) -> Result<Entry, BuildError>,
+    send: Send,
+) -> Result<BatchResult, AwsError>
 where
-    F: Fn(&'a [T]) -> Fut,
-    Fut: Future<Output = Result<(usize, Vec<BatchResultErrorEntry>), AwsError>>,
+    Entry: Clone,
+    Send: Fn(Vec<Entry>) -> Sent,
+    Sent: Future<Output = Result<(usize, Vec<BatchResultErrorEntry>), SdkError<E, R>>>,
+    E: ProvideErrorMetadata + std::error::Error + std::marker::Send + Sync + 'static,
+    R: std::fmt::Debug + 'static,
 {
     let mut result = BatchResult::default();
     for (number, chunk) in items.chunks(SQS_BATCH).enumerate() {
-        let (succeeded, failed) = call(chunk).await?;
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, item)| entry(i.to_string(), item).map_err(|e| build_error(operation, e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (succeeded, failed) = aws
+            .call(AwsApi::Sqs, operation, || send(entries.clone()))
+            .await?;
         result.succeeded += succeeded;
         result
             .refused
@@ -411,7 +423,52 @@ fn build_error(operation: &str, error: impl std::fmt::Display) -> AwsError {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::Ordering;
+
     use super::*;
+    use crate::aws::throttling_endpoint::{single_attempt_clients, throttling_endpoint};
+
+    /// Answers every message call: an empty receive, no batch entries confirmed or refused.
+    const EMPTY_ANSWER: &str = r#"{"Successful":[],"Failed":[]}"#;
+
+    /// A consumer's message call that AWS throttled past the SDK's retries is made again by
+    /// our limiter (as the controller's calls are), not failed.
+    #[tokio::test]
+    async fn message_calls_throttled_past_the_sdks_retries_are_made_again() {
+        let (endpoint, served) = throttling_endpoint(1, EMPTY_ANSWER).await;
+        let aws = single_attempt_clients(&endpoint).await;
+        let queue = format!("{endpoint}/1/q");
+        let request = ReceiveRequest {
+            max: 10,
+            wait_seconds: 0,
+            visibility_timeout: None,
+            attributes: &[],
+        };
+        let received = receive(&aws, &queue, request).await;
+        assert_eq!(received.expect("received after the throttle").len(), 0);
+        assert_eq!(
+            served.load(Ordering::SeqCst),
+            2,
+            "one throttled, one answered"
+        );
+
+        for call in ["delete", "send", "change visibility"] {
+            let (endpoint, served) = throttling_endpoint(1, EMPTY_ANSWER).await;
+            let aws = single_attempt_clients(&endpoint).await;
+            let queue = format!("{endpoint}/1/q");
+            let result = match call {
+                "delete" => delete(&aws, &queue, &["handle"]).await,
+                "send" => send(&aws, &queue, &["body"]).await,
+                _ => change_visibility(&aws, &queue, &[("handle", Duration::from_secs(5))]).await,
+            };
+            assert_eq!(
+                result.unwrap_or_else(|e| panic!("{call}: {e}")),
+                BatchResult::default(),
+                "{call}"
+            );
+            assert_eq!(served.load(Ordering::SeqCst), 2, "{call}");
+        }
+    }
 
     fn failure(id: &str, code: &str, message: Option<&str>) -> BatchResultErrorEntry {
         BatchResultErrorEntry::builder()

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::consume::ConsumeArgs;
 use crate::controller::ControllerArgs;
@@ -54,6 +54,36 @@ pub enum Command {
     /// Run everything without a cluster: manifests from a folder, AWS from the standard
     /// environment (an emulator for the demo), Slack at a given URL.
     Local(LocalArgs),
+}
+
+/// The operator flags `alertops plan` shares with the controller but never reads: they shape the
+/// Kubernetes workloads, which a plan of AWS changes does not show. Still accepted (a CI job may
+/// pass the controller's flags or environment as they are), but left out of `plan --help`.
+const FLAGS_PLAN_IGNORES: &[&str] = &[
+    "resync_seconds",
+    "workload_image",
+    "workload_service_account_annotations",
+    "workload_service_account_annotations_json",
+    "workload_service_account",
+    "workload_image_pull_policy",
+    "action_key_secret",
+    "slack_api_base",
+    "aws_endpoint_url",
+];
+
+/// The command line as clap renders and parses it.
+pub fn command() -> clap::Command {
+    Cli::command().mut_subcommand("plan", |plan| {
+        FLAGS_PLAN_IGNORES
+            .iter()
+            .fold(plan, |plan, id| plan.mut_arg(*id, |arg| arg.hide(true)))
+    })
+}
+
+/// Parses the process's arguments (exits with clap's message on an error or `--help`).
+pub fn parse() -> Cli {
+    let mut matches = command().get_matches();
+    Cli::from_arg_matches_mut(&mut matches).unwrap_or_else(|e| e.format(&mut command()).exit())
 }
 
 /// Runs the command line.
@@ -152,6 +182,61 @@ mod tests {
             Cli::try_parse_from(["alertops", "plan", "--cluster-id", "prod"]).is_err(),
             "the folder is required"
         );
+    }
+
+    #[test]
+    fn plan_help_shows_only_the_flags_plan_uses() {
+        let help = |name: &str| {
+            command()
+                .find_subcommand_mut(name)
+                .expect("the subcommand")
+                .render_long_help()
+                .to_string()
+        };
+        let plan = help("plan");
+        for used in [
+            "--filename",
+            "--prune",
+            "--cluster-id",
+            "--allowed-namespaces",
+            "--allowed-source-topics",
+            "--slack-outage-tolerance-seconds",
+        ] {
+            assert!(plan.contains(used), "{used} missing from:\n{plan}");
+        }
+        let controller = help("controller");
+        for unused in [
+            "--resync-seconds",
+            "--workload-image",
+            "--workload-service-account",
+            "--workload-image-pull-policy",
+            "--action-key-secret",
+            "--slack-api-base",
+            "--aws-endpoint-url",
+        ] {
+            assert!(!plan.contains(unused), "{unused} in:\n{plan}");
+            assert!(
+                controller.contains(unused),
+                "{unused} missing from:\n{controller}"
+            );
+        }
+        // Hidden, not refused: the controller's flags still parse.
+        let mut matches = command()
+            .try_get_matches_from([
+                "alertops",
+                "plan",
+                "-f",
+                "alerting/",
+                "--cluster-id",
+                "prod",
+                "--workload-image",
+                "alertops:dev",
+            ])
+            .expect("parses");
+        assert!(matches!(
+            Cli::from_arg_matches_mut(&mut matches).unwrap().command,
+            Command::Plan(_)
+        ));
     }
 
     #[test]

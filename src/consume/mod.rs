@@ -28,7 +28,6 @@ pub use metrics::ConsumerMetrics;
 pub use store::{MAX_STORED_MESSAGES, MessageIndex, StoredMessage, config_map_name};
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::aws::{AwsClients, AwsError};
 use crate::k8s::{ClusterApi, ClusterError, KubeCluster};
@@ -44,6 +43,9 @@ pub const ACTION_TOKEN_KEY_ENV: &str = "ALERTOPS_ACTION_TOKEN_KEY";
 
 /// Environment variable of the Slack outage tolerance in seconds (controller and consumer).
 pub const OUTAGE_TOLERANCE_ENV: &str = "ALERTOPS_SLACK_OUTAGE_TOLERANCE_SECONDS";
+
+/// Environment variable of the backlog age in seconds (consumer and local mode).
+pub const BACKLOG_AGE_ENV: &str = "ALERTOPS_BACKLOG_AGE_SECONDS";
 
 /// Why a consumer batch, or the consumer, could not run.
 #[derive(Debug, thiserror::Error)]
@@ -270,11 +272,7 @@ async fn run(command: ConsumeArgs) -> Result<(), ConsumeError> {
         api_base: command.slack_api_base.clone(),
         ..SlackSettings::default()
     }));
-    let options = ConsumerOptions {
-        wait_time: Duration::from_secs(command.wait_seconds.min(20)),
-        slack_outage_tolerance: Duration::from_secs(command.slack_outage_tolerance_seconds),
-        ..ConsumerOptions::default()
-    };
+    let options = command.consumer_options();
     let mut consumer = Consumer::new(cluster, aws, slack, route.clone(), options);
     if let Some(signer) = signer {
         consumer = consumer.with_signer(signer);
@@ -322,6 +320,8 @@ pub async fn run_with_telemetry<C: ClusterApi>(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::k8s::MemoryCluster;
     use crate::resources::SecretKeyRef;

@@ -107,6 +107,7 @@ impl OperatorArgs {
         settings.action_key_secret = set(&self.action_key_secret);
         settings.slack_api_base = set(&self.slack_api_base);
         settings.aws_endpoint_url = set(&self.aws_endpoint_url);
+        settings.aws_service_endpoints = crate::workloads::aws_service_endpoints(std::env::vars());
         settings.allowed_source_topics = self.allowed_source_topics.as_ref().map(|list| {
             list.split(',')
                 .map(str::trim)

@@ -51,6 +51,10 @@ pub struct LocalArgs {
         value_parser = clap::value_parser!(u64).range(0..=crate::consume::MAX_OUTAGE_TOLERANCE.as_secs())
     )]
     pub slack_outage_tolerance_seconds: u64,
+    /// Seconds the oldest message of a batch may have waited before the consumers drain it as
+    /// a backlog into one storm summary (as `alertops consume`).
+    #[arg(long, env = crate::consume::BACKLOG_AGE_ENV, default_value_t = 600)]
+    pub backlog_age_seconds: u64,
     /// AWS rate limits.
     #[command(flatten)]
     pub aws: crate::aws::AwsArgs,
@@ -74,6 +78,7 @@ fn local_config(args: LocalArgs) -> super::LocalConfig {
         consumer_wait: std::time::Duration::from_secs(args.consumer_wait_seconds),
         resync: std::time::Duration::from_secs(args.resync_seconds.max(5)),
         slack_outage_tolerance: std::time::Duration::from_secs(args.slack_outage_tolerance_seconds),
+        backlog_age: std::time::Duration::from_secs(args.backlog_age_seconds),
     }
 }
 
@@ -124,5 +129,12 @@ mod tests {
             config(&["--slack-outage-tolerance-seconds", "39601"]).is_err(),
             "at most 11 hours, as for the consumers in a cluster"
         );
+    }
+
+    #[test]
+    fn the_backlog_age_reaches_the_local_consumers_ten_minutes_unless_set() {
+        assert_eq!(config(&[]).unwrap().backlog_age, Duration::from_secs(600));
+        let scaled = config(&["--backlog-age-seconds", "20"]).unwrap();
+        assert_eq!(scaled.backlog_age, Duration::from_secs(20));
     }
 }

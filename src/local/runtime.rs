@@ -58,6 +58,8 @@ pub struct LocalConfig {
     pub resync: Duration,
     /// How long the consumers hold alerts through a Slack outage.
     pub slack_outage_tolerance: Duration,
+    /// How long the oldest message of a batch may have waited before it is a backlog.
+    pub backlog_age: Duration,
 }
 
 /// Why the local mode stopped.
@@ -262,6 +264,7 @@ async fn supervise(
                 ConsumerOptions {
                     wait_time: shared.config.consumer_wait,
                     slack_outage_tolerance: shared.config.slack_outage_tolerance,
+                    backlog_age: shared.config.backlog_age,
                     ..Default::default()
                 },
             )

@@ -54,6 +54,9 @@ pub struct OperatorSettings {
     /// `AWS_ENDPOINT_URL` passed on to the workloads, so they reach the AWS endpoint the
     /// controller reaches (a test cluster's emulator).
     pub aws_endpoint_url: Option<String>,
+    /// `AWS_ENDPOINT_URL_<SERVICE>` variables passed on to the workloads (those the controller
+    /// was given), so they reach each service where the controller does.
+    pub aws_service_endpoints: BTreeMap<String, String>,
     /// `ALERTOPS_AWS_RATE_LIMITS` passed on to the workloads (the controller's own
     /// `--aws-rate-limits`), so a raised quota applies to them too.
     pub aws_rate_limits: Option<String>,
@@ -100,6 +103,7 @@ impl OperatorSettings {
                 .is_some_and(|l| !l.is_empty()),
             slack_api_base: self.slack_api_base.clone(),
             aws_endpoint_url: self.aws_endpoint_url.clone(),
+            aws_service_endpoints: self.aws_service_endpoints.clone(),
             slack_outage_tolerance_seconds: self.slack_outage_tolerance.as_secs(),
             aws_rate_limits: self.aws_rate_limits.clone(),
         }
@@ -118,6 +122,7 @@ impl OperatorSettings {
             action_key_secret: None,
             slack_api_base: None,
             aws_endpoint_url: None,
+            aws_service_endpoints: BTreeMap::new(),
             aws_rate_limits: None,
             allowed_source_topics: None,
             allowed_namespaces: None,

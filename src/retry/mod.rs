@@ -106,6 +106,20 @@ pub enum RetryError {
     /// The definition could not be rebuilt.
     #[error(transparent)]
     Rebuild(#[from] RebuildError),
+    /// More clusters were created since the failed one than the look-up of its retries reads,
+    /// so it cannot tell whether the attempt due already runs; nothing was started.
+    #[error(
+        "more than {pages} pages of EMR clusters were created since {since}: cannot check that \
+         no retry of cluster {cluster_id} already runs; nothing was started (start it by hand)"
+    )]
+    TooManyClusters {
+        /// The failed cluster.
+        cluster_id: String,
+        /// The start of the look-up's window.
+        since: String,
+        /// The pages read.
+        pages: usize,
+    },
 }
 
 /// Reads an AlertRoute.
@@ -207,36 +221,29 @@ pub async fn check(
     Ok(Checked { failed, info })
 }
 
-/// The retries of the failed cluster's original found in AWS. A retry keeps the failed cluster's
-/// name (the rebuild copies it), and is created after its original: ListClusters is asked for
-/// clusters created since the original (since the failed cluster when the original is no longer
-/// described: every attempt from the one due on is younger than it), and only the clusters of
-/// that name are described for their tags.
+/// The retries of the failed cluster's original found in AWS that could hold the attempt due or
+/// a later one. A retry keeps the failed cluster's name (the rebuild copies it), and every attempt
+/// from the one due on was started after the failed cluster failed, so it is younger than the
+/// failed cluster: ListClusters is asked for clusters created since then (a bounded window, see
+/// [`retries_listed_since`]), at most [`emr::MAX_CLUSTER_LIST_PAGES`] pages, and only the clusters
+/// of that name are described for their tags.
 async fn chain_in_aws(
     aws: &AwsClients,
     failed: &Cluster,
     info: &AttemptInfo,
 ) -> Result<Vec<ChainCluster>, CheckFailure> {
     let name = failed.name().unwrap_or_default();
-    let failed_id = failed.id().unwrap_or_default();
-    let original = if info.original_cluster_id == failed_id {
-        Some(failed.clone())
-    } else {
-        // An original EMR no longer reports (or that was never real) narrows nothing: fall back.
-        emr::describe_cluster(aws, &info.original_cluster_id)
-            .await
-            .ok()
-            .flatten()
-    };
-    let since = original
-        .as_ref()
-        .and_then(creation_time)
-        .or_else(|| creation_time(failed))
-        .unwrap_or(aws_smithy_types::DateTime::from_secs(0));
-    // A second earlier: EMR's and the emulator's "created after" differ on equality and on
-    // sub-second precision; a cluster too many is filtered by its tags anyway.
-    let since = aws_smithy_types::DateTime::from_secs(since.secs().saturating_sub(1));
-    let clusters = emr::clusters_named_since(aws, name, since).await?;
+    let since = retries_listed_since(
+        creation_time(failed),
+        aws_smithy_types::DateTime::from(std::time::SystemTime::now()),
+    );
+    let clusters = emr::clusters_named_since(aws, name, since, emr::MAX_CLUSTER_LIST_PAGES)
+        .await?
+        .ok_or_else(|| RetryError::TooManyClusters {
+            cluster_id: failed.id().unwrap_or_default().to_string(),
+            since: since.to_string(),
+            pages: emr::MAX_CLUSTER_LIST_PAGES,
+        })?;
     let tagged: Vec<(String, Tags)> = clusters
         .iter()
         .map(|c| (c.id().unwrap_or_default().to_string(), cluster_tags(c)))
@@ -245,6 +252,23 @@ async fn chain_in_aws(
         &info.original_cluster_id,
         tagged.iter().map(|(id, tags)| (id.as_str(), tags)),
     )?)
+}
+
+/// How far back EMR lists clusters (it keeps them about two months): the look-up's window when
+/// the failed cluster has no creation time.
+const EMR_LISTING_HORIZON_SECS: i64 = 63 * 24 * 3600;
+
+/// Where the look-up of retries starts: a second before the failed cluster was created (EMR's
+/// and the emulator's "created after" differ on equality and sub-second precision; a cluster too
+/// many is filtered by its tags anyway), or EMR's listing horizon before `now` when its creation
+/// time is unknown, so that the look-up never asks for the whole history.
+pub(crate) fn retries_listed_since(
+    failed_created: Option<aws_smithy_types::DateTime>,
+    now: aws_smithy_types::DateTime,
+) -> aws_smithy_types::DateTime {
+    let horizon = now.secs().saturating_sub(EMR_LISTING_HORIZON_SECS);
+    let since = failed_created.map_or(horizon, |created| created.secs().saturating_sub(1));
+    aws_smithy_types::DateTime::from_secs(since.max(horizon))
 }
 
 fn creation_time(cluster: &Cluster) -> Option<aws_smithy_types::DateTime> {
@@ -495,6 +519,24 @@ pub fn exit_code(outcome: &RetryOutcome) -> std::process::ExitCode {
 mod tests {
     use super::*;
     use crate::slack::text::{INJECTIONS, live_injections};
+
+    #[test]
+    fn the_retry_look_up_starts_at_the_failed_cluster_within_emrs_horizon() {
+        use aws_smithy_types::DateTime;
+        let now = DateTime::from_secs(100 * 24 * 3600);
+        let created = DateTime::from_secs(now.secs() - 3600);
+        assert_eq!(
+            retries_listed_since(Some(created), now),
+            DateTime::from_secs(created.secs() - 1)
+        );
+        // Unknown or older than EMR lists: the horizon, never the whole history.
+        let horizon = DateTime::from_secs(now.secs() - EMR_LISTING_HORIZON_SECS);
+        assert_eq!(retries_listed_since(None, now), horizon);
+        assert_eq!(
+            retries_listed_since(Some(DateTime::from_secs(0)), now),
+            horizon
+        );
+    }
 
     #[test]
     fn thread_and_ephemeral_summaries_escape_aws_text() {

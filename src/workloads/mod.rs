@@ -94,10 +94,28 @@ pub struct WorkloadParams {
     pub slack_api_base: Option<String>,
     /// `AWS_ENDPOINT_URL` of the workloads.
     pub aws_endpoint_url: Option<String>,
+    /// Per-service endpoints of the workloads, by variable name (`AWS_ENDPOINT_URL_CLOUDWATCH`,
+    /// `AWS_ENDPOINT_URL_CLOUDWATCH_LOGS`, …): see [`aws_service_endpoints`].
+    pub aws_service_endpoints: BTreeMap<String, String>,
     /// How long consumers hold alerts through a Slack outage, in seconds.
     pub slack_outage_tolerance_seconds: u64,
     /// `ALERTOPS_AWS_RATE_LIMITS` of the workloads.
     pub aws_rate_limits: Option<String>,
+}
+
+/// The per-service AWS endpoints among environment variables (`AWS_ENDPOINT_URL_<SERVICE>`, set
+/// and not empty), as the SDK reads them: the controller passes on those it was given, so its
+/// workloads reach each service where it does (an emulator serving CloudWatch on its own port).
+pub fn aws_service_endpoints(
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> BTreeMap<String, String> {
+    vars.into_iter()
+        .filter(|(name, value)| {
+            name.strip_prefix("AWS_ENDPOINT_URL_")
+                .is_some_and(|service| !service.is_empty())
+                && !value.trim().is_empty()
+        })
+        .collect()
 }
 
 impl WorkloadParams {
@@ -432,6 +450,9 @@ fn env(params: &WorkloadParams) -> Value {
     if let Some(endpoint) = params.aws_endpoint_url.as_deref().filter(|e| !e.is_empty()) {
         env.push(json!({"name": "AWS_ENDPOINT_URL", "value": endpoint}));
     }
+    for (name, endpoint) in &params.aws_service_endpoints {
+        env.push(json!({"name": name, "value": endpoint}));
+    }
     if let Some(limits) = params.aws_rate_limits.as_deref().filter(|l| !l.is_empty()) {
         env.push(json!({"name": "ALERTOPS_AWS_RATE_LIMITS", "value": limits}));
     }
@@ -485,9 +506,24 @@ mod tests {
             buttons_signed: false,
             slack_api_base: None,
             aws_endpoint_url: None,
+            aws_service_endpoints: BTreeMap::new(),
             slack_outage_tolerance_seconds: 7200,
             aws_rate_limits: None,
         }
+    }
+
+    /// The pod spec of a digest CronJob's runs.
+    fn digest_pod(
+        job: k8s_openapi::api::batch::v1::CronJob,
+    ) -> k8s_openapi::api::core::v1::PodSpec {
+        job.spec
+            .unwrap()
+            .job_template
+            .spec
+            .unwrap()
+            .template
+            .spec
+            .unwrap()
     }
 
     fn env_of(c: &k8s_openapi::api::core::v1::Container) -> BTreeMap<String, String> {
@@ -516,6 +552,47 @@ mod tests {
             .map(|e| e.to_string_lossy().into_owned())
             .chain([crate::telemetry::logging::LOG_FORMAT_ENV.to_string()])
             .collect()
+    }
+
+    #[test]
+    fn per_service_endpoints_the_controller_was_given_reach_every_workload() {
+        let endpoints = aws_service_endpoints([
+            ("AWS_ENDPOINT_URL".into(), "http://moto:5000".into()),
+            (
+                "AWS_ENDPOINT_URL_CLOUDWATCH".into(),
+                "http://cloudwatch:5001".into(),
+            ),
+            (
+                "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS".into(),
+                "http://logs:5002".into(),
+            ),
+            ("AWS_ENDPOINT_URL_SQS".into(), " ".into()),
+            ("AWS_ENDPOINT_URL_".into(), "http://nothing".into()),
+            ("HOME".into(), "/root".into()),
+        ]);
+        assert_eq!(
+            endpoints.keys().collect::<Vec<_>>(),
+            [
+                "AWS_ENDPOINT_URL_CLOUDWATCH",
+                "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS"
+            ],
+            "only set per-service endpoints; the global one has its own flag"
+        );
+        let params = WorkloadParams {
+            aws_endpoint_url: Some("http://moto:5000".into()),
+            aws_service_endpoints: endpoints,
+            ..params()
+        };
+        let consumer = consumer_deployment(&route("slack", json!({})), &params).unwrap();
+        let consumer = env_of(&consumer.spec.unwrap().template.spec.unwrap().containers[0]);
+        let digest = digest_pod(digest_cron_job(&schedule(), &params).unwrap());
+        let digest = env_of(&digest.containers[0]);
+        for env in [consumer, digest] {
+            assert_eq!(env["AWS_ENDPOINT_URL"], "http://moto:5000");
+            assert_eq!(env["AWS_ENDPOINT_URL_CLOUDWATCH"], "http://cloudwatch:5001");
+            assert_eq!(env["AWS_ENDPOINT_URL_CLOUDWATCH_LOGS"], "http://logs:5002");
+            assert!(!env.contains_key("AWS_ENDPOINT_URL_SQS"));
+        }
     }
 
     #[test]
@@ -569,16 +646,7 @@ mod tests {
             assert!(declared.contains(name), "consume does not read {name}");
         }
 
-        let job = digest_cron_job(&schedule(), &params).unwrap();
-        let pod = job
-            .spec
-            .unwrap()
-            .job_template
-            .spec
-            .unwrap()
-            .template
-            .spec
-            .unwrap();
+        let pod = digest_pod(digest_cron_job(&schedule(), &params).unwrap());
         assert_eq!(
             pod.service_account_name.as_deref(),
             Some("alertops-workload")

@@ -241,19 +241,82 @@ impl Route {
         }
     }
 
+    /// The route's consumer with [`test_options`] and the test signer.
     pub(crate) fn consumer(
         &self,
         aws: &AwsClients,
         slack: Arc<SlackClient>,
+    ) -> Consumer<MemoryCluster> {
+        self.consumer_with(aws, slack, test_options())
+    }
+
+    /// The route's consumer with these options and the test signer.
+    pub(crate) fn consumer_with(
+        &self,
+        aws: &AwsClients,
+        slack: Arc<SlackClient>,
+        options: ConsumerOptions,
     ) -> Consumer<MemoryCluster> {
         Consumer::new(
             self.cluster.clone(),
             aws.clone(),
             slack,
             self.reference(),
-            test_options(),
+            options,
         )
         .with_signer(signer())
+    }
+}
+
+/// A consumer running in a task, as the `consume` command runs it, until [`Running::stop`].
+pub(crate) struct Running {
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    pub(crate) fn spawn(mut consumer: Consumer<MemoryCluster>) -> Running {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            consumer
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        Running { stop, task }
+    }
+
+    /// Signals shutdown and waits for the consumer to stop (it must, and without a panic).
+    pub(crate) async fn stop(self) {
+        self.stop.send(()).expect("consumer still running");
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .expect("stops on shutdown")
+            .expect("no panic");
+    }
+}
+
+/// Consumer metrics in a registry of their own, read as `/metrics` serves them.
+pub(crate) struct RegisteredMetrics {
+    pub(crate) metrics: ConsumerMetrics,
+    registry: prometheus_client::registry::Registry,
+}
+
+impl RegisteredMetrics {
+    pub(crate) fn new() -> RegisteredMetrics {
+        let metrics = ConsumerMetrics::new();
+        let mut registry = prometheus_client::registry::Registry::default();
+        metrics.register(&mut registry);
+        RegisteredMetrics { metrics, registry }
+    }
+
+    /// The registry in Prometheus' text format.
+    pub(crate) fn text(&self) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .expect("metrics encode");
+        text
     }
 }
 
@@ -706,15 +769,8 @@ async fn a_storm_of_100_alerts_is_grouped_and_paced_to_one_post_per_second() {
     }))
     .await;
 
-    let mut consumer = route.consumer(&aws, slack_client(&recorder));
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        consumer
-            .run(async {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let consumer = route.consumer(&aws, slack_client(&recorder));
+    let task = Running::spawn(consumer);
     let requests = recorder
         .wait_until(Duration::from_secs(90), |requests| {
             let text = all_text(requests);
@@ -725,11 +781,7 @@ async fn a_storm_of_100_alerts_is_grouped_and_paced_to_one_post_per_second() {
         c == (0, 0)
     })
     .await;
-    stop.send(()).expect("consumer still running");
-    tokio::time::timeout(Duration::from_secs(10), task)
-        .await
-        .expect("stops on shutdown")
-        .expect("no panic");
+    task.stop().await;
 
     let posts: Vec<RecordedRequest> = requests
         .into_iter()
@@ -852,15 +904,8 @@ async fn a_consumer_killed_mid_batch_loses_no_alert() {
     );
     assert!(recorder.delivered("/webhook/oncall").is_empty());
 
-    let mut second = route.consumer(&aws, slack_client(&recorder));
-    let (stop, stopped) = oneshot::channel::<()>();
-    let restarted = tokio::spawn(async move {
-        second
-            .run(async {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let second = route.consumer(&aws, slack_client(&recorder));
+    let restarted = Running::spawn(second);
     recorder
         .wait_until(Duration::from_secs(30), |requests| {
             let delivered: Vec<RecordedRequest> = requests
@@ -876,8 +921,7 @@ async fn a_consumer_killed_mid_batch_loses_no_alert() {
         c == (0, 0)
     })
     .await;
-    stop.send(()).expect("consumer still running");
-    restarted.await.expect("no panic");
+    restarted.stop().await;
     assert_eq!(
         queue_counts(&aws, &plumbing.dlq_url).await,
         (0, 0),
@@ -940,10 +984,8 @@ async fn a_message_slack_keeps_failing_beyond_the_outage_tolerance_ends_in_the_d
         initial_backoff: Duration::from_millis(50),
         ..SlackSettings::default()
     }));
-    let metrics = ConsumerMetrics::new();
-    let mut registry = prometheus_client::registry::Registry::default();
-    metrics.register(&mut registry);
-    let mut consumer = Consumer::new(
+    let metrics = RegisteredMetrics::new();
+    let consumer = Consumer::new(
         route.cluster.clone(),
         aws.clone(),
         slack,
@@ -953,33 +995,21 @@ async fn a_message_slack_keeps_failing_beyond_the_outage_tolerance_ends_in_the_d
             ..test_options()
         },
     )
-    .with_metrics(metrics);
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        consumer
-            .run(async {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    .with_metrics(metrics.metrics.clone());
+    let task = Running::spawn(consumer);
 
     await_queue(&aws, &plumbing.dlq_url, Duration::from_secs(60), |c| {
         c.0 == 1
     })
     .await;
-    stop.send(()).expect("consumer still running");
-    tokio::time::timeout(Duration::from_secs(10), task)
-        .await
-        .expect("stops on shutdown")
-        .expect("no panic");
+    task.stop().await;
 
     assert!(
         recorder.delivered("/webhook/down").is_empty(),
         "Slack never accepted it"
     );
     assert_eq!(queue_counts(&aws, &plumbing.queue_url).await, (0, 0));
-    let mut text = String::new();
-    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    let text = metrics.text();
     let label = format!("route=\"{}/{}\"", route.namespace, route.name);
     assert!(
         text.contains(&format!("consumer_dead_letter_risk_total{{{label}}} 1")),
@@ -1445,20 +1475,9 @@ async fn a_delivery_longer_than_the_visibility_timeout_stays_with_its_replica() 
     recorder.script([Scripted::rate_limited(6)]);
 
     publish(&aws, &topic_arn, None, "slow-delivery: replication stalled").await;
-    let mut stops = Vec::new();
-    let mut replicas = Vec::new();
-    for _ in 0..2 {
-        let mut consumer = route.consumer(&aws, slack_client(&recorder));
-        let (stop, stopped) = oneshot::channel::<()>();
-        stops.push(stop);
-        replicas.push(tokio::spawn(async move {
-            consumer
-                .run(async {
-                    let _ = stopped.await;
-                })
-                .await
-        }));
-    }
+    let replicas: Vec<Running> = (0..2)
+        .map(|_| Running::spawn(route.consumer(&aws, slack_client(&recorder))))
+        .collect();
     recorder
         .wait_until(Duration::from_secs(30), |r| {
             r.iter()
@@ -1469,14 +1488,8 @@ async fn a_delivery_longer_than_the_visibility_timeout_stays_with_its_replica() 
         c == (0, 0)
     })
     .await;
-    for stop in stops {
-        stop.send(()).expect("replica still running");
-    }
     for replica in replicas {
-        tokio::time::timeout(Duration::from_secs(30), replica)
-            .await
-            .expect("stops on shutdown")
-            .expect("no panic");
+        replica.stop().await;
     }
     let statuses: Vec<u16> = recorder
         .requests()
@@ -1612,20 +1625,9 @@ async fn two_replicas_and_200_alarms_every_ok_updates_its_own_message() {
             ..SlackSettings::default()
         }))
     };
-    let mut stops = Vec::new();
-    let mut replicas = Vec::new();
-    for _ in 0..2 {
-        let mut consumer = route.consumer(&aws, fast_slack());
-        let (stop, stopped) = oneshot::channel::<()>();
-        stops.push(stop);
-        replicas.push(tokio::spawn(async move {
-            consumer
-                .run(async {
-                    let _ = stopped.await;
-                })
-                .await
-        }));
-    }
+    let replicas: Vec<Running> = (0..2)
+        .map(|_| Running::spawn(route.consumer(&aws, fast_slack())))
+        .collect();
     let calls = |method: &str| {
         recorder
             .requests()
@@ -1673,14 +1675,8 @@ async fn two_replicas_and_200_alarms_every_ok_updates_its_own_message() {
         c == (0, 0)
     })
     .await;
-    for stop in stops {
-        stop.send(()).expect("replica still running");
-    }
     for replica in replicas {
-        tokio::time::timeout(Duration::from_secs(30), replica)
-            .await
-            .expect("stops on shutdown")
-            .expect("no panic");
+        replica.stop().await;
     }
 
     // The stand-in numbers posts in arrival order: the n-th post got ts 1700000000.n.
@@ -1731,25 +1727,17 @@ async fn the_consumer_reports_the_depth_of_its_queue_and_dead_letter_queue() {
         api_base: recorder.api_base(),
         ..SlackSettings::default()
     }));
-    let metrics = ConsumerMetrics::new();
-    let mut registry = prometheus_client::registry::Registry::default();
-    metrics.register(&mut registry);
-    let mut consumer = route.consumer(&aws, slack).with_metrics(metrics);
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        consumer
-            .run(async {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let metrics = RegisteredMetrics::new();
+    let consumer = route
+        .consumer(&aws, slack)
+        .with_metrics(metrics.metrics.clone());
+    let task = Running::spawn(consumer);
     let label = format!("route=\"{}/{}\"", route.namespace, route.name);
     let dead_letter = format!("consumer_queue_messages{{{label},queue=\"dead_letter\"}} 3");
     let main = format!("consumer_queue_messages{{{label},queue=\"main\"}} 0");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let text = loop {
-        let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        let text = metrics.text();
         let lines: Vec<&str> = text.lines().collect();
         if lines.contains(&dead_letter.as_str()) && lines.contains(&main.as_str()) {
             break text;
@@ -1761,11 +1749,7 @@ async fn the_consumer_reports_the_depth_of_its_queue_and_dead_letter_queue() {
         tokio::task::yield_now().await;
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    stop.send(()).expect("consumer still running");
-    tokio::time::timeout(Duration::from_secs(10), task)
-        .await
-        .expect("stops on shutdown")
-        .expect("no panic");
+    task.stop().await;
     assert!(
         text.contains("# TYPE consumer_queue_messages gauge"),
         "{text}"

@@ -140,6 +140,7 @@ async fn the_local_process_serves_metrics_and_readiness() {
         consumer_wait: Duration::from_secs(1),
         resync: Duration::from_secs(60),
         slack_outage_tolerance: Duration::from_secs(7200),
+        backlog_age: Duration::from_secs(600),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let run = tokio::spawn(alertops::local::run(

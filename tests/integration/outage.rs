@@ -8,14 +8,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use alertops::consume::{Consumer, ConsumerMetrics, ConsumerOptions};
+use alertops::consume::ConsumerOptions;
 use alertops::slack::{SlackClient, SlackSettings};
-use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::consume::{
-    Route, all_text, publish, queue_counts, signer, subscribed_queue, test_options, topic,
-    webhook_spec,
+    RegisteredMetrics, Route, Running, all_text, publish, queue_counts, subscribed_queue,
+    test_options, topic, webhook_spec,
 };
 use crate::harness;
 use crate::harness::slack::{RecordedRequest, SlackRecorder, spacing};
@@ -29,6 +28,15 @@ fn failing_fast_slack(recorder: &SlackRecorder) -> Arc<SlackClient> {
         request_timeout: Duration::from_secs(5),
         ..SlackSettings::default()
     }))
+}
+
+/// Probes Slack every 200 ms at first, at most every second, so that outages take seconds.
+fn probing_options() -> ConsumerOptions {
+    ConsumerOptions {
+        probe_initial: Duration::from_millis(200),
+        probe_max: Duration::from_secs(1),
+        ..test_options()
+    }
 }
 
 /// Posts the stand-in answered with this status.
@@ -57,33 +65,19 @@ async fn a_slack_outage_longer_than_the_receive_budget_loses_nothing_and_ends_in
     for token in ["held-a", "held-b", "held-c"] {
         publish(&aws, &topic_arn, None, &format!("{token}: checkout errors")).await;
     }
-    let metrics = ConsumerMetrics::new();
-    let mut registry = prometheus_client::registry::Registry::default();
-    metrics.register(&mut registry);
-    let consumer = Consumer::new(
-        route.cluster.clone(),
-        aws.clone(),
-        failing_fast_slack(&recorder),
-        route.reference(),
-        ConsumerOptions {
-            probe_initial: Duration::from_millis(200),
-            probe_max: Duration::from_secs(1),
-            slack_outage_tolerance: Duration::from_secs(120),
-            ..test_options()
-        },
-    )
-    .with_signer(signer())
-    .with_metrics(metrics);
+    let metrics = RegisteredMetrics::new();
+    let consumer = route
+        .consumer_with(
+            &aws,
+            failing_fast_slack(&recorder),
+            ConsumerOptions {
+                slack_outage_tolerance: Duration::from_secs(120),
+                ..probing_options()
+            },
+        )
+        .with_metrics(metrics.metrics.clone());
     let readiness = consumer.readiness().clone();
-    let mut consumer = consumer;
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        consumer
-            .run(async {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let task = Running::spawn(consumer);
 
     // Slack fails the first delivery: the circuit opens. Alerts keep arriving meanwhile.
     recorder
@@ -130,8 +124,7 @@ async fn a_slack_outage_longer_than_the_receive_budget_loses_nothing_and_ends_in
             "the consumer stopped probing Slack"
         );
     }
-    let mut text = String::new();
-    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    let text = metrics.text();
     let label = format!("route=\"{}/{}\"", route.namespace, route.name);
     assert!(
         text.contains(&format!("consumer_slack_circuit_open{{{label}}} 1")),
@@ -153,11 +146,7 @@ async fn a_slack_outage_longer_than_the_receive_budget_loses_nothing_and_ends_in
         c == (0, 0)
     })
     .await;
-    stop.send(()).expect("consumer still running");
-    tokio::time::timeout(Duration::from_secs(10), task)
-        .await
-        .expect("stops on shutdown")
-        .expect("no panic");
+    task.stop().await;
 
     assert_eq!(
         queue_counts(&aws, &plumbing.dlq_url).await,
@@ -188,8 +177,7 @@ async fn a_slack_outage_longer_than_the_receive_budget_loses_nothing_and_ends_in
     for gap in spacing(&posts) {
         assert!(gap >= Duration::from_millis(950), "two posts {gap:?} apart");
     }
-    let mut text = String::new();
-    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    let text = metrics.text();
     assert!(
         text.contains(&format!("consumer_slack_circuit_open{{{label}}} 0")),
         "{text}"
@@ -276,26 +264,8 @@ async fn a_problem_summarised_after_an_outage_resolves_in_the_summarys_thread() 
     .await;
     recorder.start_outage(500);
     publish(&aws, &topic_arn, None, "held: checkout errors").await;
-    let mut consumer = Consumer::new(
-        route.cluster.clone(),
-        aws.clone(),
-        failing_fast_slack(&recorder),
-        route.reference(),
-        ConsumerOptions {
-            probe_initial: Duration::from_millis(200),
-            probe_max: Duration::from_secs(1),
-            ..test_options()
-        },
-    )
-    .with_signer(signer());
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        consumer
-            .run(async {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let task =
+        Running::spawn(route.consumer_with(&aws, failing_fast_slack(&recorder), probing_options()));
     let post = "/api/chat.postMessage";
     recorder
         .wait_until(Duration::from_secs(30), |r| {
@@ -350,11 +320,7 @@ async fn a_problem_summarised_after_an_outage_resolves_in_the_summarys_thread() 
                 .any(|p| p.body["thread_ts"] == summary_ts.as_str())
         })
         .await;
-    stop.send(()).expect("consumer still running");
-    tokio::time::timeout(Duration::from_secs(10), task)
-        .await
-        .expect("stops on shutdown")
-        .expect("no panic");
+    task.stop().await;
     let reply = answered(&requests, post, 200)
         .into_iter()
         .find(|p| p.body["thread_ts"] == summary_ts.as_str())
@@ -403,15 +369,9 @@ async fn a_backlog_found_after_a_restart_arrives_as_one_summary_not_a_flood() {
 
     // The consumer's clock says these alerts waited 20 minutes (backlog_age is 10 by default).
     let later = chrono::Utc::now() + chrono::Duration::minutes(20);
-    let mut consumer = Consumer::new(
-        route.cluster.clone(),
-        aws.clone(),
-        super::consume::slack_client(&recorder),
-        route.reference(),
-        test_options(),
-    )
-    .with_signer(signer())
-    .with_clock(Arc::new(move || later));
+    let mut consumer = route
+        .consumer(&aws, super::consume::slack_client(&recorder))
+        .with_clock(Arc::new(move || later));
     let deadline = Instant::now() + Duration::from_secs(60);
     while queue_counts(&aws, &plumbing.queue_url).await != (0, 0) {
         consumer.run_once().await.expect("a batch runs");
