@@ -17,6 +17,8 @@
 
 use std::fmt;
 
+use super::alarm_policy::LogAlarmSpec;
+
 /// Which of the three shapes a pattern has; dimensions and `$` values depend on it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PatternShape {
@@ -424,6 +426,117 @@ fn is_bare(c: char) -> bool {
     !c.is_whitespace() && !"{}[]()&|,\"%=!<>".contains(c)
 }
 
+/// One reason a log alarm cannot work as written: the field (relative to the log alarm) and
+/// what is wrong. Shared by the controller's validation (which refuses the spec) and by
+/// `alertops lint` (an error finding).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogAlarmProblem {
+    /// The field, e.g. `logs.filterPattern`.
+    pub field: &'static str,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+/// What CloudWatch Logs would refuse, or what would make the alarm watch a series the filter
+/// never publishes: a pattern that does not parse, `$` fields a terms pattern cannot extract,
+/// space-delimited fields the pattern does not name, more than 3 dimensions, a default value
+/// with dimensions, and alarm dimensions that are not the filter's.
+pub fn log_alarm_problems(log_alarm: &LogAlarmSpec) -> Vec<LogAlarmProblem> {
+    let mut out = Vec::new();
+    let mut problem =
+        |field: &'static str, message: String| out.push(LogAlarmProblem { field, message });
+    let metric = &log_alarm.logs.metric;
+    let shape = match parse(&log_alarm.logs.filter_pattern) {
+        Ok(shape) => Some(shape),
+        Err(e) => {
+            problem(
+                "logs.filterPattern",
+                format!("the filter pattern does not parse: {e}"),
+            );
+            None
+        }
+    };
+    let extracted = std::iter::once(("logs.metric.value", metric.value.as_str())).chain(
+        metric
+            .dimensions
+            .values()
+            .map(|v| ("logs.metric.dimensions", v.as_str())),
+    );
+    for (field, value) in extracted {
+        let is_field = value.starts_with('$');
+        if !is_field && field == "logs.metric.value" {
+            if value.parse::<f64>().is_err() {
+                problem(
+                    field,
+                    format!("{value:?} is neither a number (such as 1) nor a `$` field"),
+                );
+            }
+            continue;
+        }
+        if !is_field {
+            problem(
+                field,
+                format!("{value:?}: a dimension's value is a `$` field of the log event"),
+            );
+            continue;
+        }
+        match &shape {
+            Some(PatternShape::Terms) => problem(
+                field,
+                format!(
+                    "{value:?} extracts a field, which a terms pattern has not: use a JSON                      (`{{ $.field = ... }}`) or space-delimited (`[a, b, ...]`) pattern"
+                ),
+            ),
+            Some(PatternShape::Json) if !value.starts_with("$.") => problem(
+                field,
+                format!("{value:?}: a JSON pattern's fields are written `$.field`"),
+            ),
+            Some(PatternShape::SpaceDelimited(names))
+                if !names
+                    .iter()
+                    .any(|n| value.strip_prefix('$') == Some(n.as_str())) =>
+            {
+                problem(
+                    field,
+                    format!(
+                        "{value:?} is not a field of the space-delimited pattern (its fields:                          {})",
+                        names.join(", ")
+                    ),
+                )
+            }
+            _ => {}
+        }
+    }
+    if metric.dimensions.len() > 3 {
+        problem(
+            "logs.metric.dimensions",
+            "CloudWatch Logs allows at most 3 dimensions per metric filter".into(),
+        );
+    }
+    if !metric.dimensions.is_empty() && metric.default_value.is_some() {
+        problem(
+            "logs.metric.defaultValue",
+            "CloudWatch Logs allows no defaultValue on a metric with dimensions".into(),
+        );
+    }
+    let filter_keys: Vec<&String> = metric.dimensions.keys().collect();
+    let alarm_keys: Vec<&String> = log_alarm.dimensions.keys().collect();
+    if filter_keys != alarm_keys {
+        problem(
+            "dimensions",
+            format!(
+                "the alarm must name a value for each dimension of logs.metric.dimensions, and                  only those ([{}]): the filter publishes only per-value series, so an alarm on                  other dimensions never gets a datapoint",
+                filter_keys
+                    .iter()
+                    .map(|k| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+    }
+    out
+}
+
 impl fmt::Display for PatternShape {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -478,7 +591,7 @@ mod tests {
 
     #[test]
     fn unbalanced_braces_brackets_and_quotes_name_their_column() {
-        assert_eq!(column_of(r#"{ $.level = "ERROR""#), 19);
+        assert_eq!(column_of(r#"{ $.level = "ERROR""#), 20, "one past the end");
         assert_eq!(column_of("{ ($.a = 1 }"), 12);
         assert_eq!(column_of("[ip, user"), 10);
         assert_eq!(column_of(r#"ERROR "connection refused"#), 7);
@@ -507,6 +620,71 @@ mod tests {
         assert_eq!(column_of("{ $.a = 1 && }"), 14);
         assert_eq!(column_of("{ && $.a = 1 }"), 3);
         assert_eq!(column_of("{ $.a = 1 $.b = 2 }"), 11);
+    }
+
+    fn log_alarm(logs: serde_json::Value, dimensions: serde_json::Value) -> LogAlarmSpec {
+        serde_json::from_value(serde_json::json!({
+            "name": "checkout-errors", "logs": logs, "dimensions": dimensions,
+            "period": 60, "evaluationPeriods": 1, "threshold": 5,
+            "comparison": "GreaterThanThreshold"
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_json_log_alarm_with_matching_dimensions_has_no_problems() {
+        let spec = log_alarm(
+            serde_json::json!({"logGroup": "/aws/lambda/checkout",
+                "filterPattern": "{ $.level = \"ERROR\" }",
+                "metric": {"namespace": "App", "name": "Errors",
+                           "dimensions": {"Service": "$.service"}}}),
+            serde_json::json!({"Service": "checkout"}),
+        );
+        assert_eq!(log_alarm_problems(&spec), Vec::new());
+        assert_eq!(spec.logs.metric.value, "1", "counts lines by default");
+    }
+
+    #[test]
+    fn log_alarm_problems_name_their_field() {
+        let fields = |logs, dims| -> Vec<&'static str> {
+            log_alarm_problems(&log_alarm(logs, dims))
+                .into_iter()
+                .map(|p| p.field)
+                .collect()
+        };
+        assert_eq!(
+            fields(
+                serde_json::json!({"logGroup": "g", "filterPattern": "{ $.a = 1",
+                    "metric": {"namespace": "A", "name": "B"}}),
+                serde_json::json!({})
+            ),
+            vec!["logs.filterPattern"]
+        );
+        assert_eq!(
+            fields(
+                serde_json::json!({"logGroup": "g", "filterPattern": "ERROR",
+                    "metric": {"namespace": "A", "name": "B", "value": "$.latency"}}),
+                serde_json::json!({})
+            ),
+            vec!["logs.metric.value"]
+        );
+        assert_eq!(
+            fields(
+                serde_json::json!({"logGroup": "g", "filterPattern": "[ip, status, bytes]",
+                    "metric": {"namespace": "A", "name": "B", "value": "$size"}}),
+                serde_json::json!({})
+            ),
+            vec!["logs.metric.value"]
+        );
+        assert_eq!(
+            fields(
+                serde_json::json!({"logGroup": "g", "filterPattern": "{ $.a = 1 }",
+                    "metric": {"namespace": "A", "name": "B", "defaultValue": 0,
+                               "dimensions": {"S": "$.s"}}}),
+                serde_json::json!({})
+            ),
+            vec!["logs.metric.defaultValue", "dimensions"]
+        );
     }
 
     #[test]
