@@ -595,7 +595,11 @@ mod tests {
         assert_eq!(column_of("{ ($.a = 1 }"), 12);
         assert_eq!(column_of("[ip, user"), 10);
         assert_eq!(column_of(r#"ERROR "connection refused"#), 7);
-        assert_eq!(column_of(r#"{ $.level = "ERROR }"#), 12);
+        assert_eq!(
+            column_of(r#"{ $.level = "ERROR }"#),
+            13,
+            "the unclosed quote"
+        );
         assert_eq!(column_of("ERROR }"), 7);
         assert_eq!(column_of("{ $.a = 1 } }"), 13);
     }
