@@ -109,6 +109,14 @@ impl OwnerIdentity {
         format!("{}{}", self.alarm_prefix(), alarm)
     }
 
+    /// Name of the CloudWatch Logs metric filter of the log alarm `log_alarm` of the spec: the
+    /// alarm scheme (metric filter names allow 512 characters but no `:` or `*`, which alarm
+    /// names never contain), so the policy's filters in a log group share [`Self::alarm_prefix`]
+    /// and that prefix proves they are ours (metric filters have no tags).
+    pub fn metric_filter_name(&self, log_alarm: &str) -> String {
+        self.alarm_name(log_alarm)
+    }
+
     /// Prefix shared by every EventBridge rule of this policy (rule names allow only
     /// `[.-_A-Za-z0-9]` and 64 characters, so the policy is identified by its hash).
     pub fn rule_prefix(&self) -> String {

@@ -15,6 +15,7 @@ use super::cloudwatch::{
     ObservedComposite,
 };
 use super::eventbridge::{EventBridgeRules, ObservedRule, RuleDefinition, RuleTarget};
+use super::log_filters::{FilterListing, LogMetricFilters, MetricFilterDefinition};
 use super::sns::{SnsTopics, Subscription, TopicCreation};
 use super::sqs::{QueueAttributes, SqsQueues};
 use super::tags::TagChanges;
@@ -35,6 +36,8 @@ struct State {
     topics: BTreeMap<String, (HashMap<String, String>, Tags)>,
     rules: BTreeMap<String, (RuleDefinition, Tags, Vec<RuleTarget>)>,
     queues: BTreeMap<String, (QueueAttributes, Tags)>,
+    /// Log groups that exist, each with its metric filters by name.
+    log_groups: BTreeMap<String, BTreeMap<String, MetricFilterDefinition>>,
     subscriptions: Vec<Subscription>,
     calls: Vec<String>,
     failures: HashMap<String, AwsErrorKind>,
@@ -93,6 +96,29 @@ impl FakeAws {
     /// Makes every later call of `operation` fail with an error of `kind`.
     pub fn fail(&self, operation: &str, kind: AwsErrorKind) {
         self.state().failures.insert(operation.to_string(), kind);
+    }
+
+    /// Creates a log group (metric filters can be put only into existing groups, as in AWS).
+    pub fn create_log_group(&self, name: &str) {
+        self.state().log_groups.entry(name.to_string()).or_default();
+    }
+
+    /// Puts a metric filter in place as someone else would; creates its log group.
+    pub fn insert_metric_filter(&self, filter: MetricFilterDefinition) {
+        self.state()
+            .log_groups
+            .entry(filter.log_group.clone())
+            .or_default()
+            .insert(filter.filter_name.clone(), filter);
+    }
+
+    /// The metric filters of a log group, by name.
+    pub fn metric_filters_of(&self, log_group: &str) -> BTreeMap<String, MetricFilterDefinition> {
+        self.state()
+            .log_groups
+            .get(log_group)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Puts an alarm in place as someone else would (console, Terraform), with these tags.
@@ -775,6 +801,49 @@ impl SqsQueues for FakeAws {
     async fn delete_queue(&self, url: &str) -> Result<bool, AwsError> {
         let mut state = self.call("DeleteQueue")?;
         Ok(state.queues.remove(queue_name(url)).is_some())
+    }
+}
+
+#[async_trait]
+impl LogMetricFilters for FakeAws {
+    async fn metric_filters(
+        &self,
+        log_group: &str,
+        prefix: &str,
+    ) -> Result<FilterListing, AwsError> {
+        let state = self.call("DescribeMetricFilters")?;
+        Ok(match state.log_groups.get(log_group) {
+            Some(filters) => FilterListing::Filters(
+                filters
+                    .values()
+                    .filter(|f| f.filter_name.starts_with(prefix))
+                    .cloned()
+                    .collect(),
+            ),
+            None => FilterListing::LogGroupNotFound,
+        })
+    }
+
+    async fn put_metric_filter(&self, filter: &MetricFilterDefinition) -> Result<(), AwsError> {
+        let mut state = self.call("PutMetricFilter")?;
+        let filters = state
+            .log_groups
+            .get_mut(&filter.log_group)
+            .ok_or_else(|| not_found("PutMetricFilter", &filter.log_group))?;
+        filters.insert(filter.filter_name.clone(), filter.clone());
+        Ok(())
+    }
+
+    async fn delete_metric_filter(
+        &self,
+        log_group: &str,
+        filter_name: &str,
+    ) -> Result<(), AwsError> {
+        let mut state = self.call("DeleteMetricFilter")?;
+        if let Some(filters) = state.log_groups.get_mut(log_group) {
+            filters.remove(filter_name);
+        }
+        Ok(())
     }
 }
 

@@ -37,6 +37,7 @@ use super::cloudwatch::{
     ObservedComposite,
 };
 use super::eventbridge::{EventBridgeRules, ObservedRule, RuleDefinition, RuleTarget};
+use super::log_filters::{FilterListing, LogMetricFilters, MetricFilterDefinition};
 use super::sns::{SnsTopics, Subscription, TopicCreation};
 use super::sqs::{QueueAttributes, SqsQueues};
 use super::tags::TagChanges;
@@ -502,6 +503,33 @@ impl<A: ControllerAws> SqsQueues for Inventory<A> {
 
     async fn delete_queue(&self, url: &str) -> Result<bool, AwsError> {
         self.inner.delete_queue(url).await
+    }
+}
+
+/// Metric filters are listed per log group, so there is no cluster-wide listing to share: each
+/// policy lists the groups its log alarms name (one call per group per reconcile).
+#[async_trait]
+impl<A: ControllerAws> LogMetricFilters for Inventory<A> {
+    async fn metric_filters(
+        &self,
+        log_group: &str,
+        prefix: &str,
+    ) -> Result<FilterListing, AwsError> {
+        self.inner.metric_filters(log_group, prefix).await
+    }
+
+    async fn put_metric_filter(&self, filter: &MetricFilterDefinition) -> Result<(), AwsError> {
+        self.inner.put_metric_filter(filter).await
+    }
+
+    async fn delete_metric_filter(
+        &self,
+        log_group: &str,
+        filter_name: &str,
+    ) -> Result<(), AwsError> {
+        self.inner
+            .delete_metric_filter(log_group, filter_name)
+            .await
     }
 }
 

@@ -19,6 +19,7 @@ pub(crate) mod eventbridge;
 pub(crate) mod fake;
 mod inventory;
 pub(crate) mod log_events;
+pub(crate) mod log_filters;
 mod rate_limit;
 pub(crate) mod ses;
 pub(crate) mod sns;
@@ -47,12 +48,15 @@ use aws_smithy_types::retry::RetryConfig;
 pub use cloudwatch::CloudWatchAlarms;
 pub use eventbridge::EventBridgeRules;
 pub use log_events::{LogEvent, LogEventPage, LogEventQuery, LogEvents, MetricFilterSource};
+pub use log_filters::LogMetricFilters;
 pub use sns::SnsTopics;
 pub use sqs::SqsQueues;
 
 /// Everything the controller's reconcilers ask of AWS: alarms, topics and subscriptions, rules,
-/// queues, and the region their workloads run in.
-pub trait ControllerAws: CloudWatchAlarms + SnsTopics + EventBridgeRules + SqsQueues {
+/// queues, the metric filters of log alarms, and the region their workloads run in.
+pub trait ControllerAws:
+    CloudWatchAlarms + SnsTopics + EventBridgeRules + SqsQueues + LogMetricFilters
+{
     /// The region of the clients, passed on to the workloads the controller creates.
     fn region(&self) -> Option<String>;
 }

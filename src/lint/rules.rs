@@ -10,7 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::digest::schedule::{Schedule, ScheduleError};
 use crate::resources::alarm_policy::{
-    AlarmPolicySpec, AlarmSpec, ComparisonOperator, MetricQuery, Statistic, TreatMissingData,
+    AlarmPolicySpec, AlarmSpec, ComparisonOperator, LogAlarmSpec, MetricQuery, Statistic,
+    TreatMissingData,
 };
 use crate::resources::alarm_policy::{LintFinding, LintLevel};
 use crate::resources::{AlertKind, AlertRouteSpec, DigestScheduleSpec, Severity};
@@ -133,8 +134,37 @@ pub const INVALID_TIME_ZONE: &str = "invalid-time-zone";
 /// `EmrClusterStateChange` enables a button nobody will ever see.
 pub const RETRY_NEVER_SHOWN: &str = "retry-never-shown";
 
+/// A log alarm that cannot work as written: its filter pattern does not parse (the message
+/// names the column), it extracts `$` fields a terms pattern has not, it names more than 3
+/// dimensions, or the alarm's dimensions are not the filter's.
+///
+/// Why: CloudWatch Logs refuses the pattern at PutMetricFilter, or accepts a filter whose metric
+/// the alarm never sees; the controller refuses such a log alarm (`InvalidSpec`), and lint says
+/// so before the manifest is merged.
+pub const INVALID_LOG_FILTER: &str = "invalid-log-filter";
+
+/// A log alarm counting matching lines (metric value a constant such as `1`) with a statistic
+/// other than `Sum`.
+///
+/// Why: every matching line publishes the same value, so the Average, Maximum and Minimum of a
+/// period are that value (or the default), whether one line matched or a thousand: the
+/// `Maximum of BackendConnectionErrors` story of the source documents, on logs. SampleCount
+/// counts lines but ignores the default value. An error when the threshold can then never be
+/// crossed (or is always crossed), a warning otherwise.
+pub const LOG_COUNT_NEEDS_SUM: &str = "log-count-needs-sum";
+
 /// Every rule: id, the level of its findings (the stronger one when it has two), and a summary.
 pub const RULES: &[(&str, LintLevel, &str)] = &[
+    (
+        INVALID_LOG_FILTER,
+        LintLevel::Error,
+        "log alarm's filter pattern or metric cannot work",
+    ),
+    (
+        LOG_COUNT_NEEDS_SUM,
+        LintLevel::Error,
+        "log alarm counting lines without Sum",
+    ),
     (
         COUNT_METRIC_NEEDS_SUM,
         LintLevel::Error,
@@ -310,7 +340,7 @@ pub fn lint_alert_route(spec: &AlertRouteSpec) -> Vec<LintFinding> {
 /// Runs every rule on a policy, in alarm order.
 pub fn lint_alarm_policy(spec: &AlarmPolicySpec) -> Vec<LintFinding> {
     let mut findings = Vec::new();
-    if spec.alarms.is_empty() && spec.event_rules.is_empty() {
+    if spec.alarms.is_empty() && spec.log_alarms.is_empty() && spec.event_rules.is_empty() {
         findings.push(LintFinding {
             rule: EMPTY_POLICY.to_string(),
             level: LintLevel::Warning,
@@ -337,7 +367,81 @@ pub fn lint_alarm_policy(spec: &AlarmPolicySpec) -> Vec<LintFinding> {
                 .filter(|f| !(f.rule == ACTIONS_DISABLED && combined.contains(&alarm.name))),
         );
     }
+    for log_alarm in &spec.log_alarms {
+        findings.extend(lint_log_alarm(log_alarm));
+    }
     findings
+}
+
+/// The rules of a log alarm: its filter and metric, its statistic, and every alarm rule on the
+/// alarm it becomes.
+pub fn lint_log_alarm(log_alarm: &LogAlarmSpec) -> Vec<LintFinding> {
+    let alarm = log_alarm.alarm();
+    let mut out = Findings {
+        alarm: &log_alarm.name,
+        findings: Vec::new(),
+    };
+    for problem in crate::resources::filter_pattern::log_alarm_problems(log_alarm) {
+        out.error(
+            INVALID_LOG_FILTER,
+            format!("{}: {}", problem.field, problem.message),
+        );
+    }
+    check_log_count_statistic(log_alarm, &mut out);
+    let mut findings = out.findings;
+    findings.extend(lint_alarm(&alarm));
+    findings
+}
+
+fn check_log_count_statistic(log_alarm: &LogAlarmSpec, out: &mut Findings<'_>) {
+    let metric = &log_alarm.logs.metric;
+    // A `$` value measures something per line (latency, bytes): any statistic can make sense.
+    let Ok(value) = metric.value.parse::<f64>() else {
+        return;
+    };
+    if log_alarm.statistic == Statistic::Sum {
+        return;
+    }
+    let stat = log_alarm.statistic.as_str();
+    let t = log_alarm.threshold;
+    let shown = fmt_number(t);
+    let never = match log_alarm.statistic {
+        // Every sample is the value (or the default): so is their average, maximum and minimum.
+        Statistic::Average | Statistic::Maximum | Statistic::Minimum => {
+            let high = value.max(metric.default_value.unwrap_or(value));
+            match log_alarm.comparison {
+                ComparisonOperator::GreaterThanThreshold if t >= high => {
+                    Some(format!("so a threshold of {shown} can never be reached"))
+                }
+                ComparisonOperator::GreaterThanOrEqualToThreshold if t > high => {
+                    Some(format!("so a threshold of {shown} can never be reached"))
+                }
+                ComparisonOperator::LessThanThreshold if t > high => Some(format!(
+                    "so it is always below a threshold of {shown} and the alarm always fires"
+                )),
+                ComparisonOperator::LessThanOrEqualToThreshold if t >= high => Some(format!(
+                    "so it is always below a threshold of {shown} and the alarm always fires"
+                )),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    let message = format!(
+        "{stat} of {} {} counts matching lines (value {}), and every line publishes the same \
+         value, {}; use statistic: Sum",
+        metric.namespace,
+        metric.name,
+        metric.value,
+        never
+            .as_deref()
+            .unwrap_or("so one matching line and a thousand look the same")
+    );
+    if never.is_some() {
+        out.error(LOG_COUNT_NEEDS_SUM, message);
+    } else {
+        out.warn(LOG_COUNT_NEEDS_SUM, message);
+    }
 }
 
 /// Runs every alarm rule on one alarm.
@@ -1422,6 +1526,7 @@ mod tests {
             tags: BTreeMap::new(),
             alarms: Vec::new(),
             composite_alarms: Vec::new(),
+            log_alarms: Vec::new(),
             event_rules: Vec::new(),
         };
         let findings = lint_alarm_policy(&empty);
@@ -1503,6 +1608,84 @@ mod tests {
         );
     }
 
+    fn log_alarm(statistic: &str, threshold: f64, pattern: &str) -> LogAlarmSpec {
+        serde_json::from_value(serde_json::json!({
+            "name": "checkout-errors",
+            "logs": {
+                "logGroup": "/aws/lambda/checkout",
+                "filterPattern": pattern,
+                "metric": {"namespace": "ServerlessApi/Logs", "name": "CheckoutErrors"}
+            },
+            "statistic": statistic,
+            "period": 60, "evaluationPeriods": 5, "threshold": threshold,
+            "comparison": "GreaterThanThreshold", "treatMissingData": "notBreaching"
+        }))
+        .unwrap()
+    }
+
+    fn log_rules(log_alarm: &LogAlarmSpec) -> Vec<(String, LintLevel)> {
+        lint_log_alarm(log_alarm)
+            .into_iter()
+            .map(|f| (f.rule, f.level))
+            .collect()
+    }
+
+    const CHECKOUT: &str = r#"{ $.level = "ERROR" && $.service = "checkout" }"#;
+
+    #[test]
+    fn a_log_alarm_counting_lines_with_sum_is_clean() {
+        assert_eq!(log_rules(&log_alarm("Sum", 10.0, CHECKOUT)), Vec::new());
+    }
+
+    #[test]
+    fn maximum_of_a_line_count_over_its_value_can_never_fire() {
+        let findings = lint_log_alarm(&log_alarm("Maximum", 10.0, CHECKOUT));
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert_eq!(
+            (findings[0].rule.as_str(), findings[0].level),
+            (LOG_COUNT_NEEDS_SUM, LintLevel::Error)
+        );
+        assert!(
+            findings[0].message.contains("can never be reached"),
+            "{}",
+            findings[0].message
+        );
+    }
+
+    #[test]
+    fn other_statistics_of_a_line_count_are_a_warning() {
+        for stat in ["Average", "Minimum", "SampleCount"] {
+            assert_eq!(
+                log_rules(&log_alarm(stat, 0.0, CHECKOUT)),
+                vec![(LOG_COUNT_NEEDS_SUM.to_string(), LintLevel::Warning)],
+                "{stat}"
+            );
+        }
+        let mut latency = log_alarm("Average", 2000.0, CHECKOUT);
+        latency.logs.metric.value = "$.latency".into();
+        assert_eq!(
+            log_rules(&latency),
+            Vec::new(),
+            "a measured value may be averaged"
+        );
+    }
+
+    #[test]
+    fn an_unparsable_filter_pattern_is_an_error_naming_the_column() {
+        let findings = lint_log_alarm(&log_alarm("Sum", 10.0, r#"{ $.level == "ERROR" }"#));
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert_eq!(
+            (findings[0].rule.as_str(), findings[0].level),
+            (INVALID_LOG_FILTER, LintLevel::Error)
+        );
+        assert!(
+            findings[0].message.contains("logs.filterPattern")
+                && findings[0].message.contains("column 11"),
+            "{}",
+            findings[0].message
+        );
+    }
+
     #[test]
     fn an_alarm_a_composite_combines_may_be_silent() {
         let mut silent = elb(Statistic::Sum);
@@ -1513,6 +1696,7 @@ mod tests {
             tags: BTreeMap::new(),
             alarms: vec![silent],
             composite_alarms: Vec::new(),
+            log_alarms: Vec::new(),
             event_rules: Vec::new(),
         };
         let rules_of = |spec: &AlarmPolicySpec| -> Vec<String> {

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::aws::sns::topic_name;
 use crate::aws::tags::TagChanges;
 use crate::reconcile::alarm_policy::desired::{
-    FieldChange, alarm_changes, composite_changes, rule_changes,
+    FieldChange, alarm_changes, composite_changes, filter_changes, rule_changes,
 };
 use crate::reconcile::alarm_policy::plan::{
     Action, Observed, ObservedTopic, TopicAction, TopicPlan,
@@ -198,6 +198,11 @@ fn topic_action_fields(actions: &[TopicAction], observed: &ObservedTopic) -> Vec
         }
     }
     fields
+}
+
+/// A metric filter as a person finds it: filter names are unique only within their log group.
+fn filter_label(log_group: &str, name: &str) -> String {
+    format!("{log_group} {name}")
 }
 
 /// The alarms and rules, from the controller's actions; current values from `observed`.
@@ -438,6 +443,57 @@ pub fn policy_changes(owner: &str, actions: &[Action], observed: &Observed) -> V
                 Vec::new(),
                 reason,
             )),
+            Action::CreateFilter { record, .. } => out.push(entry(
+                owner,
+                ResourceType::LogMetricFilter,
+                &filter_label(&record.log_group, &record.filter_name),
+                ChangeAction::Create,
+                Vec::new(),
+                reason,
+            )),
+            Action::UpdateFilter {
+                record, definition, ..
+            } => {
+                let current = observed
+                    .log_groups
+                    .get(&record.log_group)
+                    .and_then(Option::as_ref)
+                    .and_then(|filters| filters.get(&record.filter_name));
+                let fields = current
+                    .map(|current| {
+                        filter_changes(definition, current)
+                            .into_iter()
+                            .map(FieldDiff::from)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                out.push(entry(
+                    owner,
+                    ResourceType::LogMetricFilter,
+                    &filter_label(&record.log_group, &record.filter_name),
+                    ChangeAction::Update,
+                    fields,
+                    reason,
+                ));
+            }
+            Action::KeepFilter { record } => out.push(entry(
+                owner,
+                ResourceType::LogMetricFilter,
+                &filter_label(&record.log_group, &record.filter_name),
+                ChangeAction::NoChange,
+                Vec::new(),
+                reason,
+            )),
+            Action::DeleteFilter { log_group, name } => out.push(entry(
+                owner,
+                ResourceType::LogMetricFilter,
+                &filter_label(log_group, name),
+                ChangeAction::Delete,
+                Vec::new(),
+                reason,
+            )),
+            // Reported with the policy's blockers (`LogGroupNotFound`): nothing is written.
+            Action::LogGroupMissing { .. } => {}
         }
     }
     out

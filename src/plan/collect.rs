@@ -232,6 +232,7 @@ async fn plan_policy(
         &desired.alarms,
         &desired.composites,
         &desired.rules,
+        &desired.filters,
         &recorded,
     )
     .await?;

@@ -68,6 +68,8 @@ pub enum ResourceType {
     CloudWatchCompositeAlarm,
     /// An EventBridge rule (with its target).
     EventBridgeRule,
+    /// A CloudWatch Logs metric filter (of a log alarm).
+    LogMetricFilter,
     /// An SNS topic.
     SnsTopic,
     /// An SQS queue (main or dead-letter).
@@ -83,6 +85,7 @@ impl ResourceType {
             ResourceType::CloudWatchAlarm => "CloudWatch alarm",
             ResourceType::CloudWatchCompositeAlarm => "CloudWatch composite alarm",
             ResourceType::EventBridgeRule => "EventBridge rule",
+            ResourceType::LogMetricFilter => "CloudWatch Logs metric filter",
             ResourceType::SnsTopic => "SNS topic",
             ResourceType::SqsQueue => "SQS queue",
             ResourceType::SnsSubscription => "SNS subscription",

@@ -36,6 +36,8 @@ use super::common::{Conditions, DeletionPolicy, Severity};
     .message("event rule names must be unique within a policy"))]
 #[x_kube(validation = Rule::new("!has(self.compositeAlarms) || self.compositeAlarms.all(a, self.compositeAlarms.exists_one(b, b.name == a.name) && (!has(self.alarms) || !self.alarms.exists(b, b.name == a.name)))")
     .message("composite alarm names must be unique within a policy and differ from its alarm names"))]
+#[x_kube(validation = Rule::new("!has(self.logAlarms) || self.logAlarms.all(a, self.logAlarms.exists_one(b, b.name == a.name) && (!has(self.alarms) || !self.alarms.exists(b, b.name == a.name)) && (!has(self.compositeAlarms) || !self.compositeAlarms.exists(b, b.name == a.name)))")
+    .message("log alarm names must be unique within a policy and differ from its alarm and composite alarm names"))]
 pub struct AlarmPolicySpec {
     /// The SNS topic alarms and rules publish to. By default a topic is created for the policy.
     #[serde(default)]
@@ -57,6 +59,11 @@ pub struct AlarmPolicySpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 100))]
     pub composite_alarms: Vec<CompositeAlarmSpec>,
+    /// Alarms on log events: a CloudWatch Logs metric filter (owned by the policy) turns the
+    /// matching lines of a log group into a metric, and an ordinary alarm watches that metric.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
+    pub log_alarms: Vec<LogAlarmSpec>,
     /// EventBridge rules whose events are published to the topic.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 100))]
@@ -229,6 +236,175 @@ pub struct CompositeAlarmSpec {
     /// Tags of this composite, added to the policy's tags.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
+}
+
+/// An alarm on log events: the metric filter that counts (or measures) matching lines, and the
+/// alarm on the metric it publishes. The alarm fields are those of `alarms[]`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.period * self.evaluationPeriods <= 86400")
+    .message("period × evaluationPeriods must be at most 86400 seconds (one day)"))]
+#[x_kube(validation = Rule::new("!has(self.datapointsToAlarm) || self.datapointsToAlarm <= self.evaluationPeriods")
+    .message("datapointsToAlarm must not exceed evaluationPeriods"))]
+#[x_kube(validation = Rule::new("self.period in [10, 20, 30] || self.period % 60 == 0")
+    .message("period must be 10, 20, 30 or a multiple of 60 seconds"))]
+#[x_kube(validation = Rule::new("!has(self.additionalActions) || size(self.additionalActions) <= 4")
+    .message("CloudWatch allows at most 5 alarm actions; the policy topic is one of them, so at most 4 additionalActions"))]
+#[x_kube(validation = Rule::new("!self.comparison.endsWith('UpperThreshold') && !self.comparison.endsWith('LowerThreshold')")
+    .message("a log alarm compares with a threshold (GreaterThanThreshold, GreaterThanOrEqualToThreshold, LessThanThreshold, LessThanOrEqualToThreshold)"))]
+pub struct LogAlarmSpec {
+    /// Name of the log alarm within the policy; the names of its metric filter and of its
+    /// CloudWatch alarm are derived from it.
+    #[schemars(
+        length(min = 1, max = 64),
+        regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    )]
+    pub name: String,
+    /// The log group, the filter pattern and the metric the matching lines produce.
+    pub logs: LogSourceSpec,
+    /// What the alarm means, shown in notifications.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 700))]
+    pub description: Option<String>,
+    /// Severity, written as the `Severity` tag and used by routes.
+    #[serde(default)]
+    pub severity: Severity,
+    /// Link to the runbook, shown in notifications.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256), regex(pattern = r"^https?://"))]
+    pub runbook_url: Option<String>,
+    /// Statistic of the produced metric the alarm evaluates. Counting matching lines (metric
+    /// value `1`) wants `Sum`, the default.
+    #[serde(default = "default_sum")]
+    pub statistic: Statistic,
+    /// Dimension values of the series the alarm watches, one for each dimension of
+    /// `logs.metric.dimensions` (a filter with dimensions publishes only per-value series).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub dimensions: BTreeMap<String, String>,
+    /// Length of one datapoint in seconds: 10, 20, 30 or a multiple of 60.
+    #[schemars(range(min = 10, max = 86400))]
+    pub period: i32,
+    /// Number of most recent periods evaluated.
+    #[schemars(range(min = 1, max = 1440))]
+    pub evaluation_periods: i32,
+    /// Number of breaching datapoints within the evaluation periods that trigger the alarm;
+    /// defaults to evaluationPeriods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1440))]
+    pub datapoints_to_alarm: Option<i32>,
+    /// Value the statistic is compared with.
+    pub threshold: f64,
+    /// How the statistic is compared with the threshold.
+    pub comparison: ComparisonOperator,
+    /// How missing datapoints are treated. A count of log lines has no datapoint when nothing
+    /// matched (unless `logs.metric.defaultValue` is set): `notBreaching` is usually right.
+    #[serde(default)]
+    pub treat_missing_data: TreatMissingData,
+    /// Also notify when the alarm returns to OK.
+    #[serde(default = "default_true")]
+    pub ok_notifications: bool,
+    /// Also notify on INSUFFICIENT_DATA.
+    #[serde(default)]
+    pub insufficient_data_notifications: bool,
+    /// Whether actions run at all; false keeps the alarm but silences it.
+    #[serde(default = "default_true")]
+    pub actions_enabled: bool,
+    /// Further alarm actions (ARNs), besides the policy topic.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub additional_actions: Vec<String>,
+    /// Tags of the alarm, added to the policy's tags (metric filters have no tags).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+}
+
+fn default_sum() -> Statistic {
+    Statistic::Sum
+}
+
+impl LogAlarmSpec {
+    /// The ordinary alarm on the metric the filter publishes: everything a log alarm says about
+    /// alarming, in the shape of `alarms[]`, so it is built, planned and owned like one.
+    pub fn alarm(&self) -> AlarmSpec {
+        AlarmSpec {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            severity: self.severity,
+            runbook_url: self.runbook_url.clone(),
+            metric: Some(MetricSpec {
+                namespace: self.logs.metric.namespace.clone(),
+                name: self.logs.metric.name.clone(),
+                dimensions: self.dimensions.clone(),
+                statistic: Some(self.statistic),
+                percentile: None,
+                unit: None,
+            }),
+            metrics: None,
+            period: self.period,
+            evaluation_periods: self.evaluation_periods,
+            datapoints_to_alarm: self.datapoints_to_alarm,
+            threshold: Some(self.threshold),
+            anomaly_detection: None,
+            comparison: self.comparison,
+            treat_missing_data: self.treat_missing_data,
+            ok_notifications: self.ok_notifications,
+            insufficient_data_notifications: self.insufficient_data_notifications,
+            actions_enabled: self.actions_enabled,
+            additional_actions: self.additional_actions.clone(),
+            tags: self.tags.clone(),
+        }
+    }
+}
+
+/// Where the log lines come from and what metric they produce (a CloudWatch Logs metric filter).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct LogSourceSpec {
+    /// The log group, for example `/aws/lambda/checkout`. It must exist: a missing group is
+    /// reported as `Ready=False LogGroupNotFound`.
+    #[schemars(length(min = 1, max = 512), regex(pattern = r"^[.\-_/#A-Za-z0-9]+$"))]
+    pub log_group: String,
+    /// CloudWatch Logs filter pattern: terms (`ERROR`, `"Connection refused"`, `?ERROR ?WARN`,
+    /// `-healthcheck`), a JSON selector (`{ $.level = "ERROR" && $.service = "checkout" }`) or
+    /// space-delimited fields (`[ip, user, ..., status = 5*, bytes]`). `alertops lint` checks
+    /// its syntax.
+    #[schemars(length(max = 1024))]
+    pub filter_pattern: String,
+    /// The metric the matching lines produce.
+    pub metric: LogMetricSpec,
+}
+
+/// The metric a metric filter publishes for each matching log event.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.dimensions) || !has(self.defaultValue)")
+    .message("CloudWatch Logs allows no defaultValue on a metric with dimensions"))]
+pub struct LogMetricSpec {
+    /// Metric namespace, for example `ServerlessApi/Logs`.
+    #[schemars(length(min = 1, max = 255), regex(pattern = r"^[0-9A-Za-z.\-_/#:]+$"))]
+    pub namespace: String,
+    /// Metric name, for example `CheckoutErrors`.
+    #[schemars(length(min = 1, max = 255), regex(pattern = r"^[^:*$]+$"))]
+    pub name: String,
+    /// Value published per matching line: `1` counts lines; `$.field` (JSON) or `$name`
+    /// (space-delimited) publishes a number from the line.
+    #[serde(default = "default_metric_value")]
+    #[schemars(length(min = 1, max = 100))]
+    pub value: String,
+    /// Value published for a period in which no line matched (no datapoint when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_value: Option<f64>,
+    /// Dimensions taken from the event: dimension name → `$.field` (JSON patterns) or `$name`
+    /// (space-delimited). At most 3.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(length(max = 3))]
+    pub dimensions: BTreeMap<String, String>,
+    /// Unit of the published metric, e.g. `Count` or `Milliseconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+}
+
+fn default_metric_value() -> String {
+    "1".to_string()
 }
 
 /// A single metric and how its datapoints are aggregated.
@@ -505,6 +681,10 @@ pub struct AlarmPolicyStatus {
     /// The EventBridge rules as they exist in AWS.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub event_rules: Vec<EventRuleStatus>,
+    /// The CloudWatch Logs metric filters of the log alarms, as they exist in AWS (their alarms
+    /// are in `alarms`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metric_filters: Vec<MetricFilterStatus>,
     /// Number of alarms in CloudWatch that match the spec.
     #[serde(default)]
     pub alarm_count: i32,
@@ -596,6 +776,18 @@ pub struct EventRuleStatus {
     /// Digest of the tags last written to and verified on the rule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags_digest: Option<String>,
+}
+
+/// One metric filter of the policy, as it exists in CloudWatch Logs.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricFilterStatus {
+    /// Name of the log alarm in the spec.
+    pub name: String,
+    /// Name of the metric filter (under the policy's name prefix, which proves it is ours).
+    pub filter_name: String,
+    /// The log group it filters.
+    pub log_group: String,
 }
 
 /// A finding of the alarm lint rules.

@@ -9,6 +9,7 @@ pub(crate) mod common;
 pub mod composite_rule;
 pub mod crd;
 pub mod digest_schedule;
+pub mod filter_pattern;
 
 pub use alarm_policy::{AlarmPolicy, AlarmPolicySpec, AlarmPolicyStatus};
 pub use alert_route::{AlertRoute, AlertRouteSpec, AlertRouteStatus};

@@ -9,10 +9,12 @@ pub use crate::aws::cloudwatch::{
     AlarmDefinition, AlarmMetric, CompositeDefinition, MathMetric, MathQuery,
 };
 pub use crate::aws::eventbridge::RuleDefinition;
+pub use crate::aws::log_filters::MetricFilterDefinition;
 use crate::names::OwnerIdentity;
 use crate::resources::Tags;
 use crate::resources::alarm_policy::{
     AlarmPolicySpec, AlarmSpec, AnomalyDetectionSpec, CompositeAlarmSpec, EventRuleSpec,
+    LogAlarmSpec,
 };
 
 use super::presets;
@@ -33,6 +35,17 @@ pub struct DesiredPolicy {
     pub composites: Vec<DesiredComposite>,
     /// Rules by spec name, in spec order.
     pub rules: Vec<DesiredRule>,
+    /// Metric filters of the log alarms, in spec order (their alarms are in `alarms`).
+    pub filters: Vec<DesiredFilter>,
+}
+
+/// The metric filter of one log alarm.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DesiredFilter {
+    /// Name of the log alarm in the spec.
+    pub spec_name: String,
+    /// The filter, in the shape CloudWatch Logs reports it.
+    pub definition: MetricFilterDefinition,
 }
 
 /// One composite alarm.
@@ -92,10 +105,13 @@ pub fn build(spec: &AlarmPolicySpec, owner: &OwnerIdentity, topic_arn: &str) -> 
     DesiredPolicy {
         topic,
         topic_tags: policy_tags.clone(),
+        // A log alarm's alarm is an ordinary alarm of the policy, after the spec's alarms.
         alarms: spec
             .alarms
             .iter()
-            .map(|alarm| build_alarm(alarm, owner, topic_arn, &policy_tags))
+            .cloned()
+            .chain(spec.log_alarms.iter().map(LogAlarmSpec::alarm))
+            .map(|alarm| build_alarm(&alarm, owner, topic_arn, &policy_tags))
             .collect(),
         composites: spec
             .composite_alarms
@@ -107,7 +123,65 @@ pub fn build(spec: &AlarmPolicySpec, owner: &OwnerIdentity, topic_arn: &str) -> 
             .iter()
             .map(|rule| build_rule(rule, owner, &policy_tags))
             .collect(),
+        filters: spec
+            .log_alarms
+            .iter()
+            .map(|log_alarm| build_filter(log_alarm, owner))
+            .collect(),
     }
+}
+
+/// A log alarm's metric filter, named like its alarm: under the policy's prefix, which is the
+/// only ownership proof a metric filter can carry (they have no tags).
+fn build_filter(log_alarm: &LogAlarmSpec, owner: &OwnerIdentity) -> DesiredFilter {
+    let logs = &log_alarm.logs;
+    DesiredFilter {
+        spec_name: log_alarm.name.clone(),
+        definition: MetricFilterDefinition {
+            filter_name: owner.metric_filter_name(&log_alarm.name),
+            log_group: logs.log_group.clone(),
+            pattern: logs.filter_pattern.clone(),
+            metric_namespace: logs.metric.namespace.clone(),
+            metric_name: logs.metric.name.clone(),
+            metric_value: logs.metric.value.clone(),
+            default_value: logs.metric.default_value,
+            dimensions: logs.metric.dimensions.clone(),
+            unit: logs.metric.unit.clone().filter(|u| u != "None"),
+        },
+    }
+}
+
+/// The fields in which an observed metric filter differs from the desired one, with both values
+/// (PutMetricFilter replaces the whole filter, so any difference is one write).
+pub fn filter_changes(
+    desired: &MetricFilterDefinition,
+    observed: &MetricFilterDefinition,
+) -> Vec<FieldChange> {
+    let mut out = Changes::default();
+    out.check("filterPattern", &desired.pattern, &observed.pattern);
+    out.check(
+        "metricNamespace",
+        &desired.metric_namespace,
+        &observed.metric_namespace,
+    );
+    out.check("metricName", &desired.metric_name, &observed.metric_name);
+    out.check("metricValue", &desired.metric_value, &observed.metric_value);
+    out.check(
+        "defaultValue",
+        &desired.default_value,
+        &observed.default_value,
+    );
+    out.check("dimensions", &desired.dimensions, &observed.dimensions);
+    out.check("unit", &desired.unit, &observed.unit);
+    out.0
+}
+
+/// Names of the fields in which an observed metric filter differs (see [`filter_changes`]).
+pub fn filter_differences(
+    desired: &MetricFilterDefinition,
+    observed: &MetricFilterDefinition,
+) -> Vec<&'static str> {
+    field_names(filter_changes(desired, observed))
 }
 
 /// A composite alarm: its rule over our AWS alarm names (validation has checked it parses and
@@ -164,25 +238,48 @@ pub fn composite_changes(
     observed: &CompositeDefinition,
 ) -> Vec<FieldChange> {
     let mut out = Changes::default();
-    out.check("description", &desired.description, &observed.description);
-    out.check(
-        "actionsEnabled",
-        &desired.actions_enabled,
-        &observed.actions_enabled,
-    );
-    out.check(
-        "alarmActions",
-        &desired.alarm_actions,
-        &observed.alarm_actions,
-    );
-    out.check("okActions", &desired.ok_actions, &observed.ok_actions);
-    out.check(
-        "insufficientDataActions",
-        &desired.insufficient_data_actions,
-        &observed.insufficient_data_actions,
+    out.check_notifications(
+        &Notifications::of_composite(desired),
+        &Notifications::of_composite(observed),
     );
     out.check("rule", &desired.rule, &observed.rule);
     out.0
+}
+
+/// What metric and composite alarms have in common: their description and where they notify.
+/// Compared first, in this order, for both kinds.
+struct Notifications<'a> {
+    description: &'a Option<String>,
+    actions_enabled: &'a bool,
+    alarm_actions: &'a Vec<String>,
+    ok_actions: &'a Vec<String>,
+    insufficient_data_actions: &'a Vec<String>,
+}
+
+impl<'a> Notifications<'a> {
+    fn of_alarm(alarm: &'a AlarmDefinition) -> Self {
+        Notifications {
+            description: &alarm.description,
+            actions_enabled: &alarm.actions_enabled,
+            alarm_actions: &alarm.alarm_actions,
+            ok_actions: &alarm.ok_actions,
+            insufficient_data_actions: &alarm.insufficient_data_actions,
+        }
+    }
+
+    fn of_composite(composite: &'a CompositeDefinition) -> Self {
+        Notifications {
+            description: &composite.description,
+            actions_enabled: &composite.actions_enabled,
+            alarm_actions: &composite.alarm_actions,
+            ok_actions: &composite.ok_actions,
+            insufficient_data_actions: &composite.insufficient_data_actions,
+        }
+    }
+}
+
+fn field_names(changes: Vec<FieldChange>) -> Vec<&'static str> {
+    changes.into_iter().map(|c| c.field).collect()
 }
 
 /// Names of the fields in which an observed composite differs (see [`composite_changes`]).
@@ -190,10 +287,7 @@ pub fn composite_differences(
     desired: &CompositeDefinition,
     observed: &CompositeDefinition,
 ) -> Vec<&'static str> {
-    composite_changes(desired, observed)
-        .into_iter()
-        .map(|c| c.field)
-        .collect()
+    field_names(composite_changes(desired, observed))
 }
 
 /// The policy's topic and the tags of everything the policy makes (the spec's tags and the
@@ -430,6 +524,26 @@ impl Changes {
         self.check_with(field, desired == observed, desired, observed);
     }
 
+    fn check_notifications(&mut self, desired: &Notifications<'_>, observed: &Notifications<'_>) {
+        self.check("description", desired.description, observed.description);
+        self.check(
+            "actionsEnabled",
+            desired.actions_enabled,
+            observed.actions_enabled,
+        );
+        self.check(
+            "alarmActions",
+            desired.alarm_actions,
+            observed.alarm_actions,
+        );
+        self.check("okActions", desired.ok_actions, observed.ok_actions);
+        self.check(
+            "insufficientDataActions",
+            desired.insufficient_data_actions,
+            observed.insufficient_data_actions,
+        );
+    }
+
     fn check_with<T: serde::Serialize + ?Sized>(
         &mut self,
         field: &'static str,
@@ -451,22 +565,9 @@ impl Changes {
 /// match. Thresholds compare with a relative tolerance because they travel as decimal text.
 pub fn alarm_changes(desired: &AlarmDefinition, observed: &AlarmDefinition) -> Vec<FieldChange> {
     let mut out = Changes::default();
-    out.check("description", &desired.description, &observed.description);
-    out.check(
-        "actionsEnabled",
-        &desired.actions_enabled,
-        &observed.actions_enabled,
-    );
-    out.check(
-        "alarmActions",
-        &desired.alarm_actions,
-        &observed.alarm_actions,
-    );
-    out.check("okActions", &desired.ok_actions, &observed.ok_actions);
-    out.check(
-        "insufficientDataActions",
-        &desired.insufficient_data_actions,
-        &observed.insufficient_data_actions,
+    out.check_notifications(
+        &Notifications::of_alarm(desired),
+        &Notifications::of_alarm(observed),
     );
     out.check_with(
         "metric",
@@ -514,10 +615,7 @@ pub fn alarm_differences(
     desired: &AlarmDefinition,
     observed: &AlarmDefinition,
 ) -> Vec<&'static str> {
-    alarm_changes(desired, observed)
-        .into_iter()
-        .map(|c| c.field)
-        .collect()
+    field_names(alarm_changes(desired, observed))
 }
 
 /// The fields in which an observed rule differs from the desired one, with both values.
@@ -540,10 +638,7 @@ pub fn rule_changes(desired: &RuleDefinition, observed: &RuleDefinition) -> Vec<
 
 /// Names of the fields in which an observed rule differs from the desired one.
 pub fn rule_differences(desired: &RuleDefinition, observed: &RuleDefinition) -> Vec<&'static str> {
-    rule_changes(desired, observed)
-        .into_iter()
-        .map(|c| c.field)
-        .collect()
+    field_names(rule_changes(desired, observed))
 }
 
 fn rule_state(enabled: bool) -> &'static str {
@@ -708,6 +803,7 @@ mod tests {
             tags: Tags::from([("Team".into(), "platform".into())]),
             alarms: vec![alarm()],
             composite_alarms: Vec::new(),
+            log_alarms: Vec::new(),
             event_rules: vec![
                 serde_json::from_value(json!({"name": "emr", "preset": "EmrClusterFailed"}))
                     .unwrap(),

@@ -7,7 +7,7 @@ use futures::{StreamExt, TryStreamExt, stream};
 use crate::aws::sns::TopicCreation;
 use crate::aws::{AwsError, ControllerAws};
 use crate::reconcile::outcome::Notice;
-use crate::resources::alarm_policy::{AlarmStatus, EventRuleStatus};
+use crate::resources::alarm_policy::{AlarmStatus, EventRuleStatus, MetricFilterStatus};
 
 use super::observe;
 use super::plan::{Action, ObservedTopic, TopicAction};
@@ -24,6 +24,8 @@ pub struct Applied {
     pub composites: Vec<AlarmStatus>,
     /// Rules of the policy as they now are, in spec order.
     pub rules: Vec<EventRuleStatus>,
+    /// Metric filters of the policy's log alarms as they now are, in spec order.
+    pub filters: Vec<MetricFilterStatus>,
     /// What happened, for Events.
     pub notices: Vec<Notice>,
 }
@@ -206,6 +208,17 @@ pub async fn execute(
             }
             Action::KeepRule { record } => applied.rules.push(record.clone()),
             Action::DeleteRule { name, target_ids } => delete_rule(aws, name, target_ids).await?,
+            Action::CreateFilter { record, definition }
+            | Action::UpdateFilter {
+                record, definition, ..
+            } => {
+                aws.put_metric_filter(definition).await?;
+                applied.filters.push(record.clone());
+            }
+            Action::KeepFilter { record } => applied.filters.push(record.clone()),
+            Action::DeleteFilter { log_group, name } => {
+                aws.delete_metric_filter(log_group, name).await?
+            }
             Action::DeleteTopic { arn } => aws.delete_topic(arn).await?,
             _ => continue,
         }

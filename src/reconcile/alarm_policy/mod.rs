@@ -169,9 +169,10 @@ impl PolicyOutcome {
                     CONDITION_READY,
                     "Reconciled",
                     format!(
-                        "the topic, {} alarms and {} event rules match the spec",
+                        "the topic, {} alarms, {} event rules and {} metric filters match the spec",
                         self.applied.alarms.len(),
-                        self.applied.rules.len()
+                        self.applied.rules.len(),
+                        self.applied.filters.len()
                     ),
                 ),
                 Requeue::Resync,
@@ -186,6 +187,7 @@ impl PolicyOutcome {
             alarms: self.applied.alarms,
             composite_alarms: self.applied.composites,
             event_rules: self.applied.rules,
+            metric_filters: self.applied.filters,
             lint,
             ..AlarmPolicyStatus::default()
         };
@@ -279,6 +281,7 @@ async fn apply_to_aws(
         &desired.alarms,
         &desired.composites,
         &desired.rules,
+        &desired.filters,
         &recorded,
     )
     .await?;

@@ -12,7 +12,9 @@ use crate::aws::{AwsError, ControllerAws};
 use crate::names::OwnerIdentity;
 use crate::resources::Tags;
 
-use super::desired::{DesiredAlarm, DesiredComposite, DesiredRule, DesiredTopic};
+use crate::aws::log_filters::FilterListing;
+
+use super::desired::{DesiredAlarm, DesiredComposite, DesiredFilter, DesiredRule, DesiredTopic};
 use super::plan::{Observed, ObservedTopic, Recorded, TagReads, tag_reads};
 
 /// A rule's name and its targets.
@@ -62,6 +64,7 @@ pub async fn alarms_and_rules(
     alarms: &[DesiredAlarm],
     composites: &[DesiredComposite],
     rules: &[DesiredRule],
+    filters: &[DesiredFilter],
     recorded: &Recorded,
 ) -> Result<Observed, AwsError> {
     // A policy without rules, in its spec or its status, has none to keep or delete: most
@@ -89,7 +92,37 @@ pub async fn alarms_and_rules(
         .try_collect()
         .await?;
     observed.rule_targets.extend(targets);
+    let groups = Observed::log_groups_to_list(filters, recorded);
+    observed.log_groups = log_groups(aws, owner, &groups).await?;
     Ok(observed)
+}
+
+/// Our metric filters in each of `groups` (`None` for a group that does not exist): one
+/// DescribeMetricFilters listing per log group, under the policy's prefix, so filters of any
+/// other name are never seen. There is no account-wide listing of metric filters by name prefix
+/// to share across policies, so this is per policy and per group.
+async fn log_groups(
+    aws: &dyn ControllerAws,
+    owner: &OwnerIdentity,
+    groups: &[String],
+) -> Result<super::plan::ObservedLogGroups, AwsError> {
+    let prefix = owner.alarm_prefix();
+    let mut out = super::plan::ObservedLogGroups::new();
+    for group in groups {
+        let listed = match aws.metric_filters(group, &prefix).await? {
+            // Keyed by name: AWS lists a name once (the emulator may list a replaced filter
+            // twice, oldest first; the newest wins).
+            FilterListing::Filters(filters) => Some(
+                filters
+                    .into_iter()
+                    .map(|f| (f.filter_name.clone(), f))
+                    .collect(),
+            ),
+            FilterListing::LogGroupNotFound => None,
+        };
+        out.insert(group.clone(), listed);
+    }
+    Ok(out)
 }
 
 /// What a deletion needs: the listings and the tags of what the status did not record.
@@ -101,6 +134,8 @@ pub async fn leftovers(
     let mut observed = listings(aws, owner, true).await?;
     let reads = super::plan::deletion_tag_reads(&observed, recorded);
     read_tags(aws, &reads, &mut observed).await?;
+    let groups = Observed::log_groups_to_list(&[], recorded);
+    observed.log_groups = log_groups(aws, owner, &groups).await?;
     Ok(observed)
 }
 

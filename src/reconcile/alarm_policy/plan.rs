@@ -35,18 +35,21 @@ use crate::aws::cloudwatch::{
     AlarmDefinition, CompositeDefinition, ObservedAlarm, ObservedComposite,
 };
 use crate::aws::eventbridge::{ObservedRule, RuleDefinition, RuleTarget};
+use crate::aws::log_filters::MetricFilterDefinition;
 use crate::aws::tags::TagChanges;
 use crate::names::{OwnerIdentity, tags_digest};
 use crate::reconcile::outcome::{Blocker, Notice};
 use crate::resources::Tags;
-use crate::resources::alarm_policy::{AlarmPolicyStatus, AlarmState, AlarmStatus, EventRuleStatus};
+use crate::resources::alarm_policy::{
+    AlarmPolicyStatus, AlarmState, AlarmStatus, EventRuleStatus, MetricFilterStatus,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
 use super::desired::{
-    DesiredAlarm, DesiredComposite, DesiredPolicy, DesiredRule, DesiredTopic, RULE_TARGET_ID,
-    alarm_differences, canonical_policy, composite_differences, rule_differences,
-    topic_access_policy,
+    DesiredAlarm, DesiredComposite, DesiredFilter, DesiredPolicy, DesiredRule, DesiredTopic,
+    RULE_TARGET_ID, alarm_differences, canonical_policy, composite_differences, filter_differences,
+    rule_differences, topic_access_policy,
 };
 
 /// Annotation by which an AlarmPolicy opts in to adopting existing AWS resources of its names.
@@ -62,6 +65,8 @@ pub struct Recorded {
     pub composites: HashMap<String, AlarmStatus>,
     /// Rule statuses by EventBridge rule name.
     pub rules: HashMap<String, EventRuleStatus>,
+    /// Metric filter statuses by filter name.
+    pub filters: HashMap<String, MetricFilterStatus>,
     /// The ARN of the topic this policy created (a referenced topic is not recorded here).
     pub topic_arn: Option<String>,
 }
@@ -84,6 +89,11 @@ impl Recorded {
                 .event_rules
                 .iter()
                 .map(|r| (r.rule_name.clone(), r.clone()))
+                .collect(),
+            filters: status
+                .metric_filters
+                .iter()
+                .map(|f| (f.filter_name.clone(), f.clone()))
                 .collect(),
             // Only a topic we created is ours to look up again by ARN (and to delete).
             topic_arn: status
@@ -277,6 +287,28 @@ pub struct Observed {
     pub rule_tags: BTreeMap<String, Tags>,
     /// Targets of every desired rule that exists, by rule name.
     pub rule_targets: BTreeMap<String, Vec<RuleTarget>>,
+    /// The log groups of the desired and recorded metric filters: each with our filters in it
+    /// (by name, listed under the policy's prefix), or `None` when the group does not exist.
+    pub log_groups: ObservedLogGroups,
+}
+
+/// Log groups by name: our metric filters in each by filter name, `None` for a missing group.
+pub type ObservedLogGroups = BTreeMap<String, Option<BTreeMap<String, MetricFilterDefinition>>>;
+
+impl Observed {
+    /// The log groups [`super::observe`] lists: those of the desired filters and those the status
+    /// recorded (a filter whose log alarm moved to another group is found and deleted in the old
+    /// one).
+    pub fn log_groups_to_list(filters: &[DesiredFilter], recorded: &Recorded) -> Vec<String> {
+        let mut groups: Vec<String> = filters
+            .iter()
+            .map(|f| f.definition.log_group.clone())
+            .chain(recorded.filters.values().map(|f| f.log_group.clone()))
+            .collect();
+        groups.sort();
+        groups.dedup();
+        groups
+    }
 }
 
 /// Which tags must be read before planning: `(name, arn)` pairs.
@@ -493,6 +525,41 @@ pub enum Action {
         /// Its name.
         name: String,
     },
+    /// Create a log alarm's metric filter.
+    CreateFilter {
+        /// What the status records.
+        record: MetricFilterStatus,
+        /// The filter.
+        definition: MetricFilterDefinition,
+    },
+    /// Rewrite a metric filter of ours whose definition differs (PutMetricFilter replaces it).
+    UpdateFilter {
+        /// What the status records.
+        record: MetricFilterStatus,
+        /// The filter, with the names of the differing fields.
+        definition: MetricFilterDefinition,
+        /// The differing fields.
+        fields: Vec<&'static str>,
+    },
+    /// A metric filter of ours that matches.
+    KeepFilter {
+        /// What the status records.
+        record: MetricFilterStatus,
+    },
+    /// Delete a metric filter of ours that the spec no longer has.
+    DeleteFilter {
+        /// Its log group.
+        log_group: String,
+        /// Its name.
+        name: String,
+    },
+    /// A log alarm whose log group does not exist: its filter cannot be made (yet).
+    LogGroupMissing {
+        /// Name of the log alarm in the spec.
+        spec_name: String,
+        /// The missing log group.
+        log_group: String,
+    },
     /// Delete the topic this policy created.
     DeleteTopic {
         /// Its ARN.
@@ -505,6 +572,8 @@ impl Action {
     pub fn is_write(&self) -> bool {
         match self {
             Action::KeepAlarm { .. }
+            | Action::KeepFilter { .. }
+            | Action::LogGroupMissing { .. }
             | Action::KeepRule { .. }
             | Action::KeepComposite { .. }
             | Action::SkipUnownedComposite { .. }
@@ -619,6 +688,26 @@ impl Action {
                 "RuleDeleted",
                 format!("deleted EventBridge rule {name}"),
             )),
+            Action::CreateFilter { record, .. } => Some(Notice::normal(
+                "MetricFilterCreated",
+                format!(
+                    "created metric filter {} in log group {}",
+                    record.filter_name, record.log_group
+                ),
+            )),
+            Action::UpdateFilter { record, fields, .. } => Some(Notice::normal(
+                "MetricFilterUpdated",
+                format!(
+                    "updated metric filter {} in log group {}: {}",
+                    record.filter_name,
+                    record.log_group,
+                    fields.join(", ")
+                ),
+            )),
+            Action::DeleteFilter { log_group, name } => Some(Notice::normal(
+                "MetricFilterDeleted",
+                format!("deleted metric filter {name} in log group {log_group}"),
+            )),
             Action::DeleteTopic { arn } => Some(Notice::normal(
                 "TopicDeleted",
                 format!("deleted SNS topic {arn}"),
@@ -643,6 +732,17 @@ impl Action {
                 format!(
                     "CloudWatch composite alarm {name:?} exists but is not owned by this policy; \
                      it was left untouched. Delete or rename it, or rename the composite in the spec."
+                ),
+            )),
+            Action::LogGroupMissing {
+                spec_name,
+                log_group,
+            } => Some(Blocker::new(
+                "LogGroupNotFound",
+                format!(
+                    "log group {log_group:?} of log alarm {spec_name:?} does not exist (or the \
+                     operator's role cannot see it); its metric filter will be created once the \
+                     group exists"
                 ),
             )),
             Action::SkipUnownedRule { name } => Some(Blocker::new(
@@ -772,6 +872,32 @@ impl fmt::Display for Action {
             Action::SkipUnownedRule { name } => {
                 write!(f, "skip rule {name}: owned by someone else")
             }
+            Action::CreateFilter { record, .. } => write!(
+                f,
+                "create metric filter {} in {}: not in CloudWatch Logs",
+                record.filter_name, record.log_group
+            ),
+            Action::UpdateFilter { record, fields, .. } => write!(
+                f,
+                "update metric filter {} in {}: {} differ",
+                record.filter_name,
+                record.log_group,
+                fields.join(", ")
+            ),
+            Action::KeepFilter { record } => {
+                write!(f, "keep metric filter {}: in sync", record.filter_name)
+            }
+            Action::DeleteFilter { log_group, name } => write!(
+                f,
+                "delete metric filter {name} in {log_group}: no longer in the spec"
+            ),
+            Action::LogGroupMissing {
+                spec_name,
+                log_group,
+            } => write!(
+                f,
+                "wait for log group {log_group} of log alarm {spec_name}: it does not exist"
+            ),
             Action::DeleteTopic { arn } => write!(f, "delete topic {arn}: the policy is deleted"),
         }
     }
@@ -817,7 +943,160 @@ pub fn plan(
             .map(|rule| plan_rule(rule, topic_arn, observed, recorded, owner, adopt)),
     );
     actions.extend(stale_rules(desired, observed, recorded, owner));
+    actions.extend(
+        desired
+            .filters
+            .iter()
+            .map(|filter| plan_filter(filter, observed, owner)),
+    );
+    actions.extend(stale_filters(&desired.filters, observed));
     actions
+}
+
+/// One decision about one existing-or-not resource, shared by alarms, composites and metric
+/// filters: create what is absent; leave alone what someone else owns (not recorded, tags read
+/// and not ours, no adoption); otherwise rewrite what differs, adopting when the tags were not
+/// ours and the policy opted in, and keep what matches.
+enum Decision<D> {
+    Create,
+    SkipUnowned,
+    Keep,
+    Write {
+        definition: Option<(D, Vec<&'static str>)>,
+        tags: TagChanges,
+        adopting: bool,
+    },
+}
+
+/// An existing resource as the plan sees it.
+struct Existing<'a, C> {
+    current: &'a C,
+    /// Its tags, when they were read ([`tag_reads`]); metric filters have none.
+    tags: Option<&'a Tags>,
+    /// Whether the status recorded it (then it is ours whatever its tags).
+    recorded: bool,
+}
+
+fn decide<D: Clone, C>(
+    desired: &D,
+    desired_tags: &Tags,
+    existing: Option<Existing<'_, C>>,
+    owner: &OwnerIdentity,
+    adopt: bool,
+    differences: impl Fn(&D, &C) -> Vec<&'static str>,
+) -> Decision<D> {
+    let Some(existing) = existing else {
+        return Decision::Create;
+    };
+    let mut adopting = false;
+    let tags = match existing.tags {
+        Some(current_tags) => {
+            if !existing.recorded && !owner.owns(current_tags) {
+                if !adopt {
+                    return Decision::SkipUnowned;
+                }
+                adopting = true;
+            }
+            TagChanges::between(desired_tags, current_tags)
+        }
+        None => TagChanges::default(),
+    };
+    let fields = differences(desired, existing.current);
+    let definition = (!fields.is_empty()).then(|| (desired.clone(), fields));
+    if !adopting && definition.is_none() && tags.is_empty() {
+        Decision::Keep
+    } else {
+        Decision::Write {
+            definition,
+            tags,
+            adopting,
+        }
+    }
+}
+
+/// Names under our prefix that the spec no longer has and that are ours.
+fn stale<'a>(
+    observed: impl Iterator<Item = &'a String>,
+    desired: impl Fn(&str) -> bool,
+    ours: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    observed
+        .filter(|name| !desired(name) && ours(name))
+        .cloned()
+        .collect()
+}
+
+fn plan_filter(filter: &DesiredFilter, observed: &Observed, owner: &OwnerIdentity) -> Action {
+    let definition = &filter.definition;
+    let record = MetricFilterStatus {
+        name: filter.spec_name.clone(),
+        filter_name: definition.filter_name.clone(),
+        log_group: definition.log_group.clone(),
+    };
+    let Some(Some(filters)) = observed.log_groups.get(&definition.log_group) else {
+        return Action::LogGroupMissing {
+            spec_name: filter.spec_name.clone(),
+            log_group: definition.log_group.clone(),
+        };
+    };
+    // Listed under our prefix: the name is the ownership proof, there are no tags to read.
+    let existing = filters
+        .get(&definition.filter_name)
+        .map(|current| Existing {
+            current,
+            tags: None,
+            recorded: true,
+        });
+    match decide(
+        definition,
+        &Tags::new(),
+        existing,
+        owner,
+        false,
+        filter_differences,
+    ) {
+        Decision::Create => Action::CreateFilter {
+            record,
+            definition: definition.clone(),
+        },
+        Decision::Write {
+            definition: Some((definition, fields)),
+            ..
+        } => Action::UpdateFilter {
+            record,
+            definition,
+            fields,
+        },
+        Decision::Keep | Decision::SkipUnowned | Decision::Write { .. } => {
+            Action::KeepFilter { record }
+        }
+    }
+}
+
+/// Metric filters of ours (listed under our prefix) in the listed log groups that no log alarm
+/// of the spec has there.
+fn stale_filters(filters: &[DesiredFilter], observed: &Observed) -> Vec<Action> {
+    observed
+        .log_groups
+        .iter()
+        .filter_map(|(group, listed)| Some((group, listed.as_ref()?)))
+        .flat_map(|(group, listed)| {
+            stale(
+                listed.keys(),
+                |name| {
+                    filters.iter().any(|f| {
+                        f.definition.filter_name == name && &f.definition.log_group == group
+                    })
+                },
+                |_| true,
+            )
+            .into_iter()
+            .map(|name| Action::DeleteFilter {
+                log_group: group.clone(),
+                name,
+            })
+        })
+        .collect()
 }
 
 fn plan_alarm(
@@ -835,46 +1114,48 @@ fn plan_alarm(
         tags_digest: Some(tags_digest(&alarm.tags)),
         ..AlarmStatus::default()
     };
-    let Some(current) = observed.alarms.get(name) else {
-        return Action::CreateAlarm {
+    let current = observed.alarms.get(name);
+    if let Some(current) = current {
+        record.arn = current.arn.clone();
+        record_state(&mut record, current);
+    }
+    // Tags were read exactly when not verified before (see `tag_reads`).
+    let existing = current.map(|current| Existing {
+        current: &current.definition,
+        tags: observed.alarm_tags.get(name),
+        recorded: recorded.alarms.contains_key(name),
+    });
+    match decide(
+        &alarm.definition,
+        &alarm.tags,
+        existing,
+        owner,
+        adopt,
+        alarm_differences,
+    ) {
+        Decision::Create => Action::CreateAlarm {
             record,
             definition: alarm.definition.clone(),
             tags: alarm.tags.clone(),
-        };
-    };
-    record.arn = current.arn.clone();
-    record_state(&mut record, current);
-    // Tags were read exactly when not verified before (see `tag_reads`).
-    let mut adopting = false;
-    let tags = match observed.alarm_tags.get(name) {
-        Some(current_tags) => {
-            if !recorded.alarms.contains_key(name) && !owner.owns(current_tags) {
-                if !adopt {
-                    return Action::SkipUnownedAlarm { name: name.clone() };
-                }
-                adopting = true;
-            }
-            TagChanges::between(&alarm.tags, current_tags)
-        }
-        None => TagChanges::default(),
-    };
-    let fields = alarm_differences(&alarm.definition, &current.definition);
-    let definition = (!fields.is_empty()).then(|| (alarm.definition.clone(), fields));
-    if adopting {
-        return Action::AdoptAlarm {
+        },
+        Decision::SkipUnowned => Action::SkipUnownedAlarm { name: name.clone() },
+        Decision::Keep => Action::KeepAlarm { record },
+        Decision::Write {
+            definition,
+            tags,
+            adopting: true,
+        } => Action::AdoptAlarm {
             record,
             definition,
             tags,
-        };
-    }
-    if definition.is_none() && tags.is_empty() {
-        Action::KeepAlarm { record }
-    } else {
-        Action::UpdateAlarm {
+        },
+        Decision::Write {
+            definition, tags, ..
+        } => Action::UpdateAlarm {
             record,
             definition,
             tags,
-        }
+        },
     }
 }
 
@@ -979,44 +1260,46 @@ fn plan_composite(
         tags_digest: Some(tags_digest(&composite.tags)),
         ..AlarmStatus::default()
     };
-    let Some(current) = observed.composites.get(name) else {
-        return Action::CreateComposite {
+    let current = observed.composites.get(name);
+    if let Some(current) = current {
+        record.arn = current.arn.clone();
+        record_state_of(
+            &mut record,
+            &current.state,
+            &current.state_reason,
+            current.state_changed_at,
+        );
+    }
+    let existing = current.map(|current| Existing {
+        current: &current.definition,
+        tags: observed.alarm_tags.get(name),
+        recorded: recorded.composites.contains_key(name),
+    });
+    match decide(
+        &composite.definition,
+        &composite.tags,
+        existing,
+        owner,
+        adopt,
+        composite_differences,
+    ) {
+        Decision::Create => Action::CreateComposite {
             record,
             definition: composite.definition.clone(),
             tags: composite.tags.clone(),
-        };
-    };
-    record.arn = current.arn.clone();
-    record_state_of(
-        &mut record,
-        &current.state,
-        &current.state_reason,
-        current.state_changed_at,
-    );
-    let mut adopting = false;
-    let tags = match observed.alarm_tags.get(name) {
-        Some(current_tags) => {
-            if !recorded.composites.contains_key(name) && !owner.owns(current_tags) {
-                if !adopt {
-                    return Action::SkipUnownedComposite { name: name.clone() };
-                }
-                adopting = true;
-            }
-            TagChanges::between(&composite.tags, current_tags)
-        }
-        None => TagChanges::default(),
-    };
-    let fields = composite_differences(&composite.definition, &current.definition);
-    let definition = (!fields.is_empty()).then(|| (composite.definition.clone(), fields));
-    if !adopting && definition.is_none() && tags.is_empty() {
-        Action::KeepComposite { record }
-    } else {
-        Action::UpdateComposite {
+        },
+        Decision::SkipUnowned => Action::SkipUnownedComposite { name: name.clone() },
+        Decision::Keep => Action::KeepComposite { record },
+        Decision::Write {
+            definition,
+            tags,
+            adopting,
+        } => Action::UpdateComposite {
             record,
             definition,
             tags,
             adopting,
-        }
+        },
     }
 }
 
@@ -1027,18 +1310,16 @@ fn stale_composites(
     recorded: &Recorded,
     owner: &OwnerIdentity,
 ) -> Option<Action> {
-    let names: Vec<String> = observed
-        .composites
-        .keys()
-        .filter(|name| {
-            !desired
+    let names = stale(
+        observed.composites.keys(),
+        |name| {
+            desired
                 .composites
                 .iter()
-                .any(|c| &c.definition.alarm_name == *name)
-        })
-        .filter(|name| is_ours(name, &recorded.composites, &observed.alarm_tags, owner))
-        .cloned()
-        .collect();
+                .any(|c| c.definition.alarm_name == name)
+        },
+        |name| is_ours(name, &recorded.composites, &observed.alarm_tags, owner),
+    );
     (!names.is_empty()).then_some(Action::DeleteComposites { names })
 }
 
@@ -1049,18 +1330,16 @@ fn stale_alarms(
     recorded: &Recorded,
     owner: &OwnerIdentity,
 ) -> Option<Action> {
-    let names: Vec<String> = observed
-        .alarms
-        .keys()
-        .filter(|name| {
-            !desired
+    let names = stale(
+        observed.alarms.keys(),
+        |name| {
+            desired
                 .alarms
                 .iter()
-                .any(|a| &a.definition.alarm_name == *name)
-        })
-        .filter(|name| is_ours(name, &recorded.alarms, &observed.alarm_tags, owner))
-        .cloned()
-        .collect();
+                .any(|a| a.definition.alarm_name == name)
+        },
+        |name| is_ours(name, &recorded.alarms, &observed.alarm_tags, owner),
+    );
     (!names.is_empty()).then_some(Action::DeleteAlarms { names })
 }
 
@@ -1141,26 +1420,23 @@ fn plan_rule(
     }
 }
 
-fn stale_rules<'a>(
-    desired: &'a DesiredPolicy,
-    observed: &'a Observed,
-    recorded: &'a Recorded,
-    owner: &'a OwnerIdentity,
-) -> impl Iterator<Item = Action> + 'a {
-    observed
-        .rules
-        .keys()
-        .filter(|name| {
-            !desired
-                .rules
-                .iter()
-                .any(|r| &r.definition.rule_name == *name)
-        })
-        .filter(|name| is_ours(name, &recorded.rules, &observed.rule_tags, owner))
-        .map(|name| Action::DeleteRule {
-            name: name.clone(),
-            target_ids: Vec::new(),
-        })
+fn stale_rules(
+    desired: &DesiredPolicy,
+    observed: &Observed,
+    recorded: &Recorded,
+    owner: &OwnerIdentity,
+) -> Vec<Action> {
+    stale(
+        observed.rules.keys(),
+        |name| desired.rules.iter().any(|r| r.definition.rule_name == name),
+        |name| is_ours(name, &recorded.rules, &observed.rule_tags, owner),
+    )
+    .into_iter()
+    .map(|name| Action::DeleteRule {
+        name,
+        target_ids: Vec::new(),
+    })
+    .collect()
 }
 
 /// Plans the cleanup of a deleted policy with `deletionPolicy: Delete`: its alarms and rules
@@ -1178,6 +1454,7 @@ pub fn plan_deletion(
         alarms: Vec::new(),
         composites: Vec::new(),
         rules: Vec::new(),
+        filters: Vec::new(),
     };
     // Composites first: they name the alarms.
     let mut actions: Vec<Action> = stale_composites(&empty, observed, recorded, owner)
@@ -1185,6 +1462,7 @@ pub fn plan_deletion(
         .collect();
     actions.extend(stale_alarms(&empty, observed, recorded, owner));
     actions.extend(stale_rules(&empty, observed, recorded, owner));
+    actions.extend(stale_filters(&[], observed));
     if let (Some(arn), Some(tags)) = (&recorded.topic_arn, topic_tags)
         && owner.owns(tags)
     {

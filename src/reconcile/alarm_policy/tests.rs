@@ -590,3 +590,228 @@ async fn a_composite_naming_an_alarm_outside_the_policy_is_an_invalid_spec() {
     );
     assert!(f.aws.calls().is_empty());
 }
+
+mod log_alarms {
+    //! Log alarms over the in-memory AWS: the metric filter (owned by its name prefix, no tags)
+    //! and the ordinary alarm on the metric it publishes.
+
+    use super::*;
+    use crate::aws::log_filters::MetricFilterDefinition;
+    use crate::resources::alarm_policy::MetricFilterStatus;
+
+    const GROUP: &str = "/aws/lambda/checkout";
+    const CHECKOUT: &str = r#"{ $.level = "ERROR" && $.service = "checkout" }"#;
+
+    fn apply(f: &Fixture, deletion_policy: &str, group: &str, pattern: &str) {
+        f.cluster
+            .apply_manifest(json!({
+                "apiVersion": "alertops.dev/v1alpha1",
+                "kind": "AlarmPolicy",
+                "metadata": {"name": "elb", "namespace": NAMESPACE},
+                "spec": {
+                    "deletionPolicy": deletion_policy,
+                    "logAlarms": [{
+                        "name": "checkout-errors",
+                        "logs": {
+                            "logGroup": group,
+                            "filterPattern": pattern,
+                            "metric": {"namespace": "ServerlessApi/Logs", "name": "CheckoutErrors", "unit": "Count"}
+                        },
+                        "period": 60, "evaluationPeriods": 5, "threshold": 10,
+                        "comparison": "GreaterThanThreshold", "treatMissingData": "notBreaching"
+                    }]
+                }
+            }))
+            .expect("manifest applies");
+    }
+
+    fn filter_name() -> String {
+        OwnerIdentity::new("test", KIND, NAMESPACE, "elb").metric_filter_name("checkout-errors")
+    }
+
+    fn foreign_filter() -> MetricFilterDefinition {
+        MetricFilterDefinition {
+            filter_name: "team-b-errors".into(),
+            log_group: GROUP.into(),
+            pattern: "ERROR".into(),
+            metric_namespace: "TeamB".into(),
+            metric_name: "Errors".into(),
+            metric_value: "1".into(),
+            default_value: None,
+            dimensions: Default::default(),
+            unit: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn creates_the_filter_and_its_alarm_then_a_resync_writes_nothing() {
+        let f = Fixture::new();
+        f.aws.create_log_group(GROUP);
+        apply(&f, "Delete", GROUP, CHECKOUT);
+        f.reconcile().await.unwrap();
+        assert_eq!(f.ready(), ("True".into(), "Reconciled".into()));
+        let filters = f.aws.metric_filters_of(GROUP);
+        let filter = &filters[&filter_name()];
+        assert_eq!(filter.pattern, CHECKOUT);
+        assert_eq!(
+            (
+                filter.metric_namespace.as_str(),
+                filter.metric_name.as_str(),
+                filter.metric_value.as_str(),
+                filter.unit.as_deref()
+            ),
+            ("ServerlessApi/Logs", "CheckoutErrors", "1", Some("Count"))
+        );
+        let alarm =
+            OwnerIdentity::new("test", KIND, NAMESPACE, "elb").alarm_name("checkout-errors");
+        assert_eq!(f.aws.alarm_names(), vec![alarm]);
+        let status = f.policy().unwrap().status.unwrap();
+        assert_eq!(
+            status.metric_filters,
+            vec![MetricFilterStatus {
+                name: "checkout-errors".into(),
+                filter_name: filter_name(),
+                log_group: GROUP.into(),
+            }]
+        );
+        assert_eq!(status.alarm_count, 1);
+
+        f.aws.clear_calls();
+        f.reconcile().await.unwrap();
+        assert!(f.aws.writes().is_empty(), "{:?}", f.aws.writes());
+        assert_eq!(
+            f.aws
+                .calls()
+                .iter()
+                .filter(|c| *c == "DescribeMetricFilters")
+                .count(),
+            1,
+            "one listing per log group"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_changed_pattern_is_one_put_and_a_dropped_log_alarm_deletes_only_our_filter() {
+        let f = Fixture::new();
+        f.aws.insert_metric_filter(foreign_filter());
+        apply(&f, "Delete", GROUP, CHECKOUT);
+        f.reconcile().await.unwrap();
+        apply(&f, "Delete", GROUP, "ERROR -healthcheck");
+        f.aws.clear_calls();
+        f.reconcile().await.unwrap();
+        assert_eq!(f.aws.writes(), vec!["PutMetricFilter"]);
+        assert_eq!(
+            f.aws.metric_filters_of(GROUP)[&filter_name()].pattern,
+            "ERROR -healthcheck"
+        );
+
+        f.cluster
+            .apply_manifest(json!({
+                "apiVersion": "alertops.dev/v1alpha1",
+                "kind": "AlarmPolicy",
+                "metadata": {"name": "elb", "namespace": NAMESPACE},
+                "spec": {"alarms": [{
+                    "name": "errors",
+                    "metric": {"namespace": "AWS/ELB", "name": "BackendConnectionErrors", "statistic": "Sum"},
+                    "period": 60, "evaluationPeriods": 5, "threshold": 100,
+                    "comparison": "GreaterThanThreshold"
+                }]}
+            }))
+            .unwrap();
+        f.reconcile().await.unwrap();
+        let left: Vec<String> = f.aws.metric_filters_of(GROUP).into_keys().collect();
+        assert_eq!(left, vec!["team-b-errors".to_string()]);
+        assert!(
+            f.policy()
+                .unwrap()
+                .status
+                .unwrap()
+                .metric_filters
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_log_group_is_a_condition_naming_it_not_an_error() {
+        let f = Fixture::new();
+        apply(&f, "Delete", GROUP, CHECKOUT);
+        f.reconcile().await.expect("no error, no backoff loop");
+        let status = f.policy().unwrap().status.unwrap();
+        let ready = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "LogGroupNotFound")
+        );
+        assert!(ready.message.contains(GROUP), "{}", ready.message);
+        assert!(!f.aws.writes().contains(&"PutMetricFilter".to_string()));
+
+        f.aws.create_log_group(GROUP);
+        f.reconcile().await.unwrap();
+        assert_eq!(f.ready(), ("True".into(), "Reconciled".into()));
+        assert!(f.aws.metric_filters_of(GROUP).contains_key(&filter_name()));
+    }
+
+    #[tokio::test]
+    async fn an_unparsable_pattern_is_refused_before_aws() {
+        let f = Fixture::new();
+        f.aws.create_log_group(GROUP);
+        apply(&f, "Delete", GROUP, r#"{ $.level = "ERROR" "#);
+        f.reconcile().await.unwrap();
+        let status = f.policy().unwrap().status.unwrap();
+        let ready = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap();
+        assert_eq!(ready.reason, "InvalidSpec");
+        assert!(
+            ready
+                .message
+                .contains("spec.logAlarms[0].logs.filterPattern")
+                && ready.message.contains("column"),
+            "{}",
+            ready.message
+        );
+        assert!(f.aws.writes().is_empty(), "{:?}", f.aws.writes());
+    }
+
+    #[tokio::test]
+    async fn delete_removes_our_filter_and_retain_keeps_it() {
+        for (policy, kept) in [("Delete", false), ("Retain", true)] {
+            let f = Fixture::new();
+            f.aws.insert_metric_filter(foreign_filter());
+            apply(&f, policy, GROUP, CHECKOUT);
+            f.reconcile().await.unwrap();
+            f.delete();
+            f.reconcile().await.unwrap();
+            assert!(f.policy().is_none());
+            let filters = f.aws.metric_filters_of(GROUP);
+            assert_eq!(filters.contains_key(&filter_name()), kept, "{policy}");
+            assert!(
+                filters.contains_key("team-b-errors"),
+                "{policy}: never touched"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_log_alarm_moved_to_another_group_leaves_nothing_behind() {
+        let f = Fixture::new();
+        f.aws.create_log_group(GROUP);
+        f.aws.create_log_group("/aws/lambda/payments");
+        apply(&f, "Delete", GROUP, CHECKOUT);
+        f.reconcile().await.unwrap();
+        apply(&f, "Delete", "/aws/lambda/payments", CHECKOUT);
+        f.reconcile().await.unwrap();
+        assert!(f.aws.metric_filters_of(GROUP).is_empty());
+        assert!(
+            f.aws
+                .metric_filters_of("/aws/lambda/payments")
+                .contains_key(&filter_name())
+        );
+    }
+}

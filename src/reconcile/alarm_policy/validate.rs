@@ -57,6 +57,26 @@ pub fn validate(spec: &AlarmPolicySpec) -> Vec<SpecViolation> {
             out.push(violation(&format!("{path}.rule"), e.to_string()));
         }
     }
+    for (i, log_alarm) in spec.log_alarms.iter().enumerate() {
+        let path = format!("spec.logAlarms[{i}]");
+        if !names.insert(log_alarm.name.as_str()) {
+            out.push(violation(
+                &path,
+                format!(
+                    "duplicate alarm name {:?} (log alarms, alarms and composites share \
+                     CloudWatch's names)",
+                    log_alarm.name
+                ),
+            ));
+        }
+        validate_alarm(&log_alarm.alarm(), &path, &mut out);
+        for problem in crate::resources::filter_pattern::log_alarm_problems(log_alarm) {
+            out.push(violation(
+                &format!("{path}.{}", problem.field),
+                problem.message,
+            ));
+        }
+    }
     let mut rule_names = HashSet::new();
     for (i, rule) in spec.event_rules.iter().enumerate() {
         let path = format!("spec.eventRules[{i}]");
