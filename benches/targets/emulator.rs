@@ -167,7 +167,7 @@ fn python_next_to(program: &Path) -> PathBuf {
 
 /// AWS clients pointed at `endpoint` (CloudWatch included: see [`Moto::clients`]), with static
 /// test credentials, `settings` (rate limits) and their own call log.
-async fn clients_at(endpoint: &str, settings: AwsSettings) -> AwsClients {
+pub async fn clients_at(endpoint: &str, settings: AwsSettings) -> AwsClients {
     let config = aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(Region::new(REGION))

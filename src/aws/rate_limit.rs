@@ -416,6 +416,9 @@ struct Bucket {
     tat: u64,
     /// When `rate` was last recovered.
     updated: u64,
+    /// Permit decisions made (granted or deferred): a waiter should cost one.
+    #[cfg(test)]
+    decisions: u64,
 }
 
 impl Bucket {
@@ -425,6 +428,8 @@ impl Bucket {
             rate: f64::from(configured.per_second.get()),
             tat: 0,
             updated: 0,
+            #[cfg(test)]
+            decisions: 0,
         }
     }
 
@@ -456,6 +461,10 @@ impl Bucket {
 
     /// Takes a permit at `now`, or says when one will be free.
     fn check(&mut self, now: u64) -> Result<(), u64> {
+        #[cfg(test)]
+        {
+            self.decisions += 1;
+        }
         self.recover(now);
         let interval = self.interval_nanos();
         let tolerance = interval * (self.burst() - 1);
@@ -465,6 +474,23 @@ impl Bucket {
         }
         self.tat = tat + interval;
         Ok(())
+    }
+
+    /// Reserves the next permit at `now` and says when it is granted (at `now` or later). Each
+    /// waiter is given its own slot and wakes once, at its turn: with a check-and-retry, every
+    /// waiter woke at every permit (hundreds of reconciles queued behind PutMetricAlarm made
+    /// tens of thousands of wake-ups a second and delayed the permits themselves).
+    fn reserve(&mut self, now: u64) -> u64 {
+        #[cfg(test)]
+        {
+            self.decisions += 1;
+        }
+        self.recover(now);
+        let interval = self.interval_nanos();
+        let tolerance = interval * (self.burst() - 1);
+        let tat = self.tat.max(now);
+        self.tat = tat + interval;
+        tat.saturating_sub(tolerance).max(now)
     }
 
     fn throttled(&mut self, now: u64) {
@@ -508,15 +534,13 @@ impl RateLimits {
         self.clock.now().as_u64()
     }
 
-    /// Waits until a call to `api` is allowed, and takes the permit.
+    /// Waits until a call to `api` is allowed, and takes the permit. The permit is reserved at
+    /// once, so a caller that gives up waiting (a cancelled reconcile) leaves its slot unused.
     pub async fn acquire(&self, api: AwsApi) {
-        loop {
-            let now = self.now_nanos();
-            let checked = self.bucket(api).check(now);
-            match checked {
-                Ok(()) => return,
-                Err(not_before) => self.clock.wait_until(Nanos::from(not_before)).await,
-            }
+        let now = self.now_nanos();
+        let granted = self.bucket(api).reserve(now);
+        if granted > now {
+            self.clock.wait_until(Nanos::from(granted)).await;
         }
     }
 
@@ -866,6 +890,32 @@ mod tests {
             .await;
         assert_eq!(result.unwrap_err().kind(), AwsErrorKind::AccessDenied);
         assert_eq!(attempts, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn queued_waiters_each_wake_once_at_their_own_turn() {
+        let settings =
+            AwsSettings::default().with_rate(AwsApi::Sns, ApiRate::per_second(10).with_burst(1));
+        let limits = RateLimits::new(&settings);
+        let start = tokio::time::Instant::now();
+        let granted = futures::future::join_all((0..50).map(|_| {
+            let limits = limits.clone();
+            async move {
+                limits.acquire(AwsApi::Sns).await;
+                start.elapsed()
+            }
+        }))
+        .await;
+        // One decision per waiter (a check-and-retry made one per waiter per permit granted).
+        assert_eq!(limits.bucket(AwsApi::Sns).decisions, 50);
+        let mut granted = granted;
+        granted.sort();
+        let gaps: Vec<Duration> = granted.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(
+            gaps.iter()
+                .all(|gap| gap.abs_diff(Duration::from_millis(100)) < Duration::from_millis(2)),
+            "{gaps:?}"
+        );
     }
 
     #[tokio::test(start_paused = true)]

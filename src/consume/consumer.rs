@@ -1392,7 +1392,14 @@ impl<C: ClusterApi> Consumer<C> {
                 break;
             }
             let room = (self.options.max_batch_messages - batch.messages.len()).min(SQS_BATCH);
-            match queue::receive(&self.aws, &state.queue_url, room, deadline - now).await {
+            let wait = match queue::group_poll(deadline - now) {
+                queue::GroupPoll::Long(wait) => wait,
+                queue::GroupPoll::SleepThenShort(pause) => {
+                    tokio::time::sleep(pause).await;
+                    Duration::ZERO
+                }
+            };
+            match queue::receive(&self.aws, &state.queue_url, room, wait).await {
                 Ok(more) => self.absorb(state, more, batch).await,
                 Err(error) => {
                     // Deliver what is held; the next batch polls again.

@@ -77,6 +77,28 @@ pub async fn queue_facts(aws: &AwsClients, queue_url: &str) -> Result<QueueFacts
     })
 }
 
+/// How to wait for more alerts of a group that is due in `remaining`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupPoll {
+    /// Long-poll for this long (whole seconds, never past the group's deadline).
+    Long(Duration),
+    /// Sleep until the deadline, then poll once without waiting.
+    SleepThenShort(Duration),
+}
+
+/// SQS long-polls in whole seconds: rounding the time left up made a group wait of 1 s post
+/// up to a second late (the row "latency with the route defaults" of `make bench`). Long polls
+/// therefore take the whole seconds left, and under a second is slept, then one short poll
+/// picks up what arrived meanwhile.
+pub fn group_poll(remaining: Duration) -> GroupPoll {
+    let whole = Duration::from_secs(remaining.min(MAX_WAIT).as_secs());
+    if whole.is_zero() {
+        GroupPoll::SleepThenShort(remaining)
+    } else {
+        GroupPoll::Long(whole)
+    }
+}
+
 /// Long-polls for up to `max` (≤ 10) messages, waiting at most `wait` (whole seconds, ≤ 20).
 pub async fn receive(
     aws: &AwsClients,
@@ -166,6 +188,20 @@ pub async fn delay(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_group_poll_never_waits_past_the_groups_deadline() {
+        let ms = Duration::from_millis;
+        assert_eq!(group_poll(ms(700)), GroupPoll::SleepThenShort(ms(700)));
+        assert_eq!(group_poll(ms(1_700)), GroupPoll::Long(ms(1_000)));
+        assert_eq!(group_poll(ms(60_000)), GroupPoll::Long(MAX_WAIT));
+        for remaining in (0..5_000).step_by(50).map(ms) {
+            let waited = match group_poll(remaining) {
+                GroupPoll::Long(wait) | GroupPoll::SleepThenShort(wait) => wait,
+            };
+            assert!(waited <= remaining, "{remaining:?}: {waited:?}");
+        }
+    }
 
     #[test]
     fn retry_delay_doubles_up_to_the_cap() {

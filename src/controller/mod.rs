@@ -13,7 +13,7 @@ use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::core::DeserializeGuard;
 use kube::core::error_boundary::InvalidObject;
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -144,7 +144,14 @@ pub fn strip_unread<K: Resource>(object: &mut K) {
     }
 }
 
-/// A controller whose reflector cache holds its objects stripped by [`strip_unread`].
+/// Reconciles of one kind in flight at once. Enough that a first install keeps the
+/// PutMetricAlarm budget busy (each AlarmPolicy puts up to 8 alarms at once, so 512 permits can
+/// be queued while other policies make their fixed calls), and few enough that a resync of
+/// 10,000 policies does not hold 10,000 desired states at once (kube's default is unbounded).
+pub const RECONCILE_CONCURRENCY: u16 = 64;
+
+/// A controller whose reflector cache holds its objects stripped by [`strip_unread`], running
+/// [`RECONCILE_CONCURRENCY`] reconciles at once.
 fn cached<K>(api: Api<K>, config: watcher::Config) -> Controller<K>
 where
     K: Resource<DynamicType = ()>
@@ -162,6 +169,7 @@ where
         .reflect(writer)
         .applied_objects();
     Controller::for_stream(stream, reader)
+        .with_config(controller::Config::default().concurrency(RECONCILE_CONCURRENCY))
 }
 
 /// A tick every `period`, each after the inventory started a new generation.

@@ -13,7 +13,8 @@ moto 5.2 has no composite alarms (PutCompositeAlarm answers 500): this proxy kee
 
 moto ignores `MaxRecords`; this proxy pages DescribeAlarms as CloudWatch does (at most
 `MaxRecords` alarms per page, 50 by default, 1 to 100 allowed, alarms in name order, the token
-naming the next page's first alarm), so tests and benchmarks count real pages.
+naming the next page's first alarm), so tests and benchmarks count real pages; a listing's
+later pages are cut from the answer the first page got (see `describe_alarms`).
 
 Runs with the python of moto's virtualenv: it needs only botocore, which moto depends on.
 
@@ -27,6 +28,7 @@ import datetime
 import struct
 import sys
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -130,6 +132,36 @@ def call_moto(upstream, operation, params, headers):
     return status, parsed
 
 
+# moto answers every DescribeAlarms with the complete listing, so cutting each page from a fresh
+# answer costs a full listing per page: 100 pages of 10,000 alarms took twenty minutes, where
+# CloudWatch pages on its side. The rest of a listing is therefore kept under the NextToken it
+# was answered with, for the next page, until any other operation (a write may have changed it) or
+# LISTING_TTL seconds. Pages read from it are what CloudWatch would answer: they start at the token.
+LISTING_TTL = 60.0
+LISTINGS = {}
+LISTINGS_LOCK = threading.Lock()
+# Operations that change nothing: they leave the kept listings alone.
+READS = ("Describe", "Get", "List")
+
+
+def _listing_key(params, headers, token):
+    return (_region(headers), repr(sorted(params.items())), token)
+
+
+def _forget_listings(operation):
+    if not operation.startswith(READS):
+        with LISTINGS_LOCK:
+            LISTINGS.clear()
+
+
+def _kept_listing(key):
+    with LISTINGS_LOCK:
+        kept = LISTINGS.pop(key, None)
+    if kept is None or time.monotonic() - kept[0] > LISTING_TTL:
+        return None
+    return kept[1]
+
+
 def describe_alarms(upstream, params, headers):
     """One page of DescribeAlarms, cut from moto's complete (unpaged) answer."""
     size = params.pop("MaxRecords", None)
@@ -143,23 +175,27 @@ def describe_alarms(upstream, params, headers):
             f"constraint: Member must have value between 1 and {MAX_PAGE}",
         )
     token = params.pop("NextToken", None)
-    composites = composites_matching(params)
-    types = params.pop("AlarmTypes", None)
-    status, parsed = call_moto(upstream, "DescribeAlarms", params, headers)
-    if status >= 300:
-        return status, parsed
-    if types is not None and "MetricAlarm" not in types:
-        parsed["MetricAlarms"] = []
-    parsed["CompositeAlarms"] = composites
-    listing = sorted(
-        [(a["AlarmName"], 0, a) for a in parsed.get("MetricAlarms", [])]
-        + [(a["AlarmName"], 1, a) for a in parsed.get("CompositeAlarms", [])],
-        key=lambda entry: entry[:2],
-    )
-    # As on CloudWatch, a page starts at the first name at or after the token, so alarms created
-    # or deleted between two pages shift nothing.
-    if token:
-        listing = [entry for entry in listing if entry[0] >= token]
+    status = 200
+    listing = _kept_listing(_listing_key(params, headers, token)) if token else None
+    if listing is None:
+        composites = composites_matching(params)
+        types = params.get("AlarmTypes")
+        moto_params = {k: v for k, v in params.items() if k != "AlarmTypes"}
+        status, parsed = call_moto(upstream, "DescribeAlarms", moto_params, headers)
+        if status >= 300:
+            return status, parsed
+        if types is not None and "MetricAlarm" not in types:
+            parsed["MetricAlarms"] = []
+        parsed["CompositeAlarms"] = composites
+        listing = sorted(
+            [(a["AlarmName"], 0, a) for a in parsed.get("MetricAlarms", [])]
+            + [(a["AlarmName"], 1, a) for a in parsed.get("CompositeAlarms", [])],
+            key=lambda entry: entry[:2],
+        )
+        # As on CloudWatch, a page starts at the first name at or after the token, so alarms
+        # created or deleted between two pages shift nothing.
+        if token:
+            listing = [entry for entry in listing if entry[0] >= token]
     page = listing[:size]
     answer = {
         "MetricAlarms": [a for _, kind, a in page if kind == 0],
@@ -167,6 +203,12 @@ def describe_alarms(upstream, params, headers):
     }
     if len(listing) > size:
         answer["NextToken"] = listing[size][0]
+        with LISTINGS_LOCK:
+            now = time.monotonic()
+            for key in [k for k, (at, _) in LISTINGS.items() if now - at > LISTING_TTL]:
+                del LISTINGS[key]
+            LISTINGS[_listing_key(params, headers, answer["NextToken"])] = (
+                time.monotonic(), listing[size:])
     return status, answer
 
 
@@ -299,6 +341,7 @@ class Handler(BaseHTTPRequestHandler):
             self._error(404, "UnknownOperationException", f"unknown operation {operation}")
             return
         headers = dict(self.headers.items())
+        _forget_listings(operation)
         try:
             params = decode_request(operation, body)
             upstream = self.server.upstream
