@@ -516,6 +516,10 @@ const PRINCIPALS: &[(&str, &[&str])] = &[
             "events:RemoveTargets",
             "events:TagResource",
             "events:UntagResource",
+            // Log alarms' metric filters, listed, written and deleted per log group.
+            "logs:DeleteMetricFilter",
+            "logs:DescribeMetricFilters",
+            "logs:PutMetricFilter",
             "sns:CreateTopic",
             "sns:DeleteTopic",
             "sns:GetSubscriptionAttributes",
@@ -579,6 +583,7 @@ const PRINCIPALS: &[(&str, &[&str])] = &[
             "events:ListRules",
             "events:ListTagsForResource",
             "events:ListTargetsByRule",
+            "logs:DescribeMetricFilters",
             "sns:GetSubscriptionAttributes",
             "sns:GetTopicAttributes",
             "sns:ListSubscriptions",
@@ -850,6 +855,22 @@ fn the_controller_modifies_only_what_carries_its_cluster_tag() {
             .any(|a| !is_read_only(a));
         let scoped = !statement_resources(statement).iter().any(|r| r == "*");
         if !mutating || !scoped || statement["Sid"] == "SubscribeOurQueuesOnly" {
+            continue;
+        }
+        // Metric filters carry no tags and IAM has no condition on a filter's name: the
+        // statement is scoped to log groups, and only ever holds the metric-filter actions;
+        // the code touches only filters under the policy's name prefix.
+        if statement["Sid"] == "LogAlarmMetricFiltersPerLogGroup" {
+            let mut actions = statement_actions(statement);
+            actions.sort();
+            assert_eq!(
+                actions,
+                [
+                    "logs:DeleteMetricFilter",
+                    "logs:DescribeMetricFilters",
+                    "logs:PutMetricFilter"
+                ]
+            );
             continue;
         }
         let condition = statement["Condition"]["StringEquals"]
