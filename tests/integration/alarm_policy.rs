@@ -978,3 +978,193 @@ async fn a_composite_alarm_combines_the_policys_alarms_and_goes_with_them() {
             .is_none()
     );
 }
+
+/// A policy with one log alarm counting the ERROR lines of `group`.
+fn log_alarm_spec(group: &str, pattern: &str) -> Value {
+    json!({
+        "tags": {"Team": "checkout"},
+        "logAlarms": [{
+            "name": "checkout-errors",
+            "severity": "High",
+            "logs": {
+                "logGroup": group,
+                "filterPattern": pattern,
+                "metric": {"namespace": "ServerlessApi/Logs", "name": "CheckoutErrors"}
+            },
+            "period": 60, "evaluationPeriods": 5, "datapointsToAlarm": 3,
+            "threshold": 10, "comparison": "GreaterThanThreshold",
+            "treatMissingData": "notBreaching"
+        }]
+    })
+}
+
+/// The metric filters of `group` as (name, pattern), in the emulator's order (newest last).
+async fn metric_filters(aws: &AwsClients, group: &str) -> Vec<(String, String)> {
+    aws.logs
+        .describe_metric_filters()
+        .log_group_name(group)
+        .send()
+        .await
+        .expect("DescribeMetricFilters")
+        .metric_filters()
+        .iter()
+        .map(|f| {
+            (
+                f.filter_name().unwrap_or_default().to_owned(),
+                f.filter_pattern().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+async fn log_group(aws: &AwsClients) -> String {
+    let group = format!("/aws/lambda/{}", harness::unique("checkout"));
+    aws.logs
+        .create_log_group()
+        .log_group_name(&group)
+        .send()
+        .await
+        .expect("CreateLogGroup");
+    // A filter the team made by hand in the same group: never ours to touch.
+    aws.logs
+        .put_metric_filter()
+        .log_group_name(&group)
+        .filter_name("team-made-timeouts")
+        .filter_pattern("Timeout")
+        .metric_transformations(
+            aws_sdk_cloudwatchlogs::types::MetricTransformation::builder()
+                .metric_namespace("Team/Logs")
+                .metric_name("Timeouts")
+                .metric_value("1")
+                .build()
+                .expect("transformation"),
+        )
+        .send()
+        .await
+        .expect("PutMetricFilter");
+    group
+}
+
+#[tokio::test]
+async fn a_log_alarm_owns_its_metric_filter_and_alarm_and_leaves_the_teams_filter_alone() {
+    let f = Fixture::new().await;
+    let group = log_group(f.aws()).await;
+    let ours = f.alarm_name("logs", "checkout-errors");
+    f.apply("logs", log_alarm_spec(&group, "ERROR"));
+    let policy = f.reconcile("logs").await;
+    assert_eq!(ready(&policy).0, "True", "{:?}", ready(&policy));
+    let status = policy.status.expect("status");
+    assert_eq!(status.metric_filters.len(), 1);
+    assert_eq!(status.metric_filters[0].filter_name, ours);
+    assert_eq!(status.metric_filters[0].log_group, group);
+
+    let mut filters = metric_filters(f.aws(), &group).await;
+    filters.sort();
+    assert_eq!(
+        filters,
+        [
+            (ours.clone(), "ERROR".to_owned()),
+            ("team-made-timeouts".to_owned(), "Timeout".to_owned())
+        ]
+    );
+    let alarm = f
+        .alarm(&ours)
+        .await
+        .expect("the alarm on the produced metric");
+    assert_eq!(alarm.metric_name(), Some("CheckoutErrors"));
+    assert_eq!(alarm.namespace(), Some("ServerlessApi/Logs"));
+
+    // A resync writes nothing.
+    let calls = f.aws().call_log();
+    calls.reset();
+    f.reconcile("logs").await;
+    assert!(calls.writes().is_empty(), "{:?}", calls.writes());
+    assert_eq!(calls.count("DescribeMetricFilters"), 1);
+
+    // A changed pattern is one PutMetricFilter (moto appends a copy instead of replacing it, so
+    // the newest copy of our name is what CloudWatch Logs would hold).
+    f.apply("logs", log_alarm_spec(&group, "\"level=ERROR\""));
+    calls.reset();
+    f.reconcile("logs").await;
+    let writes: Vec<String> = calls.writes().into_iter().map(|c| c.operation).collect();
+    assert_eq!(writes, ["PutMetricFilter"]);
+    let newest = metric_filters(f.aws(), &group)
+        .await
+        .into_iter()
+        .rfind(|(name, _)| *name == ours)
+        .expect("our filter");
+    assert_eq!(newest.1, "\"level=ERROR\"");
+}
+
+#[tokio::test]
+async fn a_dropped_log_alarm_deletes_only_its_filter_and_retain_keeps_it_with_the_policy() {
+    let f = Fixture::new().await;
+    let group = log_group(f.aws()).await;
+    let ours = |policy: &str| f.alarm_name(policy, "checkout-errors");
+
+    // Dropped from the spec: our filter goes, the team's stays.
+    f.apply("dropped", log_alarm_spec(&group, "ERROR"));
+    f.reconcile("dropped").await;
+    f.apply(
+        "dropped",
+        json!({"tags": {"Team": "checkout"}, "alarms": [elb_alarm("backend-errors", 100.0)]}),
+    );
+    f.reconcile("dropped").await;
+    let names: Vec<String> = metric_filters(f.aws(), &group)
+        .await
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(names, ["team-made-timeouts"]);
+    assert!(f.alarm(&ours("dropped")).await.is_none());
+
+    // Deleted with Retain: the filter stays.
+    let mut retained = log_alarm_spec(&group, "ERROR");
+    retained["deletionPolicy"] = json!("Retain");
+    f.apply("kept", retained);
+    f.reconcile("kept").await;
+    f.cluster
+        .request_delete("alertops.dev/v1alpha1", "AlarmPolicy", &f.namespace, "kept")
+        .unwrap();
+    let deleting = f
+        .get("kept")
+        .await
+        .expect("kept while the finalizer is there");
+    alarm_policy::reconcile(Arc::new(deleting), &f.ctx)
+        .await
+        .unwrap();
+    assert!(f.get("kept").await.is_none());
+    let names: Vec<String> = metric_filters(f.aws(), &group)
+        .await
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    assert!(names.contains(&ours("kept")), "{names:?}");
+
+    // Deleted with the default policy: the filter goes with it.
+    f.apply("gone", log_alarm_spec(&group, "ERROR"));
+    f.reconcile("gone").await;
+    assert!(
+        metric_filters(f.aws(), &group)
+            .await
+            .iter()
+            .any(|(n, _)| *n == ours("gone"))
+    );
+    f.cluster
+        .request_delete("alertops.dev/v1alpha1", "AlarmPolicy", &f.namespace, "gone")
+        .unwrap();
+    let deleting = f
+        .get("gone")
+        .await
+        .expect("kept while the finalizer is there");
+    alarm_policy::reconcile(Arc::new(deleting), &f.ctx)
+        .await
+        .unwrap();
+    let names: Vec<String> = metric_filters(f.aws(), &group)
+        .await
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    assert!(!names.contains(&ours("gone")), "{names:?}");
+    assert!(names.contains(&"team-made-timeouts".to_owned()));
+}
