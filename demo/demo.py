@@ -3,7 +3,8 @@
 
 Starts the AWS emulator (moto_server, with the tests' CloudWatch CBOR translator in front of it)
 and a local Slack stand-in, runs `alertops local` on examples/, then plays the users' scenarios:
-an EMR cluster fails, an ELB alarm fires, someone presses Retry, the twice-daily digest goes out.
+an EMR cluster fails, an ELB alarm fires, a log alarm fires with its log lines, someone presses
+Retry, the twice-daily digest goes out.
 Everything it starts is stopped on exit.
 """
 
@@ -34,6 +35,7 @@ SIGNING_SECRET = "demo-signing-secret-not-for-production"
 CLOUDWATCH_CBOR = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir,
                                "tests", "integration", "harness", "cloudwatch_cbor.py")
 ACTION_KEY = "demo-action-key-0123456789abcdef0123456789abcdef"
+FEED_LOG_GROUP = "/aws/lambda/add-to-feed"  # examples/serverless-api's log alarm
 RETRY_USER = "U0ALICE01"    # on the recommendations team's allow-list in examples/
 BOLD, DIM, GREEN, YELLOW, RESET = "\033[1m", "\033[2m", "\033[32m", "\033[33m", "\033[0m"
 if not sys.stdout.isatty():
@@ -282,6 +284,10 @@ def run(args, processes, slack):
         for kind in ("alarms", "notifications"):
             sns.create_topic(Name=f"{env}-{kind}")
     sesv2.create_email_identity(EmailIdentity="alertops@example.com")
+    # The log group of the feed API's function, which its log alarm's metric filter reads.
+    logs = boto3.client("logs", **aws)
+    logs.create_log_group(logGroupName=FEED_LOG_GROUP)
+    logs.create_log_stream(logGroupName=FEED_LOG_GROUP, logStreamName="2026/11/28/[$LATEST]demo")
 
     section("Running `alertops local` on examples/")
     listen_port = free_port()
@@ -352,10 +358,36 @@ def run(args, processes, slack):
     sns.publish(TopicArn=elb_topic, Subject=f'ALARM: "{alarm_name}" in Asia Pacific (Sydney)'[:99], Message=json.dumps(notification))
     print("Published the CloudWatch alarm notification to the ELB policy's topic.")
 
+    section("A log alarm fires: checkout errors in the feed API's logs")
+    feed_topic = next(arn for name, arn in topics.items() if "_alerting_feed-api_" in name)
+    now_ms = int(time.time() * 1000)
+    lines = [
+        {"level": "ERROR", "service": "checkout", "correlation_id": "c-7f3a", "msg": "payment declined: card <expired> & retried"},
+        {"level": "ERROR", "service": "checkout", "correlation_id": "c-7f3b", "msg": "timeout calling inventory after 3000 ms"},
+        {"level": "ERROR", "service": "checkout", "correlation_id": "c-7f3c", "msg": "DynamoDB ProvisionedThroughputExceededException"},
+    ]
+    logs = boto3.client("logs", **aws)
+    logs.put_log_events(logGroupName=FEED_LOG_GROUP, logStreamName="2026/11/28/[$LATEST]demo", logEvents=[
+        {"timestamp": now_ms - 60_000 + i * 10_000, "message": json.dumps(line)} for i, line in enumerate(lines)])
+    log_alarm = f"alertops/local/{NAMESPACE}/feed-api/checkout-errors"
+    sns.publish(TopicArn=feed_topic, Subject=f'ALARM: "{log_alarm}" in Asia Pacific (Sydney)'[:99], Message=json.dumps({
+        "AlarmName": log_alarm, "AlarmDescription": "add-to-feed logs errors for checkout requests.",
+        "AWSAccountId": ACCOUNT, "NewStateValue": "ALARM",
+        "NewStateReason": "Threshold Crossed: 3 out of the last 5 datapoints [14.0, 12.0, 17.0] were greater than the threshold (10.0).",
+        "StateChangeTime": time.strftime("%Y-%m-%dT%H:%M:%S.000+0000", time.gmtime()), "Region": "Asia Pacific (Sydney)",
+        "AlarmArn": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{log_alarm}", "OldStateValue": "OK",
+        "Trigger": {"MetricName": "CheckoutErrors", "Namespace": "Feed/Logs", "StatisticType": "Statistic",
+                    "Statistic": "SUM", "Unit": None, "Dimensions": [], "Period": 60, "EvaluationPeriods": 5,
+                    "DatapointsToAlarm": 3, "ComparisonOperator": "GreaterThanThreshold", "Threshold": 10.0,
+                    "TreatMissingData": "notBreaching", "EvaluateLowSampleCountPercentile": ""}}))
+    print("Wrote 3 checkout ERROR lines to the function's log group and published the log alarm's notification.")
+    print(DIM + "(The emulator matches JSON selectors as 'every line', so only matching lines were written.)" + RESET)
+
     section("What each team's Slack channel received")
-    posts = wait_for("both alerts in Slack", lambda: (
+    posts = wait_for("the three alerts in Slack", lambda: (
         lambda got: got if any("C0RECOMMEND" == b.get("channel") for _, b in got)
-        and any(p.startswith("/hooks/") for p, _ in got) else None)(
+        and any(p.startswith("/hooks/") for p, _ in got)
+        and any("c-7f3c" in json.dumps(b) for _, b in got) else None)(
         slack.received("/api/chat.postMessage") + slack.received("/hooks/")), timeout=60)
     for path, body in posts:
         print(render_message(path, body) + "\n")
