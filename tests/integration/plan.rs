@@ -493,3 +493,121 @@ async fn the_examples_plan_against_an_empty_account_without_writing() {
     }
     assert_eq!(plan["awsCalls"]["writes"], 0);
 }
+
+/// The log group of the log-alarm plan test (filter names carry the test's own cluster id).
+const PLAN_LOG_GROUP: &str = "/aws/lambda/plan-checkout";
+
+fn log_alarm(name: &str, pattern: &str) -> Value {
+    json!({
+        "name": name,
+        "logs": {"logGroup": PLAN_LOG_GROUP, "filterPattern": pattern,
+                 "metric": {"namespace": "Checkout/Logs", "name": name}},
+        "period": 60, "evaluationPeriods": 5, "threshold": 10,
+        "comparison": "GreaterThanThreshold", "treatMissingData": "notBreaching"
+    })
+}
+
+fn policy_with_log_alarms(namespace: &str, log_alarms: Vec<Value>) -> Value {
+    let mut manifest = policy(namespace, vec![alarm("errors", 100.0)]);
+    manifest["spec"]["logAlarms"] = Value::from(log_alarms);
+    manifest
+}
+
+#[tokio::test]
+async fn log_alarms_metric_filters_are_planned_field_by_field_and_nothing_is_written() {
+    let aws = harness::aws_clients().await;
+    match aws
+        .logs
+        .create_log_group()
+        .log_group_name(PLAN_LOG_GROUP)
+        .send()
+        .await
+    {
+        Ok(_) => {}
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_resource_already_exists_exception()) => {}
+        Err(e) => panic!("CreateLogGroup: {e:?}"),
+    }
+    let fixture = Fixture::reconciled(&[
+        |ns| policy_with_log_alarms(ns, vec![log_alarm("checkout-errors", "ERROR")]),
+        route,
+    ])
+    .await;
+    let owner = fixture.policy_owner();
+    let filters = || async {
+        let mut names: Vec<(String, String)> = aws
+            .logs
+            .describe_metric_filters()
+            .log_group_name(PLAN_LOG_GROUP)
+            .filter_name_prefix(owner.alarm_prefix())
+            .send()
+            .await
+            .expect("DescribeMetricFilters")
+            .metric_filters()
+            .iter()
+            .map(|f| {
+                (
+                    f.filter_name().unwrap_or_default().to_owned(),
+                    f.filter_pattern().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        names.sort();
+        names
+    };
+    let before = filters().await;
+    let errors = owner.metric_filter_name("checkout-errors");
+    assert_eq!(before, [(errors.clone(), "ERROR".to_owned())]);
+
+    let ns = fixture.namespace.clone();
+    fixture.write(&[
+        policy_with_log_alarms(
+            &ns,
+            vec![
+                log_alarm("checkout-errors", "?ERROR ?FATAL"),
+                log_alarm("checkout-timeouts", "Timeout"),
+            ],
+        ),
+        route(&ns),
+    ]);
+    let (code, out, err) = fixture.plan(&["-o", "json"]).await;
+    assert_eq!(code, 2, "changes exit 2: {out}{err}");
+    let plan: Value = serde_json::from_str(&out).expect("the JSON output parses");
+    let find = |name: &str| -> Value {
+        plan["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} is in the plan: {plan:#}"))
+    };
+    let updated = find(&format!("{PLAN_LOG_GROUP} {errors}"));
+    assert_eq!(updated["action"], "update");
+    assert_eq!(updated["type"], "LogMetricFilter");
+    assert_eq!(
+        updated["fields"],
+        json!([{"field": "filterPattern", "old": "ERROR", "new": "?ERROR ?FATAL"}])
+    );
+    let created = find(&format!(
+        "{PLAN_LOG_GROUP} {}",
+        owner.metric_filter_name("checkout-timeouts")
+    ));
+    assert_eq!(created["action"], "create");
+    assert_eq!(plan["awsCalls"]["writes"], 0);
+
+    let (code, out, _) = fixture.plan(&[]).await;
+    assert_eq!(code, 2);
+    assert!(
+        out.contains(&format!(
+            "~ update CloudWatch Logs metric filter {PLAN_LOG_GROUP} {errors}\n"
+        )),
+        "{out}"
+    );
+    assert_eq!(
+        filters().await,
+        before,
+        "the plans changed no metric filter"
+    );
+}
