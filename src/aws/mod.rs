@@ -219,8 +219,9 @@ impl AwsClients {
             .await
     }
 
-    /// Waits until the client-side rate limit of `api` allows one more call. Await it before
-    /// each SDK call (interceptors are synchronous and cannot wait).
+    /// Waits until the client-side rate limit of `api` allows one more call, without making
+    /// one. The gateway's own calls take their permit in [`AwsClients::call`]; this is for code
+    /// that paces itself against the shared limiter (the tests of its timing).
     pub async fn acquire(&self, api: AwsApi) {
         self.rate_limits.acquire(api).await;
     }

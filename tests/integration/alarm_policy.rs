@@ -66,6 +66,25 @@ impl Fixture {
         self.get(name).await.expect("policy still exists")
     }
 
+    /// Deletes the policy in the cluster and runs the reconcile that finalizes it.
+    async fn delete(&self, name: &str) {
+        self.cluster
+            .request_delete(
+                "alertops.dev/v1alpha1",
+                "AlarmPolicy",
+                &self.namespace,
+                name,
+            )
+            .unwrap();
+        let deleting = self
+            .get(name)
+            .await
+            .expect("kept while the finalizer is there");
+        alarm_policy::reconcile(Arc::new(deleting), &self.ctx)
+            .await
+            .unwrap();
+    }
+
     fn alarm_name(&self, policy: &str, alarm: &str) -> String {
         format!(
             "alertops/{}/{}/{}/{}",
@@ -412,16 +431,7 @@ async fn deletion_with_delete_policy_removes_everything_it_owns() {
     let status = policy.status.clone().unwrap();
     let topic = status.topic_arn.clone().unwrap();
 
-    f.cluster
-        .request_delete("alertops.dev/v1alpha1", "AlarmPolicy", &f.namespace, "gone")
-        .unwrap();
-    let deleting = f
-        .get("gone")
-        .await
-        .expect("kept while the finalizer is there");
-    alarm_policy::reconcile(Arc::new(deleting), &f.ctx)
-        .await
-        .unwrap();
+    f.delete("gone").await;
     assert!(
         f.get("gone").await.is_none(),
         "finalizer removed, object gone"
@@ -466,14 +476,8 @@ async fn deletion_with_retain_policy_leaves_aws_alone() {
     let policy = f.reconcile("kept").await;
     let status = policy.status.clone().unwrap();
 
-    f.cluster
-        .request_delete("alertops.dev/v1alpha1", "AlarmPolicy", &f.namespace, "kept")
-        .unwrap();
-    let deleting = f.get("kept").await.unwrap();
     f.aws().call_log().reset();
-    alarm_policy::reconcile(Arc::new(deleting), &f.ctx)
-        .await
-        .unwrap();
+    f.delete("kept").await;
     assert!(f.get("kept").await.is_none());
     assert!(
         f.aws().call_log().writes().is_empty(),
@@ -537,17 +541,7 @@ async fn an_unowned_alarm_with_the_same_name_is_left_untouched_and_reported() {
     );
 
     // Deleting the policy must not delete someone else's alarm either.
-    f.cluster
-        .request_delete(
-            "alertops.dev/v1alpha1",
-            "AlarmPolicy",
-            &f.namespace,
-            "clash",
-        )
-        .unwrap();
-    alarm_policy::reconcile(Arc::new(f.get("clash").await.unwrap()), &f.ctx)
-        .await
-        .unwrap();
+    f.delete("clash").await;
     assert!(
         f.alarm(&name).await.is_some(),
         "unowned alarm survives the policy's deletion"
@@ -959,18 +953,7 @@ async fn a_composite_alarm_combines_the_policys_alarms_and_goes_with_them() {
     );
     f.reconcile("combined").await;
     assert!(composite(&f, &name).await.is_some());
-    f.cluster
-        .request_delete(
-            "alertops.dev/v1alpha1",
-            "AlarmPolicy",
-            &f.namespace,
-            "combined",
-        )
-        .unwrap();
-    let policy = f.get("combined").await.unwrap();
-    alarm_policy::reconcile(Arc::new(policy), &f.ctx)
-        .await
-        .expect("cleanup");
+    f.delete("combined").await;
     assert!(composite(&f, &name).await.is_none());
     assert!(
         f.alarm(&f.alarm_name("combined", "error-rate"))
@@ -1123,16 +1106,7 @@ async fn a_dropped_log_alarm_deletes_only_its_filter_and_retain_keeps_it_with_th
     retained["deletionPolicy"] = json!("Retain");
     f.apply("kept", retained);
     f.reconcile("kept").await;
-    f.cluster
-        .request_delete("alertops.dev/v1alpha1", "AlarmPolicy", &f.namespace, "kept")
-        .unwrap();
-    let deleting = f
-        .get("kept")
-        .await
-        .expect("kept while the finalizer is there");
-    alarm_policy::reconcile(Arc::new(deleting), &f.ctx)
-        .await
-        .unwrap();
+    f.delete("kept").await;
     assert!(f.get("kept").await.is_none());
     let names: Vec<String> = metric_filters(f.aws(), &group)
         .await
@@ -1150,16 +1124,7 @@ async fn a_dropped_log_alarm_deletes_only_its_filter_and_retain_keeps_it_with_th
             .iter()
             .any(|(n, _)| *n == ours("gone"))
     );
-    f.cluster
-        .request_delete("alertops.dev/v1alpha1", "AlarmPolicy", &f.namespace, "gone")
-        .unwrap();
-    let deleting = f
-        .get("gone")
-        .await
-        .expect("kept while the finalizer is there");
-    alarm_policy::reconcile(Arc::new(deleting), &f.ctx)
-        .await
-        .unwrap();
+    f.delete("gone").await;
     let names: Vec<String> = metric_filters(f.aws(), &group)
         .await
         .into_iter()
