@@ -8,6 +8,10 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use std::time::Duration;
+
+use alertops::aws::fake::FakeAws;
+use alertops::aws::{AlarmListing, CloudWatchAlarms, Inventory};
 use alertops::controller::RECONCILE_CONCURRENCY;
 use alertops::lint::rules::lint_alarm_policy;
 use alertops::names::OwnerIdentity;
@@ -172,6 +176,11 @@ fn hold(allocator: &CountingAllocator, scale: &Scale) -> Result<Vec<Row>, String
         })
         .collect::<Result<Vec<_>, _>>()?;
     let server_bytes: usize = pages.iter().map(Vec::len).sum();
+    // CloudWatch's side: every policy's alarms, evaluated for a while, listed in pages of 100.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| format!("runtime: {e}"))?;
+    let cloudwatch = runtime.block_on(account(scale))?;
     // The kube client holds one page's body while decoding it.
     let held_body = pages.iter().map(Vec::len).max().unwrap_or(0);
 
@@ -195,28 +204,39 @@ fn hold(allocator: &CountingAllocator, scale: &Scale) -> Result<Vec<Row>, String
     writer.apply_watcher_event(&Event::InitDone);
     let live_store = allocator.live();
 
+    // The inventory the resync reads every policy's alarms from: listed once for the cluster,
+    // kept until the next resync.
+    let inventory = Inventory::new(cloudwatch.clone(), CLUSTER_ID, Duration::from_secs(600));
+    let mut listed_alarms = 0;
+
     // Each reconcile builds its policy's desired state and drops it when done; the controller
     // runs RECONCILE_CONCURRENCY of them at once, so that many are held at most.
     let objects = store.state();
     let mut desired_alarms = 0;
     let mut live_in_flight = live_store;
     for window in objects.chunks(usize::from(RECONCILE_CONCURRENCY)) {
-        let desired: Vec<DesiredPolicy> = window
+        let desired: Vec<(DesiredPolicy, Result<AlarmListing, _>)> = window
             .iter()
             .map(|policy| {
                 let namespace = policy.namespace().unwrap_or_default();
                 let owner =
                     OwnerIdentity::new(CLUSTER_ID, "AlarmPolicy", &namespace, &policy.name_any());
                 let topic_arn = topic_arn(&owner);
-                desired::build(&policy.spec, &owner, &topic_arn)
+                let observed = runtime.block_on(inventory.alarm_listing(&owner.alarm_prefix()));
+                (desired::build(&policy.spec, &owner, &topic_arn), observed)
             })
             .collect();
-        desired_alarms += desired.iter().map(|d| d.alarms.len()).sum::<usize>();
+        desired_alarms += desired.iter().map(|(d, _)| d.alarms.len()).sum::<usize>();
+        for (_, observed) in &desired {
+            let observed = observed.as_ref().map_err(|e| format!("inventory: {e}"))?;
+            listed_alarms += observed.metric.len();
+        }
         live_in_flight = live_in_flight.max(allocator.live());
     }
     drop(objects);
 
-    let live_after = allocator.live().max(live_in_flight);
+    let live_inventory = allocator.live();
+    let live_after = live_inventory.max(live_in_flight);
     let peak = allocator.peak() + held_body;
     let rss_after = rss_bytes();
 
@@ -226,9 +246,13 @@ fn hold(allocator: &CountingAllocator, scale: &Scale) -> Result<Vec<Row>, String
         .map(|p| p.status.as_ref().map_or(0, |s| s.alarms.len()))
         .sum();
     let expected = scale.policies * scale.alarms_per_policy;
-    if store.len() != scale.policies || held_alarms != expected || desired_alarms != expected {
+    if store.len() != scale.policies
+        || held_alarms != expected
+        || desired_alarms != expected
+        || listed_alarms != expected
+    {
         return Err(format!(
-            "held {} policies, {held_alarms} alarm statuses, {desired_alarms} desired alarms; expected {} and {expected}",
+            "held {} policies, {held_alarms} alarm statuses, {desired_alarms} desired alarms, {listed_alarms} listed alarms; expected {} and {expected}",
             store.len(),
             scale.policies
         ));
@@ -254,11 +278,14 @@ fn hold(allocator: &CountingAllocator, scale: &Scale) -> Result<Vec<Row>, String
             format!("{:.1} MiB", mib(server_bytes)),
         ),
         Row::info(
-            format!("  heap: reflector store / desired states ({RECONCILE_CONCURRENCY} in flight)"),
             format!(
-                "{:.1} / {:.1} MiB",
+                "  heap: reflector store / inventory of {expected} alarms / reconciles in flight ({RECONCILE_CONCURRENCY})"
+            ),
+            format!(
+                "{:.1} / {:.1} / {:.1} MiB",
                 mib(live_store.saturating_sub(live_before)),
-                mib(live_after.saturating_sub(live_store))
+                mib(live_inventory.saturating_sub(live_store)),
+                mib(live_in_flight.saturating_sub(live_inventory.min(live_in_flight)))
             ),
         ),
         Row::checked(
@@ -290,7 +317,7 @@ fn hold(allocator: &CountingAllocator, scale: &Scale) -> Result<Vec<Row>, String
         )),
     }
     // Keep everything alive until after the measurement.
-    drop((store, writer, pages));
+    drop((store, writer, pages, inventory, cloudwatch));
     Ok(rows)
 }
 
@@ -300,6 +327,45 @@ fn rss_bytes() -> Option<usize> {
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
+}
+
+/// What CloudWatch says of an alarm that has been evaluated for a while (every alarm's status
+/// carries it, and so does the inventory's listing).
+fn state_reason(policy: usize, alarm: &str) -> String {
+    format!(
+        "Threshold Crossed: 5 datapoints [{}.0 (01/05/24 10:19:00), 2.0 (01/05/24 10:18:00), 1.0 (01/05/24 10:17:00)] were not greater than the threshold ({}.0) for {alarm}.",
+        policy % 7,
+        10 + policy % 50
+    )
+}
+
+/// An account holding every policy's alarms as the controller made them, each in state OK
+/// with the reason CloudWatch gives, listed in pages of 100.
+async fn account(scale: &Scale) -> Result<FakeAws, String> {
+    let cloudwatch = FakeAws::new().with_alarm_pages(100);
+    for i in 0..scale.policies {
+        let namespace = format!("team-{:02}", i % 40);
+        let name = format!("svc-{i:04}-alarms");
+        let spec: AlarmPolicySpec =
+            serde_json::from_value(policies::spec(i, scale.alarms_per_policy))
+                .map_err(|e| format!("spec {i}: {e}"))?;
+        let owner = OwnerIdentity::new(CLUSTER_ID, "AlarmPolicy", &namespace, &name);
+        let desired = desired::build(&spec, &owner, &topic_arn(&owner));
+        for alarm in &desired.alarms {
+            cloudwatch
+                .put_alarm(&alarm.definition, Some(&alarm.tags))
+                .await
+                .map_err(|e| format!("put alarm: {e}"))?;
+            cloudwatch.set_alarm_state(
+                &alarm.definition.alarm_name,
+                "OK",
+                &state_reason(i, &alarm.spec_name),
+                chrono::DateTime::from_timestamp(1_714_558_800, 0).unwrap_or_default(),
+            );
+        }
+    }
+    cloudwatch.clear_calls();
+    Ok(cloudwatch)
 }
 
 fn topic_arn(owner: &OwnerIdentity) -> String {
@@ -345,6 +411,9 @@ fn api_object(i: usize, alarms: usize) -> Result<Value, String> {
                 "alarmName": alarm_name,
                 "arn": format!("arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{alarm_name}"),
                 "tagsDigest": format!("{:064x}", (i as u128) << 64 | alarm.name.len() as u128),
+                "state": "OK",
+                "stateReason": state_reason(i, &alarm.name),
+                "stateChangedAt": "2024-05-01T10:20:00Z",
             })
         })
         .collect();

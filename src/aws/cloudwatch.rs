@@ -8,6 +8,7 @@ use aws_sdk_cloudwatch::types::{
     MetricStat, StandardUnit, StateValue,
 };
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 use super::tags::TagChanges;
 use super::{AwsApi, AwsClients, AwsError};
@@ -17,7 +18,7 @@ use crate::resources::Tags;
 pub const ALARM_BATCH: usize = 100;
 
 /// A CloudWatch metric alarm, normalised (see the module docs).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AlarmDefinition {
     /// CloudWatch alarm name.
     pub alarm_name: String,
@@ -49,7 +50,7 @@ pub struct AlarmDefinition {
 }
 
 /// The metric side of an alarm.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum AlarmMetric {
     /// One metric with a statistic or extended statistic.
     Single {
@@ -73,7 +74,7 @@ pub enum AlarmMetric {
 }
 
 /// One metric-math query.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MathQuery {
     /// Query id.
     pub id: String,
@@ -90,7 +91,7 @@ pub struct MathQuery {
 }
 
 /// The metric of a metric-math query.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MathMetric {
     /// Namespace.
     pub namespace: String,
@@ -105,7 +106,7 @@ pub struct MathMetric {
 }
 
 /// An alarm as CloudWatch reports it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ObservedAlarm {
     /// Its ARN (CloudWatch always reports one; `None` only from a malformed answer).
     pub arn: Option<String>,
@@ -121,7 +122,7 @@ pub struct ObservedAlarm {
 }
 
 /// A CloudWatch composite alarm, normalised like [`AlarmDefinition`].
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CompositeDefinition {
     /// CloudWatch alarm name.
     pub alarm_name: String,
@@ -140,7 +141,7 @@ pub struct CompositeDefinition {
 }
 
 /// A composite alarm as CloudWatch reports it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ObservedComposite {
     /// Its ARN.
     pub arn: Option<String>,
@@ -172,6 +173,17 @@ pub trait CloudWatchAlarms: Send + Sync {
     /// Every metric and composite alarm whose name starts with `prefix`, in the same
     /// ceil(N/100) DescribeAlarms pages (composites cost no call of their own).
     async fn alarm_listing(&self, prefix: &str) -> Result<AlarmListing, AwsError>;
+    /// The same alarms as [`CloudWatchAlarms::alarm_listing`], handed to `page` one
+    /// DescribeAlarms page at a time, so that a caller keeping them in another form (the
+    /// inventory) never holds a whole fleet's alarms decoded at once.
+    async fn alarm_pages(
+        &self,
+        prefix: &str,
+        page: &mut (dyn FnMut(AlarmListing) + Send),
+    ) -> Result<(), AwsError> {
+        page(self.alarm_listing(prefix).await?);
+        Ok(())
+    }
     /// Creates or replaces a composite alarm; `tags` are set only on creation, as for
     /// [`CloudWatchAlarms::put_alarm`].
     async fn put_composite(
@@ -204,6 +216,20 @@ impl CloudWatchAlarms for AwsClients {
             self,
             prefix,
             &[AlarmType::MetricAlarm, AlarmType::CompositeAlarm],
+        )
+        .await
+    }
+
+    async fn alarm_pages(
+        &self,
+        prefix: &str,
+        page: &mut (dyn FnMut(AlarmListing) + Send),
+    ) -> Result<(), AwsError> {
+        described_alarm_pages(
+            self,
+            prefix,
+            &[AlarmType::MetricAlarm, AlarmType::CompositeAlarm],
+            page,
         )
         .await
     }
@@ -353,6 +379,21 @@ async fn described_alarms(
     types: &[AlarmType],
 ) -> Result<AlarmListing, AwsError> {
     let mut listing = AlarmListing::default();
+    described_alarm_pages(aws, prefix, types, &mut |page| {
+        listing.metric.extend(page.metric);
+        listing.composite.extend(page.composite);
+    })
+    .await?;
+    Ok(listing)
+}
+
+/// The one DescribeAlarms paging loop: each page, decoded, to `on_page`.
+async fn described_alarm_pages(
+    aws: &AwsClients,
+    prefix: &str,
+    types: &[AlarmType],
+    on_page: &mut (dyn FnMut(AlarmListing) + Send),
+) -> Result<(), AwsError> {
     let mut next_token = None;
     loop {
         let page = aws
@@ -366,15 +407,17 @@ async fn described_alarms(
                     .send()
             })
             .await?;
-        listing
-            .metric
-            .extend(page.metric_alarms().iter().map(observed_alarm));
-        listing
-            .composite
-            .extend(page.composite_alarms().iter().map(observed_composite));
+        on_page(AlarmListing {
+            metric: page.metric_alarms().iter().map(observed_alarm).collect(),
+            composite: page
+                .composite_alarms()
+                .iter()
+                .map(observed_composite)
+                .collect(),
+        });
         next_token = page.next_token().map(str::to_string);
         if next_token.is_none() {
-            return Ok(listing);
+            return Ok(());
         }
     }
 }

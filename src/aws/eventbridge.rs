@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use aws_sdk_eventbridge::types::{Rule, RuleState, Target};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::tags::TagChanges;
@@ -10,7 +11,7 @@ use super::{AwsApi, AwsClients, AwsError, AwsErrorKind};
 use crate::resources::Tags;
 
 /// An EventBridge rule, normalised.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RuleDefinition {
     /// Rule name.
     pub rule_name: String,
@@ -23,7 +24,7 @@ pub struct RuleDefinition {
 }
 
 /// A rule as EventBridge reports it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ObservedRule {
     /// Its ARN.
     pub arn: String,

@@ -42,6 +42,9 @@ struct State {
     calls: Vec<String>,
     failures: HashMap<String, AwsErrorKind>,
     next_id: u64,
+    /// Metric alarms per DescribeAlarms page in [`CloudWatchAlarms::alarm_pages`] (none: one
+    /// page, one recorded call).
+    alarm_page_size: Option<usize>,
 }
 
 /// The in-memory AWS. Clones share state.
@@ -54,6 +57,13 @@ impl FakeAws {
     /// An empty account.
     pub fn new() -> Self {
         FakeAws::default()
+    }
+
+    /// An account whose alarm listings come in pages of `size` metric alarms, one recorded
+    /// DescribeAlarms each, as CloudWatch sends them (composites come with the last page).
+    pub fn with_alarm_pages(self, size: usize) -> Self {
+        self.state().alarm_page_size = Some(size.max(1));
+        self
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -239,6 +249,45 @@ impl FakeAws {
 type AlarmStateRecord = (String, String, DateTime<Utc>);
 
 /// A new alarm's state, as CloudWatch reports it.
+/// A metric alarm as DescribeAlarms reports it.
+fn observed(state: &State, name: &str, definition: &AlarmDefinition, arn: &str) -> ObservedAlarm {
+    let (value, reason, since) = state
+        .alarm_states
+        .get(name)
+        .cloned()
+        .unwrap_or_else(initial_alarm_state);
+    ObservedAlarm {
+        arn: Some(arn.to_string()),
+        definition: definition.clone(),
+        state: Some(value),
+        state_reason: Some(reason),
+        state_changed_at: Some(since),
+    }
+}
+
+/// The composite alarms under `prefix`, as DescribeAlarms reports them.
+fn composites_under(state: &State, prefix: &str) -> Vec<ObservedComposite> {
+    state
+        .composites
+        .iter()
+        .filter(|(name, _)| name.starts_with(prefix))
+        .map(|(name, (definition, _, arn))| {
+            let (value, reason, since) = state
+                .alarm_states
+                .get(name)
+                .cloned()
+                .unwrap_or_else(initial_alarm_state);
+            ObservedComposite {
+                arn: Some(arn.clone()),
+                definition: definition.clone(),
+                state: Some(value),
+                state_reason: Some(reason),
+                state_changed_at: Some(since),
+            }
+        })
+        .collect()
+}
+
 fn initial_alarm_state() -> AlarmStateRecord {
     (
         "INSUFFICIENT_DATA".into(),
@@ -287,45 +336,52 @@ impl CloudWatchAlarms for FakeAws {
             .alarms
             .iter()
             .filter(|(name, _)| name.starts_with(prefix))
-            .map(|(name, (definition, _, arn))| {
-                let (value, reason, since) = state
-                    .alarm_states
-                    .get(name)
-                    .cloned()
-                    .unwrap_or_else(initial_alarm_state);
-                ObservedAlarm {
-                    arn: Some(arn.clone()),
-                    definition: definition.clone(),
-                    state: Some(value),
-                    state_reason: Some(reason),
-                    state_changed_at: Some(since),
-                }
-            })
+            .map(|(name, (definition, _, arn))| observed(&state, name, definition, arn))
             .collect())
+    }
+
+    async fn alarm_pages(
+        &self,
+        prefix: &str,
+        page: &mut (dyn FnMut(AlarmListing) + Send),
+    ) -> Result<(), AwsError> {
+        let Some(size) = self.state().alarm_page_size else {
+            page(self.alarm_listing(prefix).await?);
+            return Ok(());
+        };
+        let names: Vec<String> = self
+            .state()
+            .alarms
+            .range(prefix.to_string()..)
+            .take_while(|(name, _)| name.starts_with(prefix))
+            .map(|(name, _)| name.clone())
+            .collect();
+        let mut chunks = names.chunks(size).peekable();
+        if chunks.peek().is_none() {
+            page(self.alarm_listing(prefix).await?);
+            return Ok(());
+        }
+        while let Some(chunk) = chunks.next() {
+            let state = self.call("DescribeAlarms")?;
+            let metric = chunk
+                .iter()
+                .filter_map(|name| Some((name, state.alarms.get(name)?)))
+                .map(|(name, (definition, _, arn))| observed(&state, name, definition, arn))
+                .collect();
+            let composite = if chunks.peek().is_none() {
+                composites_under(&state, prefix)
+            } else {
+                Vec::new()
+            };
+            drop(state);
+            page(AlarmListing { metric, composite });
+        }
+        Ok(())
     }
 
     async fn alarm_listing(&self, prefix: &str) -> Result<AlarmListing, AwsError> {
         let metric = self.alarms_with_prefix(prefix).await?;
-        let state = self.state();
-        let composite = state
-            .composites
-            .iter()
-            .filter(|(name, _)| name.starts_with(prefix))
-            .map(|(name, (definition, _, arn))| {
-                let (value, reason, since) = state
-                    .alarm_states
-                    .get(name)
-                    .cloned()
-                    .unwrap_or_else(initial_alarm_state);
-                ObservedComposite {
-                    arn: Some(arn.clone()),
-                    definition: definition.clone(),
-                    state: Some(value),
-                    state_reason: Some(reason),
-                    state_changed_at: Some(since),
-                }
-            })
-            .collect();
+        let composite = composites_under(&self.state(), prefix);
         Ok(AlarmListing { metric, composite })
     }
 

@@ -15,8 +15,9 @@ pub(crate) mod cloudwatch;
 pub(crate) mod emr;
 mod error;
 pub(crate) mod eventbridge;
-#[cfg(test)]
-pub(crate) mod fake;
+/// The in-memory AWS of the unit tests, public for the benchmarks (the inventory row).
+#[doc(hidden)]
+pub mod fake;
 mod inventory;
 pub(crate) mod log_events;
 pub(crate) mod log_filters;
@@ -45,7 +46,7 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use aws_smithy_types::retry::RetryConfig;
 
-pub use cloudwatch::CloudWatchAlarms;
+pub use cloudwatch::{AlarmDefinition, AlarmListing, CloudWatchAlarms, ObservedAlarm};
 pub use eventbridge::EventBridgeRules;
 pub use log_events::{LogEvent, LogEventPage, LogEventQuery, LogEvents, MetricFilterSource};
 pub use log_filters::LogMetricFilters;

@@ -24,11 +24,12 @@
 //!
 //! A one-shot run (`alertops plan`) or a test uses the gateway directly or a fresh inventory.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex as SyncMutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
@@ -45,51 +46,15 @@ use super::{AwsError, ControllerAws};
 use crate::names::{RULE_PREFIX, cluster_alarm_prefix};
 use crate::resources::Tags;
 
-/// A cluster-wide listing of one kind of resource, by name, with the names written since.
-#[derive(Debug)]
-struct Listing<T> {
-    listed_at: Instant,
-    items: BTreeMap<String, T>,
-    /// Written since the listing: the next read of a prefix holding one re-lists that prefix.
-    stale: BTreeSet<String>,
-}
+mod listing;
 
-impl<T> Listing<T> {
-    fn new(items: impl IntoIterator<Item = (String, T)>) -> Self {
-        Listing {
-            listed_at: Instant::now(),
-            items: items.into_iter().collect(),
-            stale: BTreeSet::new(),
-        }
-    }
+use listing::Listing;
 
-    fn under<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (&'a String, &'a T)> + 'a {
-        self.items
-            .range(prefix.to_string()..)
-            .take_while(move |(name, _)| name.starts_with(prefix))
-    }
-
-    fn has_stale_under(&self, prefix: &str) -> bool {
-        self.stale
-            .range(prefix.to_string()..)
-            .next()
-            .is_some_and(|name| name.starts_with(prefix))
-    }
-
-    /// Replaces what is under `prefix` with a fresh read of it.
-    fn refresh(&mut self, prefix: &str, fresh: impl IntoIterator<Item = (String, T)>) {
-        self.items.retain(|name, _| !name.starts_with(prefix));
-        self.stale.retain(|name| !name.starts_with(prefix));
-        self.items.extend(fresh);
-    }
-}
-
-/// What is known of one topic: each part read once, dropped when alertops writes it.
 /// A metric or composite alarm of the cluster's listing (both come in the same pages).
 // Nearly every entry is a metric alarm: boxing it would add an allocation per alarm and save
 // nothing.
 #[allow(clippy::large_enum_variant)]
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 enum ListedAlarm {
     Metric(ObservedAlarm),
     Composite(ObservedComposite),
@@ -107,6 +72,7 @@ fn listed(listing: AlarmListing) -> impl Iterator<Item = (String, ListedAlarm)> 
     metric.chain(composite)
 }
 
+/// What is known of one topic: each part read once, dropped when alertops writes it.
 #[derive(Clone, Debug, Default)]
 struct TopicDetail {
     attributes: Option<HashMap<String, String>>,
@@ -202,8 +168,12 @@ impl<A: ControllerAws> CloudWatchAlarms for Inventory<A> {
         }
         let mut listing = self.shared.alarms.lock().await;
         if !listing.as_ref().is_some_and(|l| self.fresh(l.listed_at)) {
-            let alarms = self.inner.alarm_listing(cluster).await?;
-            *listing = Some(Listing::new(listed(alarms)));
+            // Packed page by page: a fleet's alarms are never all held decoded.
+            let mut fresh = Listing::new([]);
+            self.inner
+                .alarm_pages(cluster, &mut |page| fresh.add(listed(page)))
+                .await?;
+            *listing = Some(fresh);
         }
         let listing = listing.as_mut().expect("listed above");
         if listing.has_stale_under(prefix) {
@@ -213,8 +183,8 @@ impl<A: ControllerAws> CloudWatchAlarms for Inventory<A> {
         let mut out = AlarmListing::default();
         for (_, alarm) in listing.under(prefix) {
             match alarm {
-                ListedAlarm::Metric(a) => out.metric.push(a.clone()),
-                ListedAlarm::Composite(c) => out.composite.push(c.clone()),
+                ListedAlarm::Metric(a) => out.metric.push(a),
+                ListedAlarm::Composite(c) => out.composite.push(c),
             }
         }
         Ok(out)
@@ -250,9 +220,7 @@ impl<A: ControllerAws> CloudWatchAlarms for Inventory<A> {
         let result = self.inner.delete_alarms(names).await;
         if let Some(listing) = self.shared.alarms.lock().await.as_mut() {
             match &result {
-                Ok(()) => names.iter().for_each(|name| {
-                    listing.items.remove(name);
-                }),
+                Ok(()) => names.iter().for_each(|name| listing.remove(name)),
                 Err(_) => listing.stale.extend(names.iter().cloned()),
             }
         }
@@ -293,7 +261,7 @@ impl<A: ControllerAws> EventBridgeRules for Inventory<A> {
                     .map(|r| (r.definition.rule_name.clone(), r)),
             );
         }
-        Ok(listing.under(prefix).map(|(_, r)| r.clone()).collect())
+        Ok(listing.under(prefix).into_iter().map(|(_, r)| r).collect())
     }
 
     async fn put_rule(
@@ -324,9 +292,7 @@ impl<A: ControllerAws> EventBridgeRules for Inventory<A> {
         let result = self.inner.delete_rule(rule_name).await;
         if let Some(listing) = self.shared.rules.lock().await.as_mut() {
             match &result {
-                Ok(()) => {
-                    listing.items.remove(rule_name);
-                }
+                Ok(()) => listing.remove(rule_name),
                 Err(_) => {
                     listing.stale.insert(rule_name.to_string());
                 }
@@ -619,6 +585,47 @@ mod tests {
         assert!(
             aws.calls().is_empty(),
             "a deletion is applied to the listing"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_fleet_listing_is_packed_page_by_page_and_every_policy_reads_its_own() {
+        // Pages of 3: policy p's four alarms span two pages.
+        let aws = FakeAws::new().with_alarm_pages(3);
+        let root = cluster_alarm_prefix(CLUSTER);
+        for name in ["ns/o/a", "ns/p/a", "ns/p/b", "ns/p/c", "ns/p/d", "ns/q/a"] {
+            aws.put_alarm(&alarm(&format!("{root}{name}")), None)
+                .await
+                .unwrap();
+        }
+        aws.clear_calls();
+        let inventory = Inventory::new(aws.clone(), CLUSTER, Duration::from_secs(600));
+        let names = |listed: Vec<ObservedAlarm>| -> Vec<String> {
+            listed
+                .into_iter()
+                .map(|a| a.definition.alarm_name[root.len()..].to_string())
+                .collect()
+        };
+        let p = inventory
+            .alarms_with_prefix(&format!("{root}ns/p/"))
+            .await
+            .unwrap();
+        assert_eq!(names(p), ["ns/p/a", "ns/p/b", "ns/p/c", "ns/p/d"]);
+        assert_eq!(count(&aws, "DescribeAlarms"), 2, "two pages of three");
+        let o = inventory
+            .alarms_with_prefix(&format!("{root}ns/o/"))
+            .await
+            .unwrap();
+        assert_eq!(names(o), ["ns/o/a"]);
+        let q = inventory
+            .alarms_with_prefix(&format!("{root}ns/q/"))
+            .await
+            .unwrap();
+        assert_eq!(q[0].definition, alarm(&format!("{root}ns/q/a")));
+        assert_eq!(
+            count(&aws, "DescribeAlarms"),
+            2,
+            "later reads are answered from the listing"
         );
     }
 
