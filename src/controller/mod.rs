@@ -130,19 +130,25 @@ pub fn metrics_registry(
     registry
 }
 
-/// The annotation `kubectl apply` writes: a copy of the whole last-applied manifest.
-const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
-
 /// Drops from an object what the controller never reads but would otherwise keep in its cache
-/// for every resource: `managedFields` and kubectl's last-applied copy of the manifest (together
-/// often more than the spec itself). The spec, status, labels and other annotations stay.
+/// for every resource: `managedFields`, labels, and every annotation but alertops' own
+/// (`alertops.dev/…`, e.g. adopt) — kubectl's last-applied copy of the manifest and Argo CD's
+/// tracking annotations among them. Together often more than the spec itself. Spec and status
+/// stay. Nothing is written back from the cache: status goes out as its own patch.
 pub fn strip_unread<K: Resource>(object: &mut K) {
     let meta = object.meta_mut();
     meta.managed_fields = None;
+    meta.labels = None;
     if let Some(annotations) = meta.annotations.as_mut() {
-        annotations.remove(LAST_APPLIED);
+        annotations.retain(|key, _| key.starts_with(OWN_ANNOTATIONS));
+        if annotations.is_empty() {
+            meta.annotations = None;
+        }
     }
 }
+
+/// The prefix of the annotations alertops reads.
+const OWN_ANNOTATIONS: &str = "alertops.dev/";
 
 /// Reconciles of one kind in flight at once. Enough that a first install keeps the
 /// PutMetricAlarm budget busy (each AlarmPolicy puts up to 8 alarms at once, so 512 permits can
@@ -410,14 +416,20 @@ async fn log_result<T, E: std::fmt::Display>(result: Result<T, E>) {
 mod tests {
     use super::*;
 
+    /// The annotation `kubectl apply` writes: a copy of the whole last-applied manifest.
+    const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
     #[test]
-    fn the_cache_keeps_spec_status_and_annotations_but_not_managed_fields_or_last_applied() {
+    fn the_cache_keeps_spec_status_and_alertops_annotations_but_not_managed_fields_labels_or_other_annotations()
+     {
         let mut policy: AlarmPolicy = serde_json::from_value(serde_json::json!({
             "apiVersion": "alertops.dev/v1alpha1",
             "kind": "AlarmPolicy",
             "metadata": {
                 "name": "elb", "namespace": "team",
-                "annotations": {LAST_APPLIED: "{\"spec\":{}}", "alertops.dev/adopt": "true"},
+                "annotations": {LAST_APPLIED: "{\"spec\":{}}", "alertops.dev/adopt": "true",
+                                "argocd.argoproj.io/tracking-id": "team:alertops.dev/AlarmPolicy:team/elb"},
+                "labels": {"app.kubernetes.io/instance": "team"},
                 "managedFields": [{"manager": "kubectl", "operation": "Apply"}]
             },
             "spec": {"alarms": []},
@@ -427,8 +439,9 @@ mod tests {
         strip_unread(&mut policy);
         assert_eq!(policy.metadata.managed_fields, None);
         let annotations = policy.metadata.annotations.as_ref().unwrap();
-        assert!(!annotations.contains_key(LAST_APPLIED));
+        assert_eq!(annotations.len(), 1, "{annotations:?}");
         assert_eq!(annotations["alertops.dev/adopt"], "true");
+        assert_eq!(policy.metadata.labels, None);
         assert_eq!(policy.status.unwrap().alarm_count, 3);
     }
 }

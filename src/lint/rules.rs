@@ -1122,6 +1122,7 @@ fn find_cycle(references: &BTreeMap<&str, Vec<String>>) -> Option<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resources::SpecMap;
     use crate::resources::alarm_policy::{MetricSpec, QueryMetric};
 
     fn metric_alarm(namespace: &str, name: &str, statistic: Statistic) -> AlarmSpec {
@@ -1133,7 +1134,7 @@ mod tests {
             metric: Some(MetricSpec {
                 namespace: namespace.to_string(),
                 name: name.to_string(),
-                dimensions: BTreeMap::new(),
+                dimensions: SpecMap::default(),
                 statistic: Some(statistic),
                 percentile: None,
                 unit: None,
@@ -1150,7 +1151,7 @@ mod tests {
             insufficient_data_notifications: false,
             actions_enabled: true,
             additional_actions: Vec::new(),
-            tags: BTreeMap::new(),
+            tags: SpecMap::default(),
         }
     }
 
@@ -1188,7 +1189,7 @@ mod tests {
                     "RequestCount"
                 }
                 .to_string(),
-                dimensions: BTreeMap::new(),
+                dimensions: SpecMap::default(),
                 stat: stat.to_string(),
                 unit: None,
             }),
@@ -1523,7 +1524,7 @@ mod tests {
         let empty = AlarmPolicySpec {
             topic: Default::default(),
             deletion_policy: Default::default(),
-            tags: BTreeMap::new(),
+            tags: SpecMap::default(),
             alarms: Vec::new(),
             composite_alarms: Vec::new(),
             log_alarms: Vec::new(),
@@ -1576,7 +1577,7 @@ mod tests {
             metric: Some(QueryMetric {
                 namespace: "CWAgent".to_string(),
                 name: "disk_used_percent".to_string(),
-                dimensions: BTreeMap::new(),
+                dimensions: SpecMap::default(),
                 stat: "Maximum".to_string(),
                 unit: None,
             }),
@@ -1693,7 +1694,7 @@ mod tests {
         let mut spec = AlarmPolicySpec {
             topic: Default::default(),
             deletion_policy: Default::default(),
-            tags: BTreeMap::new(),
+            tags: SpecMap::default(),
             alarms: vec![silent],
             composite_alarms: Vec::new(),
             log_alarms: Vec::new(),

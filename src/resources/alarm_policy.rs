@@ -7,7 +7,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{Conditions, DeletionPolicy, Severity};
+use super::common::{Conditions, DeletionPolicy, Severity, SpecMap};
 
 /// What to watch: a topic, the CloudWatch alarms and the EventBridge rules that publish to it.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -47,8 +47,9 @@ pub struct AlarmPolicySpec {
     pub deletion_policy: DeletionPolicy,
     /// Tags put on every AWS resource the policy creates, for example `Team` and `Feature`.
     /// Alert routes match on them.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub tags: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "SpecMap::is_empty")]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub tags: SpecMap,
     /// CloudWatch metric alarms.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 500))]
@@ -172,8 +173,9 @@ pub struct AlarmSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub additional_actions: Vec<String>,
     /// Tags of this alarm, added to the policy's tags.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub tags: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "SpecMap::is_empty")]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub tags: SpecMap,
 }
 
 fn default_true() -> bool {
@@ -234,8 +236,9 @@ pub struct CompositeAlarmSpec {
     #[serde(default = "default_true")]
     pub actions_enabled: bool,
     /// Tags of this composite, added to the policy's tags.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub tags: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "SpecMap::is_empty")]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub tags: SpecMap,
 }
 
 /// An alarm on log events: the metric filter that counts (or measures) matching lines, and the
@@ -279,8 +282,9 @@ pub struct LogAlarmSpec {
     pub statistic: Statistic,
     /// Dimension values of the series the alarm watches, one for each dimension of
     /// `logs.metric.dimensions` (a filter with dimensions publishes only per-value series).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub dimensions: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "SpecMap::is_empty")]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub dimensions: SpecMap,
     /// Length of one datapoint in seconds: 10, 20, 30 or a multiple of 60.
     #[schemars(range(min = 10, max = 86400))]
     pub period: i32,
@@ -313,8 +317,9 @@ pub struct LogAlarmSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub additional_actions: Vec<String>,
     /// Tags of the alarm, added to the policy's tags (metric filters have no tags).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub tags: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "SpecMap::is_empty")]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub tags: SpecMap,
 }
 
 fn default_sum() -> Statistic {
@@ -395,9 +400,10 @@ pub struct LogMetricSpec {
     pub default_value: Option<f64>,
     /// Dimensions taken from the event: dimension name → `$.field` (JSON patterns) or `$name`
     /// (space-delimited). At most 3.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "SpecMap::is_empty")]
+    #[schemars(with = "BTreeMap<String, String>")]
     #[schemars(length(max = 3))]
-    pub dimensions: BTreeMap<String, String>,
+    pub dimensions: SpecMap,
     /// Unit of the published metric, e.g. `Count` or `Milliseconds`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit: Option<String>,
@@ -420,8 +426,9 @@ pub struct MetricSpec {
     #[schemars(length(min = 1, max = 255))]
     pub name: String,
     /// Metric dimensions, for example `LoadBalancerName`.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub dimensions: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "SpecMap::is_empty")]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub dimensions: SpecMap,
     /// Statistic. Count metrics (errors, HTTP codes) need `Sum`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub statistic: Option<Statistic>,
@@ -469,8 +476,9 @@ pub struct QueryMetric {
     #[schemars(length(min = 1, max = 255))]
     pub name: String,
     /// Metric dimensions.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub dimensions: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "SpecMap::is_empty")]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub dimensions: SpecMap,
     /// Statistic, for example `Sum` or `p99`.
     #[schemars(length(min = 1, max = 20))]
     pub stat: String,

@@ -1,8 +1,6 @@
 //! The desired AWS state of an AlarmPolicy, built from the spec alone (no I/O), and the
 //! normalised comparison with what AWS reports.
 
-use std::collections::BTreeMap;
-
 use serde_json::{Value, json};
 
 pub use crate::aws::cloudwatch::{
@@ -11,11 +9,11 @@ pub use crate::aws::cloudwatch::{
 pub use crate::aws::eventbridge::RuleDefinition;
 pub use crate::aws::log_filters::MetricFilterDefinition;
 use crate::names::OwnerIdentity;
-use crate::resources::Tags;
 use crate::resources::alarm_policy::{
     AlarmPolicySpec, AlarmSpec, AnomalyDetectionSpec, CompositeAlarmSpec, EventRuleSpec,
     LogAlarmSpec,
 };
+use crate::resources::{SpecMap, Tags, owned_map};
 
 use super::presets;
 
@@ -145,7 +143,7 @@ fn build_filter(log_alarm: &LogAlarmSpec, owner: &OwnerIdentity) -> DesiredFilte
             metric_name: logs.metric.name.clone(),
             metric_value: logs.metric.value.clone(),
             default_value: logs.metric.default_value,
-            dimensions: logs.metric.dimensions.clone(),
+            dimensions: owned_map(&logs.metric.dimensions),
             unit: logs.metric.unit.clone().filter(|u| u != "None"),
         },
     }
@@ -293,7 +291,7 @@ pub fn composite_differences(
 /// The policy's topic and the tags of everything the policy makes (the spec's tags and the
 /// ownership tags). Needed before the rest: the alarms' actions name the topic's ARN.
 pub fn topic(spec: &AlarmPolicySpec, owner: &OwnerIdentity) -> (DesiredTopic, Tags) {
-    let mut policy_tags = spec.tags.clone();
+    let mut policy_tags = owned_map(&spec.tags);
     policy_tags.extend(owner.ownership_tags());
     let topic = match &spec.topic.existing_arn {
         Some(arn) => DesiredTopic::Existing { arn: arn.clone() },
@@ -469,7 +467,7 @@ fn alarm_description(alarm: &AlarmSpec) -> Option<String> {
     (!lines.is_empty()).then(|| lines.join("\n"))
 }
 
-fn sorted_dimensions(dims: &BTreeMap<String, String>) -> Vec<(String, String)> {
+fn sorted_dimensions(dims: &SpecMap) -> Vec<(String, String)> {
     dims.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
@@ -800,7 +798,7 @@ mod tests {
         AlarmPolicySpec {
             topic: TopicSpec::default(),
             deletion_policy: Default::default(),
-            tags: Tags::from([("Team".into(), "platform".into())]),
+            tags: SpecMap::from_iter([("Team".into(), "platform".into())]),
             alarms: vec![alarm()],
             composite_alarms: Vec::new(),
             log_alarms: Vec::new(),
