@@ -1,5 +1,5 @@
 //! Controller memory with 1,000 AlarmPolicies of 10 alarms each, held as the controller holds
-//! them: the typed objects in a kube reflector store, fed by list pages of 500 as the API server
+//! them: the typed objects in a kube reflector store, fed by list pages (of `LIST_PAGE_SIZE`) as the API server
 //! sends them (metadata with managedFields and kubectl's last-applied annotation, status with
 //! conditions, alarm ARNs, tag digests and lint findings), plus the desired states of the
 //! reconciles in flight (each built and dropped as a reconcile does, as many at once as the
@@ -27,8 +27,8 @@ use serde_json::{Value, json};
 use crate::Row;
 use crate::policies;
 
-/// Objects per list page (kube's watcher default).
-const PAGE_SIZE: usize = 500;
+/// Objects per list page, as the controller's watchers ask for them.
+const PAGE_SIZE: usize = alertops::controller::LIST_PAGE_SIZE as usize;
 
 const CLUSTER_ID: &str = "prod-eu1";
 const ACCOUNT: &str = "123456789012";
