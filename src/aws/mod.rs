@@ -46,7 +46,7 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use aws_smithy_types::retry::RetryConfig;
 
-pub use cloudwatch::{AlarmDefinition, AlarmListing, CloudWatchAlarms, ObservedAlarm};
+pub use cloudwatch::{AlarmDefinition, AlarmListing, AlarmMetric, CloudWatchAlarms, ObservedAlarm};
 pub use eventbridge::EventBridgeRules;
 pub use log_events::{LogEvent, LogEventPage, LogEventQuery, LogEvents, MetricFilterSource};
 pub use log_filters::LogMetricFilters;

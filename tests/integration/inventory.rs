@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use alertops::aws::{AwsClients, CloudWatchAlarms, Inventory};
+use alertops::aws::{AlarmDefinition, AlarmMetric, AwsClients, CloudWatchAlarms, Inventory};
 use alertops::k8s::{ClusterApi, MemoryCluster};
 use alertops::reconcile::{Context, OperatorSettings, alarm_policy};
 use alertops::resources::AlarmPolicy;
@@ -155,4 +155,67 @@ async fn a_resync_lists_once_and_repairs_what_was_changed_behind_its_back() {
     assert_eq!(fleet.threshold(&deleted).await, Some(10.0));
     let writes: Vec<String> = calls.writes().into_iter().map(|c| c.operation).collect();
     assert_eq!(writes, ["PutMetricAlarm", "PutMetricAlarm"]);
+}
+
+/// 130 alarms in three policy folders, listed in two DescribeAlarms pages (the CloudWatch
+/// translator pages by 100, as CloudWatch does): the inventory packs them page by page, a
+/// folder split across the pages comes back whole, and every folder reads its own alarms.
+#[tokio::test]
+async fn a_listing_of_several_pages_serves_every_policy_its_own_alarms() {
+    let aws = harness::aws_clients().await;
+    let cluster_id = harness::unique("pages").to_lowercase();
+    let root = format!("alertops/{cluster_id}/ns/");
+    let folders = [("a", 50), ("b", 60), ("c", 20)];
+    for (folder, count) in folders {
+        for i in 0..count {
+            aws.put_alarm(&definition(&format!("{root}{folder}/alarm-{i:03}")), None)
+                .await
+                .expect("put");
+        }
+    }
+    let inventory = Inventory::new(aws.clone(), &cluster_id, Duration::from_secs(600));
+    let calls = aws.call_log();
+    calls.reset();
+    for (folder, count) in folders {
+        let listed = inventory
+            .alarms_with_prefix(&format!("{root}{folder}/"))
+            .await
+            .expect("listed");
+        let names: Vec<String> = listed
+            .iter()
+            .map(|a| a.definition.alarm_name.clone())
+            .collect();
+        let expected: Vec<String> = (0..count)
+            .map(|i| format!("{root}{folder}/alarm-{i:03}"))
+            .collect();
+        assert_eq!(names, expected, "folder {folder}");
+        assert_eq!(listed[0].definition, definition(&expected[0]));
+    }
+    assert_eq!(calls.count("DescribeAlarms"), 2, "{:?}", calls.snapshot());
+}
+
+fn definition(name: &str) -> AlarmDefinition {
+    AlarmDefinition {
+        alarm_name: name.to_string(),
+        description: Some("five errors a minute".into()),
+        actions_enabled: true,
+        alarm_actions: Vec::new(),
+        ok_actions: Vec::new(),
+        insufficient_data_actions: Vec::new(),
+        metric: AlarmMetric::Single {
+            namespace: "AWS/ELB".into(),
+            name: "Errors".into(),
+            dimensions: vec![("LoadBalancerName".into(), "web".into())],
+            statistic: Some("Sum".into()),
+            extended_statistic: None,
+            period: 60,
+            unit: None,
+        },
+        evaluation_periods: 1,
+        datapoints_to_alarm: 1,
+        threshold: 5.0,
+        threshold_metric_id: None,
+        comparison: "GreaterThanThreshold".into(),
+        treat_missing_data: "missing".into(),
+    }
 }
