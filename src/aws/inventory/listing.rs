@@ -1,8 +1,8 @@
 //! A cluster-wide listing held compactly. At fleet scale the listing is most of what the
 //! controller keeps besides its Kubernetes cache (100,000 alarms decoded are ~1.4 KB each, most
 //! of it the same topic ARNs, name prefixes and state reasons over and over), so items are kept
-//! in groups, one per name "folder" (the name up to its last `/`: one AlarmPolicy's alarms),
-//! each group as deflated JSON. A read decodes only the groups under its prefix; a write
+//! in groups, one per name "folder" (the name up to its last separator: `/` for alarms and `.`
+//! for rules, so a folder is one AlarmPolicy's alarms or rules), each group as deflated JSON. A read decodes only the groups under its prefix; a write
 //! re-packs only the groups it touches.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -59,24 +59,29 @@ fn inflate<T: DeserializeOwned>(bytes: &[u8]) -> Option<Items<T>> {
     serde_json::from_slice(&json).ok()
 }
 
-/// The group of a name: the name up to and including its last `/` (empty without one).
-fn group_of(name: &str) -> &str {
-    name.rfind('/').map_or("", |i| &name[..=i])
+/// The group of a name: the name up to and including its last `separator` (empty without
+/// one). Any name starting with a prefix is then in the prefix's own group or in a group whose
+/// key starts with the prefix.
+fn group_of(name: &str, separator: char) -> &str {
+    name.rfind(separator).map_or("", |i| &name[..=i])
 }
 
 /// A cluster-wide listing of one kind of resource, by name, with the names written since.
 #[derive(Debug)]
 pub(super) struct Listing<T> {
     pub(super) listed_at: Instant,
+    /// Ends a name's folder: `/` in alarm names, `.` in rule names.
+    separator: char,
     groups: BTreeMap<String, Packed<T>>,
     /// Written since the listing: the next read of a prefix holding one re-lists that prefix.
     pub(super) stale: BTreeSet<String>,
 }
 
 impl<T: Serialize + DeserializeOwned + Clone> Listing<T> {
-    pub(super) fn new(items: impl IntoIterator<Item = (String, T)>) -> Self {
+    pub(super) fn new(separator: char, items: impl IntoIterator<Item = (String, T)>) -> Self {
         let mut listing = Listing {
             listed_at: Instant::now(),
+            separator,
             groups: BTreeMap::new(),
             stale: BTreeSet::new(),
         };
@@ -87,7 +92,7 @@ impl<T: Serialize + DeserializeOwned + Clone> Listing<T> {
     /// The keys of the groups that may hold names starting with `prefix`: the prefix's own
     /// group, and every group whose key starts with the prefix.
     fn groups_under(&self, prefix: &str) -> Vec<String> {
-        let own = group_of(prefix);
+        let own = group_of(prefix, self.separator);
         let mut keys: Vec<String> = self
             .groups
             .range(prefix.to_string()..)
@@ -133,7 +138,7 @@ impl<T: Serialize + DeserializeOwned + Clone> Listing<T> {
 
     /// Forgets one item (deleted by alertops).
     pub(super) fn remove(&mut self, name: &str) {
-        let key = group_of(name).to_string();
+        let key = group_of(name, self.separator).to_string();
         self.repack(&key, |items| items.retain(|(n, _)| n != name));
     }
 
@@ -142,7 +147,7 @@ impl<T: Serialize + DeserializeOwned + Clone> Listing<T> {
         let mut by_group: BTreeMap<String, Items<T>> = BTreeMap::new();
         for (name, item) in items {
             by_group
-                .entry(group_of(&name).to_string())
+                .entry(group_of(&name, self.separator).to_string())
                 .or_default()
                 .push((name, item));
         }
@@ -175,12 +180,13 @@ impl<T: Serialize + DeserializeOwned + Clone> Listing<T> {
 mod tests {
     use super::*;
 
-    fn names<T>(items: &[(String, T)]) -> Vec<&str> {
+    fn names_of<T>(items: &[(String, T)]) -> Vec<&str> {
         items.iter().map(|(n, _)| n.as_str()).collect()
     }
 
     fn listing(names: &[&str]) -> Listing<u32> {
         Listing::new(
+            '/',
             names
                 .iter()
                 .enumerate()
@@ -191,14 +197,26 @@ mod tests {
     #[test]
     fn a_prefix_finds_its_names_across_groups_sorted_and_nothing_else() {
         let listing = listing(&["a/p/x", "a/p/c/y", "a/p2/z", "a/pz", "a/q/w", "b/p/x"]);
-        assert_eq!(names(&listing.under("a/p/")), ["a/p/c/y", "a/p/x"]);
+        assert_eq!(names_of(&listing.under("a/p/")), ["a/p/c/y", "a/p/x"]);
         // A prefix ending inside a name: its own group ("a/") and the groups below it.
         assert_eq!(
-            names(&listing.under("a/p")),
+            names_of(&listing.under("a/p")),
             ["a/p/c/y", "a/p/x", "a/p2/z", "a/pz"]
         );
         assert_eq!(listing.under("a/r").len(), 0);
         assert_eq!(listing.under("").len(), 6);
+    }
+
+    #[test]
+    fn rule_names_are_grouped_by_their_policy_prefix() {
+        let names = ["ao.h1.deploy", "ao.h1.scale", "ao.h2.deploy"];
+        let listing = Listing::new('.', names.map(|n| (n.to_string(), 0_u32)));
+        assert_eq!(
+            names_of(&listing.under("ao.h1.")),
+            ["ao.h1.deploy", "ao.h1.scale"]
+        );
+        assert_eq!(listing.groups.len(), 2, "one group per policy");
+        assert_eq!(listing.under("ao.").len(), 3);
     }
 
     #[test]
@@ -207,7 +225,7 @@ mod tests {
         listing.stale.insert("a/p/y".into());
         listing.refresh("a/p/", [("a/p/new".to_string(), 7)]);
         let all = listing.under("a/");
-        assert_eq!(names(&all), ["a/p/new", "a/p2/z"]);
+        assert_eq!(names_of(&all), ["a/p/new", "a/p2/z"]);
         assert_eq!(all[0].1, 7);
         assert!(!listing.has_stale_under("a/p/"));
     }
@@ -216,13 +234,16 @@ mod tests {
     fn a_removed_name_is_gone_and_an_emptied_group_is_dropped() {
         let mut listing = listing(&["a/p/x", "a/q/y"]);
         listing.remove("a/p/x");
-        assert_eq!(names(&listing.under("a/")), ["a/q/y"]);
+        assert_eq!(names_of(&listing.under("a/")), ["a/q/y"]);
         assert!(!listing.groups.contains_key("a/p/"));
     }
 
     #[test]
     fn groups_are_kept_deflated_and_what_json_cannot_carry_is_kept_as_is() {
-        let listing = Listing::new([("a/x".to_string(), 1.5_f64), ("b/y".to_string(), f64::NAN)]);
+        let listing = Listing::new(
+            '/',
+            [("a/x".to_string(), 1.5_f64), ("b/y".to_string(), f64::NAN)],
+        );
         assert!(matches!(listing.groups["a/"], Packed::Deflated(..)));
         assert!(matches!(listing.groups["b/"], Packed::Plain(_)));
         assert_eq!(listing.under("a/")[0].1, 1.5);

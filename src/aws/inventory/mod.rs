@@ -169,7 +169,7 @@ impl<A: ControllerAws> CloudWatchAlarms for Inventory<A> {
         let mut listing = self.shared.alarms.lock().await;
         if !listing.as_ref().is_some_and(|l| self.fresh(l.listed_at)) {
             // Packed page by page: a fleet's alarms are never all held decoded.
-            let mut fresh = Listing::new([]);
+            let mut fresh = Listing::new('/', []);
             self.inner
                 .alarm_pages(cluster, &mut |page| fresh.add(listed(page)))
                 .await?;
@@ -246,6 +246,7 @@ impl<A: ControllerAws> EventBridgeRules for Inventory<A> {
         if !listing.as_ref().is_some_and(|l| self.fresh(l.listed_at)) {
             let rules = self.inner.rules_with_prefix(RULE_PREFIX).await?;
             *listing = Some(Listing::new(
+                '.',
                 rules
                     .into_iter()
                     .map(|r| (r.definition.rule_name.clone(), r)),
