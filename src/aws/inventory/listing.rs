@@ -47,7 +47,7 @@ impl<T: Serialize + DeserializeOwned + Clone> Packed<T> {
 }
 
 fn deflate<T: Serialize>(items: &Items<T>) -> Option<Vec<u8>> {
-    let mut encoder = DeflateEncoder::new(Vec::new(), Compression::fast());
+    let mut encoder = DeflateEncoder::new(Vec::new(), Compression::default());
     serde_json::to_writer(&mut encoder, items).ok()?;
     encoder.flush().ok()?;
     encoder.finish().ok()
